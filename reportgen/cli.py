@@ -14,13 +14,23 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from reportgen import __version__
 from reportgen.config import Config, load_config
 from reportgen.errors import ReportgenError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_THRESHOLD, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_THRESHOLD, EXIT_DIVERGED, EXIT_INTERRUPTED = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    130,
+)
 DEFAULT_CONFIG = Path("config.toml")
 
 
@@ -56,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run)
     run.add_argument("--out", "-o", type=Path, help="run directory (default: reports/<run.name>)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    run.add_argument("--templates", type=Path, help="directory of templates overriding the packaged ones")
+    run.add_argument(
+        "--templates", type=Path, help="directory of templates overriding the packaged ones"
+    )
 
     data = commands.add_parser("data", help="obtain and verify the MNIST files")
     _add_config_options(data)
@@ -92,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         display.close()
         print("reportgen: interrupted; the previous run (if any) is unchanged", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001 - the top of the program: one line unless --debug
+    except Exception as e:
         _error(f"internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
                args.debug)  # fmt: skip
         return EXIT_FAILURE
@@ -146,11 +158,16 @@ class Display:
     def __init__(self, *, quiet: bool, verbose: bool, stream: TextIO = sys.stderr) -> None:
         self.quiet, self.verbose, self.stream = quiet, verbose, stream
         self._progress = None
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         if not quiet and stream.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-            from rich.progress import TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -181,14 +198,18 @@ class Display:
         if event.kind == "epoch":
             key = f"epochs:{event.model}"
             if key not in self._tasks:
-                self._tasks[key] = self._progress.add_task(f"{event.model} epochs", total=event.total)
+                self._tasks[key] = self._progress.add_task(
+                    f"{event.model} epochs", total=event.total
+                )
             self._progress.update(self._tasks[key], completed=event.done)
             if self.verbose:
                 self._progress.console.print(f"{event.model}: {event.message}")
         elif event.kind == "step":
             key = f"steps:{event.model}"
             if key not in self._tasks:
-                self._tasks[key] = self._progress.add_task(f"{event.model} batches", total=event.total)
+                self._tasks[key] = self._progress.add_task(
+                    f"{event.model} batches", total=event.total
+                )
             if event.done % 25 == 0 or event.done == event.total:
                 self._progress.update(self._tasks[key], completed=event.done)
         elif event.kind == "stage_done":

@@ -81,10 +81,11 @@ class DataSection(_Section):
 
     @model_validator(mode="after")
     def _split_fits(self) -> DataSection:
-        if self.limit_train and self.limit_train > MNIST_TRAIN_SIZE - self.val_size:
+        available = MNIST_TRAIN_SIZE - self.val_size
+        if self.limit_train and self.limit_train > available:
             raise ValueError(
-                f"data.limit_train ({self.limit_train}) exceeds the {MNIST_TRAIN_SIZE - self.val_size} "
-                f"training images left after data.val_size ({self.val_size}) are held out"
+                f"data.limit_train ({self.limit_train}) exceeds the {available} training "
+                f"images left after data.val_size ({self.val_size}) are held out"
             )
         return self
 

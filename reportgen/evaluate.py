@@ -66,7 +66,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, A
             "precision": float(p),
             "recall": float(r),
             "f1": float(f),
-            "support": int(len(y_true)),
+            "support": len(y_true),
         }
     return report
 
@@ -108,10 +108,7 @@ def worst_classes(errors: list[dict[str, Any]], *, count: int = 3) -> list[int]:
 def most_confused_pairs(matrix: np.ndarray, *, count: int) -> list[dict[str, int]]:
     """Return the ``count`` largest off-diagonal cells as ``{true, pred, count}``, largest first."""
     cells = [
-        (int(matrix[t, p]), t, p)
-        for t in LABELS
-        for p in LABELS
-        if t != p and matrix[t, p] > 0
+        (int(matrix[t, p]), t, p) for t in LABELS for p in LABELS if t != p and matrix[t, p] > 0
     ]
     cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
     return [{"true": t, "pred": p, "count": n} for n, t, p in cells[:count]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -40,13 +41,13 @@ class MLP(nn.Module):
 
     def first_layer(self) -> nn.Linear:
         """Return the input layer, whose weight rows are 28×28 templates."""
-        layer = self.hidden[0][0]
+        layer = cast(nn.Sequential, self.hidden[0])[0]
         assert isinstance(layer, nn.Linear)
         return layer
 
     def first_activations(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the first hidden layer's pre-activation and post-ReLU values for ``x``."""
-        block = self.hidden[0]
+        block = cast(nn.Sequential, self.hidden[0])
         pre = x
         for layer in block:
             if isinstance(layer, nn.ReLU):
@@ -88,13 +89,13 @@ class CNN(nn.Module):
 
     def first_layer(self) -> nn.Conv2d:
         """Return the first convolution, whose kernels are drawn as images."""
-        layer = self.features[0][0]
+        layer = cast(nn.Sequential, self.features[0])[0]
         assert isinstance(layer, nn.Conv2d)
         return layer
 
     def first_activations(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the first conv layer's feature maps before and after ReLU."""
-        block = self.features[0]
+        block = cast(nn.Sequential, self.features[0])
         pre = x.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
         for layer in block:
             if isinstance(layer, nn.ReLU):

@@ -21,7 +21,7 @@ import torch
 
 from reportgen import evaluate, rundir
 from reportgen.config import Config, ModelSection, to_toml
-from reportgen.data import Dataset, DataFiles, ensure_mnist, load_dataset
+from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
 from reportgen.errors import ConfigError, RunDirError
 from reportgen.models import build, parameter_count
@@ -140,7 +140,7 @@ def _load_checkpoint(path: Path) -> TrainState | None:
     try:
         payload = torch.load(path, weights_only=True, map_location="cpu")
         return TrainState(**payload)
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is refused the same way
+    except Exception as e:
         raise RunDirError(f"checkpoint {path} is unreadable or tampered with: {e}") from e
 
 
@@ -212,9 +212,7 @@ def stage_evaluate(
     )  # fmt: skip
 
 
-def model_metrics(
-    outcome: ModelOutcome, y_test: np.ndarray, *, auto_pairs: int
-) -> dict[str, Any]:
+def model_metrics(outcome: ModelOutcome, y_test: np.ndarray, *, auto_pairs: int) -> dict[str, Any]:
     """Return every per-model number the report shows, under stable keys."""
     y_pred = outcome.predictions
     matrix = evaluate.confusion(y_test, y_pred)

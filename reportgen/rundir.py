@@ -140,15 +140,18 @@ def artifacts(root: Path) -> Iterator[Path]:
     """Yield every published file of a run except the manifest, in sorted order."""
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if path.is_file() and rel.parts[0] != WORK and rel.name != MANIFEST:
-            if not rel.name.startswith("."):
-                yield path
+        hidden = rel.name.startswith(".")  # temporary files of an interrupted write
+        if path.is_file() and rel.parts[0] != WORK and rel.name != MANIFEST and not hidden:
+            yield path
 
 
 def artifact_hashes(root: Path) -> dict[str, dict[str, Any]]:
     """Return ``{relative path: {sha256, size}}`` for every artifact of a run."""
     return {
-        path.relative_to(root).as_posix(): {"sha256": sha256_path(path), "size": path.stat().st_size}
+        path.relative_to(root).as_posix(): {
+            "sha256": sha256_path(path),
+            "size": path.stat().st_size,
+        }
         for path in artifacts(root)
     }
 
@@ -239,7 +242,7 @@ def publish(staging: Path, final: Path) -> None:
     final = final.absolute()
     shutil.rmtree(staging / WORK, ignore_errors=True)
     _fsync_tree(staging)
-    os.chmod(staging, 0o755)
+    os.chmod(staging, 0o755)  # noqa: S103 - a published report is meant to be readable
     if final.exists() and not final.is_dir():
         raise RunDirError(f"{final} exists and is not a directory")
     if final.exists() and _exchange(staging, final):
@@ -277,9 +280,7 @@ def _exchange(a: Path, b: Path) -> bool:
     renameat2 = getattr(libc, "renameat2", None)
     if renameat2 is None:
         return False
-    result = renameat2(
-        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
-    )
+    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     if result == 0:
         return True
     err = ctypes.get_errno()

@@ -72,15 +72,21 @@ def make_optimizer(
     params: Any, train: TrainSection, *, weight_decay: float, fused: bool = False
 ) -> Optimizer:
     """Return the configured optimizer (weight decay is L2 for SGD/Adam, decoupled for AdamW)."""
-    fast: dict[str, bool] = {"fused": True} if fused else {"foreach": True}
+    foreach = None if fused else True
+    fused_flag = True if fused else None
     if train.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=train.lr, momentum=train.momentum, weight_decay=weight_decay, **fast
-        )
+            params, lr=train.lr, momentum=train.momentum, weight_decay=weight_decay,
+            foreach=foreach, fused=fused_flag,
+        )  # fmt: skip
     if train.optimizer == "adam":
-        return torch.optim.Adam(params, lr=train.lr, weight_decay=weight_decay, **fast)
+        return torch.optim.Adam(
+            params, lr=train.lr, weight_decay=weight_decay, foreach=foreach, fused=fused_flag
+        )
     if train.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=train.lr, weight_decay=weight_decay, **fast)
+        return torch.optim.AdamW(
+            params, lr=train.lr, weight_decay=weight_decay, foreach=foreach, fused=fused_flag
+        )
     raise ValueError(f"unknown optimizer {train.optimizer!r}")
 
 

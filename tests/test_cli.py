@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reportgen.cli import main
+
+from .conftest import fake_cli_env, quick_overrides
+
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--set", "models.nope.dropout=1"], "models.nope: unknown key"),
+        (["run", "--set", "train.lr=-1"], "train.lr: Input should be greater than 0"),
+        (["run", "--set", "train.epochs"], "expected KEY=VALUE"),
+        (["run", "--config", "missing.toml"], "missing.toml: config file not found"),
+        (["data", "--set", "run.name=../x"], "run.name: must be one safe path component"),
+    ],
+)
+def test_config_errors_exit_2_with_one_line(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("reportgen: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_data_command_verifies(fake_mnist: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "--set", f'data.root="{fake_mnist}"', "--set", "data.download=false"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 5 and out[-1].startswith("MNIST verified in ")
+
+
+def test_data_failure_exits_1_naming_the_file(fake_mnist: Path, capsys) -> None:
+    (fake_mnist / "MNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(b"\0" * 10)
+    assert main(["data", "--set", f'data.root="{fake_mnist}"', "--set", "data.download=false"]) == 1
+    err = capsys.readouterr().err
+    assert "t10k-images-idx3-ubyte has 10 bytes" in err and err.count("\n") == 1
+
+
+def test_run_subprocess_prints_run_dir_last(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    out = tmp_path / "reports" / "quick"
+    result = subprocess.run(
+        [sys.executable, str(FAKE_CLI), "run", "--out", str(out), *_sets(quick_overrides(root))],
+        env=fake_cli_env(root), capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    assert (out / "manifest.json").is_file()

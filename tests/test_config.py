@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reportgen.config import (
+    Config,
+    apply_overrides,
+    load_config,
+    parse_override,
+    parse_toml,
+    to_toml,
+    validate,
+)
+from reportgen.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_default_config_file_matches_builtin_defaults() -> None:
+    from_file = load_config(REPO / "config.toml")
+    builtin = load_config(None)
+    assert from_file.model_dump(exclude={"data": {"root"}}) == builtin.model_dump(
+        exclude={"data": {"root"}}
+    )
+
+
+def test_defaults_follow_spec() -> None:
+    config = Config()
+    assert (config.data.batch_size, config.train.optimizer, config.train.lr) == (64, "adam", 1e-3)
+    assert config.train.epochs == 10
+    base, reg = config.models.baseline, config.models.regularized
+    assert base.hidden == reg.hidden == (256, 128)
+    assert (base.dropout, base.batchnorm, base.weight_decay, base.scheduler) == (
+        0,
+        False,
+        0,
+        "none",
+    )
+    assert (reg.dropout, reg.batchnorm, reg.weight_decay) == (0.3, True, 1e-4)
+    assert (reg.scheduler, reg.step_size, reg.gamma) == ("step", 5, 0.5)
+    assert config.report.confused_pairs == ((4, 9),)
+
+
+def test_config_is_frozen() -> None:
+    config = Config()
+    with pytest.raises(Exception, match="frozen"):
+        config.train.lr = 0.1  # type: ignore[misc]
+
+
+def test_data_root_defaults_to_xdg_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert Config().data.root == str(tmp_path / "reportgen")
+
+
+@pytest.mark.parametrize(
+    ("override", "value"),
+    [
+        ("train.epochs=2", 2),
+        ("train.lr=0.01", 0.01),
+        ("train.optimizer=sgd", "sgd"),
+        ('train.optimizer="adamw"', "adamw"),
+        ("report.confused_pairs=[[3, 8], [5, 3]]", [[3, 8], [5, 3]]),
+        ("models.regularized.batchnorm=false", False),
+    ],
+)
+def test_parse_override_values_as_toml(override: str, value: object) -> None:
+    assert parse_override(override)[1] == value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (
+            ["models.nope.dropout=1"],
+            r"models\.nope: unknown key \(allowed: baseline, regularized\)",
+        ),
+        (["train.lr=-1"], r"train\.lr: Input should be greater than 0"),
+        (["train.epochs=0"], r"train\.epochs: Input should be greater than or equal to 1"),
+        (["data.batch_size=0"], r"data\.batch_size"),
+        (
+            ["models.regularized.dropout=1"],
+            r"models\.regularized\.dropout: Input should be less than 1",
+        ),
+        (
+            ["train.optimizer=rmsprop"],
+            r"train\.optimizer: Input should be 'sgd', 'adam' or 'adamw'",
+        ),
+        (
+            ["models.baseline.scheduler=linear"],
+            r"models\.baseline\.scheduler: Input should be 'none'",
+        ),
+        (["train.epoch=3"], r"train\.epoch: unknown key .*did you mean 'train\.epochs'\?"),
+        (["train.epochs='ten'"], r"train\.epochs: Input should be a valid integer"),
+        (["report.confused_pairs=[[4, 10]]"], r"report\.confused_pairs\.0\.1"),
+        (["report.confused_pairs=[[4, 4]]"], r"not a confusion"),
+        (["data.val_size=60000"], r"data\.val_size: Input should be less than 60000"),
+        (["data.val_size=10000", "data.limit_train=55000"], r"data\.limit_train \(55000\) exceeds"),
+        (["run.name=.."], r"run\.name: must be one safe path component"),
+        (["run.name=a/b"], r"run\.name"),
+        (['run.name=""'], r"run\.name"),
+        (['run.name="a\\nb"'], r"run\.name"),
+        (["report.sample_index=150", "data.limit_test=100"], r"report\.sample_index \(150\)"),
+        (["train.lr=1", "train.lr.x=1"], r"train\.lr is a value, not a table"),
+    ],
+)
+def test_bad_values_name_the_key(overrides: list[str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, overrides)
+
+
+@pytest.mark.parametrize("item", ["train.epochs", "=3", "train..lr=1"])
+def test_malformed_override(item: str) -> None:
+    with pytest.raises(ConfigError, match="--set"):
+        parse_override(item)
+
+
+def test_toml_syntax_error_has_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("seed = 1\n[train\nepochs = 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML: .*line 2, column"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_overrides_do_not_mutate_input() -> None:
+    data = {"train": {"epochs": 3}}
+    assert apply_overrides(data, ["train.epochs=4"]) == {"train": {"epochs": 4}}
+    assert data == {"train": {"epochs": 3}}
+
+
+def test_resolved_toml_round_trips() -> None:
+    config = load_config(None, ['run.title="a \\"quoted\\" <b>title</b>"', "seed=7"])
+    text = to_toml(config)
+    assert validate(parse_toml(text, source="resolved")) == config
+    assert "[models.regularized]" in text and 'scheduler = "step"' in text

