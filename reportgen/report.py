@@ -1,0 +1,866 @@
+"""Context -> HTML string -> PDF bytes: the report stage.
+
+:func:`build_context` reads a finished run directory (``config.toml``,
+``metrics.json``, ``manifest.json``, ``figures/*.png``) into plain data and
+writes the summary sentences; :func:`render_html` fills the Jinja2 templates
+(a user directory searched first, then the packaged ones) and returns one
+self-contained HTML string; :func:`render_pdf` lays the same templates out
+with WeasyPrint behind a URL fetcher that serves only ``data:`` URIs, files
+inside the run directory and the DejaVu fonts; :func:`render_run` writes both
+files atomically.  Nothing here reads the clock: the report date comes from
+``run.date``, else ``SOURCE_DATE_EPOCH``, else 1970-01-01, so two renders of
+the same run are byte-identical.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import importlib.resources
+import json
+import logging
+import mimetypes
+import os
+import re
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import jinja2
+import matplotlib
+from weasyprint import HTML
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from reportgen import __version__, rundir
+from reportgen.config import Config, ModelSection, parse_toml, validate
+from reportgen.errors import RenderError, ReportgenError, RunDirError
+
+LOG = logging.getLogger(__name__)
+
+PACKAGED_TEMPLATES = "reportgen.templates"
+ENTRY_TEMPLATE = "report.html.j2"
+GENERATOR = f"reportgen {__version__}"
+REPRODUCE_COMMAND = "reportgen run --config config.toml"
+RERENDER_COMMAND = "reportgen render RUN_DIR"
+# The report cannot list its own hashes; the manifest is what lists the others.
+NOT_LISTED = frozenset({"report.html", "report.pdf", rundir.MANIFEST})
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+TITLES = {
+    "contents": "Contents",
+    "summary": "Executive summary",
+    "comparison": "Model comparison",
+    "curves": "Training curves and diagnosis",
+    "reproducibility": "Reproducibility",
+    "classification": "Classification report",
+    "confusion": "Confusion matrix",
+    "errors": "Per-class errors",
+    "misclassified": "Misclassified test images",
+    "pairs": "Confused pairs",
+    "weights": "Learned weights",
+    "activations": "Activations",
+}
+MODEL_SUBSECTIONS = (
+    "classification", "confusion", "errors", "misclassified", "pairs", "weights", "activations",
+)  # fmt: skip
+MODEL_FIGURE_KINDS = ("curves", "confusion", "class_errors", "misclassified", "weights",
+                      "activations")  # fmt: skip
+
+# Alt text and caption of each figure kind; {model}, {n}, {index} are filled in.
+FIGURE_TEXT: dict[str, tuple[str, str]] = {
+    "compare_curves": (
+        "Train and validation loss and accuracy per epoch of every model, on shared axes",
+        "Regularization impact: train and validation loss (left) and accuracy (right) per "
+        "epoch of every model on shared axes.",
+    ),
+    "lr": (
+        "Learning rate per epoch of every model",
+        "Learning rate used in each epoch, per model.",
+    ),
+    "curves": (
+        "Loss and accuracy per epoch of the {model} model, train against validation",
+        "Training curves of the {model} model: train and validation loss and accuracy per epoch.",
+    ),
+    "confusion": (
+        "Confusion matrix heatmaps of the {model} model on the test set",
+        "Confusion matrix of the {model} model on the test set: rows are true labels, "
+        "columns predictions.",
+    ),
+    "class_errors": (
+        "Bar chart of the per-class test error rate of the {model} model",
+        "Per-class error rate (1 − recall) of the {model} model on the test set.",
+    ),
+    "misclassified": (
+        "Grid of {n} misclassified test images of the {model} model with true and predicted labels",
+        "The first {n} misclassified test images of the {model} model, each titled "
+        "“True: t, Pred: p”.",
+    ),
+    "weights": (
+        "First-layer weights of {n} neurons of the {model} model drawn as 28×28 images",
+        "First-layer weights of the {model} model: the 784 input weights of each of {n} "
+        "neurons reshaped to 28×28.",
+    ),
+    "activations": (
+        "Test image {index} and the first hidden layer activations of the {model} model",
+        "Test image {index} and the activations it produces in the first hidden layer of the "
+        "{model} model.",
+    ),
+}
+
+PROMISE = (
+    "The same configuration and seed, run on the same machine type with the same library "
+    "versions and the same thread count, produce the same models, metrics, figures and "
+    "report files, byte for byte. Different hardware, library versions or thread counts can "
+    "change floating-point results in the last digits and therefore the bytes."
+)
+TIMINGS_NOTE = (
+    "Training times are recorded in manifest.json (timings_s) but deliberately left out "
+    "of this report: wall-clock times differ between otherwise identical runs."
+)
+
+FONT_FILES = (
+    ("DejaVu Sans", "normal", "normal", "DejaVuSans.ttf"),
+    ("DejaVu Sans", "bold", "normal", "DejaVuSans-Bold.ttf"),
+    ("DejaVu Sans", "normal", "italic", "DejaVuSans-Oblique.ttf"),
+    ("DejaVu Sans", "bold", "italic", "DejaVuSans-BoldOblique.ttf"),
+    ("DejaVu Sans Mono", "normal", "normal", "DejaVuSansMono.ttf"),
+    ("DejaVu Sans Mono", "bold", "normal", "DejaVuSansMono-Bold.ttf"),
+)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    """Return a fraction as a percentage, e.g. ``0.9791`` -> ``"97.91%"``."""
+    if value is None:
+        return "—"
+    return f"{100 * value:.{digits}f}%"
+
+
+def pp(value: float | None, digits: int = 2) -> str:
+    """Return a signed difference of fractions in percentage points, e.g. ``"+0.31 pp"``."""
+    if value is None:
+        return "—"
+    return f"{100 * value:+.{digits}f} pp".replace("-", "−")
+
+
+def num(value: float | None, digits: int = 4) -> str:
+    """Return an integer with thousands separators, or a float with ``digits`` decimals."""
+    if value is None:
+        return "—"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def pvalue(value: float) -> str:
+    """Return a p-value as shown in the report: three decimals, or ``"< 0.001"``."""
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def sci(value: float) -> str:
+    """Return a learning rate or similar small number compactly, e.g. ``"0.001"``, ``"1e-05"``."""
+    return f"{value:g}"
+
+
+def yesno(value: bool) -> str:
+    """Return ``"yes"`` or ``"no"``."""
+    return "yes" if value else "no"
+
+
+FILTERS: dict[str, Callable[..., str]] = {
+    "pct": pct, "pp": pp, "num": num, "pvalue": pvalue, "sci": sci, "yesno": yesno,
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- context types
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One PNG figure of the run, ready to embed."""
+
+    name: str
+    path: str  # relative to the run directory
+    src: str  # data:image/png;base64,…
+    alt: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class PairGallery:
+    """Test images of one (true, predicted) pair, with why the pair is shown."""
+
+    true: int
+    pred: int
+    count: int
+    source: str  # "config" | "auto"
+    figure: Figure | None
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """A heading the table of contents links to."""
+
+    anchor: str
+    title: str
+    children: tuple[TocEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Everything the report shows about one model."""
+
+    name: str
+    title: str
+    anchor: str
+    description: str
+    metrics: Mapping[str, Any]  # models.<name> of metrics.json, as written
+    figures: Mapping[str, Figure]  # by kind
+    extra_figures: tuple[Figure, ...]  # kinds this version has no section for
+    pair_galleries: tuple[PairGallery, ...]
+    warning: str | None  # set when training diverged
+
+    @property
+    def diverged(self) -> bool:
+        return self.warning is not None
+
+
+@dataclass(frozen=True)
+class ReportDate:
+    """The date a report shows, fixed by the inputs and never by the clock."""
+
+    day: str  # YYYY-MM-DD
+    timestamp: str  # W3C date-time for the PDF metadata
+    epoch: int  # seconds since 1970, for SOURCE_DATE_EPOCH
+
+    @classmethod
+    def from_epoch(cls, epoch: int) -> ReportDate:
+        moment = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+        return cls(moment.date().isoformat(), moment.strftime("%Y-%m-%dT%H:%M:%SZ"), epoch)
+
+
+@dataclass(frozen=True)
+class FontFace:
+    """One @font-face of the PDF: a DejaVu TTF shipped with matplotlib."""
+
+    family: str
+    weight: str
+    style: str
+    path: Path
+
+    @property
+    def url(self) -> str:
+        return self.path.as_uri()
+
+
+# --------------------------------------------------------------------------- reading a run
+
+
+def _read_text(root: Path, name: str) -> str:
+    path = root / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise RunDirError(f"{root}: not a complete run ({name} is missing)") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise RenderError(f"{path}: unreadable: {e}") from e
+
+
+def _require(document: Mapping[str, Any], dotted: str, source: str) -> Any:
+    """Return ``document[a][b]…`` for ``"a.b…"``; a missing key is a RenderError naming it."""
+    node: Any = document
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise RenderError(f"{source}: missing key {dotted!r}")
+        node = node[part]
+    return node
+
+
+def _check_recorded(root: Path, rel: str, data: bytes, manifest: Mapping[str, Any]) -> None:
+    """Refuse an input whose bytes differ from the manifest's record of it."""
+    recorded = manifest["artifacts"].get(rel)
+    if recorded is not None and rundir.sha256_bytes(data) != recorded.get("sha256"):
+        raise RunDirError(
+            f"{root}: {rel} does not match its SHA-256 in {rundir.MANIFEST} (tampered with?)"
+        )
+
+
+def read_config(root: Path, manifest: Mapping[str, Any]) -> tuple[Config, str]:
+    """Return the run's resolved config, validated, and its TOML text."""
+    text = _read_text(root, "config.toml")
+    _check_recorded(root, "config.toml", text.encode("utf-8"), manifest)
+    try:
+        return validate(parse_toml(text, source="config.toml"), source="config.toml"), text
+    except ReportgenError as e:
+        raise RenderError(f"{root}: {e}") from e
+
+
+def read_metrics(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the run's ``metrics.json``; missing or malformed JSON is refused."""
+    text = _read_text(root, "metrics.json")
+    _check_recorded(root, "metrics.json", text.encode("utf-8"), manifest)
+    try:
+        metrics = json.loads(text)
+    except ValueError as e:
+        raise RenderError(f"{root / 'metrics.json'}: invalid JSON: {e}") from e
+    if not isinstance(metrics, dict) or metrics.get("schema") != 1:
+        raise RenderError(f"{root / 'metrics.json'}: not a schema 1 metrics document")
+    return metrics
+
+
+def read_figure(
+    root: Path, name: str, metrics: Mapping[str, Any], manifest: Mapping[str, Any],
+    *, alt: str, caption: str,
+) -> Figure:  # fmt: skip
+    """Return figure ``name`` as an embeddable PNG, refusing a missing or foreign file."""
+    rel = _require(metrics, "figures", "metrics.json").get(name)
+    if not isinstance(rel, str):
+        raise RenderError(f"metrics.json: figure {name!r} is not listed under 'figures'")
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise RenderError(f"metrics.json: figure {name!r} points outside the run ({rel})")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise RunDirError(f"{root}: not a complete run (figure {rel} is missing)") from e
+    except OSError as e:
+        raise RenderError(f"{root / rel}: unreadable: {e}") from e
+    if not data.startswith(PNG_SIGNATURE):
+        raise RenderError(f"{root / rel}: not a PNG image")
+    _check_recorded(root, rel, data, manifest)
+    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return Figure(name, rel, src, alt, caption)
+
+
+def report_date(config: Config, environ: Mapping[str, str]) -> ReportDate:
+    """Return the date to show: ``run.date``, else ``SOURCE_DATE_EPOCH``, else 1970-01-01."""
+    if config.run.date is not None:
+        day = dt.date.fromisoformat(config.run.date)
+        epoch = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+        return ReportDate.from_epoch(epoch)
+    raw = environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return ReportDate.from_epoch(0)
+    try:
+        epoch = int(raw)
+        return ReportDate.from_epoch(epoch)
+    except (ValueError, OverflowError, OSError) as e:
+        raise RenderError(
+            f"SOURCE_DATE_EPOCH must be a whole number of seconds since 1970 (got {raw!r})"
+        ) from e
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+def _join(items: Sequence[str]) -> str:
+    """Return ``a``, ``a and b`` or ``a, b and c``."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _ci_text(ci: Mapping[str, Any]) -> str:
+    return f"{round(100 * ci['level'])}% CI {pct(ci['low'])}–{pct(ci['high'])}"
+
+
+def accuracy_sentence(models: Mapping[str, Mapping[str, Any]], test_size: int) -> str:
+    """Return the sentence giving every model's test accuracy with its confidence interval."""
+    parts = [
+        f"the {name} model {pct(m['test_accuracy'])} ({_ci_text(m['accuracy_ci'])})"
+        for name, m in models.items()
+    ]
+    return (
+        f"On the {num(test_size)} test images, {_join(parts)} of the images are "
+        "classified correctly."
+    )
+
+
+def significance_sentence(significance: Mapping[str, Any]) -> str:
+    """Return the verdict of the paired test followed by its numbers."""
+    first, second = significance["models"]
+    mcnemar = significance["mcnemar"]
+    diff = significance["difference"]
+    p_value = mcnemar["p_value"]
+    p_text = "p < 0.001" if p_value < 0.001 else f"p = {pvalue(p_value)}"
+    return (
+        f"{significance['verdict']} McNemar's exact test gives {p_text} "
+        f"(b = {num(mcnemar['b'])} test images only the {first} model classifies correctly, "
+        f"c = {num(mcnemar['c'])} only the {second} model); the accuracy difference "
+        f"{second} − {first} is {pp(diff['estimate'])} "
+        f"({round(100 * diff['level'])}% CI {pp(diff['low'])} to {pp(diff['high'])})."
+    )
+
+
+def diagnosis_sentence(name: str, diagnosis: Mapping[str, Any]) -> str:
+    """Return the curve diagnosis of one model as a sentence."""
+    labels = ", ".join(diagnosis["labels"]) or "no clear pattern"
+    return f"Training curves of the {name} model ({labels}): {diagnosis['summary']}"
+
+
+def errors_sentence(name: str, model: Mapping[str, Any]) -> str:
+    """Return the worst classes and most confused pairs of one model as a sentence."""
+    rates = {row["label"]: row["error_rate"] for row in model["class_errors"]}
+    worst = [f"digit {label} ({pct(rates[label], 1)} wrong)" for label in model["worst_classes"]]
+    pairs = [
+        f"{p['true']} → {p['pred']} ({num(p['count'])} image{'s' if p['count'] != 1 else ''})"
+        for p in model["confused_pairs"]
+    ]
+    if not worst:
+        return f"The {name} model misclassifies none of the test images."
+    sentence = f"The {name} model errs most on {_join(worst)}"
+    if pairs:
+        sentence += f"; its most confused pairs (true → predicted) are {_join(pairs)}"
+    return sentence + "."
+
+
+def divergence_sentence(name: str, divergence: Mapping[str, Any]) -> str:
+    """Return the warning that a model's training diverged."""
+    return (
+        f"Training of the {name} model diverged in epoch {divergence['epoch']} "
+        f"(step {num(divergence['step'])}; last finite loss "
+        f"{num(divergence['last_finite_loss'])}); its results are not meaningful. "
+        "Lower train.lr and run again."
+    )
+
+
+def summary_warnings(metrics: Mapping[str, Any]) -> list[str]:
+    """Return one warning per model whose training diverged."""
+    return [
+        divergence_sentence(name, m["divergence"])
+        for name, m in metrics["models"].items()
+        if m["divergence"]
+    ]
+
+
+def summary_paragraphs(metrics: Mapping[str, Any]) -> list[str]:
+    """Return the executive summary: plain sentences generated from the metrics."""
+    models = metrics["models"]
+    paragraphs = [accuracy_sentence(models, metrics["dataset"]["test_size"])]
+    if metrics.get("significance") is not None:
+        paragraphs.append(significance_sentence(metrics["significance"]))
+    paragraphs += [diagnosis_sentence(name, m["diagnosis"]) for name, m in models.items()]
+    paragraphs += [errors_sentence(name, m) for name, m in models.items()]
+    return paragraphs
+
+
+def describe_model(spec: ModelSection) -> str:
+    """Return a one-line description of a model's architecture and regularizers."""
+    widths = "→".join(str(w) for w in (784, *spec.hidden, 10))
+    parts = [f"MLP {widths}" if spec.kind == "mlp" else f"CNN (hidden {widths})", "ReLU"]
+    if spec.batchnorm:
+        parts.append("BatchNorm1d")
+    if spec.dropout:
+        parts.append(f"dropout p={spec.dropout:g}")
+    if spec.weight_decay:
+        parts.append(f"L2 weight decay {spec.weight_decay:g}")
+    if spec.l1:
+        parts.append(f"L1 λ={spec.l1:g}")
+    schedules = {
+        "none": "constant learning rate",
+        "step": f"StepLR (every {spec.step_size} epochs × {spec.gamma:g})",
+        "exponential": f"ExponentialLR (γ={spec.gamma:g})",
+        "plateau": f"ReduceLROnPlateau (factor {spec.plateau_factor:g}, "
+        f"patience {spec.plateau_patience})",
+        "cosine": f"CosineAnnealingLR (min {spec.min_lr:g})",
+        "onecycle": f"OneCycleLR (max {spec.max_lr:g})",
+    }
+    parts.append(schedules[spec.scheduler])
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- the context
+
+REQUIRED_MODEL_KEYS = (
+    "parameters", "epochs", "train_accuracy", "val_accuracy", "test_accuracy", "train_test_gap",
+    "test_loss", "classification_report.classes", "classification_report.accuracy",
+    "classification_report.macro_avg", "classification_report.weighted_avg",
+    "classification_report.micro_avg", "confusion_matrix", "class_errors", "worst_classes",
+    "confused_pairs", "divergence", "accuracy_ci.level", "accuracy_ci.low", "accuracy_ci.high",
+    "diagnosis.labels", "diagnosis.summary", "diagnosis.evidence", "sample_index",
+    "misclassified", "pair_galleries", "figures",
+)  # fmt: skip
+REQUIRED_SIGNIFICANCE_KEYS = (
+    "models", "mcnemar.b", "mcnemar.c", "mcnemar.p_value", "difference.estimate",
+    "difference.low", "difference.high", "difference.level", "alpha", "significant", "verdict",
+)  # fmt: skip
+
+
+def _validate_metrics(metrics: Mapping[str, Any]) -> None:
+    for key in ("run.name", "run.seed", "dataset.name", "dataset.train_size", "dataset.val_size",
+                "dataset.test_size", "models", "comparison", "figures"):  # fmt: skip
+        _require(metrics, key, "metrics.json")
+    if not metrics["models"]:
+        raise RenderError("metrics.json: 'models' is empty")
+    for name, model in metrics["models"].items():
+        for key in REQUIRED_MODEL_KEYS:
+            _require(model, key, f"metrics.json: models.{name}")
+    if len(metrics["models"]) >= 2:
+        significance = _require(metrics, "significance", "metrics.json")
+        for key in REQUIRED_SIGNIFICANCE_KEYS:
+            _require(significance, key, "metrics.json: significance")
+
+
+def _anchor(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _model_view(
+    root: Path, name: str, model: Mapping[str, Any], metrics: Mapping[str, Any],
+    manifest: Mapping[str, Any], config: Config,
+) -> ModelView:  # fmt: skip
+    kinds: Mapping[str, str] = model["figures"]
+    for kind in MODEL_FIGURE_KINDS:
+        if kind not in kinds:
+            raise RenderError(f"metrics.json: models.{name}.figures has no {kind!r} figure")
+    counts = {"misclassified": len(model["misclassified"]), "weights": config.report.n_weights}
+    figures: dict[str, Figure] = {}
+    extra: list[Figure] = []
+    for kind, figure_name in sorted(kinds.items()):
+        fallback = f"{kind.replace('_', ' ').capitalize()} of the {{model}} model"
+        alt, caption = FIGURE_TEXT.get(kind, (fallback, fallback + "."))
+        slots = {"model": name, "n": counts.get(kind, 0), "index": model["sample_index"]}
+        figure = read_figure(root, figure_name, metrics, manifest,
+                             alt=alt.format(**slots), caption=caption.format(**slots))  # fmt: skip
+        if kind in MODEL_FIGURE_KINDS:
+            figures[kind] = figure
+        else:
+            extra.append(figure)
+    galleries = []
+    for gallery in model["pair_galleries"]:
+        t, p, count = gallery["true"], gallery["pred"], gallery["count"]
+        why = "configured pair" if gallery["source"] == "config" else "found automatically"
+        pair_figure = None
+        if gallery.get("figure"):
+            pair_figure = read_figure(
+                root, gallery["figure"], metrics, manifest,
+                alt=f"Test images of digit {t} that the {name} model predicted as {p}",
+                caption=f"True {t}, predicted {p}: {num(count)} test image"
+                f"{'s' if count != 1 else ''} of the {name} model ({why}); "
+                f"{len(gallery['indices'])} shown.",
+            )  # fmt: skip
+        galleries.append(PairGallery(t, p, count, gallery["source"], pair_figure))
+    spec = dict(config.model_items()).get(name)
+    return ModelView(
+        name=name,
+        title=f"Model: {name}",
+        anchor=f"model-{_anchor(name)}",
+        description=describe_model(spec) if spec is not None else "",
+        metrics=model,
+        figures=figures,
+        extra_figures=tuple(extra),
+        pair_galleries=tuple(galleries),
+        warning=divergence_sentence(name, model["divergence"]) if model["divergence"] else None,
+    )
+
+
+def _toc(models: Sequence[ModelView]) -> tuple[TocEntry, ...]:
+    entries = [TocEntry(key, TITLES[key]) for key in ("summary", "comparison", "curves")]
+    for model in models:
+        children = tuple(
+            TocEntry(f"{model.anchor}-{key}", TITLES[key]) for key in MODEL_SUBSECTIONS
+        )
+        entries.append(TocEntry(model.anchor, model.title, children))
+    entries.append(TocEntry("reproducibility", TITLES["reproducibility"]))
+    return tuple(entries)
+
+
+def _artifact_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"path": rel, "sha256": entry["sha256"], "size": entry["size"]}
+        for rel, entry in sorted(manifest["artifacts"].items())
+        if rel not in NOT_LISTED
+    ]
+
+
+def build_context(
+    run_dir: Path | str,
+    *,
+    manifest: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return everything the templates display, read from a run directory.
+
+    Parameters
+    ----------
+    run_dir
+        A run directory holding ``config.toml``, ``metrics.json``, ``manifest.json``
+        and ``figures/``.
+    manifest
+        The manifest to use instead of reading ``manifest.json``: the pipeline
+        renders before it writes the manifest (whose hashes include the report).
+    environ
+        Where ``SOURCE_DATE_EPOCH`` is read from; default ``os.environ``.
+
+    Raises
+    ------
+    RunDirError
+        ``run_dir`` is not a run, lacks an artifact, or an artifact's bytes
+        differ from the manifest.
+    RenderError
+        An artifact is malformed (invalid TOML or JSON, a missing key, not a PNG).
+    """
+    root = Path(run_dir)
+    if manifest is None:
+        manifest = rundir.read_manifest(root)
+    elif not root.is_dir():
+        raise RunDirError(f"{root}: no such run directory")
+    for key in ("seed", "data_files", "environment.versions", "environment.hardware",
+                "environment.threads", "environment.parallel_info", "artifacts"):  # fmt: skip
+        _require(manifest, key, rundir.MANIFEST)
+    config, config_text = read_config(root, manifest)
+    metrics = read_metrics(root, manifest)
+    _validate_metrics(metrics)
+    date = report_date(config, os.environ if environ is None else environ)
+    models = [
+        _model_view(root, name, model, metrics, manifest, config)
+        for name, model in metrics["models"].items()
+    ]
+    shared = [
+        read_figure(root, name, metrics, manifest, alt=FIGURE_TEXT[name][0],
+                    caption=FIGURE_TEXT[name][1])
+        for name in ("compare_curves", "lr")
+    ]  # fmt: skip
+    environment = manifest["environment"]
+    return {
+        "pdf": False,
+        "fonts": [],
+        "lang": "en",
+        "generator": GENERATOR,
+        "title": config.run.title,
+        "author": config.run.author,
+        "run_name": config.run.name,
+        "seed": config.seed,
+        "date": date.day,
+        "timestamp": date.timestamp,
+        "epoch": date.epoch,
+        "titles": TITLES,
+        "toc": _toc(models),
+        "dataset": metrics["dataset"],
+        "warnings": summary_warnings(metrics),
+        "summary": summary_paragraphs(metrics),
+        "comparison": metrics["comparison"],
+        "significance": metrics.get("significance"),
+        "training": {
+            "optimizer": config.train.optimizer,
+            "lr": config.train.lr,
+            "epochs": config.train.epochs,
+            "batch_size": config.data.batch_size,
+        },
+        "shared_figures": shared,
+        "models": models,
+        "timings_note": TIMINGS_NOTE,
+        "reproducibility": {
+            "promise": PROMISE,
+            "command": REPRODUCE_COMMAND,
+            "rerender_command": RERENDER_COMMAND,
+            "config_toml": config_text,
+            "seed": manifest["seed"],
+            "threads": environment["threads"],
+            "device": environment["hardware"].get("device", "cpu"),
+            "git_commit": environment.get("git_commit"),
+            "versions": sorted(environment["versions"].items()),
+            "hardware": sorted(environment["hardware"].items()),
+            "parallel_info": environment["parallel_info"].rstrip("\n"),
+            "data_files": sorted(manifest["data_files"].items()),
+            "artifacts": _artifact_rows(manifest),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _packaged_source(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+    """Load a packaged template through importlib.resources (editable install or wheel)."""
+    if "/" in name or "\\" in name or name.startswith("."):
+        return None
+    resource = importlib.resources.files(PACKAGED_TEMPLATES).joinpath(name)
+    if not resource.is_file():
+        return None
+    return resource.read_text(encoding="utf-8"), f"templates/{name}", lambda: True
+
+
+def environment(templates_dir: Path | str | None = None) -> jinja2.Environment:
+    """Return the Jinja2 environment: user templates first, then the packaged ones."""
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir is not None:
+        directory = Path(templates_dir)
+        if not directory.is_dir():
+            raise RenderError(f"templates directory {directory} does not exist")
+        loaders.append(jinja2.FileSystemLoader(directory))
+    loaders.append(jinja2.FunctionLoader(_packaged_source))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,  # every template, whatever its extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def _template_location(error: BaseException) -> str:
+    """Return ``"template X line N"`` for the innermost template frame of ``error``."""
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if frame.filename.endswith((".j2", ".css", ".html")):
+            return f"template {frame.filename} line {frame.lineno}"
+    return "template"
+
+
+def render_html(context: Mapping[str, Any], *, templates_dir: Path | str | None = None) -> str:
+    """Return the report as one self-contained HTML document; writes nothing.
+
+    Raises
+    ------
+    RenderError
+        A template is missing, has a syntax error or uses an undefined variable.
+    """
+    env = environment(templates_dir)
+    try:
+        return env.get_template(ENTRY_TEMPLATE).render(context)
+    except jinja2.TemplateSyntaxError as e:
+        raise RenderError(f"template {e.filename or e.name} line {e.lineno}: {e.message}") from e
+    except jinja2.TemplateNotFound as e:
+        raise RenderError(f"template {e.name!r} not found") from e
+    except jinja2.TemplateError as e:
+        raise RenderError(f"{_template_location(e)}: {e.message}") from e
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+class FetchRefused(ValueError):
+    """The report's URL fetcher refused a resource."""
+
+
+def dejavu_fonts() -> list[FontFace]:
+    """Return the DejaVu font faces matplotlib ships, so the PDF needs no system fonts."""
+    directory = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    faces = [FontFace(family, weight, style, (directory / file).resolve())
+             for family, weight, style, file in FONT_FILES]  # fmt: skip
+    for face in faces:
+        if not face.path.is_file():
+            raise RenderError(f"font {face.path.name} not found in matplotlib's data directory")
+    return faces
+
+
+class RunFetcher(URLFetcher):
+    """WeasyPrint URL fetcher confined to ``data:`` URIs, the run directory and the fonts.
+
+    Everything else — other files, ``http(s)://``, ``../`` escapes, symlinks
+    leading out of the run — raises :class:`FetchRefused` before any I/O.
+    """
+
+    def __init__(self, run_dir: Path, fonts: Sequence[Path]) -> None:
+        super().__init__(allowed_protocols=("data", "file"), allow_redirects=False, timeout=5)
+        self.root = run_dir.resolve()
+        self.fonts = frozenset(path.resolve() for path in fonts)
+        self.refused: list[str] = []
+
+    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
+        scheme = url.partition(":")[0].lower()
+        if scheme == "data":
+            return super().fetch(url, headers)
+        if scheme == "file":
+            path = self._allowed_path(url)
+            if path is not None:
+                media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                return URLFetcherResponse(
+                    path.as_uri(), path.read_bytes(), {"Content-Type": media_type}
+                )
+        self.refused.append(url)
+        LOG.warning("report: refused to fetch %s", url)
+        raise FetchRefused(f"the report may only use data: URIs and files of its run: {url}")
+
+    def _allowed_path(self, url: str) -> Path | None:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            return None
+        path = Path(url2pathname(parts.path)).resolve()
+        if path in self.fonts:
+            return path
+        if path.is_relative_to(self.root) and path.is_file():
+            return path
+        return None
+
+
+@contextlib.contextmanager
+def _source_date_epoch(epoch: int) -> Iterator[None]:
+    """Fix embedded font timestamps: fontTools reads SOURCE_DATE_EPOCH when subsetting."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        yield
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
+def render_pdf(
+    context: Mapping[str, Any], run_dir: Path | str, *, templates_dir: Path | str | None = None
+) -> bytes:
+    """Return the report as PDF bytes, laid out by WeasyPrint from the same templates.
+
+    Resources resolve against ``run_dir``; the fetcher refuses anything but
+    ``data:`` URIs, files inside ``run_dir`` and the DejaVu fonts.
+    """
+    root = Path(run_dir)
+    fonts = dejavu_fonts()
+    html = render_html({**context, "pdf": True, "fonts": fonts}, templates_dir=templates_dir)
+    fetcher = RunFetcher(root, [face.path for face in fonts])
+    with _source_date_epoch(int(context["epoch"])):
+        try:
+            document = HTML(string=html, base_url=root.resolve().as_uri() + "/",
+                            url_fetcher=fetcher)  # fmt: skip
+            return bytes(document.write_pdf(pdf_identifier=False))
+        except ReportgenError:
+            raise
+        except Exception as e:  # any layout failure: one line
+            raise RenderError(f"PDF rendering failed: {type(e).__name__}: {e}") from e
+
+
+def render_run(
+    run_dir: Path | str,
+    *,
+    templates_dir: Path | str | None = None,
+    pdf: bool = True,
+    manifest: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Render ``report.html`` (and ``report.pdf``) into ``run_dir``; return the paths written.
+
+    Both documents are rendered in memory first, so a failure leaves the
+    previous reports in place; each file is then written atomically.
+    """
+    root = Path(run_dir)
+    context = build_context(root, manifest=manifest)
+    paths = rundir.RunPaths(root)
+    outputs = {paths.html: render_html(context, templates_dir=templates_dir).encode("utf-8")}
+    if pdf:
+        outputs[paths.pdf] = render_pdf(context, root, templates_dir=templates_dir)
+    for path, data in outputs.items():
+        rundir.write_atomic(path, data)
+    return list(outputs)
+
+
+__all__ = [
+    "FetchRefused",
+    "RunFetcher",
+    "build_context",
+    "environment",
+    "render_html",
+    "render_pdf",
+    "render_run",
+    "summary_paragraphs",
+]
