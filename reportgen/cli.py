@@ -17,7 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from reportgen import __version__
-from reportgen.config import Config, load_config
+from reportgen.config import Config, load_config, to_toml
 from reportgen.errors import ReportgenError
 
 if TYPE_CHECKING:
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="obtain and verify the MNIST files")
     _add_config_options(data)
+
+    show = commands.add_parser("config", help="validate a configuration and print it resolved")
+    _add_config_options(show)
     return parser
 
 
@@ -134,6 +137,9 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
         for name, digest in files.sha256.items():
             display.out(f"{digest}  {files.directory / name}")
         display.out(f"MNIST verified in {files.directory} (source: {files.source})")
+        return EXIT_OK
+    if args.command == "config":
+        display.out(to_toml(_load(args)).rstrip("\n"))
         return EXIT_OK
     if args.command == "run":
         config = _load(args)

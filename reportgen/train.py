@@ -194,8 +194,9 @@ def train_model(
             optimizer.step()
             if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
                 scheduler.step()
-            loss_sum += loss.detach().double() * len(index)
-            correct += (logits.detach().argmax(dim=1) == y).sum()
+            # Running sums stay on the device: no host synchronisation per step.
+            loss_sum.add_(loss.detach(), alpha=len(index))
+            correct.add_((logits.detach().argmax(dim=1) == y).sum())
             if on_step is not None:
                 on_step(step + 1, steps_per_epoch)
             if (step + 1) % DIVERGENCE_CHECK_STEPS == 0 and not torch.isfinite(loss_sum):
