@@ -112,6 +112,19 @@ FIGURE_TEXT: dict[str, tuple[str, str]] = {
     ),
 }
 
+# A CNN's first layer is convolutional: kernels and feature maps instead of neuron weights.
+CNN_FIGURE_TEXT: dict[str, tuple[str, str]] = {
+    "weights": (
+        "First convolutional layer kernels of the {model} model",
+        "First convolutional layer of the {model} model: its 3×3 kernels (up to {n} shown).",
+    ),
+    "activations": (
+        "Test image {index} and the first convolutional layer feature maps of the {model} model",
+        "Test image {index} and the feature maps it produces in the first convolutional layer "
+        "of the {model} model.",
+    ),
+}
+
 PROMISE = (
     "The same configuration and seed, run on the same machine type with the same library "
     "versions and the same thread count, produce the same models, metrics, figures and "
@@ -374,35 +387,25 @@ def _ci_text(ci: Mapping[str, Any]) -> str:
 def accuracy_sentence(models: Mapping[str, Mapping[str, Any]], test_size: int) -> str:
     """Return the sentence giving every model's test accuracy with its confidence interval."""
     parts = [
-        f"the {name} model {pct(m['test_accuracy'])} ({_ci_text(m['accuracy_ci'])})"
+        f"{pct(m['test_accuracy'])} for the {name} model ({_ci_text(m['accuracy_ci'])})"
         for name, m in models.items()
     ]
-    return (
-        f"On the {num(test_size)} test images, {_join(parts)} of the images are "
-        "classified correctly."
-    )
+    return f"Test accuracy on the {num(test_size)} test images: {_join(parts)}."
 
 
 def significance_sentence(significance: Mapping[str, Any]) -> str:
-    """Return the verdict of the paired test followed by its numbers."""
+    """Return the verdict of the paired test with the counts it rests on."""
     first, second = significance["models"]
     mcnemar = significance["mcnemar"]
-    diff = significance["difference"]
-    p_value = mcnemar["p_value"]
-    p_text = "p < 0.001" if p_value < 0.001 else f"p = {pvalue(p_value)}"
     return (
-        f"{significance['verdict']} McNemar's exact test gives {p_text} "
-        f"(b = {num(mcnemar['b'])} test images only the {first} model classifies correctly, "
-        f"c = {num(mcnemar['c'])} only the {second} model); the accuracy difference "
-        f"{second} − {first} is {pp(diff['estimate'])} "
-        f"({round(100 * diff['level'])}% CI {pp(diff['low'])} to {pp(diff['high'])})."
+        f"{significance['verdict']} Of the test images, {num(mcnemar['b'])} are classified "
+        f"correctly only by the {first} model and {num(mcnemar['c'])} only by the {second} model."
     )
 
 
 def diagnosis_sentence(name: str, diagnosis: Mapping[str, Any]) -> str:
     """Return the curve diagnosis of one model as a sentence."""
-    labels = ", ".join(diagnosis["labels"]) or "no clear pattern"
-    return f"Training curves of the {name} model ({labels}): {diagnosis['summary']}"
+    return f"Curve diagnosis for the {name} model — {diagnosis['summary']}"
 
 
 def errors_sentence(name: str, model: Mapping[str, Any]) -> str:
@@ -454,7 +457,12 @@ def summary_paragraphs(metrics: Mapping[str, Any]) -> list[str]:
 def describe_model(spec: ModelSection) -> str:
     """Return a one-line description of a model's architecture and regularizers."""
     widths = "→".join(str(w) for w in (784, *spec.hidden, 10))
-    parts = [f"MLP {widths}" if spec.kind == "mlp" else f"CNN (hidden {widths})", "ReLU"]
+    if spec.kind == "cnn":
+        head = "→".join(str(w) for w in (*spec.hidden, 10))
+        parts = [f"CNN: two 3×3 conv blocks (16, 32 channels) with max-pooling, head {head}"]
+    else:
+        parts = [f"MLP {widths}"]
+    parts.append("ReLU")
     if spec.batchnorm:
         parts.append("BatchNorm1d")
     if spec.dropout:
@@ -521,11 +529,13 @@ def _model_view(
         if kind not in kinds:
             raise RenderError(f"metrics.json: models.{name}.figures has no {kind!r} figure")
     counts = {"misclassified": len(model["misclassified"]), "weights": config.report.n_weights}
+    spec = dict(config.model_items()).get(name)
+    texts = {**FIGURE_TEXT, **(CNN_FIGURE_TEXT if spec is not None and spec.kind == "cnn" else {})}
     figures: dict[str, Figure] = {}
     extra: list[Figure] = []
     for kind, figure_name in sorted(kinds.items()):
         fallback = f"{kind.replace('_', ' ').capitalize()} of the {{model}} model"
-        alt, caption = FIGURE_TEXT.get(kind, (fallback, fallback + "."))
+        alt, caption = texts.get(kind, (fallback, fallback + "."))
         slots = {"model": name, "n": counts.get(kind, 0), "index": model["sample_index"]}
         figure = read_figure(root, figure_name, metrics, manifest,
                              alt=alt.format(**slots), caption=caption.format(**slots))  # fmt: skip
@@ -547,7 +557,6 @@ def _model_view(
                 f"{len(gallery['indices'])} shown.",
             )  # fmt: skip
         galleries.append(PairGallery(t, p, count, gallery["source"], pair_figure))
-    spec = dict(config.model_items()).get(name)
     return ModelView(
         name=name,
         title=f"Model: {name}",
