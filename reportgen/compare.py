@@ -1,0 +1,510 @@
+"""Several runs side by side: the report of a hyper-parameter sweep.
+
+:func:`compare_runs` reads two or more finished run directories — their
+resolved ``config.toml``, ``metrics.json`` and ``history.csv`` — and writes
+into one output directory:
+
+``compare.html``
+    One self-contained page: the settings that differ between the runs
+    (all settings below them), every run's metrics in one table, and the
+    validation curves of every run and model overlaid.
+``compare.pdf``
+    The same templates laid out by WeasyPrint, exactly as the run report is.
+``compare_history.png``
+    The overlaid validation curves.
+``compare.csv``
+    The metric table, one row per run and model.
+
+Runs are labelled by their directory names (with parent directories added
+where two names clash).  Nothing here reads the clock: the date shown is the
+latest of the runs' report dates (``run.date``, else ``SOURCE_DATE_EPOCH``,
+else 1970-01-01), so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.typing import LineStyleType
+from weasyprint import HTML
+
+from reportgen import figures, report, rundir
+from reportgen.config import Config
+from reportgen.errors import ConfigError, RenderError, ReportgenError, RunDirError
+
+ENTRY_TEMPLATE = "compare.html.j2"
+HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
+    "compare.html",
+    "compare.pdf",
+    "compare_history.png",
+    "compare.csv",
+)
+HISTORY_COLUMNS = ("model", "epoch", "val_loss", "val_accuracy")
+MODEL_LINESTYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
+MODEL_MARKERS = ("o", "s", "^", "D", "v")
+MISSING = "—"  # a setting one run does not have
+NBSP = "\u00a0"
+
+FIGURE_ALT = "Validation loss and validation accuracy per epoch of every model of every run"
+FIGURE_CAPTION = (
+    "Validation loss (left) and validation accuracy (right) per epoch: one colour per run, "
+    "one line style per model."
+)
+
+
+# --------------------------------------------------------------------------- reading runs
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """What the comparison needs from one run directory."""
+
+    label: str
+    config: Config
+    metrics: Mapping[str, Any]
+    history: pd.DataFrame  # history.csv as written: one row per model and epoch
+
+
+def run_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Return a label per run: its directory name, or the fewest trailing parts that are unique.
+
+    ``a/x``, ``b/y`` give ``x``, ``y``; ``a/x``, ``b/x``, ``c/y`` give ``a/x``, ``b/x``, ``c/y``.
+    """
+    parts = [Path(os.path.abspath(path)).parts[1:] for path in run_dirs]
+    deepest = max((len(p) for p in parts), default=1)
+    for depth in range(1, deepest + 1):
+        labels = ["/".join(p[-depth:]) or "/" for p in parts]
+        if len(set(labels)) == len(labels):
+            break
+    return labels
+
+
+def _read_history(root: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
+    path = rundir.RunPaths(root).history
+    if not path.is_file():
+        raise RunDirError(f"{root}: not a complete run (history.csv is missing)")
+    recorded = {"history.csv"} & set(manifest["artifacts"])
+    problems = rundir.check_artifacts(root, manifest["artifacts"], names=sorted(recorded))
+    if problems:
+        raise RunDirError(f"{root}: {problems[0]} (tampered with?)")
+    try:
+        history = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise RenderError(f"{path}: unreadable CSV: {e}") from e
+    missing = [column for column in HISTORY_COLUMNS if column not in history.columns]
+    if missing:
+        raise RenderError(f"{path}: lacks column(s) {', '.join(missing)}")
+    return history
+
+
+def _validate_metrics(metrics: Mapping[str, Any], root: Path) -> None:
+    source = f"{root / 'metrics.json'}"
+    for name, model in report._require(metrics, "models", source).items():
+        for key in (
+            "test_accuracy",
+            "train_accuracy",
+            "val_accuracy",
+            "train_test_gap",
+            "epochs",
+            "accuracy_ci.level",
+            "accuracy_ci.low",
+            "accuracy_ci.high",
+        ):
+            report._require(model, key, f"{source}: models.{name}")
+    if metrics.get("significance") is not None:
+        for key in (
+            "models",
+            "mcnemar.b",
+            "mcnemar.c",
+            "mcnemar.p_value",
+            "significant",
+            "difference.estimate",
+            "verdict",
+        ):
+            report._require(metrics["significance"], key, f"{source}: significance")
+
+
+def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
+    """Return the inputs of every run, refusing fewer than two runs or a directory that is not one.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than two runs, or the same run given twice.
+    RunDirError
+        A directory is not a complete run, or a file differs from its manifest.
+    RenderError
+        A run's ``config.toml``, ``metrics.json`` or ``history.csv`` is malformed.
+    """
+    roots = [Path(path) for path in run_dirs]
+    if len(roots) < 2:
+        raise ConfigError(f"compare needs at least two run directories; got {len(roots)}")
+    seen: dict[Path, Path] = {}
+    for root in roots:
+        if (key := root.resolve()) in seen:
+            raise ConfigError(f"run {root} is given twice (as {seen[key]} too)")
+        seen[key] = root
+    runs = []
+    for root, label in zip(roots, run_labels(roots), strict=True):
+        manifest = rundir.read_manifest(root)
+        config, _ = report.read_config(root, manifest)
+        metrics = report.read_metrics(root, manifest)
+        _validate_metrics(metrics, root)
+        runs.append(RunInput(label, config, metrics, _read_history(root, manifest)))
+    return runs
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Return a nested table as ``{"dotted.key": value}``; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def setting_text(value: Any) -> str:
+    """Return a setting as TOML writes it: ``"adam"``, ``0.001``, ``true``, ``[256, 128]``."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(setting_text(item) for item in value) + "]"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    """One configuration key across the runs."""
+
+    key: str
+    values: tuple[str, ...]  # per run, as TOML writes it
+    changed: tuple[bool, ...]  # per run: differs from the first run
+    differs: bool  # not the same in every run
+
+
+def setting_rows(configs: Sequence[Mapping[str, Any]]) -> list[SettingRow]:
+    """Return a row per key of any of the flattened ``configs``, in the order they first appear."""
+    keys = list(dict.fromkeys(key for config in configs for key in config))
+    rows = []
+    for key in keys:
+        values = tuple(setting_text(c[key]) if key in c else MISSING for c in configs)
+        changed = tuple(value != values[0] for value in values)
+        rows.append(SettingRow(key, values, changed, any(changed)))
+    return rows
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _paired_text(significance: Mapping[str, Any] | None) -> str:
+    """Return the McNemar result in a few words: ``"regularized better, p < 0.001"``."""
+    if significance is None:
+        return MISSING
+    first, second = significance["models"]
+    p_value = significance["mcnemar"]["p_value"]
+    # No-break spaces keep "p < 0.001" on one line in a narrow table cell.
+    shown = report.pvalue(p_value)  # "< 0.001" or "0.412"
+    p_text = ("p " + shown if p_value < 0.001 else "p = " + shown).replace(" ", NBSP)
+    if not significance["significant"]:
+        return f"no significant difference, {p_text}"
+    better = second if significance["difference"]["estimate"] > 0 else first
+    return f"{better} better, {p_text}"
+
+
+def metric_rows(runs: Sequence[RunInput]) -> list[dict[str, Any]]:
+    """Return one flat row per run and model: accuracies, CI, gap and the run's paired test."""
+    rows = []
+    for run in runs:
+        significance = run.metrics.get("significance")
+        mcnemar = significance["mcnemar"] if significance is not None else {}
+        for name, model in run.metrics["models"].items():
+            ci = model["accuracy_ci"]
+            rows.append(
+                {
+                    "run": run.label,
+                    "model": name,
+                    "test_accuracy": model["test_accuracy"],
+                    "ci_level": ci["level"],
+                    "ci_low": ci["low"],
+                    "ci_high": ci["high"],
+                    "train_accuracy": model["train_accuracy"],
+                    "val_accuracy": model["val_accuracy"],
+                    "train_test_gap": model["train_test_gap"],
+                    "epochs": model["epochs"],
+                    "diverged": bool(model.get("divergence")),
+                    "mcnemar_b": mcnemar.get("b"),
+                    "mcnemar_c": mcnemar.get("c"),
+                    "mcnemar_p_value": mcnemar.get("p_value"),
+                    "significant": significance["significant"] if significance else None,
+                    "verdict": significance["verdict"] if significance else None,
+                }
+            )
+    return rows
+
+
+def csv_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """Return the metric rows as CSV with ``\\n`` line ends and round-trip floats."""
+    return pd.DataFrame(list(rows)).to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- the figure
+
+
+def history_frame(runs: Sequence[RunInput]) -> pd.DataFrame:
+    """Return every run's history in one long table with a leading ``run`` column."""
+    frames = [run.history.assign(run=run.label) for run in runs]
+    history = pd.concat(frames, ignore_index=True)
+    return history[["run", *[c for c in history.columns if c != "run"]]]
+
+
+def compare_history_figure(history: pd.DataFrame) -> Figure:
+    """Draw the validation loss and accuracy per epoch of every run and model on shared axes.
+
+    Parameters
+    ----------
+    history : DataFrame
+        One row per run, model and epoch with ``run``, ``model``, ``epoch``,
+        ``val_loss`` and ``val_accuracy``; runs and models in order of first
+        appearance.
+
+    Returns
+    -------
+    Figure
+        Loss (left) and accuracy (right); one colour per run (the colours of
+        :mod:`reportgen.figures`), one line style and marker per model.
+    """
+    missing = [c for c in ("run", *HISTORY_COLUMNS) if c not in history.columns]
+    if missing or history.empty:
+        raise ValueError(f"history needs rows with run, {', '.join(HISTORY_COLUMNS)}")
+    runs = list(dict.fromkeys(history["run"]))
+    models = list(dict.fromkeys(history["model"]))
+    with mpl.rc_context(figures.STYLE):
+        legend_rows = -(-(len(runs) + len(models)) // 4)
+        fig = Figure(
+            figsize=(figures.WIDTH_IN, 2.8 + 0.2 * legend_rows),
+            dpi=figures.DPI,
+            layout="constrained",
+        )
+        ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)
+        for r, run in enumerate(runs):
+            for m, model in enumerate(models):
+                rows = history[(history["run"] == run) & (history["model"] == model)]
+                style = {
+                    "color": figures.model_color(r),
+                    "linestyle": MODEL_LINESTYLES[m % len(MODEL_LINESTYLES)],
+                    "marker": MODEL_MARKERS[m % len(MODEL_MARKERS)],
+                }
+                for ax, column in ((ax_loss, "val_loss"), (ax_acc, "val_accuracy")):
+                    values = rows[column].to_numpy(dtype=np.float64)
+                    ax.plot(rows["epoch"], np.where(np.isfinite(values), values, np.nan), **style)
+        ax_loss.set_title("Validation loss")
+        ax_loss.set_ylabel("cross-entropy loss")
+        ax_acc.set_title("Validation accuracy")
+        ax_acc.set_ylabel("accuracy")
+        ax_acc.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
+        for ax in (ax_loss, ax_acc):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+        handles = [
+            Line2D([], [], color=figures.model_color(r), label=run) for r, run in enumerate(runs)
+        ]
+        handles += [
+            Line2D(
+                [],
+                [],
+                color="#333333",
+                label=model,
+                linestyle=MODEL_LINESTYLES[m % len(MODEL_LINESTYLES)],
+                marker=MODEL_MARKERS[m % len(MODEL_MARKERS)],
+            )
+            for m, model in enumerate(models)
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+        fig.suptitle("Validation curves of every run")
+    return fig
+
+
+# --------------------------------------------------------------------------- context
+
+
+def _best_flags(rows: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """Return, per row, whether it has the highest test accuracy of its model across runs."""
+    best: dict[str, float] = {}
+    for row in rows:
+        if not row["diverged"]:
+            best[row["model"]] = max(best.get(row["model"], -1.0), row["test_accuracy"])
+    return [not row["diverged"] and row["test_accuracy"] == best[row["model"]] for row in rows]
+
+
+def build_context(
+    runs: Sequence[RunInput], figure_png: bytes, *, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return everything the comparison templates display."""
+    environ = os.environ if environ is None else environ
+    date = max((report.report_date(run.config, environ) for run in runs), key=lambda d: d.epoch)
+    settings = setting_rows([flatten(run.config.model_dump(mode="json")) for run in runs])
+    plain_rows = metric_rows(runs)
+    rows = [
+        {**row, "best": best} for row, best in zip(plain_rows, _best_flags(plain_rows), strict=True)
+    ]
+    groups = []
+    for run in runs:
+        significance = run.metrics.get("significance")
+        groups.append(
+            {
+                "label": run.label,
+                "models": [row for row in rows if row["run"] == run.label],
+                "paired": _paired_text(significance),
+                "verdict": significance["verdict"] if significance else None,
+            }
+        )
+    authors = sorted({run.config.run.author for run in runs})
+    src = "data:image/png;base64," + base64.b64encode(figure_png).decode("ascii")
+    return {
+        "pdf": False,
+        "fonts": [],
+        "lang": "en",
+        "generator": report.GENERATOR,
+        "title": f"Comparison of {len(runs)} runs",
+        "author": ", ".join(authors),
+        "date": date.day,
+        "timestamp": date.timestamp,
+        "epoch": date.epoch,
+        "labels": [run.label for run in runs],
+        "differences": [row for row in settings if row.differs],
+        "settings": settings,
+        "metric_groups": groups,
+        "ci_level": rows[0]["ci_level"],
+        "history_figure": report.Figure(
+            "compare_history", FIGURE_NAME, src, FIGURE_ALT, FIGURE_CAPTION
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_html(context: Mapping[str, Any], *, templates_dir: Path | str | None = None) -> str:
+    """Return the comparison as one self-contained HTML document; writes nothing."""
+    env = report.environment(templates_dir)
+    try:
+        return env.get_template(ENTRY_TEMPLATE).render(context)
+    except jinja2.TemplateSyntaxError as e:
+        raise RenderError(f"template {e.filename or e.name} line {e.lineno}: {e.message}") from e
+    except jinja2.TemplateNotFound as e:
+        raise RenderError(f"template {e.name!r} not found") from e
+    except jinja2.TemplateError as e:
+        raise RenderError(f"template {ENTRY_TEMPLATE}: {e.message}") from e
+
+
+def render_pdf(
+    context: Mapping[str, Any], out_dir: Path | str, *, templates_dir: Path | str | None = None
+) -> bytes:
+    """Return the comparison as PDF bytes, through the run report's confined URL fetcher."""
+    root = Path(out_dir)
+    fonts = report.dejavu_fonts()
+    html = render_html({**context, "pdf": True, "fonts": fonts}, templates_dir=templates_dir)
+    fetcher = report.RunFetcher(root, [face.path for face in fonts])
+    with report._source_date_epoch(int(context["epoch"])):
+        try:
+            document = HTML(
+                string=html, base_url=root.resolve().as_uri() + "/", url_fetcher=fetcher
+            )
+            return bytes(document.write_pdf(pdf_identifier=False))
+        except ReportgenError:
+            raise
+        except Exception as e:  # any layout failure: one line
+            raise RenderError(f"PDF rendering failed: {type(e).__name__}: {e}") from e
+
+
+def compare_runs(
+    run_dirs: Sequence[Path | str],
+    out_dir: Path | str,
+    *,
+    pdf: bool = True,
+    templates_dir: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write the comparison of ``run_dirs`` into ``out_dir``; return the paths written.
+
+    Parameters
+    ----------
+    run_dirs
+        Two or more run directories, in the order to show them.
+    out_dir
+        Where ``compare.html``, ``compare.pdf``, ``compare_history.png`` and
+        ``compare.csv`` go (created if missing).
+    pdf
+        Also write ``compare.pdf``.
+    templates_dir
+        A directory of templates searched before the packaged ones.
+    environ
+        Where ``SOURCE_DATE_EPOCH`` is read from; default ``os.environ``.
+
+    Everything is rendered in memory first, so a failure writes nothing;
+    each file is then written atomically.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than two runs, or one run given twice.
+    RunDirError
+        An input is not a complete run, or its files differ from its manifest.
+    RenderError
+        An input file is malformed, or a template or the PDF layout fails.
+    """
+    runs = read_runs(run_dirs)
+    history = history_frame(runs)
+    figure_png = figures.render_png(compare_history_figure(history))
+    context = build_context(runs, figure_png, environ=environ)
+    out = Path(out_dir)
+    outputs = {
+        out / HTML_NAME: render_html(context, templates_dir=templates_dir).encode("utf-8"),
+        out / FIGURE_NAME: figure_png,
+        out / CSV_NAME: csv_bytes(metric_rows(runs)),
+    }
+    if pdf:
+        outputs[out / PDF_NAME] = render_pdf(context, out, templates_dir=templates_dir)
+    try:
+        for path, data in outputs.items():
+            rundir.write_atomic(path, data)
+    except OSError as e:
+        raise RunDirError(f"cannot write the comparison into {out}: {e}") from e
+    return list(outputs)
+
+
+__all__ = [
+    "RunInput",
+    "SettingRow",
+    "build_context",
+    "compare_history_figure",
+    "compare_runs",
+    "flatten",
+    "read_runs",
+    "render_html",
+    "render_pdf",
+    "run_labels",
+    "setting_rows",
+]
