@@ -41,6 +41,7 @@ from reportgen.config import Config, ModelSection, parse_toml, validate
 from reportgen.errors import RenderError, ReportgenError, RunDirError
 
 LOG = logging.getLogger(__name__)
+LOG.addHandler(logging.NullHandler())  # refused fetches are logged; the CLI decides what to show
 
 PACKAGED_TEMPLATES = "reportgen.templates"
 ENTRY_TEMPLATE = "report.html.j2"
@@ -129,7 +130,8 @@ PROMISE = (
     "The same configuration and seed, run on the same machine type with the same library "
     "versions and the same thread count, produce the same models, metrics, figures and "
     "report files, byte for byte. Different hardware, library versions or thread counts can "
-    "change floating-point results in the last digits and therefore the bytes."
+    "change floating-point results in the last digits and therefore the bytes. The report’s "
+    "date comes from run.date, else SOURCE_DATE_EPOCH, else 1970-01-01, never from the clock."
 )
 TIMINGS_NOTE = (
     "Training times are recorded in manifest.json (timings_s) but deliberately left out "
@@ -276,14 +278,20 @@ class FontFace:
 # --------------------------------------------------------------------------- reading a run
 
 
-def _read_text(root: Path, name: str) -> str:
+def _read_input(root: Path, name: str, manifest: Mapping[str, Any]) -> str:
+    """Return a text artifact of the run, refusing one missing or differing from the manifest."""
     path = root / name
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError as e:
         raise RunDirError(f"{root}: not a complete run ({name} is missing)") from e
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise RenderError(f"{path}: unreadable: {e}") from e
+    _check_recorded(root, name, data, manifest)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RenderError(f"{path}: not UTF-8 text: {e}") from e
 
 
 def _require(document: Mapping[str, Any], dotted: str, source: str) -> Any:
@@ -299,7 +307,7 @@ def _require(document: Mapping[str, Any], dotted: str, source: str) -> Any:
 def _check_recorded(root: Path, rel: str, data: bytes, manifest: Mapping[str, Any]) -> None:
     """Refuse an input whose bytes differ from the manifest's record of it."""
     recorded = manifest["artifacts"].get(rel)
-    if recorded is not None and rundir.sha256_bytes(data) != recorded.get("sha256"):
+    if recorded is not None and rundir.sha256_bytes(data) != recorded["sha256"]:
         raise RunDirError(
             f"{root}: {rel} does not match its SHA-256 in {rundir.MANIFEST} (tampered with?)"
         )
@@ -307,8 +315,7 @@ def _check_recorded(root: Path, rel: str, data: bytes, manifest: Mapping[str, An
 
 def read_config(root: Path, manifest: Mapping[str, Any]) -> tuple[Config, str]:
     """Return the run's resolved config, validated, and its TOML text."""
-    text = _read_text(root, "config.toml")
-    _check_recorded(root, "config.toml", text.encode("utf-8"), manifest)
+    text = _read_input(root, "config.toml", manifest)
     try:
         return validate(parse_toml(text, source="config.toml"), source="config.toml"), text
     except ReportgenError as e:
@@ -317,8 +324,7 @@ def read_config(root: Path, manifest: Mapping[str, Any]) -> tuple[Config, str]:
 
 def read_metrics(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Return the run's ``metrics.json``; missing or malformed JSON is refused."""
-    text = _read_text(root, "metrics.json")
-    _check_recorded(root, "metrics.json", text.encode("utf-8"), manifest)
+    text = _read_input(root, "metrics.json", manifest)
     try:
         metrics = json.loads(text)
     except ValueError as e:
@@ -621,13 +627,32 @@ def build_context(
         manifest = rundir.read_manifest(root)
     elif not root.is_dir():
         raise RunDirError(f"{root}: no such run directory")
-    for key in ("seed", "data_files", "environment.versions", "environment.hardware",
-                "environment.threads", "environment.parallel_info", "artifacts"):  # fmt: skip
-        _require(manifest, key, rundir.MANIFEST)
+    _validate_manifest(manifest)
     config, config_text = read_config(root, manifest)
     metrics = read_metrics(root, manifest)
     _validate_metrics(metrics)
     date = report_date(config, os.environ if environ is None else environ)
+    try:
+        return _assemble(root, manifest, config, config_text, metrics, date)
+    except (KeyError, TypeError, ValueError) as e:
+        # Every key was checked above: what is left is a value of the wrong type.
+        raise RenderError(f"{root}: malformed metrics.json or manifest.json: {e!r}") from e
+
+
+def _validate_manifest(manifest: Mapping[str, Any]) -> None:
+    for key in ("seed", "data_files", "environment.versions", "environment.hardware",
+                "environment.threads", "environment.parallel_info", "artifacts"):  # fmt: skip
+        _require(manifest, key, rundir.MANIFEST)
+    for rel, entry in manifest["artifacts"].items():
+        if not (isinstance(entry, Mapping) and "sha256" in entry and "size" in entry):
+            raise RenderError(f"{rundir.MANIFEST}: artifact {rel!r} lacks its sha256 and size")
+
+
+def _assemble(
+    root: Path, manifest: Mapping[str, Any], config: Config, config_text: str,
+    metrics: Mapping[str, Any], date: ReportDate,
+) -> dict[str, Any]:  # fmt: skip
+    """Return the template context from validated inputs."""
     models = [
         _model_view(root, name, model, metrics, manifest, config)
         for name, model in metrics["models"].items()
@@ -655,7 +680,6 @@ def build_context(
         "dataset": metrics["dataset"],
         "warnings": summary_warnings(metrics),
         "summary": summary_paragraphs(metrics),
-        "comparison": metrics["comparison"],
         "significance": metrics.get("significance"),
         "training": {
             "optimizer": config.train.optimizer,
@@ -744,6 +768,8 @@ def render_html(context: Mapping[str, Any], *, templates_dir: Path | str | None 
         raise RenderError(f"template {e.name!r} not found") from e
     except jinja2.TemplateError as e:
         raise RenderError(f"{_template_location(e)}: {e.message}") from e
+    except (TypeError, ValueError) as e:  # a filter given a value it cannot format
+        raise RenderError(f"{_template_location(e)}: cannot display a value: {e}") from e
 
 
 # --------------------------------------------------------------------------- PDF

@@ -300,6 +300,8 @@ def test_html_references_nothing_outside_itself(html: str) -> None:
     assert "xmlns" not in html
     assert "<script" not in html.lower()
     assert "url(" not in html  # no stylesheet resource at all: fonts are PDF-only
+    outside_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    assert "//" not in outside_images  # not even a protocol-relative reference or a comment
     for tag, attrs in _parse(html).tags:
         for name in ("src", "href", "srcset", "poster", "data"):
             value = attrs.get(name)
@@ -461,6 +463,14 @@ def test_missing_variable_is_a_render_error(tmp_path: Path, context: dict[str, A
     with pytest.raises(
         RenderError, match=r"summary\.html\.j2 line 1: 'no_such_value' is undefined"
     ):
+        report.render_html(context, templates_dir=tmp_path)
+
+
+def test_value_a_filter_cannot_format_is_a_render_error(
+    tmp_path: Path, context: dict[str, Any]
+) -> None:
+    (tmp_path / "summary.html.j2").write_text("<p>\n{{ run_name|pct }}</p>\n")
+    with pytest.raises(RenderError, match=r"summary\.html\.j2 line 2: cannot display a value"):
         report.render_html(context, templates_dir=tmp_path)
 
 
@@ -682,6 +692,7 @@ def _rewrite_metrics(root: Path, edit: Any) -> None:
         (lambda m: m["models"]["baseline"]["figures"].pop("weights"), "no 'weights' figure"),
         (lambda m: m["figures"].update(lr="../../outside.png"), "points outside the run"),
         (lambda m: m.update(schema=2), "not a schema 1 metrics document"),
+        (lambda m: m["models"]["baseline"].update(test_accuracy="high"), "malformed metrics.json"),
     ],
 )
 def test_malformed_metrics_is_a_render_error(copy_run: Path, edit: Any, match: str) -> None:
