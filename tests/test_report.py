@@ -380,7 +380,9 @@ def test_html_sections_come_in_order(html: str) -> None:
 
 def test_toc_links_resolve_and_tables_scope_headers(html: str) -> None:
     tags = _parse(html).tags
-    ids = {attrs["id"] for _, attrs in tags if attrs.get("id")}
+    id_list = [attrs["id"] for _, attrs in tags if attrs.get("id")]
+    ids = set(id_list)
+    assert len(ids) == len(id_list), "duplicate id"
     links = [str(attrs["href"]) for tag, attrs in tags if tag == "a" and attrs.get("href")]
     assert links and all(href[1:] in ids for href in links if href.startswith("#"))
     headers = [attrs for tag, attrs in tags if tag == "th"]
