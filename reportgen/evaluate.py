@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
-from reportgen.models import NUM_CLASSES
+from reportgen.models import CNN, MLP, NUM_CLASSES
 
 LABELS = list(range(NUM_CLASSES))
 
@@ -124,3 +125,57 @@ def pair_indices(
 ) -> list[int]:
     """Return the positions of the first ``limit`` images of ``true`` predicted as ``pred``."""
     return [int(i) for i in np.flatnonzero((y_true == true) & (y_pred == pred))[:limit]]
+
+
+def pair_galleries(
+    matrix: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    configured: Sequence[tuple[int, int]],
+    auto: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Return the confused-pair galleries: every configured pair, then ``auto`` more.
+
+    The automatic pairs are the most confused cells of ``matrix`` that are not
+    configured already, so a run always shows ``auto`` additional pairs when
+    the model makes that many distinct confusions.  Each gallery holds the
+    total ``count`` and the positions of its first ``limit`` images, lowest
+    test index first; a configured pair the model never makes has ``count`` 0.
+    """
+    chosen = [(int(t), int(p), "config") for t, p in dict.fromkeys(configured)]
+    taken = {(t, p) for t, p, _ in chosen}
+    ranked = most_confused_pairs(matrix, count=auto + len(taken))
+    found = [(c["true"], c["pred"], "auto") for c in ranked if (c["true"], c["pred"]) not in taken]
+    return [
+        {
+            "true": t,
+            "pred": p,
+            "count": int(matrix[t, p]),
+            "indices": pair_indices(y_true, y_pred, true=t, pred=p, limit=limit),
+            "source": source,
+        }
+        for t, p, source in chosen + found[:auto]
+    ]
+
+
+def first_layer_weights(model: nn.Module) -> np.ndarray:
+    """Return the first layer's weights: ``[units, 784]`` (MLP) or ``[channels, 1, k, k]`` (CNN)."""
+    if not isinstance(model, MLP | CNN):
+        raise TypeError(f"expected an MLP or CNN from reportgen.models; got {type(model).__name__}")
+    return model.first_layer().weight.detach().cpu().numpy().copy()
+
+
+@torch.inference_mode()
+def first_activations(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Return the first hidden layer's values before and after ReLU for one image (eval mode).
+
+    ``x`` is one normalized image ``[784]``; the result is ``[units]`` for an
+    MLP and ``[channels, 28, 28]`` feature maps for a CNN.
+    """
+    if not isinstance(model, MLP | CNN):
+        raise TypeError(f"expected an MLP or CNN from reportgen.models; got {type(model).__name__}")
+    model.eval()
+    pre, post = model.first_activations(x.reshape(1, -1))
+    return pre[0].cpu().numpy().copy(), post[0].cpu().numpy().copy()

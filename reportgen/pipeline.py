@@ -11,16 +11,17 @@ import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
-from reportgen import evaluate, rundir
-from reportgen.config import Config, ModelSection, to_toml
+from reportgen import diagnosis, evaluate, figures, rundir, stats
+from reportgen.config import Config, ModelSection, ReportSection, to_toml
 from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
 from reportgen.errors import ConfigError, RunDirError
@@ -29,6 +30,9 @@ from reportgen.seeding import derive_seed, generator, seed_everything
 from reportgen.train import EpochRecord, TrainResult, TrainState, train_model
 
 DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
+MODEL_FIGURE_KINDS = ("weights", "activations", "misclassified", "curves", "confusion",
+                      "class_errors")  # fmt: skip
+SHARED_FIGURES = ("compare_curves", "lr")
 
 
 # --------------------------------------------------------------------------- progress events
@@ -236,6 +240,67 @@ def model_metrics(outcome: ModelOutcome, y_test: np.ndarray, *, auto_pairs: int)
     }
 
 
+def pair_figure_name(model: str, true: int, pred: int) -> str:
+    """Return the figure name of one confused-pair gallery, e.g. ``baseline_pair_4_as_9``."""
+    return f"{model}_pair_{true}_as_{pred}"
+
+
+def analysis_metrics(
+    outcome: ModelOutcome, y_test: np.ndarray, *, report: ReportSection, seed: int
+) -> dict[str, Any]:
+    """Return one model's interval, curve diagnosis, gallery choices and figure names."""
+    y_pred = outcome.predictions
+    interval = stats.accuracy_interval(
+        y_pred == y_test, resamples=report.bootstrap_resamples, seed=derive_seed(seed, "bootstrap")
+    )
+    galleries = evaluate.pair_galleries(
+        evaluate.confusion(y_test, y_pred), y_test, y_pred,
+        configured=report.confused_pairs, auto=report.auto_pairs, limit=report.n_pair_examples,
+    )  # fmt: skip
+    for gallery in galleries:
+        gallery["figure"] = pair_figure_name(outcome.name, gallery["true"], gallery["pred"])
+    diverged = outcome.divergence["epoch"] if outcome.divergence else None
+    curves = diagnosis.diagnose([vars(r) for r in outcome.history], diverged_epoch=diverged)
+    return {
+        "accuracy_ci": {
+            "level": interval.level,
+            "resamples": interval.resamples,
+            "low": interval.low,
+            "high": interval.high,
+        },
+        "diagnosis": asdict(curves),
+        "sample_index": report.sample_index,
+        "misclassified": evaluate.misclassified_indices(
+            y_test, y_pred, limit=report.n_misclassified
+        ),
+        "pair_galleries": galleries,
+        "figures": {kind: f"{outcome.name}_{kind}" for kind in MODEL_FIGURE_KINDS},
+    }
+
+
+def significance(
+    first: ModelOutcome, second: ModelOutcome, y_test: np.ndarray, *, resamples: int, seed: int
+) -> dict[str, Any]:
+    """Return the paired comparison of two models (McNemar, bootstrap interval, verdict)."""
+    result = stats.compare(
+        first.predictions == y_test, second.predictions == y_test, names=(first.name, second.name),
+        resamples=resamples, seed=derive_seed(seed, "bootstrap"),
+    )  # fmt: skip
+    return asdict(result)
+
+
+def figure_paths(models: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Return ``{figure name: path in the run}`` for every figure the models' metrics name."""
+    names = [
+        name
+        for m in models.values()
+        for name in [*m["figures"].values(), *(g["figure"] for g in m["pair_galleries"])]
+    ]
+    return {
+        name: rundir.RunPaths(Path()).figure(name).as_posix() for name in [*names, *SHARED_FIGURES]
+    }
+
+
 def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Return one comparison-table row per model (no wall-clock times: they break byte identity)."""
     keys = ("train_accuracy", "val_accuracy", "test_accuracy", "train_test_gap", "parameters",
@@ -331,6 +396,9 @@ def run(
         )
         rundir.write_atomic(paths.comparison, csv_text(pd.DataFrame(comparison_rows(metrics))))
 
+    with _timed(timings, "figures", progress):
+        stage_figures(config, outcomes, dataset, metrics, paths)
+
     manifest = {
         "schema": 1,
         "run_name": config.run.name,
@@ -350,8 +418,13 @@ def build_metrics(
     config: Config, outcomes: list[ModelOutcome], dataset: Dataset, y_test: np.ndarray
 ) -> dict[str, Any]:
     """Return the whole ``metrics.json`` document."""
+    report = config.report
     models = {
-        o.name: model_metrics(o, y_test, auto_pairs=config.report.auto_pairs) for o in outcomes
+        o.name: {
+            **model_metrics(o, y_test, auto_pairs=report.auto_pairs),
+            **analysis_metrics(o, y_test, report=report, seed=config.seed),
+        }
+        for o in outcomes
     }
     metrics: dict[str, Any] = {
         "schema": 1,
@@ -366,4 +439,94 @@ def build_metrics(
         "models": models,
     }
     metrics["comparison"] = comparison_rows(metrics)
+    if len(outcomes) >= 2:
+        metrics["significance"] = significance(
+            outcomes[0], outcomes[1], y_test, resamples=report.bootstrap_resamples, seed=config.seed
+        )
+    metrics["figures"] = figure_paths(models)
     return metrics
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def model_figures(
+    config: Config, position: int, outcome: ModelOutcome, model: dict[str, Any], dataset: Dataset
+) -> Iterator[tuple[str, Figure]]:
+    """Yield ``(name, figure)`` for each figure of one model, drawn one at a time."""
+    name, kinds = outcome.name, model["figures"]
+    images = dataset.test_images  # [N, 28, 28] uint8
+    y_test = dataset.test.y.cpu().numpy()
+    y_pred = outcome.predictions
+    cnn = outcome.spec.kind == "cnn"
+
+    weights = evaluate.first_layer_weights(outcome.model)
+    yield (
+        kinds["weights"],
+        figures.weights_figure(
+            weights, model=name, count=config.report.n_weights, unit="Kernel" if cnn else "Neuron"
+        ),
+    )
+
+    sample = model["sample_index"]
+    pre, post = evaluate.first_activations(outcome.model, dataset.test.x[sample])
+    about = {"model": name, "index": sample, "label": int(y_test[sample]),
+             "prediction": int(y_pred[sample])}  # fmt: skip
+    yield (
+        kinds["activations"],
+        (
+            figures.feature_maps_figure(images[sample], post, **about)
+            if cnn
+            else figures.activations_figure(images[sample], pre, post, **about)
+        ),
+    )
+
+    wrong = np.asarray(model["misclassified"], dtype=np.int64)
+    yield kinds["misclassified"], figures.misclassified_figure(
+        images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]],
+        model=name, total=int(np.count_nonzero(y_pred != y_test)),
+    )  # fmt: skip
+
+    yield (
+        kinds["curves"],
+        figures.curves_figure(
+            history_frame([outcome]), model=name, color=figures.model_color(position)
+        ),
+    )
+    yield kinds["confusion"], figures.confusion_figure(model["confusion_matrix"], model=name)
+    yield kinds["class_errors"], figures.class_errors_figure(
+        [row["error_rate"] for row in model["class_errors"]], model=name,
+        worst=model["worst_classes"],
+    )  # fmt: skip
+
+    for gallery in model["pair_galleries"]:
+        shown = np.asarray(gallery["indices"], dtype=np.int64)
+        yield gallery["figure"], figures.pair_figure(
+            images[shown], shown, outcome.proba[shown, gallery["pred"]], model=name,
+            true=gallery["true"], pred=gallery["pred"], total=gallery["count"],
+        )  # fmt: skip
+
+
+def stage_figures(
+    config: Config,
+    outcomes: list[ModelOutcome],
+    dataset: Dataset,
+    metrics: dict[str, Any],
+    paths: rundir.RunPaths,
+) -> None:
+    """Draw every figure that ``metrics["figures"]`` lists and save it under ``figures/``."""
+    history = history_frame(outcomes)
+
+    def every_figure() -> Iterator[tuple[str, Figure]]:
+        yield "compare_curves", figures.compare_curves_figure(history)
+        yield "lr", figures.lr_figure(history)
+        for position, outcome in enumerate(outcomes):
+            model = metrics["models"][outcome.name]
+            yield from model_figures(config, position, outcome, model, dataset)
+
+    drawn = []
+    for name, figure in every_figure():
+        figures.save_figure(figure, paths.figure(name))
+        drawn.append(name)
+    if sorted(drawn) != sorted(metrics["figures"]):  # a bug, not a user error
+        raise RuntimeError(f"figures drawn {sorted(drawn)} differ from metrics.json's list")
