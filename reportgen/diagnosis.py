@@ -153,13 +153,13 @@ def _good_fit(curves: _Curves) -> list[str]:
         return []
     best = min(range(len(val)), key=lambda i: (val[i], i))
     ending = (
-        "its lowest value"
+        "at its lowest value"
         if best == len(val) - 1
         else f"within {OVERFIT_RISE:.0%} of its lowest ({val[best]:.3f}, epoch {e[best]})"
     )
     return [
         f"train loss fell from {train[0]:.3f} (epoch {e[0]}) to {train[-1]:.3f} (epoch {e[-1]}) "
-        f"and validation loss from {val[0]:.3f} to {val[-1]:.3f}, ending at {ending}"
+        f"and validation loss from {val[0]:.3f} to {val[-1]:.3f}, ending {ending}"
     ]
 
 

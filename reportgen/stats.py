@@ -249,9 +249,7 @@ def format_p(p_value: float) -> str:
     """Return a p-value with as many digits as a reader needs."""
     if p_value >= 0.01:
         return f"{p_value:.2f}"
-    if p_value >= 0.001:
-        return f"{p_value:.3f}"
-    return f"{p_value:.1e}"
+    return f"{p_value:.2g}"  # two significant digits: 0.0014, 2.2e-07
 
 
 def _pp(fraction: float) -> str:

@@ -59,6 +59,15 @@ def test_overfitting_evidence_names_the_epochs() -> None:
     )
 
 
+def test_good_fit_evidence_names_the_lowest_epoch() -> None:
+    train_loss, val_loss, _ = CASES["good fit"]
+    evidence = diagnosis.diagnose(history(train_loss, val_loss)).evidence
+    assert evidence == [
+        "train loss fell from 0.310 (epoch 1) to 0.058 (epoch 10) and validation loss from "
+        "0.125 to 0.069, ending within 10% of its lowest (0.067, epoch 6)"
+    ]
+
+
 def test_spike_evidence_names_the_jump() -> None:
     result = diagnosis.diagnose(history(*CASES["spike"][:2]))
     assert "train loss jumped from 0.200 at epoch 2 to 0.900 at epoch 3 (×4.5)" in result.evidence

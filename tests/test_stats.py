@@ -137,7 +137,8 @@ def test_compare_verdict(b: int, c: int, claim: str, significant: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("p_value", "text"), [(0.5, "0.50"), (0.0312, "0.03"), (0.0031, "0.003"), (2.2e-7, "2.2e-07")]
+    ("p_value", "text"),
+    [(1.0, "1.00"), (0.5, "0.50"), (0.0312, "0.03"), (0.00139, "0.0014"), (2.2e-7, "2.2e-07")],
 )
 def test_format_p(p_value: float, text: str) -> None:
     assert stats.format_p(p_value) == text
