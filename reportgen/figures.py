@@ -406,7 +406,7 @@ def feature_maps_figure(
     activations = _array(maps, "maps", ndim=3).astype(np.float64)
     columns = min(columns, len(activations))
     rows = math.ceil(len(activations) / columns)
-    fig = _figure(0.5 + rows * 0.8)
+    fig = _figure(0.45 + rows * 0.72)
     panels = fig.subfigures(1, 2, width_ratios=(1, 4.2), squeeze=False)
     left, right = panels[0, 0], panels[0, 1]
     ax_image = left.subplots()
@@ -766,7 +766,7 @@ def lr_figure(history: pd.DataFrame) -> Figure:
     if lr.max() / lr.min() >= LR_LOG_RATIO:
         ax.set_yscale("log")
     else:
-        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3), useMathText=True)
         ax.set_ylim(0, lr.max() * 1.15)
     _epoch_axis(ax)
     ax.set_ylabel("learning rate")
