@@ -8,17 +8,19 @@ training diverged; 130 interrupted (Ctrl-C / SIGTERM).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from reportgen import __version__
 from reportgen.config import Config, load_config, to_toml
-from reportgen.errors import ReportgenError
+from reportgen.errors import ConfigError, ReportgenError, RunDirError
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -69,6 +71,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--templates", type=Path, help="directory of templates overriding the packaged ones"
     )
+    run.add_argument(
+        "--fail-under", action="append", default=[], metavar="MODEL.METRIC=VALUE",
+        help="CI gate (repeatable): exit 3 after rendering if e.g. regularized.test_accuracy "
+        "is below VALUE",
+    )  # fmt: skip
+
+    render = commands.add_parser("render", help="re-render report.html/.pdf of an existing run")
+    render.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    render.add_argument(
+        "--templates", type=Path, help="directory of templates overriding the packaged ones"
+    )
+
+    verify = commands.add_parser(
+        "verify", help="re-run a run from its saved config and compare every artifact's hash"
+    )
+    verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    compare = commands.add_parser("compare", help="an HTML/PDF comparison of several runs")
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--out", "-o", type=Path, default=Path("reports") / "compare",
+                         help="output directory (default: reports/compare)")  # fmt: skip
+    compare.add_argument("--no-pdf", action="store_true", help="write only compare.html")
+
+    email = commands.add_parser("email", help="email a run's report (or write it as .eml)")
+    email.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    email.add_argument("--to", action="append", default=[], metavar="ADDR", help="recipient")
+    email.add_argument("--from", dest="sender", metavar="ADDR", help="sender address")
+    email.add_argument("--subject", help="subject (default: run name and accuracies)")
+    email.add_argument("--smtp-host", metavar="HOST", help="send through this SMTP server")
+    email.add_argument("--smtp-port", type=int, metavar="PORT", help="default 25/587/465")
+    security = email.add_mutually_exclusive_group()
+    security.add_argument("--starttls", action="store_true", help="upgrade with STARTTLS")
+    security.add_argument("--ssl", action="store_true", help="connect over SSL/TLS")
+    email.add_argument("--user", help="SMTP user name")
+    email.add_argument("--password-env", metavar="VAR",
+                       help="environment variable holding the SMTP password")  # fmt: skip
+    email.add_argument("--eml-out", type=Path, metavar="FILE", help="write the message here")
 
     data = commands.add_parser("data", help="obtain and verify the MNIST files")
     _add_config_options(data)
@@ -85,7 +124,12 @@ def _config_path(given: Path | None) -> Path | None:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(_config_path(args.config), args.overrides)
+    overrides = list(args.overrides)
+    if getattr(args, "templates", None) is not None:
+        overrides.append(f"report.templates={json.dumps(str(args.templates))}")
+    return load_config(
+        _config_path(args.config), overrides, fail_under=getattr(args, "fail_under", ())
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,15 +188,100 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
     if args.command == "run":
         config = _load(args)
         result = pipeline.run(config, out=args.out, resume=args.resume, argv=["reportgen", *argv],
-                              templates=args.templates, progress=display.event)  # fmt: skip
+                              progress=display.event)  # fmt: skip
         display.close()
         status = EXIT_OK
+        for t in result.failed_thresholds:
+            shown = "not measured" if t.value is None else f"{t.value:.4f}"
+            display.err(f"reportgen: threshold failed: {t.key} = {shown} < {t.minimum}")
+            status = EXIT_THRESHOLD
         for name in result.diverged:
             display.err(f"reportgen: model {name!r} diverged (see the report); lower train.lr")
             status = EXIT_DIVERGED
         display.out(str(result.path))
         return status
+    if args.command == "render":
+        return _render(args, display)
+    if args.command == "verify":
+        return _verify(args, display)
+    if args.command == "compare":
+        from reportgen.compare import compare_runs
+
+        for path in compare_runs(args.run_dirs, args.out, pdf=not args.no_pdf):
+            display.info(f"wrote {path}")
+        display.out(str(args.out))
+        return EXIT_OK
+    if args.command == "email":
+        return _email(args, display)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _render(args: argparse.Namespace, display: Display) -> int:
+    """Re-render a run's reports from its artifacts and refresh the manifest's hashes."""
+    from reportgen import report, rundir
+
+    manifest = rundir.read_manifest(args.run_dir)
+    problems = rundir.check_artifacts(args.run_dir, manifest["artifacts"])
+    if problems:
+        more = "; …" if len(problems) > 3 else ""
+        raise RunDirError(
+            f"{args.run_dir}: files differ from its manifest ({'; '.join(problems[:3])}{more}); "
+            "refusing to render a tampered run"
+        )
+    pdf = (args.run_dir / "report.pdf").exists()
+    for path in report.render_run(args.run_dir, templates_dir=args.templates, pdf=pdf):
+        display.info(f"wrote {path}")
+    manifest["artifacts"] = rundir.artifact_hashes(args.run_dir)
+    rundir.write_json(rundir.RunPaths(args.run_dir).manifest, manifest)
+    display.out(str(args.run_dir))
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, display: Display) -> int:
+    """Re-run a run and print a line per artifact: match, differs, missing or extra."""
+    from reportgen.verify import verify_run
+
+    result = verify_run(args.run_dir, progress=display.event)
+    display.close()
+    width = max((len(c.path) for c in result.checks), default=10)
+    for check in result.checks:
+        display.out(f"{check.status:8} {check.path:{width}}")
+    for problem in result.tampered:
+        display.out(f"tampered {problem}")
+    if result.ok:
+        display.out(f"verified: all {len(result.checks)} artifacts reproduced byte for byte")
+        return EXIT_OK
+    names = sorted(
+        {c.path for c in result.checks if c.status != "match"}
+        | {p.split(":", 1)[0] for p in result.tampered}
+    )
+    display.err(f"reportgen: not reproduced: {', '.join(names)}")
+    for line in result.environment:
+        display.err(f"reportgen: environment changed (likely cause): {line}")
+    return EXIT_FAILURE
+
+
+def _email(args: argparse.Namespace, display: Display) -> int:
+    """Write the run's report as an .eml file and/or send it over SMTP."""
+    from reportgen import mail
+
+    if not args.smtp_host and not args.eml_out:
+        raise ConfigError("email: give --smtp-host to send, --eml-out FILE to write, or both")
+    sender = args.sender or mail.DEFAULT_SENDER
+    message = mail.build_message(args.run_dir, to=args.to, sender=sender, subject=args.subject)
+    if args.eml_out:
+        display.info(f"wrote {mail.write_eml(message, args.eml_out)}")
+    if args.smtp_host:
+        password = (
+            mail.password_from_env(args.password_env, os.environ) if args.password_env else None
+        )
+        security: Literal["none", "starttls", "ssl"] = (
+            "ssl" if args.ssl else "starttls" if args.starttls else "none"
+        )
+        mail.send(message, host=args.smtp_host, port=args.smtp_port, security=security,
+                  user=args.user, password=password)  # fmt: skip
+        display.info(f"sent to {', '.join(args.to)} via {args.smtp_host}")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- display

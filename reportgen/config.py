@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reportgen.errors import ConfigError
+from reportgen.gate import GATE_METRICS
 
 MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
@@ -154,6 +155,25 @@ class ReportSection(_Section):
         return value
 
 
+class GateSection(_Section):
+    """CI gate: ``"MODEL.METRIC" = minimum`` thresholds; a miss makes the run exit 3."""
+
+    fail_under: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+
+    @field_validator("fail_under")
+    @classmethod
+    def _known_keys(cls, value: dict[str, float]) -> dict[str, float]:
+        models = sorted(ModelsSection.model_fields)
+        for key in value:
+            model, _, metric = key.partition(".")
+            if model not in models or metric not in GATE_METRICS:
+                raise ValueError(
+                    f"{key!r} is not MODEL.METRIC with MODEL one of {', '.join(models)} "
+                    f"and METRIC one of {', '.join(GATE_METRICS)}"
+                )
+        return dict(sorted(value.items()))
+
+
 class Config(_Section):
     """A whole run's configuration, every default filled in."""
 
@@ -164,6 +184,7 @@ class Config(_Section):
     train: TrainSection = Field(default_factory=TrainSection)
     models: ModelsSection = Field(default_factory=ModelsSection)
     report: ReportSection = Field(default_factory=ReportSection)
+    gate: GateSection = Field(default_factory=GateSection)
 
     @model_validator(mode="after")
     def _sample_in_test_set(self) -> Config:
@@ -239,8 +260,16 @@ def validate(data: Mapping[str, Any], *, source: str = "config") -> Config:
         raise ConfigError(format_validation_error(e, data, source=source)) from e
 
 
-def load_config(path: str | os.PathLike[str] | None, overrides: Iterable[str] = ()) -> Config:
-    """Read a TOML file (or the defaults when ``path`` is None) and apply overrides."""
+def load_config(
+    path: str | os.PathLike[str] | None,
+    overrides: Iterable[str] = (),
+    *,
+    fail_under: Iterable[str] = (),
+) -> Config:
+    """Read a TOML file (or the defaults when ``path`` is None) and apply overrides.
+
+    ``fail_under`` items are ``MODEL.METRIC=VALUE`` thresholds added to ``gate.fail_under``.
+    """
     if path is None:
         data: dict[str, Any] = {}
         source = "defaults"
@@ -253,7 +282,20 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Iterable[str] = 
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{source}: cannot read config file: {e}") from e
         data = parse_toml(text, source=source)
-    return validate(apply_overrides(data, overrides), source=source)
+    data = apply_overrides(data, overrides)
+    for item in fail_under:
+        key, sep, raw = item.partition("=")
+        try:
+            minimum: Any = float(raw)
+        except ValueError:
+            minimum = raw  # validation reports it with the key
+        if not sep or not key.strip():
+            raise ConfigError(f"--fail-under {item!r}: expected MODEL.METRIC=VALUE")
+        gate = data.setdefault("gate", {})
+        if not isinstance(gate, dict) or not isinstance(gate.setdefault("fail_under", {}), dict):
+            raise ConfigError("gate.fail_under must be a table of MODEL.METRIC = minimum")
+        gate["fail_under"][key.strip()] = minimum
+    return validate(data, source=source)
 
 
 # --------------------------------------------------------------------------- output
@@ -270,12 +312,16 @@ def _dump_table(table: Mapping[str, Any], prefix: list[str]) -> str:
     lines = []
     if prefix and scalars:
         lines.append(f"[{'.'.join(prefix)}]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars]
     out = "\n".join(lines) + ("\n" if lines else "")
     for key, sub in tables:
         block = _dump_table(sub, [*prefix, key])
         out += ("\n" if out else "") + block
     return out
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
 
 
 def _toml_value(value: Any) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from reportgen import diagnosis, evaluate, figures, rundir, stats
+from reportgen import diagnosis, evaluate, figures, gate, report, rundir, stats
 from reportgen.config import Config, ModelSection, ReportSection, to_toml
 from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
@@ -58,6 +58,27 @@ def _silent(event: Event) -> None:
     """Default progress sink: ignore every event."""
 
 
+class RunLog:
+    """Forwards events to a progress sink and keeps a plain-text log of them for ``run.log``."""
+
+    def __init__(self, sink: Progress) -> None:
+        self.sink = sink
+        self.lines: list[str] = []
+
+    def event(self, event: Event) -> None:
+        self.sink(event)
+        who = f"{event.model}: " if event.model else ""
+        if event.kind == "stage":
+            self.lines.append(f"[{event.stage}] started")
+        elif event.kind == "stage_done":
+            self.lines.append(f"[{event.stage}] done in {event.seconds:.2f} s")
+        elif event.kind in ("epoch", "info"):
+            self.lines.append(f"[{event.stage}] {who}{event.message}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
 # --------------------------------------------------------------------------- stage outputs
 
 
@@ -87,6 +108,12 @@ class Run:
     path: Path
     metrics: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    thresholds: list[gate.Threshold] = field(default_factory=list)
+
+    @property
+    def failed_thresholds(self) -> list[gate.Threshold]:
+        """Return the ``gate.fail_under`` thresholds this run missed."""
+        return [t for t in self.thresholds if not t.passed]
 
     @property
     def diverged(self) -> list[str]:
@@ -352,10 +379,15 @@ def run(
     out: Path | None = None,
     resume: bool = False,
     argv: list[str] | None = None,
-    templates: Path | None = None,
     progress: Progress = _silent,
 ) -> Run:
-    """Train, evaluate and report on both models; return the published run."""
+    """Train, evaluate and report on both models; return the published run.
+
+    ``progress`` receives every :class:`Event`; they are also written to the
+    run's ``run.log``.
+    """
+    log = RunLog(progress)
+    progress = log.event
     final = Path(out) if out is not None else Path("reports") / config.run.name
     device = resolve_device(config.runtime.device)
     seed_everything(config.seed, threads=config.runtime.threads)
@@ -399,6 +431,11 @@ def run(
     with _timed(timings, "figures", progress):
         stage_figures(config, outcomes, dataset, metrics, paths)
 
+    thresholds = gate.check_thresholds(metrics, config.gate.fail_under)
+    summary = gate.summary_json(metrics, thresholds)
+    rundir.write_json(paths.summary_json, summary)
+    rundir.write_atomic(paths.summary_md, gate.summary_markdown(summary))
+
     manifest = {
         "schema": 1,
         "run_name": config.run.name,
@@ -407,11 +444,19 @@ def run(
         "data_files": files.sha256,
         "data_source": files.source,
         "environment": describe(str(device), config.runtime.threads),
-        "timings_s": timings,
     }
+    with _timed(timings, "render", progress):
+        report.render_run(
+            staging,
+            templates_dir=config.report.templates,
+            pdf=config.report.pdf,
+            manifest={**manifest, "artifacts": rundir.artifact_hashes(staging)},
+        )
+    rundir.write_atomic(paths.log, log.text())
+    manifest["timings_s"] = timings
     rundir.write_json(paths.manifest, {**manifest, "artifacts": rundir.artifact_hashes(staging)})
     rundir.publish(staging, final)
-    return Run(final, metrics, timings)
+    return Run(final, metrics, timings, thresholds)
 
 
 def build_metrics(

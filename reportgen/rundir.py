@@ -22,6 +22,7 @@ from typing import Any
 from reportgen.errors import RunDirError
 
 MANIFEST = "manifest.json"
+LOG = "run.log"  # this execution's log: timings vary, so it is outside the hashed artifacts
 WORK = "work"  # checkpoints: inside the partial directory only, never published
 PARTIAL_SUFFIX = ".partial"
 OLD_SUFFIX = ".old"
@@ -126,6 +127,18 @@ class RunPaths:
         return self.root / MANIFEST
 
     @property
+    def summary_md(self) -> Path:
+        return self.root / "summary.md"
+
+    @property
+    def summary_json(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / LOG
+
+    @property
     def work(self) -> Path:
         return self.root / WORK
 
@@ -137,11 +150,12 @@ class RunPaths:
 
 
 def artifacts(root: Path) -> Iterator[Path]:
-    """Yield every published file of a run except the manifest, in sorted order."""
+    """Yield every published file of a run except the manifest and log, in sorted order."""
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         hidden = rel.name.startswith(".")  # temporary files of an interrupted write
-        if path.is_file() and rel.parts[0] != WORK and rel.name != MANIFEST and not hidden:
+        own = rel.as_posix() in (MANIFEST, LOG)
+        if path.is_file() and rel.parts[0] != WORK and not own and not hidden:
             yield path
 
 

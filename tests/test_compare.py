@@ -28,7 +28,7 @@ from tests.test_report import make_run
 RUNS: list[tuple[str, list[str], tuple[float, float]]] = [
     ("sweep/run1", [], (0.9012, 0.9311)),
     ("sweep/run2", ["train.lr=0.003", "models.regularized.dropout=0.5"], (0.8876, 0.9402)),
-    ("other/run1", ["train.epochs=3", 'run.date="2024-04-02"'], (0.9105, 0.9298)),
+    ("other/run1", ["train.epochs=5", 'run.date="2024-04-02"'], (0.9105, 0.9298)),
 ]
 EQUAL_KEYS = ("seed", "train.optimizer", "models.baseline.dropout", "data.batch_size")
 

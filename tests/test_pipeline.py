@@ -8,20 +8,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from reportgen import pipeline, rundir
+from reportgen import data, pipeline, rundir
 from reportgen.config import load_config
 
-from .conftest import N_TEST, quick_overrides
+from .conftest import N_TEST, quick_overrides, write_fake_mnist
 
 BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.csv",
-                  "config.toml", "models/baseline.pt", "models/regularized.pt"]  # fmt: skip
+                  "config.toml", "models/baseline.pt", "models/regularized.pt", "report.html",
+                  "report.pdf", "summary.md", "summary.json"]  # fmt: skip
 
 
-@pytest.fixture
-def two_runs(fake_mnist: Path, tmp_path: Path) -> tuple[Path, Path]:
-    config = load_config(None, quick_overrides(fake_mnist))
-    a = pipeline.run(config, out=tmp_path / "a").path
-    b = pipeline.run(config, out=tmp_path / "b").path
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp_path = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(data, "MNIST_FILES", write_fake_mnist(tmp_path / "data"))
+        config = load_config(None, quick_overrides(tmp_path / "data"))
+        a = pipeline.run(config, out=tmp_path / "a").path
+        b = pipeline.run(config, out=tmp_path / "b").path
     return a, b
 
 
@@ -50,7 +54,7 @@ def test_manifest_covers_every_artifact(two_runs: tuple[Path, Path]) -> None:
     manifest = rundir.read_manifest(run)
     assert set(manifest["artifacts"]) == {
         p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()
-    } - {"manifest.json"}
+    } - {"manifest.json", "run.log"}
     assert rundir.check_artifacts(run, manifest["artifacts"]) == []
     assert manifest["seed"] == 0
     env = manifest["environment"]
@@ -62,6 +66,10 @@ def test_two_runs_are_byte_identical(two_runs: tuple[Path, Path]) -> None:
     a, b = two_runs
     for name in BYTE_IDENTICAL:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    figures = sorted(p.name for p in (a / "figures").glob("*.png"))
+    assert len(figures) >= 2 * 7 + 2
+    for name in figures:
+        assert (a / "figures" / name).read_bytes() == (b / "figures" / name).read_bytes(), name
     for name in ("baseline", "regularized"):
         sa = torch.load(a / "models" / f"{name}.pt", weights_only=True)
         sb = torch.load(b / "models" / f"{name}.pt", weights_only=True)

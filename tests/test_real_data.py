@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -54,8 +55,6 @@ def test_corrupted_byte_is_reacquired(default_config: Config, tmp_path: Path) ->
 
 
 def test_default_run_reaches_reference_accuracy(default_runs: list[Path]) -> None:
-    import json
-
     metrics = json.loads((default_runs[0] / "metrics.json").read_text())
     assert metrics["dataset"]["test_support"] == OFFICIAL_SUPPORT
     for model in metrics["models"].values():
@@ -69,7 +68,42 @@ def test_default_runs_are_byte_identical(default_runs: list[Path]) -> None:
     a, b = default_runs
     for name in BYTE_IDENTICAL:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    artifacts = [json.loads((run / "manifest.json").read_text())["artifacts"] for run in (a, b)]
+    assert artifacts[0] == artifacts[1]  # every figure, report.html and report.pdf too
+    assert {"report.html", "report.pdf", "figures/compare_curves.png"} <= set(artifacts[0])
     for name in ("baseline", "regularized"):
         sa = torch.load(a / "models" / f"{name}.pt", weights_only=True)
         sb = torch.load(b / "models" / f"{name}.pt", weights_only=True)
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_galleries_show_what_they_claim(default_runs: list[Path]) -> None:
+    import pandas as pd
+
+    run = default_runs[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    predictions = pd.read_csv(run / "predictions.csv")
+    for name, model in metrics["models"].items():
+        rows = predictions[predictions["model"] == name].set_index("index")
+        pair_4_9 = next(g for g in model["pair_galleries"] if (g["true"], g["pred"]) == (4, 9))
+        assert pair_4_9["indices"], name
+        for index in pair_4_9["indices"]:
+            assert (rows.loc[index, "label"], rows.loc[index, "prediction"]) == (4, 9)
+        for index in model["misclassified"]:
+            assert rows.loc[index, "label"] != rows.loc[index, "prediction"]
+        assert (run / "figures" / f"{pair_4_9['figure']}.png").is_file()
+
+
+def test_pdf_has_every_section_and_both_accuracies(default_runs: list[Path]) -> None:
+    from pypdf import PdfReader
+
+    run = default_runs[0]
+    text = " ".join(page.extract_text() for page in PdfReader(run / "report.pdf").pages)
+    text = " ".join(text.split())
+    for heading in ("Executive summary", "Model comparison", "Training curves", "Reproducibility",
+                    "Classification report", "Confusion matrix", "Learned weights"):  # fmt: skip
+        assert heading in text, heading
+    metrics = json.loads((run / "metrics.json").read_text())
+    for model in metrics["models"].values():
+        assert f"{100 * model['test_accuracy']:.2f}%" in text
+    assert (run / "report.pdf").stat().st_size < 5 * 2**20

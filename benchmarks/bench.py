@@ -1,0 +1,198 @@
+"""Side-by-side training benchmark: the tutorial loop against reportgen's trainer.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench.py [--data-root DIR] [--skip-run] [--out FILE]
+
+Everything is measured in this one process, except the whole default run,
+which is a child ``reportgen run`` so that its peak resident memory is its own.
+Prints one JSON object (and writes it to ``--out`` if given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reportgen.config import load_config
+from reportgen.data import Split, ensure_mnist, normalize
+from reportgen.evaluate import predict_proba
+from reportgen.models import MLP
+from reportgen.seeding import generator, seed_everything
+from reportgen.train import train_model
+
+BATCH = 64
+HIDDEN = (256, 128)
+SCALING_SIZES = (7_500, 15_000, 30_000, 60_000)
+
+
+def mlp_epoch_flops(samples: int, widths: tuple[int, ...] = (784, *HIDDEN, 10)) -> float:
+    """Return forward+backward FLOPs of one epoch: 2·MACs forward, twice that backward."""
+    macs = sum(a * b for a, b in itertools.pairwise(widths))
+    return 3 * 2 * macs * samples
+
+
+def sgemm_gflops(threads: int, size: int = 1024, repeats: int = 15) -> float:
+    """Return the median single-precision matmul rate in GFLOP/s."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def tutorial_epoch(root: str) -> float:
+    """Time one epoch of the usual tutorial loop: transforms + DataLoader(shuffle=True)."""
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+    )
+    dataset = datasets.MNIST(root, train=True, download=False, transform=transform)
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True)
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+        nn.Linear(128, 10),
+    )  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    model.train()
+    for images, labels in loader:
+        optimizer.zero_grad()
+        loss = loss_fn(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # the tutorial logs the loss every step
+    return time.perf_counter() - start
+
+
+def full_train_split(root: str, limit: int = 0) -> Split:
+    """Return all 60,000 training images as one split (the tutorial trains on all of them)."""
+    from torchvision.datasets import MNIST
+
+    train = MNIST(root, train=True, download=False)
+    index = torch.arange(limit or len(train.targets))
+    return Split(normalize(train.data)[index].contiguous(), train.targets[index].long(), index)
+
+
+def reportgen_epochs(split: Split, val: Split, *, epochs: int, threads: int) -> list[float]:
+    """Train the baseline MLP with reportgen's trainer; return seconds per epoch."""
+    config = load_config(None, [f"train.epochs={epochs}", f"runtime.threads={threads}"])
+    seed_everything(0, threads=threads)
+    model = MLP(HIDDEN)
+    marks = [time.perf_counter()]
+    train_model(
+        model, split, val, train_cfg=config.train, spec=config.models.baseline,
+        batch_size=BATCH, shuffle=generator(0),
+        on_epoch=lambda record, state: marks.append(time.perf_counter()),
+    )  # fmt: skip
+    return [b - a for a, b in itertools.pairwise(marks)]
+
+
+def default_run(config_path: Path) -> dict[str, Any]:
+    """Run ``reportgen run`` on the default config in a child; return its timings and peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="reportgen-bench-") as tmp:
+        out = Path(tmp) / "run"
+        command = [sys.executable, "-m", "reportgen", "--quiet", "run",
+                   "--config", str(config_path), "--out", str(out)]  # fmt: skip
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"default run failed with status {status}")
+        manifest = json.loads((out / "manifest.json").read_text())
+    return {
+        "default_run_wall_s": round(wall, 2),
+        "default_run_stage_s": manifest["timings_s"],
+        "default_run_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", help="MNIST cache (default: the config's data.root)")
+    parser.add_argument("--config", type=Path, default=Path("config.toml"))
+    parser.add_argument("--threads", type=int, default=None, help="default: runtime.threads")
+    parser.add_argument("--skip-run", action="store_true", help="skip the whole default run")
+    parser.add_argument("--skip-scaling", action="store_true", help="skip the data-size sweep")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+
+    config = load_config(args.config if args.config.is_file() else None)
+    root = os.path.expanduser(args.data_root or config.data.root)
+    threads = args.threads or config.runtime.threads
+    ensure_mnist(root)
+    seed_everything(0, threads=threads)
+
+    gflops = sgemm_gflops(threads)
+    tutorial_s = tutorial_epoch(root)
+    split = full_train_split(root)
+    val = Split(split.x[:5_000], split.y[:5_000], split.index[:5_000])
+    epochs = reportgen_epochs(split, val, epochs=4, threads=threads)
+    reportgen_s = statistics.median(epochs[1:])  # the first epoch is the warm-up
+    roofline_s = mlp_epoch_flops(len(split)) / (gflops * 1e9)
+
+    from torchvision.datasets import MNIST
+
+    test = MNIST(root, train=False, download=False)
+    test_x = normalize(test.data)
+    model = MLP(HIDDEN).eval()
+    predict_proba(model, test_x, batch_size=config.train.eval_batch_size)  # warm-up
+    start = time.perf_counter()
+    predict_proba(model, test_x, batch_size=config.train.eval_batch_size)
+    eval_s = time.perf_counter() - start
+
+    result: dict[str, Any] = {
+        "machine": {"cpu_count": os.cpu_count(), "threads": threads, "torch": torch.__version__},
+        "batch_size": BATCH,
+        "train_images": len(split),
+        "tutorial_epoch_s": round(tutorial_s, 3),
+        "reportgen_epoch_s": round(reportgen_s, 3),
+        "reportgen_epochs_s": [round(e, 3) for e in epochs],
+        "speedup": round(tutorial_s / reportgen_s, 2),
+        "sgemm_gflops": round(gflops, 1),
+        "epoch_gflop": round(mlp_epoch_flops(len(split)) / 1e9, 2),
+        "roofline_epoch_s": round(roofline_s, 3),
+        "roofline_ratio": round(reportgen_s / roofline_s, 2),
+        "eval_s": round(eval_s, 4),
+    }
+    if not args.skip_scaling:
+        scaling = {}
+        for size in SCALING_SIZES:
+            part = Split(split.x[:size], split.y[:size], split.index[:size])
+            seconds = statistics.median(reportgen_epochs(part, val, epochs=3, threads=threads)[1:])
+            scaling[str(size)] = {"epoch_s": round(seconds, 3),
+                                  "us_per_image": round(seconds / size * 1e6, 2)}  # fmt: skip
+        result["scaling"] = scaling
+    if not args.skip_run:
+        result.update(default_run(args.config))
+    result["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
