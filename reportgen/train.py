@@ -163,6 +163,8 @@ def train_model(
     ``shuffle`` orders the batches; dropout draws from torch's global RNG,
     which the caller seeds.  ``on_epoch`` receives a :class:`TrainState` after
     every epoch so the caller can checkpoint; ``resume`` continues from one.
+    A non-finite loss stops training and restores the weights of the last
+    finite epoch, so the model can still be evaluated and reported.
     """
     n = len(train)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -187,6 +189,8 @@ def train_model(
     for epoch in range(len(history) + 1, train_cfg.epochs + 1):
         model.train()
         lr = optimizer.param_groups[0]["lr"]
+        # Restored if this epoch diverges, so the model is reported as it last was finite.
+        last_finite = {k: v.clone() for k, v in model.state_dict().items()}
         # One gather per epoch: every batch is then a contiguous slice (a view, no copy).
         order = torch.randperm(n, generator=shuffle).to(device)
         epoch_x, epoch_y = train.x[order], train.y[order]  # [N, 784], [N]
@@ -209,10 +213,12 @@ def train_model(
                 if on_step is not None:
                     on_step(step + 1, len(starts))
                 if not torch.isfinite(losses[step + 1 - DIVERGENCE_CHECK_STEPS : step + 1]).all():
+                    model.load_state_dict(last_finite)
                     return TrainResult(history, _divergence(epoch, step + 1, history))
         if on_step is not None:
             on_step(len(starts), len(starts))
         if not torch.isfinite(losses).all():
+            model.load_state_dict(last_finite)
             return TrainResult(history, _divergence(epoch, len(starts), history))
 
         val_loss, val_accuracy = evaluate_loss(model, val, batch_size=train_cfg.eval_batch_size)

@@ -124,3 +124,5 @@ def test_divergence_stops_training(fake_mnist: Path) -> None:
     )  # fmt: skip
     assert result.divergence is not None
     assert result.divergence.epoch == len(result.history) + 1
+    # The model is left as it was at the end of its last finite epoch.
+    assert all(torch.isfinite(p).all() for p in model.parameters())
