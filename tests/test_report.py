@@ -1,8 +1,8 @@
 """Tests for the report stage: templates -> self-contained HTML -> PDF, reproducibly.
 
-They render a synthetic but schema-complete run directory (metrics.json per
-docs/metrics-schema.md, config.toml, manifest.json and small PNG figures), so
-they need neither MNIST nor training.
+They render a synthetic but schema-complete run directory (metrics.json as
+the README's schema describes it, config.toml, manifest.json and small PNG
+figures), so they need neither MNIST nor training.
 """
 
 from __future__ import annotations
