@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
@@ -408,15 +407,7 @@ def build_context(
 
 def render_html(context: Mapping[str, Any], *, templates_dir: Path | str | None = None) -> str:
     """Return the comparison as one self-contained HTML document; writes nothing."""
-    env = report.environment(templates_dir)
-    try:
-        return env.get_template(ENTRY_TEMPLATE).render(context)
-    except jinja2.TemplateSyntaxError as e:
-        raise RenderError(f"template {e.filename or e.name} line {e.lineno}: {e.message}") from e
-    except jinja2.TemplateNotFound as e:
-        raise RenderError(f"template {e.name!r} not found") from e
-    except jinja2.TemplateError as e:
-        raise RenderError(f"template {ENTRY_TEMPLATE}: {e.message}") from e
+    return report.render_html(context, templates_dir=templates_dir, entry=ENTRY_TEMPLATE)
 
 
 def render_pdf(

@@ -751,7 +751,12 @@ def _template_location(error: BaseException) -> str:
     return "template"
 
 
-def render_html(context: Mapping[str, Any], *, templates_dir: Path | str | None = None) -> str:
+def render_html(
+    context: Mapping[str, Any],
+    *,
+    templates_dir: Path | str | None = None,
+    entry: str = ENTRY_TEMPLATE,
+) -> str:
     """Return the report as one self-contained HTML document; writes nothing.
 
     Raises
@@ -761,7 +766,7 @@ def render_html(context: Mapping[str, Any], *, templates_dir: Path | str | None 
     """
     env = environment(templates_dir)
     try:
-        return env.get_template(ENTRY_TEMPLATE).render(context)
+        return env.get_template(entry).render(context)
     except jinja2.TemplateSyntaxError as e:
         raise RenderError(f"template {e.filename or e.name} line {e.lineno}: {e.message}") from e
     except jinja2.TemplateNotFound as e:
