@@ -45,11 +45,17 @@ def mlp_epoch_flops(samples: int, widths: tuple[int, ...] = (784, *HIDDEN, 10)) 
     return 3 * 2 * macs * samples
 
 
-def sgemm_gflops(threads: int, size: int = 1024, repeats: int = 15) -> float:
-    """Return the median single-precision matmul rate in GFLOP/s."""
+def sgemm_gflops(threads: int, size: int = 1024, repeats: int = 30) -> float:
+    """Return the median single-precision matmul rate in GFLOP/s.
+
+    A second of warm-up first: an idle core starts at a lower clock, which
+    would otherwise understate the machine's rate (and flatter the ratio).
+    """
     torch.set_num_threads(threads)
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
+    deadline = time.perf_counter() + 1.0
+    while time.perf_counter() < deadline:
+        a @ b
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
