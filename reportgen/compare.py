@@ -37,11 +37,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from matplotlib.typing import LineStyleType
-from weasyprint import HTML
 
 from reportgen import figures, report, rundir
 from reportgen.config import Config
-from reportgen.errors import ConfigError, RenderError, ReportgenError, RunDirError
+from reportgen.errors import ConfigError, RenderError, RunDirError
 
 ENTRY_TEMPLATE = "compare.html.j2"
 HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
@@ -414,20 +413,7 @@ def render_pdf(
     context: Mapping[str, Any], out_dir: Path | str, *, templates_dir: Path | str | None = None
 ) -> bytes:
     """Return the comparison as PDF bytes, through the run report's confined URL fetcher."""
-    root = Path(out_dir)
-    fonts = report.dejavu_fonts()
-    html = render_html({**context, "pdf": True, "fonts": fonts}, templates_dir=templates_dir)
-    fetcher = report.RunFetcher(root, [face.path for face in fonts])
-    with report._source_date_epoch(int(context["epoch"])):
-        try:
-            document = HTML(
-                string=html, base_url=root.resolve().as_uri() + "/", url_fetcher=fetcher
-            )
-            return bytes(document.write_pdf(pdf_identifier=False))
-        except ReportgenError:
-            raise
-        except Exception as e:  # any layout failure: one line
-            raise RenderError(f"PDF rendering failed: {type(e).__name__}: {e}") from e
+    return report.render_pdf(context, out_dir, templates_dir=templates_dir, entry=ENTRY_TEMPLATE)
 
 
 def compare_runs(

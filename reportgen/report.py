@@ -849,7 +849,11 @@ def _source_date_epoch(epoch: int) -> Iterator[None]:
 
 
 def render_pdf(
-    context: Mapping[str, Any], run_dir: Path | str, *, templates_dir: Path | str | None = None
+    context: Mapping[str, Any],
+    run_dir: Path | str,
+    *,
+    templates_dir: Path | str | None = None,
+    entry: str = ENTRY_TEMPLATE,
 ) -> bytes:
     """Return the report as PDF bytes, laid out by WeasyPrint from the same templates.
 
@@ -858,7 +862,9 @@ def render_pdf(
     """
     root = Path(run_dir)
     fonts = dejavu_fonts()
-    html = render_html({**context, "pdf": True, "fonts": fonts}, templates_dir=templates_dir)
+    html = render_html(
+        {**context, "pdf": True, "fonts": fonts}, templates_dir=templates_dir, entry=entry
+    )
     fetcher = RunFetcher(root, [face.path for face in fonts])
     with _source_date_epoch(int(context["epoch"])):
         try:
