@@ -24,6 +24,7 @@ else 1970-01-01), so the same inputs give the same bytes.
 from __future__ import annotations
 
 import base64
+import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -91,14 +92,9 @@ def run_labels(run_dirs: Sequence[Path]) -> list[str]:
 
 def _read_history(root: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
     path = rundir.RunPaths(root).history
-    if not path.is_file():
-        raise RunDirError(f"{root}: not a complete run (history.csv is missing)")
-    recorded = {"history.csv"} & set(manifest["artifacts"])
-    problems = rundir.check_artifacts(root, manifest["artifacts"], names=sorted(recorded))
-    if problems:
-        raise RunDirError(f"{root}: {problems[0]} (tampered with?)")
+    data = rundir.read_artifact(root, path.name, manifest)
     try:
-        history = pd.read_csv(path)
+        history = pd.read_csv(io.BytesIO(data))
     except (OSError, ValueError, pd.errors.ParserError) as e:
         raise RenderError(f"{path}: unreadable CSV: {e}") from e
     missing = [column for column in HISTORY_COLUMNS if column not in history.columns]

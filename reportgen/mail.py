@@ -66,24 +66,6 @@ class MailError(ReportgenError):
 # --------------------------------------------------------------------------- inputs
 
 
-def _read_bytes(root: Path, name: str) -> bytes:
-    path = root / name
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as e:
-        raise RunDirError(f"{root}: {name} is missing (render the report before mailing it)") from e
-    except OSError as e:
-        raise RunDirError(f"{path}: unreadable: {e}") from e
-
-
-def _check_recorded(root: Path, manifest: Mapping[str, Any], names: Sequence[str]) -> None:
-    """Refuse a report whose bytes differ from the manifest's record of it, where it has one."""
-    recorded = [name for name in names if name in manifest["artifacts"]]
-    problems = rundir.check_artifacts(root, manifest["artifacts"], names=recorded)
-    if problems:
-        raise RunDirError(f"{root}: {problems[0]} (tampered with?)")
-
-
 def _addresses(values: Sequence[str], option: str) -> list[str]:
     """Return the addresses unchanged after refusing an empty list or a malformed address."""
     if not values:
@@ -309,9 +291,9 @@ def build_message(
     context = report.build_context(root, manifest=manifest, environ=environ)
     subject = default_subject(context) if subject is None else subject
 
-    html_bytes = _read_bytes(root, "report.html")
-    pdf_bytes = _read_bytes(root, "report.pdf")
-    _check_recorded(root, manifest, ["report.html", "report.pdf"])
+    hint = " — render the report before mailing it"
+    html_bytes = rundir.read_artifact(root, "report.html", manifest, hint=hint)
+    pdf_bytes = rundir.read_artifact(root, "report.pdf", manifest, hint=hint)
     try:
         html = html_bytes.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -280,18 +280,11 @@ class FontFace:
 
 def _read_input(root: Path, name: str, manifest: Mapping[str, Any]) -> str:
     """Return a text artifact of the run, refusing one missing or differing from the manifest."""
-    path = root / name
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise RunDirError(f"{root}: not a complete run ({name} is missing)") from e
-    except OSError as e:
-        raise RenderError(f"{path}: unreadable: {e}") from e
-    _check_recorded(root, name, data, manifest)
+    data = rundir.read_artifact(root, name, manifest)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise RenderError(f"{path}: not UTF-8 text: {e}") from e
+        raise RenderError(f"{root / name}: not UTF-8 text: {e}") from e
 
 
 def _require(document: Mapping[str, Any], dotted: str, source: str) -> Any:
@@ -302,15 +295,6 @@ def _require(document: Mapping[str, Any], dotted: str, source: str) -> Any:
             raise RenderError(f"{source}: missing key {dotted!r}")
         node = node[part]
     return node
-
-
-def _check_recorded(root: Path, rel: str, data: bytes, manifest: Mapping[str, Any]) -> None:
-    """Refuse an input whose bytes differ from the manifest's record of it."""
-    recorded = manifest["artifacts"].get(rel)
-    if recorded is not None and rundir.sha256_bytes(data) != recorded["sha256"]:
-        raise RunDirError(
-            f"{root}: {rel} does not match its SHA-256 in {rundir.MANIFEST} (tampered with?)"
-        )
 
 
 def read_config(root: Path, manifest: Mapping[str, Any]) -> tuple[Config, str]:
@@ -345,15 +329,9 @@ def read_figure(
     path = (root / rel).resolve()
     if not path.is_relative_to(root.resolve()):
         raise RenderError(f"metrics.json: figure {name!r} points outside the run ({rel})")
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
-        raise RunDirError(f"{root}: not a complete run (figure {rel} is missing)") from e
-    except OSError as e:
-        raise RenderError(f"{root / rel}: unreadable: {e}") from e
+    data = rundir.read_artifact(root, rel, manifest, what="figure ")
     if not data.startswith(PNG_SIGNATURE):
         raise RenderError(f"{root / rel}: not a PNG image")
-    _check_recorded(root, rel, data, manifest)
     src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
     return Figure(name, rel, src, alt, caption)
 

@@ -189,17 +189,35 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_artifacts(
-    root: Path, recorded: Mapping[str, Mapping[str, Any]], *, names: list[str] | None = None
-) -> list[str]:
+def read_artifact(
+    root: Path, rel: str, manifest: Mapping[str, Any], *, what: str = "", hint: str = ""
+) -> bytes:
+    """Return an artifact's bytes, refusing one missing, unreadable or differing from the manifest.
+
+    The bytes are read once and hashed in memory, so what is checked is what is used.
+    """
+    path = root / rel
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as e:
+        raise RunDirError(f"{root}: not a complete run ({what}{rel} is missing){hint}") from e
+    except OSError as e:
+        raise RunDirError(f"{path}: unreadable: {e}") from e
+    recorded = manifest["artifacts"].get(rel)
+    if recorded is not None and (actual := sha256_bytes(data)) != recorded["sha256"]:
+        raise RunDirError(
+            f"{root}: {rel} does not match its SHA-256 in {MANIFEST} "
+            f"({rel}: SHA-256 {actual}, manifest says {recorded['sha256']}; tampered with?)"
+        )
+    return data
+
+
+def check_artifacts(root: Path, recorded: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Return a line per artifact whose bytes differ from ``recorded`` (empty when all match)."""
     problems = []
-    for rel in names if names is not None else sorted(recorded):
-        expected = recorded.get(rel)
+    for rel, expected in sorted(recorded.items()):
         path = root / rel
-        if expected is None:
-            problems.append(f"{rel}: not in the manifest")
-        elif not path.is_file():
+        if not path.is_file():
             problems.append(f"{rel}: missing")
         elif (actual := sha256_path(path)) != expected["sha256"]:
             problems.append(f"{rel}: SHA-256 {actual}, manifest says {expected['sha256']}")
