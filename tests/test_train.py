@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from reportgen.config import Config, ModelSection, load_config
+from reportgen.config import Config, load_config
 from reportgen.data import load_dataset
 from reportgen.models import build
 from reportgen.seeding import derive_seed, generator, seed_everything
-from reportgen.train import l1_penalty, make_optimizer, make_scheduler, train_model
+from reportgen.train import l1_penalty, train_model
 
 
 def _train(root: Path, config: Config, name: str) -> tuple[dict[str, torch.Tensor], list]:
@@ -59,29 +59,6 @@ def test_different_seeds_differ(fake_mnist: Path, small_config: Config) -> None:
     a, _ = _train(fake_mnist, small_config, "baseline")
     b, _ = _train(fake_mnist, small_config.model_copy(update={"seed": 1}), "baseline")
     assert not torch.equal(a["head.weight"], b["head.weight"])
-
-
-@pytest.mark.parametrize(
-    ("scheduler", "expected"),
-    [
-        ("none", [0.1, 0.1, 0.1, 0.1]),
-        ("step", [0.1, 0.1, 0.05, 0.05]),
-        ("exponential", [0.1, 0.05, 0.025, 0.0125]),
-        ("cosine", [0.1, 0.085355, 0.05, 0.014645]),
-    ],
-)
-def test_epoch_schedulers(scheduler: str, expected: list[float]) -> None:
-    train = Config().train.model_copy(update={"lr": 0.1})
-    spec = ModelSection(scheduler=scheduler, step_size=2, gamma=0.5)
-    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], train, weight_decay=0)
-    sched = make_scheduler(optimizer, spec, epochs=4, steps_per_epoch=1)
-    rates = []
-    for _ in range(4):
-        rates.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        if sched is not None:
-            sched.step()
-    assert rates == pytest.approx(expected, abs=1e-6)
 
 
 @pytest.mark.parametrize("scheduler", ["plateau", "onecycle"])
