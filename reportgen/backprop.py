@@ -45,13 +45,14 @@ class _Linear:
     def __init__(self, layer: nn.Linear, *, input_grad: bool, l1: float) -> None:
         assert layer.bias is not None
         self.weight, self.bias = layer.weight.detach(), layer.bias.detach()
+        self.weight_t = self.weight.t()  # a view: follows the optimizer's in-place updates
         self.weight_grad, self.bias_grad = _grad_buffer(layer.weight), _grad_buffer(layer.bias)
         self.input_grad, self.l1 = input_grad, l1
         self.x = torch.empty(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.x = x
-        return torch.addmm(self.bias, x, self.weight.t())
+        return torch.addmm(self.bias, x, self.weight_t)
 
     def backward(self, grad: torch.Tensor) -> torch.Tensor | None:
         torch.mm(grad.t(), self.x, out=self.weight_grad)
@@ -63,11 +64,13 @@ class _Linear:
 
 
 class _ReLU:
+    """ReLU in place: no layer here needs its own output for its backward pass."""
+
     def __init__(self) -> None:
         self.y = torch.empty(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.y = torch.relu(x)
+        self.y = torch.relu_(x)
         return self.y
 
     def backward(self, grad: torch.Tensor) -> torch.Tensor:

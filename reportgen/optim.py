@@ -113,8 +113,14 @@ class FusedStep:
         if len(self._params) != len(group["params"]):
             return None
         if isinstance(self.optimizer, torch.optim.Adam) and not group["amsgrad"]:
+            steps = [state[p]["step"] for p in self._params]
+            # Adding a list of one-tensors skips the per-tensor scalar wrapping of add_(1).
+            ones = [torch.ones_like(step) for step in steps]
             self._buffers = [
-                [state[p][key] for p in self._params] for key in ("exp_avg", "exp_avg_sq", "step")
+                [state[p]["exp_avg"] for p in self._params],
+                [state[p]["exp_avg_sq"] for p in self._params],
+                steps,
+                ones,
             ]
             return self._adam
         if isinstance(self.optimizer, torch.optim.SGD):
@@ -124,8 +130,8 @@ class FusedStep:
         return None
 
     def _adam(self, group: dict[str, Any], grads: list[torch.Tensor]) -> None:
-        exp_avgs, exp_avg_sqs, steps = self._buffers
-        torch._foreach_add_(steps, 1)
+        exp_avgs, exp_avg_sqs, steps, ones = self._buffers
+        torch._foreach_add_(steps, ones)
         kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
         beta1, beta2 = group["betas"]
         kernel(
