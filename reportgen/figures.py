@@ -19,7 +19,11 @@ from __future__ import annotations
 import functools
 import io
 import math
+import multiprocessing
+import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -139,6 +143,45 @@ def save_figure(fig: Figure, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     fig.clear()
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """One figure to draw: ``build(*args, **kwargs)`` on plain data (NumPy, pandas, numbers)."""
+
+    name: str
+    build: Callable[..., Figure]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def draw_png(job: FigureJob) -> bytes:
+    """Return ``job``'s figure as PNG bytes (see :func:`render_png`)."""
+    fig = job.build(*job.args, **job.kwargs)
+    data = render_png(fig)
+    fig.clear()
+    return data
+
+
+def draw_all(jobs: Sequence[FigureJob], *, workers: int) -> list[bytes]:
+    """Return every job's PNG bytes, in order, drawn by up to ``workers`` forked processes.
+
+    Drawing is CPU-bound Python (text layout, Agg rasterising), so a second
+    core nearly halves it.  Forked workers inherit the loaded fonts and
+    matplotlib state, so their bytes equal an in-process draw; jobs hold
+    plain data only, so a worker never runs torch (whose thread pool does not
+    survive a fork).  Without ``fork`` (or with one worker) jobs draw here.
+    """
+    workers = min(workers, len(jobs))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [draw_png(job) for job in jobs]
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns on any fork of a threaded process; the workers
+        # only draw figures, which needs none of the parent's threads.
+        warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            return list(pool.map(draw_png, jobs))
 
 
 # --------------------------------------------------------------------------- validation

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 
 from reportgen import diagnosis, evaluate, figures, gate, report, rundir, stats
 from reportgen.config import Config, ModelSection, ReportSection, to_toml
@@ -497,59 +496,48 @@ def build_metrics(
 
 def model_figures(
     config: Config, position: int, outcome: ModelOutcome, model: dict[str, Any], dataset: Dataset
-) -> Iterator[tuple[str, Figure]]:
-    """Yield ``(name, figure)`` for each figure of one model, drawn one at a time."""
+) -> Iterator[figures.FigureJob]:
+    """Yield the figures of one model, as jobs on plain data (torch stays in this process)."""
     name, kinds = outcome.name, model["figures"]
     images = dataset.test_images  # [N, 28, 28] uint8
     y_test = dataset.test.y.cpu().numpy()
     y_pred = outcome.predictions
     cnn = outcome.spec.kind == "cnn"
+    Job = figures.FigureJob
 
     weights = evaluate.first_layer_weights(outcome.model)
-    yield (
-        kinds["weights"],
-        figures.weights_figure(
-            weights, model=name, count=config.report.n_weights, unit="Kernel" if cnn else "Neuron"
-        ),
-    )
+    unit = "Kernel" if cnn else "Neuron"
+    yield Job(kinds["weights"], figures.weights_figure, (weights,),
+              {"model": name, "count": config.report.n_weights, "unit": unit})  # fmt: skip
 
     sample = model["sample_index"]
     pre, post = evaluate.first_activations(outcome.model, dataset.test.x[sample])
     about = {"model": name, "index": sample, "label": int(y_test[sample]),
              "prediction": int(y_pred[sample])}  # fmt: skip
-    yield (
-        kinds["activations"],
-        (
-            figures.feature_maps_figure(images[sample], post, **about)
-            if cnn
-            else figures.activations_figure(images[sample], pre, post, **about)
-        ),
-    )
+    if cnn:
+        yield Job(kinds["activations"], figures.feature_maps_figure, (images[sample], post), about)
+    else:
+        yield Job(
+            kinds["activations"], figures.activations_figure, (images[sample], pre, post), about
+        )
 
     wrong = np.asarray(model["misclassified"], dtype=np.int64)
-    yield kinds["misclassified"], figures.misclassified_figure(
-        images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]],
-        model=name, total=int(np.count_nonzero(y_pred != y_test)),
-    )  # fmt: skip
-
-    yield (
-        kinds["curves"],
-        figures.curves_figure(
-            history_frame([outcome]), model=name, color=figures.model_color(position)
-        ),
-    )
-    yield kinds["confusion"], figures.confusion_figure(model["confusion_matrix"], model=name)
-    yield kinds["class_errors"], figures.class_errors_figure(
-        [row["error_rate"] for row in model["class_errors"]], model=name,
-        worst=model["worst_classes"],
-    )  # fmt: skip
-
+    yield Job(kinds["misclassified"], figures.misclassified_figure,
+              (images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]]),
+              {"model": name, "total": int(np.count_nonzero(y_pred != y_test))})  # fmt: skip
+    yield Job(kinds["curves"], figures.curves_figure, (history_frame([outcome]),),
+              {"model": name, "color": figures.model_color(position)})  # fmt: skip
+    yield Job(kinds["confusion"], figures.confusion_figure, (model["confusion_matrix"],),
+              {"model": name})  # fmt: skip
+    yield Job(kinds["class_errors"], figures.class_errors_figure,
+              ([row["error_rate"] for row in model["class_errors"]],),
+              {"model": name, "worst": model["worst_classes"]})  # fmt: skip
     for gallery in model["pair_galleries"]:
         shown = np.asarray(gallery["indices"], dtype=np.int64)
-        yield gallery["figure"], figures.pair_figure(
-            images[shown], shown, outcome.proba[shown, gallery["pred"]], model=name,
-            true=gallery["true"], pred=gallery["pred"], total=gallery["count"],
-        )  # fmt: skip
+        yield Job(gallery["figure"], figures.pair_figure,
+                  (images[shown], shown, outcome.proba[shown, gallery["pred"]]),
+                  {"model": name, "true": gallery["true"], "pred": gallery["pred"],
+                   "total": gallery["count"]})  # fmt: skip
 
 
 def stage_figures(
@@ -559,19 +547,21 @@ def stage_figures(
     metrics: dict[str, Any],
     paths: rundir.RunPaths,
 ) -> None:
-    """Draw every figure that ``metrics["figures"]`` lists and save it under ``figures/``."""
+    """Draw every figure that ``metrics["figures"]`` lists and save it under ``figures/``.
+
+    Figures are drawn in up to ``runtime.threads`` processes; each PNG's bytes
+    do not depend on which process drew it.
+    """
     history = history_frame(outcomes)
-
-    def every_figure() -> Iterator[tuple[str, Figure]]:
-        yield "compare_curves", figures.compare_curves_figure(history)
-        yield "lr", figures.lr_figure(history)
-        for position, outcome in enumerate(outcomes):
-            model = metrics["models"][outcome.name]
-            yield from model_figures(config, position, outcome, model, dataset)
-
-    drawn = []
-    for name, figure in every_figure():
-        figures.save_figure(figure, paths.figure(name))
-        drawn.append(name)
-    if sorted(drawn) != sorted(metrics["figures"]):  # a bug, not a user error
-        raise RuntimeError(f"figures drawn {sorted(drawn)} differ from metrics.json's list")
+    jobs = [
+        figures.FigureJob("compare_curves", figures.compare_curves_figure, (history,)),
+        figures.FigureJob("lr", figures.lr_figure, (history,)),
+    ]
+    for position, outcome in enumerate(outcomes):
+        model = metrics["models"][outcome.name]
+        jobs += model_figures(config, position, outcome, model, dataset)
+    drawn = sorted(job.name for job in jobs)
+    if drawn != sorted(metrics["figures"]):  # a bug, not a user error
+        raise RuntimeError(f"figures drawn {drawn} differ from metrics.json's list")
+    for job, png in zip(jobs, figures.draw_all(jobs, workers=config.runtime.threads), strict=True):
+        rundir.write_atomic(paths.figure(job.name), png)

@@ -4,6 +4,7 @@ figure stage draws exactly what metrics.json lists from the run's own prediction
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -273,6 +274,42 @@ def test_png_bytes_are_reproducible_in_process_and_in_a_fresh_one(tmp_path: Path
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=120)
     assert out.read_bytes() == first
+
+
+def _pid_figure() -> Figure:
+    fig = Figure(figsize=(2, 1), dpi=50)
+    fig.suptitle(str(os.getpid()))
+    return fig
+
+
+def test_figures_drawn_in_worker_processes_have_the_same_bytes(
+    digits: tuple[np.ndarray, np.ndarray],
+) -> None:
+    images = digits[0]
+    rng = np.random.default_rng(1)
+    history = history_frame()
+    Job = figures.FigureJob
+    jobs = [
+        Job("weights", figures.weights_figure, (rng.normal(size=(32, 784)),),
+            {"model": "m", "count": 10}),
+        Job("confusion", figures.confusion_figure, (rng.integers(0, 30, (10, 10)),),
+            {"model": "m"}),
+        Job("pair", figures.pair_figure, (images[:5], np.arange(5) * 3, rng.random(5)),
+            {"model": "m", "true": 4, "pred": 9, "total": 5}),
+        Job("compare_curves", figures.compare_curves_figure, (history,)),
+        Job("lr", figures.lr_figure, (history,)),
+    ]  # fmt: skip
+    here = [figures.draw_png(job) for job in jobs]
+    assert figures.draw_all(jobs, workers=2) == here
+    assert figures.draw_all(jobs, workers=1) == here
+    assert all(png.startswith(PNG_SIGNATURE) for png in here)
+
+
+def test_draw_all_draws_in_other_processes_only_when_given_workers() -> None:
+    job = figures.FigureJob("pid", _pid_figure)
+    in_this_process = figures.draw_png(job)
+    assert figures.draw_all([job, job], workers=1) == [in_this_process] * 2
+    assert in_this_process not in figures.draw_all([job, job], workers=2)
 
 
 def test_saved_png_has_no_software_stamp(tmp_path: Path) -> None:
