@@ -3,7 +3,11 @@
 Batches are gathered from device-resident tensors by one indexing operation
 per step, with a seeded ``torch.Generator`` for the shuffle, so the data
 order is the same on every device and in every process.  Metrics are
-accumulated on tensors; the host waits for the device once per epoch.
+accumulated on tensors; the host waits for the device once per epoch (and
+every DIVERGENCE_CHECK_STEPS steps).  MLP gradients come from the
+hand-written backward pass in :mod:`reportgen.backprop`, other networks'
+from autograd, with the same bits; :class:`reportgen.optim.FusedStep`
+applies them.
 """
 
 from __future__ import annotations
@@ -161,9 +165,11 @@ def train_model(
 
     device = train.x.device
     per_batch = isinstance(scheduler, OneCycleLR)
-    starts = range(0, n, batch_size)
-    sizes = torch.tensor([min(batch_size, n - s) for s in starts], dtype=torch.float64)
-    batch_x = torch.empty((batch_size, *train.x.shape[1:]), dtype=train.x.dtype, device=device)
+    batch_sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+    sizes = torch.tensor(batch_sizes, dtype=torch.float64)  # [steps_per_epoch]
+    # Every batch is gathered into a view of one buffer (the last batch may be shorter).
+    buffer = torch.empty((batch_size, *train.x.shape[1:]), dtype=train.x.dtype, device=device)
+    batch_buffers = {size: buffer[:size] for size in batch_sizes}
     for epoch in range(len(history) + 1, train_cfg.epochs + 1):
         model.train()
         lr = optimizer.param_groups[0]["lr"]
@@ -174,12 +180,11 @@ def train_model(
         # Per-step results are kept as tensors: no host synchronisation per step.
         step_losses: list[torch.Tensor] = []
         step_logits: list[torch.Tensor] = []
-        for step, start in enumerate(starts):
+        batches = zip(order.split(batch_size), epoch_y.split(batch_size), strict=True)
+        for step, (index, y) in enumerate(batches):  # [B], [B]
             # One gather per step, into the same buffer: the batch is still in
             # cache when the first layer reads it, for forward and for backward.
-            index = order[start : start + batch_size]
-            x = torch.index_select(train.x, 0, index, out=batch_x[: len(index)])  # [B, 784]
-            y = epoch_y[start : start + batch_size]  # [B]
+            x = torch.index_select(train.x, 0, index, out=batch_buffers[len(index)])  # [B, 784]
             loss, logits = compute_gradients(x, y)  # [], [B, 10]
             optimizer_step()
             if per_batch:
@@ -188,16 +193,16 @@ def train_model(
             step_logits.append(logits)
             if (step + 1) % DIVERGENCE_CHECK_STEPS == 0:
                 if on_step is not None:
-                    on_step(step + 1, len(starts))
+                    on_step(step + 1, steps_per_epoch)
                 if not torch.isfinite(torch.stack(step_losses[-DIVERGENCE_CHECK_STEPS:])).all():
                     model.load_state_dict(last_finite)
                     return TrainResult(history, _divergence(epoch, step + 1, history))
         if on_step is not None:
-            on_step(len(starts), len(starts))
+            on_step(steps_per_epoch, steps_per_epoch)
         losses = torch.stack(step_losses)  # [steps]
         if not torch.isfinite(losses).all():
             model.load_state_dict(last_finite)
-            return TrainResult(history, _divergence(epoch, len(starts), history))
+            return TrainResult(history, _divergence(epoch, steps_per_epoch, history))
         predictions = torch.cat(step_logits).argmax(dim=1)  # [N]
 
         val_loss, val_accuracy = evaluate_loss(model, val, batch_size=train_cfg.eval_batch_size)
