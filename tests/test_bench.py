@@ -1,0 +1,49 @@
+"""The benchmark's arithmetic and timing helpers (its figures are printed, not tested)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from reportgen.data import Split
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_epoch_flops_are_the_issues_figure(bench: ModuleType) -> None:
+    # 784·256 + 256·128 + 128·10 MACs per image, ×2 FLOP, ×3 for forward and backward.
+    assert bench.mlp_epoch_flops(60_000) == 6 * (784 * 256 + 256 * 128 + 128 * 10) * 60_000
+    assert round(bench.mlp_epoch_flops(60_000) / 1e9, 2) == 84.51
+
+
+def test_epochs_are_timed_apart_from_what_runs_between_them(bench: ModuleType) -> None:
+    torch.manual_seed(0)
+    split = Split(torch.randn(256, 784), torch.randint(0, 10, (256,)), torch.arange(256))
+    calls: list[int] = []
+    spans = bench.reportgen_epochs(
+        split, split, epochs=3, threads=1, between=lambda: calls.append(len(calls))
+    )
+    assert len(spans) == 3 and all(span > 0 for span in spans)
+    assert calls == [0, 1, 2]
+
+
+def test_sgemm_rate_is_the_median_of_every_burst(bench: ModuleType) -> None:
+    sgemm = bench.Sgemm(threads=1)
+    sgemm.burst(3)
+    sgemm.burst(4)
+    assert len(sgemm.samples) == 7
+    expected = 2 * 1024**3 / sorted(sgemm.samples)[3] / 1e9
+    assert sgemm.gflops() == pytest.approx(expected)
