@@ -15,17 +15,9 @@ def seed_everything(seed: int, *, threads: int) -> None:
 
     Bitwise results depend on the number of threads (reductions split
     differently), so the count is part of what a run promises to reproduce.
-
-    Denormal floats are flushed to zero on this thread and on compute threads
-    started after it (they inherit the setting).  Adam's first moment decays
-    through the denormal range for hidden units that stay inactive, and
-    denormal arithmetic is slow enough to cost a fifth of an MLP epoch; values
-    below 1.2e-38 are far under a float32 weight's last bit, so the trained
-    weights are the same either way (the default run's are, bit for bit).
     """
     # cuBLAS needs this before its first use to be deterministic; harmless on CPU.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.set_flush_denormal(True)  # before set_num_threads starts the thread pool
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

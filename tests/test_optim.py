@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from reportgen.config import Config, ModelSection
-from reportgen.optim import FusedStep, make_optimizer, make_scheduler
+from reportgen.optim import (
+    DENORMAL_FLUSH_STEPS,
+    SMALLEST_NORMAL,
+    FusedStep,
+    make_optimizer,
+    make_scheduler,
+)
 
 
 @pytest.mark.parametrize(
@@ -102,3 +108,24 @@ def test_fused_step_continues_from_state_loaded_before_its_first_step() -> None:
     assert step.direct
     assert float(optimizer.state[param]["step"]) == 5
     assert torch.equal(param, donor_param)
+
+
+def test_fused_step_flushes_denormal_moments_without_changing_the_weights() -> None:
+    # One entry gets a gradient once, then none: its first moment decays by
+    # beta1 per step and, under optimizer.step(), ends up denormal.
+    start = torch.linspace(-1, 1, 4)
+    fused_param, plain_param = nn.Parameter(start.clone()), nn.Parameter(start.clone())
+    fused_opt = torch.optim.Adam([fused_param], fused=True)
+    plain_opt = torch.optim.Adam([plain_param], fused=True)
+    step = FusedStep(fused_opt)
+    for t in range(16 * DENORMAL_FLUSH_STEPS):
+        grad = torch.tensor([1e-3, -1e-3, 2e-3, 1e-3 if t == 0 else 0.0])
+        fused_param.grad, plain_param.grad = grad.clone(), grad.clone()
+        step()
+        plain_opt.step()
+    plain_moment = plain_opt.state[plain_param]["exp_avg"]
+    fused_moment = fused_opt.state[fused_param]["exp_avg"]
+    assert 0 < abs(float(plain_moment[3])) < SMALLEST_NORMAL  # what the flush prevents
+    assert float(fused_moment[3]) == 0.0
+    assert torch.equal(fused_moment[:3], plain_moment[:3])
+    assert torch.equal(fused_param, plain_param)
