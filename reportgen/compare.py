@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, PercentFormatter
 from matplotlib.typing import LineStyleType
 
 from reportgen import figures, report, rundir
@@ -313,14 +312,9 @@ def compare_history_figure(history: pd.DataFrame) -> Figure:
                 for ax, column in ((ax_loss, "val_loss"), (ax_acc, "val_accuracy")):
                     values = rows[column].to_numpy(dtype=np.float64)
                     ax.plot(rows["epoch"], np.where(np.isfinite(values), values, np.nan), **style)
-        ax_loss.set_title("Validation loss")
-        ax_loss.set_ylabel("cross-entropy loss")
-        ax_acc.set_title("Validation accuracy")
-        ax_acc.set_ylabel("accuracy")
-        ax_acc.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
-        for ax in (ax_loss, ax_acc):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("epoch")
+        figures.loss_accuracy_axes(
+            ax_loss, ax_acc, titles=("Validation loss", "Validation accuracy")
+        )
         handles = [
             Line2D([], [], color=figures.model_color(r), label=run) for r, run in enumerate(runs)
         ]

@@ -282,6 +282,17 @@ def _epoch_axis(ax: Axes) -> None:
     ax.set_xlabel("epoch")
 
 
+def loss_accuracy_axes(ax_loss: Axes, ax_acc: Axes, *, titles: tuple[str, str]) -> None:
+    """Title and label a loss panel and an accuracy panel (in percent), both over epochs."""
+    ax_loss.set_title(titles[0])
+    ax_loss.set_ylabel("cross-entropy loss")
+    ax_acc.set_title(titles[1])
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
+    for ax in (ax_loss, ax_acc):
+        _epoch_axis(ax)
+
+
 # --------------------------------------------------------------------------- per model
 
 
@@ -600,20 +611,15 @@ def curves_figure(history: pd.DataFrame, *, model: str, color: str = OKABE_ITO[0
     fig = _figure(2.7)
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = history["epoch"].to_numpy()
-    for ax, metric, ylabel in ((ax_loss, "loss", "cross-entropy loss"),
-                               (ax_acc, "accuracy", "accuracy")):  # fmt: skip
+    for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.plot(epochs, history[f"train_{metric}"], color=color, label="train", **TRAIN_STYLE)
         ax.plot(epochs, history[f"val_{metric}"], color=color, label="validation", **VAL_STYLE)
-        ax.set_ylabel(ylabel)
-        _epoch_axis(ax)
     val_loss = history["val_loss"].to_numpy(dtype=np.float64)
     if np.isfinite(val_loss).any():
         best = int(np.nanargmin(np.where(np.isfinite(val_loss), val_loss, np.nan)))
         ax_loss.axvline(epochs[best], color="#777777", linewidth=0.8, linestyle=":",
                         label=f"lowest validation loss (epoch {epochs[best]})")  # fmt: skip
-    ax_loss.set_title("Loss")
-    ax_acc.set_title("Accuracy")
-    ax_acc.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
+    loss_accuracy_axes(ax_loss, ax_acc, titles=("Loss", "Accuracy"))
     ax_loss.legend()
     ax_acc.legend()
     fig.suptitle(f"{model}: training curves")
@@ -764,13 +770,7 @@ def compare_curves_figure(history: pd.DataFrame) -> Figure:
         for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
             ax.plot(rows["epoch"], rows[f"train_{metric}"], color=model_color(i), **TRAIN_STYLE)
             ax.plot(rows["epoch"], rows[f"val_{metric}"], color=model_color(i), **VAL_STYLE)
-    ax_loss.set_title("Loss")
-    ax_loss.set_ylabel("cross-entropy loss")
-    ax_acc.set_title("Accuracy")
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
-    for ax in (ax_loss, ax_acc):
-        _epoch_axis(ax)
+    loss_accuracy_axes(ax_loss, ax_acc, titles=("Loss", "Accuracy"))
     fig.legend(handles=_model_handles(models), loc="outside lower center", ncols=len(models) + 2)
     fig.suptitle(title)
     return fig
