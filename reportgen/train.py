@@ -161,6 +161,7 @@ def train_model(
         torch.set_rng_state(resume.torch_rng)
         history = [EpochRecord(**record) for record in resume.history]  # type: ignore[arg-type]
     compute_gradients = gradient_step(model, l1=spec.l1)
+    no_autograd = isinstance(compute_gradients, MLPBackprop)
     optimizer_step = FusedStep(optimizer)
 
     device = train.x.device
@@ -181,22 +182,25 @@ def train_model(
         step_losses: list[torch.Tensor] = []
         step_logits: list[torch.Tensor] = []
         batches = zip(order.split(batch_size), epoch_y.split(batch_size), strict=True)
-        for step, (index, y) in enumerate(batches):  # [B], [B]
-            # One gather per step, into the same buffer: the batch is still in
-            # cache when the first layer reads it, for forward and for backward.
-            x = torch.index_select(train.x, 0, index, out=batch_buffers[len(index)])  # [B, 784]
-            loss, logits = compute_gradients(x, y)  # [], [B, 10]
-            optimizer_step()
-            if per_batch:
-                scheduler.step()  # type: ignore[union-attr]
-            step_losses.append(loss)
-            step_logits.append(logits)
-            if (step + 1) % DIVERGENCE_CHECK_STEPS == 0:
-                if on_step is not None:
-                    on_step(step + 1, steps_per_epoch)
-                if not torch.isfinite(torch.stack(step_losses[-DIVERGENCE_CHECK_STEPS:])).all():
-                    model.load_state_dict(last_finite)
-                    return TrainResult(history, _divergence(epoch, step + 1, history))
+        # The hand-written pass needs no autograd: every op skips its bookkeeping.
+        with torch.inference_mode(no_autograd):
+            for step, (index, y) in enumerate(batches):  # [B], [B]
+                # One gather per step, into the same buffer: the batch is still in
+                # cache when the first layer reads it, for forward and for backward.
+                x = torch.index_select(train.x, 0, index, out=batch_buffers[len(index)])
+                loss, logits = compute_gradients(x, y)  # [], [B, 10]
+                optimizer_step()
+                if per_batch:
+                    scheduler.step()  # type: ignore[union-attr]
+                step_losses.append(loss)
+                step_logits.append(logits)
+                if (step + 1) % DIVERGENCE_CHECK_STEPS == 0:
+                    if on_step is not None:
+                        on_step(step + 1, steps_per_epoch)
+                    losses = torch.stack(step_losses[-DIVERGENCE_CHECK_STEPS:])
+                    if not torch.isfinite(losses).all():
+                        model.load_state_dict(last_finite)
+                        return TrainResult(history, _divergence(epoch, step + 1, history))
         if on_step is not None:
             on_step(steps_per_epoch, steps_per_epoch)
         losses = torch.stack(step_losses)  # [steps]
