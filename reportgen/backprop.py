@@ -32,11 +32,50 @@ class _Layer(Protocol):
         """Write parameter gradients into their ``.grad``; return the input's gradient."""
 
 
+# Each parameter's slot in the shared storage starts on a cache line, as a
+# tensor of its own would, so the matrix kernels see the same alignment.
+SLOT_ALIGN_BYTES = 64
+
+
+def share_one_storage(params: list[nn.Parameter]) -> None:
+    """Move ``params`` into one flat storage, and their gradients into another laid out alike.
+
+    The optimizer can then update many parameters in one pass over one
+    buffer (see :class:`reportgen.optim.FusedStep`) instead of one pass per
+    tensor.  Parameters whose size is a whole number of slots come first,
+    back to back, so they form one gap-free span.  Values are copied exactly;
+    the padding after the others stays zero.
+    """
+    if not params or len({(p.dtype, p.device) for p in params}) != 1:
+        return
+    align = SLOT_ALIGN_BYTES // params[0].element_size()
+    ordered = sorted(params, key=lambda p: p.numel() % align != 0)  # stable: whole slots first
+    offsets, total = [], 0
+    for p in ordered:
+        offsets.append(total)
+        total += -(-p.numel() // align) * align
+    values = torch.zeros(total, dtype=params[0].dtype, device=params[0].device)
+    grads = torch.zeros_like(values)
+    for p, offset in zip(ordered, offsets, strict=True):
+        p.data = values[offset : offset + p.numel()].view_as(p).copy_(p.detach())
+        p.grad = grads[offset : offset + p.numel()].view_as(p)
+
+
 def _grad_buffer(param: torch.Tensor) -> torch.Tensor:
-    """Return ``param.grad``, created once so backward passes can write into it."""
+    """Return ``param.grad``, created once (if not shared) so backward passes can write into it."""
     if param.grad is None or param.grad.shape != param.shape or not param.grad.is_contiguous():
         param.grad = torch.zeros_like(param, memory_format=torch.contiguous_format)
     return param.grad
+
+
+def _supported(module: nn.Module) -> bool:
+    """Whether this module writes out ``module``'s backward pass (exact types: no subclasses)."""
+    kind = type(module)
+    if kind is nn.Linear:
+        return module.bias is not None
+    if kind is nn.BatchNorm1d:
+        return bool(module.affine and module.track_running_stats and module.momentum is not None)
+    return kind in (nn.ReLU, nn.Dropout)
 
 
 class _Linear:
@@ -140,28 +179,29 @@ class MLPBackprop:
 
     @classmethod
     def build(cls, model: nn.Module, *, l1: float = 0.0) -> MLPBackprop | None:
-        """Return a step for ``model``, or None if it holds a layer this module does not know."""
+        """Return a step for ``model``, or None if it holds a layer this module does not know.
+
+        The model's parameters are moved into one storage (:func:`share_one_storage`)
+        before the step takes views of them; their values do not change.
+        """
         if type(model) is not MLP:
             return None
         modules = [m for block in model.hidden for m in block.children()] + [model.head]
+        if not all(_supported(module) for module in modules):
+            return None
+        share_one_storage(list(model.parameters()))
         layers: list[_Layer] = []
         for index, module in enumerate(modules):
             input_grad = index > 0  # the images need no gradient
-            if type(module) is nn.Linear and module.bias is not None:
+            if isinstance(module, nn.Linear):
                 layers.append(_Linear(module, input_grad=input_grad, l1=l1))
-            elif type(module) is nn.ReLU:
+            elif isinstance(module, nn.ReLU):
                 layers.append(_ReLU())
-            elif type(module) is nn.Dropout:
+            elif isinstance(module, nn.Dropout):
                 layers.append(_Dropout(module.p))
-            elif (
-                type(module) is nn.BatchNorm1d
-                and module.affine
-                and module.track_running_stats
-                and module.momentum is not None
-            ):
-                layers.append(_BatchNorm(module, input_grad=input_grad))
             else:
-                return None
+                assert isinstance(module, nn.BatchNorm1d)
+                layers.append(_BatchNorm(module, input_grad=input_grad))
         return cls(layers, device=model.head.weight.device)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import reportgen.train
-from reportgen.backprop import MLPBackprop
+from reportgen.backprop import SLOT_ALIGN_BYTES, MLPBackprop
 from reportgen.config import load_config
 from reportgen.data import load_dataset
 from reportgen.models import MLP, build
@@ -130,3 +130,33 @@ def test_training_matches_the_autograd_path(
     assert fast_history == slow_history
     for key in fast_state:
         assert torch.equal(fast_state[key], slow_state[key]), key
+
+
+def test_parameters_move_into_one_storage_with_their_values() -> None:
+    torch.manual_seed(0)
+    model = build("mlp", [24, 16], dropout=0.0, batchnorm=True)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    assert MLPBackprop.build(model) is not None
+    params = list(model.parameters())
+    storage = params[0].untyped_storage()
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name
+        assert p.untyped_storage().data_ptr() == storage.data_ptr()
+        assert p.data_ptr() % SLOT_ALIGN_BYTES == 0  # as aligned as a tensor of its own
+        assert p.grad is not None and p.grad.storage_offset() == p.storage_offset()
+    # Sizes that fill whole slots come first, back to back: here W1, W2, b2, W3 and
+    # the second batch norm's weight and bias; sizes 24 and 10 are ragged.
+    by_offset = sorted(params, key=lambda p: p.storage_offset())
+    whole = [p for p in by_offset if p.numel() % (SLOT_ALIGN_BYTES // 4) == 0]
+    assert by_offset[: len(whole)] == whole
+    assert [p.storage_offset() for p in whole] == [
+        sum(q.numel() for q in whole[:i]) for i in range(len(whole))
+    ]
+    # The padding between slots is zero in values and gradients.
+    values = torch.empty(0).set_(storage)
+    grads = torch.empty(0).set_(params[0].grad.untyped_storage())  # type: ignore[union-attr]
+    covered = torch.zeros(values.numel(), dtype=torch.bool)
+    for p in params:
+        covered[p.storage_offset() : p.storage_offset() + p.numel()] = True
+    assert not covered.all() and len(grads) == len(values)
+    assert torch.all(values[~covered] == 0) and torch.all(grads[~covered] == 0)

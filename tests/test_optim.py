@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from reportgen.backprop import share_one_storage
 from reportgen.config import Config, ModelSection
 from reportgen.optim import (
     DENORMAL_FLUSH_STEPS,
@@ -129,3 +130,62 @@ def test_fused_step_flushes_denormal_moments_without_changing_the_weights() -> N
     assert float(fused_moment[3]) == 0.0
     assert torch.equal(fused_moment[:3], plain_moment[:3])
     assert torch.equal(fused_param, plain_param)
+
+
+def _shared_params(shapes: list[tuple[int, ...]]) -> list[nn.Parameter]:
+    torch.manual_seed(0)
+    params = [nn.Parameter(torch.randn(shape)) for shape in shapes]
+    share_one_storage(params)
+    return params
+
+
+@pytest.mark.parametrize(
+    ("make", "options"),
+    [
+        (torch.optim.Adam, {}),
+        (torch.optim.Adam, {"weight_decay": 0.01, "maximize": True}),
+        (torch.optim.AdamW, {"weight_decay": 0.01}),
+    ],
+)
+def test_merged_adam_is_the_optimizers_step_to_the_bit(
+    make: type[torch.optim.Optimizer], options: dict[str, object]
+) -> None:
+    # Two tensors of whole 64-byte units, and two ragged ones (the kernel's scalar path).
+    shapes = [(40, 16), (16,), (10, 40), (10,), (7,)]
+    merged_params, plain_params = _shared_params(shapes), _shared_params(shapes)
+    merged_opt = make(merged_params, fused=True, **options)
+    plain_opt = make(plain_params, fused=True, **options)
+    merged_step = FusedStep(merged_opt)
+    sched = torch.optim.lr_scheduler.OneCycleLR(merged_opt, max_lr=0.05, total_steps=20)
+    plain_sched = torch.optim.lr_scheduler.OneCycleLR(plain_opt, max_lr=0.05, total_steps=20)
+    for _ in range(20):
+        for p, q in zip(merged_params, plain_params, strict=True):
+            grad = torch.randn(p.shape) * torch.rand(()) ** 8  # small and large alike
+            p.grad.copy_(grad)  # type: ignore[union-attr]  # in place: the merged layout stays
+            q.grad.copy_(grad)  # type: ignore[union-attr]
+        merged_step()
+        plain_opt.step()
+        sched.step()
+        plain_sched.step()
+    assert merged_step.merged
+    for p, q in zip(merged_params, plain_params, strict=True):
+        assert torch.equal(p, q)
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(merged_opt.state[p][key], plain_opt.state[q][key]), key
+    # Fresh gradient tensors are not in the merged layout: steps go tensor by tensor.
+    for p, q in zip(merged_params, plain_params, strict=True):
+        p.grad, q.grad = torch.ones(p.shape), torch.ones(q.shape)
+    merged_step()
+    plain_opt.step()
+    for p, q in zip(merged_params, plain_params, strict=True):
+        assert torch.equal(p, q)
+
+
+def test_adam_is_not_merged_without_a_shared_storage() -> None:
+    params = [nn.Parameter(torch.randn(32, 16)), nn.Parameter(torch.randn(32))]
+    for p in params:
+        p.grad = torch.ones_like(p)
+    step = FusedStep(torch.optim.Adam(params, fused=True))
+    step()
+    step()
+    assert step.direct and not step.merged
