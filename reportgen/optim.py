@@ -7,7 +7,9 @@ then calls the same kernel with the same arguments, so the updates are
 bit-for-bit those of ``optimizer.step()`` while the optimizer object keeps
 owning the state (checkpoints and schedulers see no difference).
 
-It also keeps Adam's moments out of the denormal range; see
+When the parameters share one storage (:func:`reportgen.backprop.share_one_storage`),
+Adam's moments are laid out alike and most of the update is one pass over
+one buffer.  Adam's moments are also kept out of the denormal range; see
 :data:`DENORMAL_FLUSH_STEPS`.
 """
 
@@ -104,7 +106,9 @@ class FusedStep:
 
     The first call is a plain ``optimizer.step()``, which creates (or, after
     ``load_state_dict``, adopts) the state exactly as torch does; later calls
-    update those same state tensors in place.  Hyperparameters are read from
+    update the state in place (Adam's moments may first be copied into
+    storages laid out like the parameters, and the state then holds views
+    of those, with the same values).  Hyperparameters are read from
     the parameter group on every call, so schedulers that change the learning
     rate or Adam's betas take effect as usual.  Optimizers this does not know
     (several groups, AMSGrad, no fused kernel) always take ``optimizer.step()``.
@@ -234,9 +238,10 @@ class FusedStep:
         torch._foreach_add_(steps, ones)
         kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
         beta1, beta2 = group["betas"]
-        lists = _AdamLists(self._params, grads, exp_avgs, exp_avg_sqs, steps)
         if self._merged is not None and all(map(operator.is_, grads, self._merged_grads)):
             lists = self._merged
+        else:  # no shared storage, or gradients replaced since: tensor by tensor
+            lists = _AdamLists(self._params, grads, exp_avgs, exp_avg_sqs, steps)
         kernel(
             lists.params, lists.grads, lists.exp_avgs, lists.exp_avg_sqs, [], lists.steps,
             amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
