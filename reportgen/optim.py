@@ -220,14 +220,14 @@ class FusedStep:
             flat_moments.append(flat)
         rest = [i for i in range(len(params)) if i not in whole]
 
-        def merged(flat: torch.Tensor, per_param: list[torch.Tensor]) -> list[torch.Tensor]:
+        def span_and_rest(flat: torch.Tensor, per_param: list[torch.Tensor]) -> list[torch.Tensor]:
             return [flat[:end], *(per_param[i] for i in rest)]
 
         self._merged = _AdamLists(
-            params=merged(flat_params, params),
-            grads=merged(flat_grads, grads),
-            exp_avgs=merged(flat_moments[0], [state[p]["exp_avg"] for p in params]),
-            exp_avg_sqs=merged(flat_moments[1], [state[p]["exp_avg_sq"] for p in params]),
+            params=span_and_rest(flat_params, params),
+            grads=span_and_rest(flat_grads, grads),
+            exp_avgs=span_and_rest(flat_moments[0], [state[p]["exp_avg"] for p in params]),
+            exp_avg_sqs=span_and_rest(flat_moments[1], [state[p]["exp_avg_sq"] for p in params]),
             steps=[steps[whole[0]], *(steps[i] for i in rest)],
         )
         self._merged_grads = grads
