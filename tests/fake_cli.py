@@ -1,15 +1,22 @@
 """Run the real CLI in a subprocess, accepting the generated MNIST files of the tests.
 
-Only the expected hashes are swapped (from REPORTGEN_TEST_FILES); everything
-else — parsing, signals, exit codes, publishing — is the production code.
+Only the expected hashes are swapped (from REPORTGEN_TEST_FILES), and SIGINT
+gets Python's usual handler even where the runner inherited it ignored;
+everything else — parsing, signals, exit codes, publishing — is the
+production code.
 """
 
 import json
 import os
+import signal
 import sys
 
 from reportgen import data
 from reportgen.cli import main
+
+# The tests interrupt runs as Ctrl-C in a terminal would. A shell that starts the
+# test runner in the background makes it ignore SIGINT, and children inherit that.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 specs = json.loads(os.environ["REPORTGEN_TEST_FILES"])
 data.MNIST_FILES = {name: data.FileSpec(size, sha) for name, (size, sha) in specs.items()}
