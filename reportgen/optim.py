@@ -161,7 +161,7 @@ class FusedStep:
             steps = [state[p]["step"] for p in self._params]
             # From the state, not from 0: a resumed run flushes on the same steps.
             self._steps_taken = int(steps[0])
-            self._merge_adam_state()
+            self._merge_adam_state(steps)
             self._buffers = [
                 [state[p]["exp_avg"] for p in self._params],
                 [state[p]["exp_avg_sq"] for p in self._params],
@@ -178,7 +178,7 @@ class FusedStep:
             return self._sgd
         return None
 
-    def _merge_adam_state(self) -> None:
+    def _merge_adam_state(self, steps: list[torch.Tensor]) -> None:
         """Prepare one kernel pass over the parameters that tile the start of one storage.
 
         Applies when the parameters and their gradients each live in one
@@ -192,7 +192,6 @@ class FusedStep:
         params = self._params
         grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
         flat_params, flat_grads = _one_storage(params), _one_storage(grads)
-        steps = [self.optimizer.state[p]["step"] for p in params]
         if (
             flat_params is None
             or flat_grads is None
