@@ -165,13 +165,23 @@ def _save_state(path: Path, payload: Any) -> None:
 
 
 def _load_checkpoint(path: Path) -> TrainState | None:
+    import warnings  # local: this function's own concern
+
     if not path.is_file():
         return None
     try:
-        payload = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of a file it then refuses anyway.
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, weights_only=True, map_location="cpu")
         return TrainState(**payload)
     except Exception as e:
-        raise RunDirError(f"checkpoint {path} is unreadable or tampered with: {e}") from e
+        # A weights-only refusal wraps its reason in paragraphs of advice; keep the reason.
+        advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        reason = next((line for line in lines if not line.startswith(advice)), None)
+        reason = reason or (lines[0] if lines else type(e).__name__)
+        raise RunDirError(f"checkpoint {path} is unreadable or tampered with: {reason}") from e
 
 
 def stage_train(

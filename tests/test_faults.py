@@ -150,6 +150,37 @@ def test_resume_refuses_tampered_checkpoint(
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("payload", ["pickle", "garbage"])
+def test_refused_checkpoint_is_one_line(
+    env: tuple[Path, dict[str, str]], tmp_path: Path, payload: str
+) -> None:
+    root, environ = env
+    out = tmp_path / "run"
+    process = subprocess.Popen(_args(root, out, epochs=30), env=environ, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for((rundir.partial_path(out), "work/baseline.ckpt"), process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            import os
+
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    content = pickle.dumps(Evil()) if payload == "pickle" else b"\x80\x04not a checkpoint"
+    (rundir.partial_path(out) / "work" / "baseline.ckpt").write_bytes(content)
+    python, cli, *rest = _args(root, out, "--resume", epochs=30)
+    result = _run([python, cli, "--quiet", *rest], environ)
+    assert result.returncode == 2, result.stderr
+    assert re.fullmatch(
+        r"reportgen: error: checkpoint \S+baseline\.ckpt is unreadable or tampered with: .+\n",
+        result.stderr,
+    ), result.stderr
+    assert "Warning" not in result.stderr and "weights_only" not in result.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_resume_without_partial_run(env: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     root, environ = env
     result = _run(_args(root, tmp_path / "run", "--resume"), environ)
