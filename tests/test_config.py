@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,18 @@ def test_parse_override_values_as_toml(override: str, value: object) -> None:
         (["run.name=a/b"], r"run\.name"),
         (['run.name=""'], r"run\.name"),
         (['run.name="a\\nb"'], r"run\.name"),
+        (['run.name="abc\\n"'], r"run\.name: must be one safe path component"),
+        (['run.date="2024-01-31\\n"'], r"run\.date: must be an ISO date"),
+        (['data.root=""'], r"data\.root: must name a folder"),
+        (['data.root="  "'], r"data\.root: must name a folder"),
+        (["train.epochs=true"], r"train\.epochs: must be a number, not true or false"),
+        (["models.regularized.max_lr=inf"], r"models\.regularized\.max_lr: .*finite"),
+        (["models.baseline.min_lr=nan"], r"models\.baseline\.min_lr: .*finite"),
+        (["models.baseline.min_lr=1e400"], r"models\.baseline\.min_lr: .*finite"),
+        (["models.baseline.hidden=[true]"], r"models\.baseline\.hidden\.0: must be a number"),
+        (["report.confused_pairs=[[false, 3]]"], r"report\.confused_pairs\.0\.0: must be a num"),
+        (['gate.fail_under={"baseline.test_accuracy" = nan}'], r"gate\.fail_under\..*finite"),
+        (['gate.fail_under={"baseline.test_accuracy" = true}'], r"gate\.fail_under\..*a number"),
         (["report.sample_index=150", "data.limit_test=100"], r"report\.sample_index \(150\)"),
         (["train.lr=1", "train.lr.x=1"], r"train\.lr is a value, not a table"),
     ],
@@ -139,3 +152,39 @@ def test_resolved_toml_round_trips() -> None:
     text = to_toml(config)
     assert validate(parse_toml(text, source="resolved")) == config
     assert "[models.regularized]" in text and 'scheduler = "step"' in text
+
+
+def _defaults_of_type(kind: type) -> list[str]:
+    """Return every key whose default is a ``kind`` (booleans are not numbers here)."""
+
+    def walk(table: dict[str, object], prefix: str) -> list[str]:
+        keys = []
+        for key, value in table.items():
+            if isinstance(value, dict):
+                keys += walk(value, f"{prefix}{key}.")
+            elif isinstance(value, kind) and not isinstance(value, bool):
+                keys.append(f"{prefix}{key}")
+        return keys
+
+    return walk(parse_toml(to_toml(Config()), source="defaults"), "")
+
+
+@pytest.mark.parametrize("key", _defaults_of_type(int | float))
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_booleans_are_not_numbers(key: str, value: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"{re.escape(key)}: must be a number, not true or false"
+    ):
+        load_config(None, [f"{key}={value}"])
+
+
+@pytest.mark.parametrize("key", _defaults_of_type(float))
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_floats_must_be_finite(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should be a finite number"):
+        load_config(None, [f"{key}={value}"])
+
+
+@pytest.mark.parametrize(("override", "value"), [('train.epochs="2"', 2), ("train.epochs=2.0", 2)])
+def test_numbers_keep_their_lax_reading(override: str, value: int) -> None:
+    assert load_config(None, [override]).train.epochs == value
