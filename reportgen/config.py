@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from reportgen.gate import GATE_METRICS
 MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
 NUM_CLASSES = 10
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kilobytes
 
 
 def _refuse_bool(value: Any) -> Any:
@@ -238,6 +240,59 @@ def parse_toml(text: str, *, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: invalid TOML: {e}") from e
+    except RecursionError as e:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(f"{source}: invalid TOML: arrays or tables nested too deeply") from e
+
+
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """Return a config file's text: UTF-8 (a byte-order mark is allowed), at most 1 MiB.
+
+    The size is checked before reading, and no more than the limit is read,
+    so ``/dev/zero`` or a pipe cannot fill the memory.
+    """
+    source = os.fspath(path)
+    limit = MAX_CONFIG_BYTES
+    too_large = f"{source}: larger than {limit // 2**20} MiB; a config file is a few kilobytes"
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > limit:
+                raise ConfigError(too_large)
+            data = f.read(limit + 1)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{source}: config file not found") from e
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read config file: {e.strerror or e}") from e
+    if len(data) > limit:
+        raise ConfigError(too_large)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{source}: not UTF-8 text: byte 0x{data[e.start]:02x} on line {line}; "
+            "save the file as UTF-8"
+        ) from e
+
+
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")  # str.splitlines breaks on each
+
+
+def unsafe_character(text: str) -> str | None:
+    """Return what makes ``text`` unfit for one line of text (None when nothing does).
+
+    That is a line break (any that ``str.splitlines`` knows), another control
+    character except tab, or a lone surrogate: how Python hands over
+    command-line bytes that are not UTF-8.
+    """
+    for char in text:
+        if char in _LINE_BREAKS:
+            return f"a line break (U+{ord(char):04X})"
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "bytes that are not UTF-8"
+        if category == "Cc" and char != "\t":
+            return f"the control character U+{ord(char):04X}"
+    return None
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -249,15 +304,30 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
+        raise ConfigError(f"--set {_shown(item)}: expected KEY=VALUE, e.g. --set train.epochs=2")
     parts = key.split(".")
     if not key or any(not p.strip() for p in parts):
-        raise ConfigError(f"--set {item!r}: empty key; expected KEY=VALUE, e.g. train.epochs=2")
+        raise ConfigError(
+            f"--set {_shown(item)}: empty key; expected KEY=VALUE, e.g. train.epochs=2"
+        )
+    # A line break would end the TOML statement `v = …` and drop the rest unseen.
+    for where, text in (("key", key), ("value", raw)):
+        if (unsafe := unsafe_character(text)) is not None:
+            escapable = "UTF-8" not in unsafe  # a TOML string can hold it as an escape
+            hint = r" (inside a quoted TOML string, write it as \n or \uXXXX)" if escapable else ""
+            raise ConfigError(f"--set {_shown(item)}: the {where} contains {unsafe}{hint}")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError as e:
+        raise ConfigError(f"--set {_shown(item)}: arrays or tables nested too deeply") from e
     return [p.strip() for p in parts], value
+
+
+def _shown(item: str, limit: int = 80) -> str:
+    """Return ``repr(item)``, cut short so a huge ``--set`` still gives a readable line."""
+    return repr(item) if len(item) <= limit else f"{item[:limit]!r}… ({len(item)} characters)"
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -270,7 +340,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 where = ".".join(path[: depth + 1])
-                raise ConfigError(f"--set {item!r}: {where} is a value, not a table")
+                raise ConfigError(f"--set {_shown(item)}: {where} is a value, not a table")
             node = child
         node[path[-1]] = value
     return result
@@ -303,13 +373,7 @@ def load_config(
         source = "defaults"
     else:
         source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError as e:
-            raise ConfigError(f"{source}: config file not found") from e
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{source}: cannot read config file: {e}") from e
-        data = parse_toml(text, source=source)
+        data = parse_toml(read_config_text(path), source=source)
     data = apply_overrides(data, overrides)
     for item in fail_under:
         key, sep, raw = item.partition("=")

@@ -26,9 +26,13 @@ def _sets(overrides: list[str]) -> list[str]:
         (["run", "--config", "missing.toml"], "missing.toml: config file not found"),
         (["data", "--set", "run.name=../x"], "run.name: must be one safe path component"),
         (["config", "--set", 'run.name="x\\n"'], "run.name: must be one safe path component"),
+        (["config", "--set", 'run.title="a"\nseed=5'], "the value contains a line break"),
+        (["config", "--set", "train.\nepochs=3"], "the key contains a line break"),
+        (["config", "--set", "x=" + "[" * 100_000], "arrays or tables nested too deeply"),
         (["config", "--set", "train.epochs=true"], "train.epochs: must be a number, not true"),
         (["config", "--set", "models.regularized.max_lr=inf"], "models.regularized.max_lr: "),
         (["run", "--set", 'data.root=""'], "data.root: must name a folder"),
+        (["config", "--config", "/dev/zero"], "/dev/zero: larger than 1 MiB"),
     ],
 )
 def test_config_errors_exit_2_with_one_line(
@@ -38,6 +42,30 @@ def test_config_errors_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("reportgen: error: ") and message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a = " + "[" * 100_000, "deep.toml: invalid TOML: arrays or tables nested too deeply"),
+        ("x = " + "{a=" * 100_000, "deep.toml: invalid TOML: arrays or tables nested too deeply"),
+    ],
+)
+def test_deeply_nested_config_file_exits_2_with_one_line(
+    text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "deep.toml").write_text(text)
+    assert main(["config", "--config", str(tmp_path / "deep.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "internal error" not in err
+
+
+def test_config_with_byte_order_mark_validates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bom.toml").write_bytes(b"\xef\xbb\xbfseed = 3\n")
+    assert main(["config", "--config", str(tmp_path / "bom.toml")]) == 0
+    assert "seed = 3" in capsys.readouterr().out
 
 
 def test_empty_data_root_creates_nothing(

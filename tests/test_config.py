@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 
 from reportgen.config import (
+    MAX_CONFIG_BYTES,
     Config,
     apply_overrides,
     load_config,
     parse_override,
     parse_toml,
+    read_config_text,
     to_toml,
     validate,
 )
@@ -188,3 +190,69 @@ def test_floats_must_be_finite(key: str, value: str) -> None:
 @pytest.mark.parametrize(("override", "value"), [('train.epochs="2"', 2), ("train.epochs=2.0", 2)])
 def test_numbers_keep_their_lax_reading(override: str, value: int) -> None:
     assert load_config(None, [override]).train.epochs == value
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        ('run.title="a"\nseed=5', r"the value contains a line break \(U\+000A\)"),
+        ("train.epochs=3\r", r"the value contains a line break \(U\+000D\)"),
+        ("run.title=a\x0bb", r"the value contains a line break \(U\+000B\)"),
+        ("run.title=a\u2028b", r"the value contains a line break \(U\+2028\)"),
+        ("run.title=a\x00b", r"the value contains the control character U\+0000"),
+        ("run.title=a\udcffb", r"the value contains bytes that are not UTF-8"),
+        ("train.\nepochs=3", r"the key contains a line break \(U\+000A\)"),
+        ("x=" + "[" * 100_000, r"arrays or tables nested too deeply"),
+        ("x=" + "{a=" * 100_000, r"arrays or tables nested too deeply"),
+    ],
+)
+def test_unsafe_override_is_refused_naming_the_item(item: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--set '.*'[^:]*: " + match) as caught:
+        parse_override(item)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_tab_in_an_override_is_kept() -> None:
+    assert parse_override("run.title=a\tb") == (["run", "title"], "a\tb")
+
+
+@pytest.mark.parametrize(
+    "text", ["a = " + "[" * 100_000, "x = " + "{a=" * 100_000 + "1" + "}" * 100_000]
+)
+def test_deeply_nested_file_is_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"deep\.toml: invalid TOML: .*nested too deeply"):
+        load_config(path)
+
+
+def test_config_file_over_the_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text("#" * MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(ConfigError, match=r"big\.toml: larger than 1 MiB"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_endless_config_file_reads_no_more_than_the_limit(device: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{device}: larger than 1 MiB"):
+        read_config_text(device)
+
+
+def test_config_file_with_byte_order_mark_validates(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbfseed = 3\n[train]\nepochs = 2\n")
+    config = load_config(path)
+    assert (config.seed, config.train.epochs) == (3, 2)
+
+
+def test_config_file_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'seed = 1\n[run]\ntitle = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match=r"latin1\.toml: not UTF-8 text: byte 0xe9 on line 3"):
+        load_config(path)
+
+
+def test_config_path_that_is_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read config file: Is a directory"):
+        load_config(tmp_path)

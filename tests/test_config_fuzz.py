@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -31,20 +32,44 @@ toml_values = st.one_of(
     st.text(max_size=12),
     st.lists(st.integers(-20, 300), max_size=4).map(str),
     st.sampled_from(["[[4, 9], [3, 8]]", "[[1, 1]]", "{a = 1}", "[", "sgd", "cosine", "1e400"]),
+    st.sampled_from(["true", "false", "inf", "-inf", "nan", "+nan", "[true, 2]", '"2"', "2.0"]),
+    # Line breaks, other control characters and undecodable command-line bytes (as
+    # surrogates), alone or around a value; "[" * 3000 is deeper than the parser recurses.
+    st.tuples(
+        st.sampled_from(["", "1", '"a"', "true", "inf"]),
+        st.sampled_from(list("\n\r\v\f\x00\x1b\x85\u2028\u2029\udcff\t")),
+        st.sampled_from(["", "seed=3", "2", '"b"']),
+    ).map("".join),
+    st.just("[" * 3000),
 )
-overrides = st.tuples(st.sampled_from(KEYS) | st.text(max_size=15), toml_values).map(
-    lambda kv: f"{kv[0]}={kv[1]}"
-) | st.text(max_size=20)
+keys = (
+    st.sampled_from(KEYS)
+    | st.text(max_size=15)
+    | st.sampled_from(KEYS).map(lambda key: key.replace(".", ".\n", 1))
+)
+overrides = st.tuples(keys, toml_values).map(lambda kv: f"{kv[0]}={kv[1]}") | st.text(max_size=20)
 
 
 FIXTURES = [HealthCheck.function_scoped_fixture]
 
 
-def _check(status: int, err: str) -> None:
+def _numbers(value: object) -> list[float]:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return [value] if isinstance(value, float) else []
+
+
+def _check(status: int, err: str, out: str = "") -> None:
+    if status == 0 and out:  # what was accepted prints back as TOML, every number finite
+        assert all(math.isfinite(n) for n in _numbers(tomllib.loads(out))), out
     assert status in (0, 2), err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "internal error" not in err, err
     if status == 2:
         assert err.startswith("reportgen: error: ") or "usage:" in err, err
+        if err.startswith("reportgen: error: "):
+            assert err.count("\n") == 1, err
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES)
@@ -56,7 +81,8 @@ def test_random_overrides_validate_or_exit_2(
     for item in items:
         args += ["--set", item]
     status = main(args)
-    _check(status, capsys.readouterr().err)
+    captured = capsys.readouterr()
+    _check(status, captured.err, captured.out)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES)
