@@ -7,6 +7,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -79,3 +80,59 @@ def fake_cli_env(root: Path) -> dict[str, str]:
     """Environment for running ``tests/fake_cli.py`` in a subprocess against ``root``."""
     specs = {name: [spec.size, spec.sha256] for name, spec in write_fake_mnist(root).items()}
     return {**os.environ, "REPORTGEN_TEST_FILES": json.dumps(specs)}
+
+
+class QuickMnist(NamedTuple):
+    """Generated MNIST written once per session: its data root and the specs that verify it."""
+
+    root: Path
+    specs: dict[str, FileSpec]
+
+
+@pytest.fixture(scope="session")
+def quick_mnist(tmp_path_factory: pytest.TempPathFactory) -> QuickMnist:
+    """Generated MNIST shared by the session's quick runs.
+
+    ``data.MNIST_FILES`` is patched only while a run is made, not for the whole
+    session: the real-data tests in the same session need the official hashes.
+    A test that trains again from a quick run (verify, resume) patches it with
+    ``quick_mnist.specs`` itself.
+    """
+    root = tmp_path_factory.mktemp("quick_data")
+    return QuickMnist(root, write_fake_mnist(root))
+
+
+def make_quick_run(mnist: QuickMnist, out: Path, *overrides: str) -> Path:
+    """Run ``reportgen run`` on the generated data into ``out`` and return ``out``."""
+    from reportgen.cli import main
+
+    sets = [arg for item in (*quick_overrides(mnist.root), *overrides) for arg in ("--set", item)]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(data, "MNIST_FILES", mnist.specs)
+        assert main(["--quiet", "run", "--out", str(out), *sets]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def quick_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete run on the generated data, made once per session; read-only (copy to change)."""
+    return make_quick_run(quick_mnist, tmp_path_factory.mktemp("quick_run") / "quick")
+
+
+@pytest.fixture(scope="session")
+def quick_run_lr(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second session run that differs from ``quick_run`` only in ``train.lr``; read-only."""
+    out = tmp_path_factory.mktemp("quick_run_lr") / "quick-lr"
+    return make_quick_run(quick_mnist, out, "train.lr=0.002")
+
+
+@pytest.fixture(scope="session")
+def quick_compare(
+    quick_run: Path, quick_run_lr: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The output directory of ``reportgen compare`` on the two quick runs; read-only."""
+    from reportgen.cli import main
+
+    out = tmp_path_factory.mktemp("quick_compare") / "compare"
+    assert main(["--quiet", "compare", str(quick_run), str(quick_run_lr), "--out", str(out)]) == 0
+    return out
