@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reportgen import report, rundir
+from reportgen.config import unsafe_character
 from reportgen.errors import ConfigError, ReportgenError, RunDirError
 
 LOG = logging.getLogger(__name__)
@@ -71,14 +72,19 @@ def _addresses(values: Sequence[str], option: str) -> list[str]:
     if not values:
         raise ConfigError(f"{option}: at least one recipient is needed")
     for value in values:
-        if "\r" in value or "\n" in value:
-            raise ConfigError(f"{option}: {value!r} contains a line break")
+        _check_one_line(value, option)
         parsed = getaddresses([value])
         if len(parsed) != 1 or not re.fullmatch(r"[^@\s]+@[^@\s]+", parsed[0][1]):
             raise ConfigError(
                 f"{option}: {value!r} is not one email address (like name@example.org)"
             )
     return list(values)
+
+
+def _check_one_line(value: str, option: str) -> None:
+    """Refuse a header value with a character that would break or corrupt the header line."""
+    if (unsafe := unsafe_character(value)) is not None:
+        raise ConfigError(f"{option}: {value!r} contains {unsafe}; give one line of UTF-8 text")
 
 
 def _domain(sender: str) -> str:
@@ -275,7 +281,8 @@ def build_message(
     Raises
     ------
     ConfigError
-        No recipient, a malformed address, or a subject with a line break.
+        No recipient, a malformed address, or an address or subject with a line
+        break, another control character or bytes that are not UTF-8.
     RunDirError
         ``run_dir`` is not a run, lacks its rendered report, or a file differs
         from the manifest.
@@ -284,8 +291,8 @@ def build_message(
     """
     recipients = _addresses([to] if isinstance(to, str) else to, "--to")
     _addresses([sender], "--from")
-    if subject is not None and ("\r" in subject or "\n" in subject):
-        raise ConfigError(f"--subject: {subject!r} contains a line break")
+    if subject is not None:
+        _check_one_line(subject, "--subject")
     root = Path(run_dir)
     manifest = rundir.read_manifest(root)
     context = report.build_context(root, manifest=manifest, environ=environ)

@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
 from reportgen import mail, report, rundir
+from reportgen.cli import main
 from reportgen.errors import ConfigError, RunDirError
 from tests.test_report import make_run
 
@@ -194,13 +195,48 @@ def test_explicit_subject(run_dir: Path) -> None:
         (["a@example.org\r\nBcc: x@example.org"], SENDER, None, "line break"),
         (TO, "nobody", None, "--from: 'nobody'"),
         (TO, SENDER, "two\nlines", "--subject: .* line break"),
+        (TO, SENDER, "a\x0bb", r"--subject: 'a\\x0bb' contains a line break \(U\+000B\)"),
+        (TO, SENDER, "a\u2028b", r"--subject: .* line break \(U\+2028\)"),
+        (TO, SENDER, "a\x1bb", r"--subject: .* the control character U\+001B"),
+        (TO, SENDER, "a\udcffb", r"--subject: .* bytes that are not UTF-8"),
+        (["x\x85@example.org"], SENDER, None, r"--to: .* line break \(U\+0085\)"),
+        (["\udcff@example.org"], SENDER, None, r"--to: .* bytes that are not UTF-8"),
+        (TO, "Reports <r@example.org>\x0c", None, r"--from: .* line break \(U\+000C\)"),
     ],
 )
 def test_bad_addressing_is_refused(
     run_dir: Path, to: list[str], sender: str, subject: str | None, match: str
 ) -> None:
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as caught:
         mail.build_message(run_dir, to=to, sender=sender, subject=subject, environ={})
+    assert len(str(caught.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--subject", "a\x0bb"),
+        ("--subject", "a\x0cb"),
+        ("--subject", "a\x85b"),
+        ("--subject", "a\u2028b"),
+        ("--subject", "a\u2029b"),
+        ("--subject", "a\x00b"),
+        ("--subject", "a\udcffb"),  # the bytes b"a\xffb" on a command line
+        ("--to", "x\x0b@example.org"),
+        ("--from", "x@example.org\u2029"),
+    ],
+)
+def test_unsafe_header_on_the_command_line_exits_2_with_one_line(
+    run_dir: Path, tmp_path: Path, option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eml = tmp_path / "out.eml"
+    args = ["email", str(run_dir), "--eml-out", str(eml), option, value]
+    if option != "--to":
+        args += ["--to", TO[0]]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"reportgen: error: {option}: ")
+    assert not eml.exists()
 
 
 def test_refuses_a_run_without_its_report(run_dir: Path, tmp_path: Path) -> None:
