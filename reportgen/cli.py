@@ -1,8 +1,10 @@
 """Argument parsing, progress display and exit codes — the only module that prints.
 
 Exit statuses: 0 success; 1 failure (data, rendering, I/O); 2 usage or
-configuration error; 3 a ``--fail-under`` threshold was missed; 4 a model's
-training diverged; 130 interrupted (Ctrl-C / SIGTERM).
+configuration error, a bad template, an output path that may not be
+replaced, or a run directory that is not a run or is tampered with; 3 a
+``--fail-under`` threshold was missed; 4 a model's training diverged; 130
+interrupted (Ctrl-C / SIGTERM).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, TextIO
 
 from reportgen import __version__
 from reportgen.config import Config, load_config, to_toml
-from reportgen.errors import ConfigError, ReportgenError, RunDirError
+from reportgen.errors import ConfigError, ReportgenError
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -87,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="re-run a run from its saved config and compare every artifact's hash"
     )
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    verify.add_argument(
+        "--data-root", type=Path, metavar="DIR",
+        help="where the MNIST files are (default: the per-user cache; never the run's data.root)",
+    )  # fmt: skip
 
     compare = commands.add_parser("compare", help="an HTML/PDF comparison of several runs")
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
@@ -167,7 +173,7 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 def _error(message: str, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    print(f"reportgen: error: {message}", file=sys.stderr)
+    print(f"reportgen: error: {' '.join(message.splitlines())}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> int:
@@ -218,21 +224,10 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
 
 def _render(args: argparse.Namespace, display: Display) -> int:
     """Re-render a run's reports from its artifacts and refresh the manifest's hashes."""
-    from reportgen import report, rundir
+    from reportgen import report
 
-    manifest = rundir.read_manifest(args.run_dir)
-    problems = rundir.check_artifacts(args.run_dir, manifest["artifacts"])
-    if problems:
-        more = "; …" if len(problems) > 3 else ""
-        raise RunDirError(
-            f"{args.run_dir}: files differ from its manifest ({'; '.join(problems[:3])}{more}); "
-            "refusing to render a tampered run"
-        )
-    pdf = (args.run_dir / "report.pdf").exists()
-    for path in report.render_run(args.run_dir, templates_dir=args.templates, pdf=pdf):
+    for path in report.rerender_run(args.run_dir, templates_dir=args.templates):
         display.info(f"wrote {path}")
-    manifest["artifacts"] = rundir.artifact_hashes(args.run_dir)
-    rundir.write_json(rundir.RunPaths(args.run_dir).manifest, manifest)
     display.out(str(args.run_dir))
     return EXIT_OK
 
@@ -241,21 +236,19 @@ def _verify(args: argparse.Namespace, display: Display) -> int:
     """Re-run a run and print a line per artifact: match, differs, missing or extra."""
     from reportgen.verify import verify_run
 
-    result = verify_run(args.run_dir, progress=display.event)
+    data_root = None if args.data_root is None else str(args.data_root)
+    result = verify_run(args.run_dir, data_root=data_root, progress=display.event)
     display.close()
     width = max((len(c.path) for c in result.checks), default=10)
     for check in result.checks:
         display.out(f"{check.status:8} {check.path:{width}}")
-    for problem in result.tampered:
-        display.out(f"tampered {problem}")
     if result.ok:
         display.out(f"verified: all {len(result.checks)} artifacts reproduced byte for byte")
         return EXIT_OK
-    names = sorted(
-        {c.path for c in result.checks if c.status != "match"}
-        | {p.split(":", 1)[0] for p in result.tampered}
-    )
+    names = sorted(c.path for c in result.checks if c.status != "match")
     display.err(f"reportgen: not reproduced: {', '.join(names)}")
+    for note in result.notes:
+        display.err(f"reportgen: note: {note}")
     for line in result.environment:
         display.err(f"reportgen: environment changed (likely cause): {line}")
     return EXIT_FAILURE

@@ -14,6 +14,11 @@ into one output directory:
     The overlaid validation curves.
 ``compare.csv``
     The metric table, one row per run and model.
+``manifest.json``
+    The SHA-256 of each file above and of each compared run's manifest.
+
+The output directory is published like a run (built aside, swapped in
+whole) and replaces only an empty directory or an earlier comparison.
 
 Runs are labelled by their directory names (with parent directories added
 where two names clash).  Nothing here reads the clock: the date shown is the
@@ -40,7 +45,7 @@ from matplotlib.typing import LineStyleType
 
 from reportgen import figures, report, rundir
 from reportgen.config import Config
-from reportgen.errors import ConfigError, RenderError, RunDirError
+from reportgen.errors import ConfigError, OutputError, RenderError
 
 ENTRY_TEMPLATE = "compare.html.j2"
 HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
@@ -73,6 +78,7 @@ class RunInput:
     config: Config
     metrics: Mapping[str, Any]
     history: pd.DataFrame  # history.csv as written: one row per model and epoch
+    manifest_sha256: str = ""  # of the run's manifest.json: which run exactly was compared
 
 
 def run_labels(run_dirs: Sequence[Path]) -> list[str]:
@@ -151,11 +157,14 @@ def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
         seen[key] = root
     runs = []
     for root, label in zip(roots, run_labels(roots), strict=True):
-        manifest = rundir.read_manifest(root)
+        manifest = rundir.read_intact(root, action="compare")
         config, _ = report.read_config(root, manifest)
         metrics = report.read_metrics(root, manifest)
         _validate_metrics(metrics, root)
-        runs.append(RunInput(label, config, metrics, _read_history(root, manifest)))
+        manifest_sha256 = rundir.sha256_bytes(rundir.read_listed(root, rundir.MANIFEST))
+        runs.append(
+            RunInput(label, config, metrics, _read_history(root, manifest), manifest_sha256)
+        )
     return runs
 
 
@@ -442,24 +451,34 @@ def compare_runs(
     RenderError
         An input file is malformed, or a template or the PDF layout fails.
     """
+    out = Path(out_dir)
+    rundir.check_target(out, kind=rundir.COMPARE_KIND)
     runs = read_runs(run_dirs)
     history = history_frame(runs)
     figure_png = figures.render_png(compare_history_figure(history))
     context = build_context(runs, figure_png, environ=environ)
-    out = Path(out_dir)
     outputs = {
-        out / HTML_NAME: render_html(context, templates_dir=templates_dir).encode("utf-8"),
-        out / FIGURE_NAME: figure_png,
-        out / CSV_NAME: csv_bytes(metric_rows(runs)),
+        HTML_NAME: render_html(context, templates_dir=templates_dir).encode("utf-8"),
+        FIGURE_NAME: figure_png,
+        CSV_NAME: csv_bytes(metric_rows(runs)),
     }
     if pdf:
-        outputs[out / PDF_NAME] = render_pdf(context, out, templates_dir=templates_dir)
+        outputs[PDF_NAME] = render_pdf(context, out, templates_dir=templates_dir)
     try:
-        for path, data in outputs.items():
-            rundir.write_atomic(path, data)
+        staging = rundir.open_staging(out, resume=False, kind=rundir.COMPARE_KIND)
+        for name, data in outputs.items():
+            rundir.write_atomic(staging / name, data)
+        manifest = {
+            "schema": 1,
+            "kind": rundir.COMPARE_KIND,
+            "inputs": {run.label: run.manifest_sha256 for run in runs},
+            "artifacts": rundir.artifact_hashes(staging),
+        }
+        rundir.write_json(staging / rundir.MANIFEST, manifest)
+        rundir.publish(staging, out, kind=rundir.COMPARE_KIND)
     except OSError as e:
-        raise RunDirError(f"cannot write the comparison into {out}: {e}") from e
-    return list(outputs)
+        raise OutputError(f"cannot write the comparison into {out}: {e}") from e
+    return [out / name for name in outputs]
 
 
 __all__ = [

@@ -32,7 +32,19 @@ class RunDirError(ReportgenError):
     exit_status = 2
 
 
+class OutputError(ReportgenError):
+    """An output could not be written (a full disk, a vanished directory)."""
+
+    exit_status = 1
+
+
 class RenderError(ReportgenError):
     """A report could not be rendered from a run's artifacts."""
 
     exit_status = 1
+
+
+class TemplateError(RenderError):
+    """A template cannot be rendered: syntax, an undefined name, an unsafe access, recursion."""
+
+    exit_status = 2

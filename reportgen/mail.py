@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from reportgen import report, rundir
 from reportgen.config import unsafe_character
-from reportgen.errors import ConfigError, ReportgenError, RunDirError
+from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
 
 LOG = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ SECURITY_CHOICES: tuple[str, ...] = ("none", "starttls", "ssl")
 DEFAULT_SENDER = "reportgen <reportgen@localhost>"
 DEFAULT_PORTS: dict[str, int] = {"none": 25, "starttls": 587, "ssl": 465}
 WRAP = 72  # plain-text line width
+BOUNDARY_PREFIX = "=_reportgen_"  # "=_" never occurs in base64 or quoted-printable bodies
 
 # A base64 data: URI of an image, as the report templates write them into src="" or url().
 DATA_IMAGE = re.compile(r"data:(image/[A-Za-z0-9.+-]+);base64,([A-Za-z0-9+/]+={0,2})")
@@ -294,7 +295,7 @@ def build_message(
     if subject is not None:
         _check_one_line(subject, "--subject")
     root = Path(run_dir)
-    manifest = rundir.read_manifest(root)
+    manifest = rundir.read_intact(root, action="mail")
     context = report.build_context(root, manifest=manifest, environ=environ)
     subject = default_subject(context) if subject is None else subject
 
@@ -310,7 +311,7 @@ def build_message(
     html, images = inline_images(html, known=known, domain=domain)
     text = plain_text(context)
     digest = _message_digest(
-        (root / rundir.MANIFEST).read_bytes(),
+        rundir.read_listed(root, rundir.MANIFEST),
         html_bytes,
         pdf_bytes,
         sender,
@@ -339,15 +340,39 @@ def build_message(
     # quoted-printable bodies, so these cannot collide with content.
     multiparts = (part for part in message.walk() if part.is_multipart())
     for position, part in enumerate(multiparts):
-        part.set_boundary(f"=_reportgen_{digest[32:56]}_{position}")
+        part.set_boundary(f"{BOUNDARY_PREFIX}{digest[32:56]}_{position}")
     return message
 
 
 def write_eml(message: EmailMessage, path: Path | str) -> Path:
-    """Write ``message`` as an RFC 5322 ``.eml`` file (CRLF line ends), atomically."""
+    """Write ``message`` as an RFC 5322 ``.eml`` file (CRLF line ends), atomically.
+
+    An existing file is replaced only if it is a message reportgen wrote
+    (recognised by its boundaries); anything else is refused.
+    """
     path = Path(path)
-    rundir.write_atomic(path, message.as_bytes(policy=policy.SMTP))
+    if path.is_symlink() or (path.exists() and not _written_here(path)):
+        raise RunDirError(
+            f"--eml-out {path}: exists and is not a message reportgen wrote; refusing to "
+            "overwrite it"
+        )
+    try:
+        rundir.write_atomic(path, message.as_bytes(policy=policy.SMTP))
+    except OSError as e:
+        raise OutputError(f"--eml-out {path}: cannot write: {e.strerror or e}") from e
     return path
+
+
+def _written_here(path: Path) -> bool:
+    """Return True if ``path`` is a message reportgen wrote: its headers name our boundary."""
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return BOUNDARY_PREFIX.encode() in head
 
 
 # --------------------------------------------------------------------------- sending

@@ -23,7 +23,7 @@ from reportgen import diagnosis, evaluate, figures, gate, report, rundir, stats
 from reportgen.config import Config, ModelSection, ReportSection, to_toml
 from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
-from reportgen.errors import ConfigError, RunDirError
+from reportgen.errors import ConfigError, OutputError, RunDirError
 from reportgen.models import build, parameter_count
 from reportgen.seeding import derive_seed, generator, seed_everything
 from reportgen.train import EpochRecord, TrainResult, TrainState, train_model
@@ -132,15 +132,18 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def stage_data(config: Config, progress: Progress) -> tuple[DataFiles, Dataset]:
-    """Obtain and verify MNIST, then decode and split it into tensors."""
+def stage_data(
+    config: Config, progress: Progress, *, root: str | None = None
+) -> tuple[DataFiles, Dataset]:
+    """Obtain and verify MNIST (from ``root``, default ``data.root``), decode and split it."""
+    root = config.data.root if root is None else root
     files = ensure_mnist(
-        config.data.root,
+        root,
         download=config.data.download,
         progress=lambda message: progress(Event("info", stage="data", message=message)),
     )
     dataset = load_dataset(
-        config.data.root,
+        root,
         seed=config.seed,
         val_size=config.data.val_size,
         limit_train=config.data.limit_train,
@@ -390,18 +393,55 @@ def run(
     resume: bool = False,
     argv: list[str] | None = None,
     progress: Progress = _silent,
+    data_root: str | None = None,
+    config_templates: bool = True,
 ) -> Run:
     """Train, evaluate and report on both models; return the published run.
 
     ``progress`` receives every :class:`Event`; they are also written to the
-    run's ``run.log``.
+    run's ``run.log``.  ``data_root`` reads the data from there instead of
+    ``data.root``, and ``config_templates=False`` renders with the packaged
+    templates only, ignoring ``report.templates``; neither changes the
+    configuration written into the run (``verify`` uses both, so that a
+    downloaded run's paths are never used).
+
+    The output path is checked before any work (:func:`rundir.check_target`):
+    only a new path, an empty directory or a previous run is replaced.
     """
-    log = RunLog(progress)
-    progress = log.event
     final = Path(out) if out is not None else Path("reports") / config.run.name
+    rundir.check_target(final, kind=rundir.RUN_KIND)
     device = resolve_device(config.runtime.device)
     seed_everything(config.seed, threads=config.runtime.threads)
     staging = rundir.open_staging(final, resume=resume)
+    try:
+        return _run_in(
+            config, final, staging, resume=resume, argv=argv, log=RunLog(progress), device=device,
+            data_root=config.data.root if data_root is None else data_root,
+            templates=config.report.templates if config_templates else None,
+        )  # fmt: skip
+    except OSError as e:
+        # A full disk or a vanished directory: say where, and that the work is kept.
+        where = e.filename or final
+        raise OutputError(
+            f"cannot write {where}: {e.strerror or e}; the unfinished run is kept in {staging} "
+            "(free space and rerun with --resume to continue from its last epoch, or delete it)"
+        ) from e
+
+
+def _run_in(
+    config: Config,
+    final: Path,
+    staging: Path,
+    *,
+    resume: bool,
+    argv: list[str] | None,
+    log: RunLog,
+    device: torch.device,
+    data_root: str,
+    templates: str | None,
+) -> Run:
+    """Build the run in ``staging``, then publish it at ``final``."""
+    progress = log.event
     paths = rundir.RunPaths(staging)
     resolved = to_toml(config)
     if resume and paths.config.is_file() and paths.config.read_text() != resolved:
@@ -414,7 +454,7 @@ def run(
     timings: dict[str, float] = {}
 
     with _timed(timings, "data", progress):
-        files, dataset = stage_data(config, progress)
+        files, dataset = stage_data(config, progress, root=data_root)
         dataset = _to_device(dataset, device)
 
     outcomes = []
@@ -448,6 +488,7 @@ def run(
 
     manifest = {
         "schema": 1,
+        "kind": rundir.RUN_KIND,
         "run_name": config.run.name,
         "seed": config.seed,
         "command": argv or [],
@@ -458,14 +499,17 @@ def run(
     with _timed(timings, "render", progress):
         report.render_run(
             staging,
-            templates_dir=config.report.templates,
+            templates_dir=templates,
             pdf=config.report.pdf,
             manifest={**manifest, "artifacts": rundir.artifact_hashes(staging)},
         )
     rundir.write_atomic(paths.log, log.text())
     manifest["timings_s"] = timings
     rundir.write_json(paths.manifest, {**manifest, "artifacts": rundir.artifact_hashes(staging)})
-    rundir.publish(staging, final)
+    kept = rundir.publish(staging, final)
+    if kept is not None:
+        message = f"the previous run held files reportgen did not write; it was kept at {kept}"
+        progress(Event("info", stage="publish", message=message))
     return Run(final, metrics, timings, thresholds)
 
 

@@ -20,6 +20,7 @@ import datetime as dt
 import importlib.resources
 import json
 import logging
+import math
 import mimetypes
 import os
 import re
@@ -33,12 +34,14 @@ from urllib.request import url2pathname
 
 import jinja2
 import matplotlib
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from reportgen import __version__, rundir
 from reportgen.config import Config, ModelSection, parse_toml, validate
-from reportgen.errors import RenderError, ReportgenError, RunDirError
+from reportgen.errors import RenderError, ReportgenError, RunDirError, TemplateError
 
 LOG = logging.getLogger(__name__)
 LOG.addHandler(logging.NullHandler())  # refused fetches are logged; the CLI decides what to show
@@ -605,7 +608,8 @@ def build_context(
         manifest = rundir.read_manifest(root)
     elif not root.is_dir():
         raise RunDirError(f"{root}: no such run directory")
-    _validate_manifest(manifest)
+    else:
+        rundir.validate_manifest(manifest)
     config, config_text = read_config(root, manifest)
     metrics = read_metrics(root, manifest)
     _validate_metrics(metrics)
@@ -615,15 +619,6 @@ def build_context(
     except (KeyError, TypeError, ValueError) as e:
         # Every key was checked above: what is left is a value of the wrong type.
         raise RenderError(f"{root}: malformed metrics.json or manifest.json: {e!r}") from e
-
-
-def _validate_manifest(manifest: Mapping[str, Any]) -> None:
-    for key in ("seed", "data_files", "environment.versions", "environment.hardware",
-                "environment.threads", "environment.parallel_info", "artifacts"):  # fmt: skip
-        _require(manifest, key, rundir.MANIFEST)
-    for rel, entry in manifest["artifacts"].items():
-        if not (isinstance(entry, Mapping) and "sha256" in entry and "size" in entry):
-            raise RenderError(f"{rundir.MANIFEST}: artifact {rel!r} lacks its sha256 and size")
 
 
 def _assemble(
@@ -699,16 +694,53 @@ def _packaged_source(name: str) -> tuple[str, str, Callable[[], bool]] | None:
     return resource.read_text(encoding="utf-8"), f"templates/{name}", lambda: True
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, also refusing arithmetic that would exhaust memory or time.
+
+    ``9 ** 999999999`` or ``'x' * 10 ** 10`` would hang or fill memory before any
+    output; a report never needs numbers or strings of that size.
+    """
+
+    intercepted_binops = frozenset({"**", "*"})
+    MAX_RESULT = 1_000_000  # digits of a power, items of a repeated sequence
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if (
+            operator == "**"
+            and _is_int(left)
+            and _is_int(right)
+            and abs(left) > 1
+            and right * math.log10(abs(left)) > self.MAX_RESULT
+        ):
+            raise SecurityError(f"{left} ** {right} is too large to compute")
+        for sequence, times in ((left, right), (right, left)):
+            if (
+                operator == "*"
+                and isinstance(sequence, str | bytes | list | tuple)
+                and _is_int(times)
+                and len(sequence) * times > self.MAX_RESULT
+            ):
+                raise SecurityError("a repeated sequence of over 1,000,000 items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def environment(templates_dir: Path | str | None = None) -> jinja2.Environment:
-    """Return the Jinja2 environment: user templates first, then the packaged ones."""
+    """Return the sandboxed Jinja2 environment: user templates first, then the packaged ones."""
     loaders: list[jinja2.BaseLoader] = []
     if templates_dir is not None:
         directory = Path(templates_dir)
         if not directory.is_dir():
-            raise RenderError(f"templates directory {directory} does not exist")
+            raise TemplateError(f"templates directory {directory} does not exist")
         loaders.append(jinja2.FileSystemLoader(directory))
     loaders.append(jinja2.FunctionLoader(_packaged_source))
-    env = jinja2.Environment(
+    # Sandboxed: a template may display the context but not reach Python's
+    # internals (attributes starting with "_", a function's globals, mutating
+    # methods), so a template directory cannot run code.
+    env = _Sandbox(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,  # every template, whatever its extension
         undefined=jinja2.StrictUndefined,
@@ -746,13 +778,18 @@ def render_html(
     try:
         return env.get_template(entry).render(context)
     except jinja2.TemplateSyntaxError as e:
-        raise RenderError(f"template {e.filename or e.name} line {e.lineno}: {e.message}") from e
+        raise TemplateError(f"template {e.filename or e.name} line {e.lineno}: {e.message}") from e
     except jinja2.TemplateNotFound as e:
-        raise RenderError(f"template {e.name!r} not found") from e
+        raise TemplateError(f"template {e.name!r} not found") from e
     except jinja2.TemplateError as e:
-        raise RenderError(f"{_template_location(e)}: {e.message}") from e
+        raise TemplateError(f"{_template_location(e)}: {e.message}") from e
     except (TypeError, ValueError) as e:  # a filter given a value it cannot format
-        raise RenderError(f"{_template_location(e)}: cannot display a value: {e}") from e
+        raise TemplateError(f"{_template_location(e)}: cannot display a value: {e}") from e
+    except RecursionError as e:
+        raise TemplateError(
+            f"{_template_location(e)}: recursion too deep (a template that includes or "
+            "extends itself, or a macro that calls itself without end)"
+        ) from e
 
 
 # --------------------------------------------------------------------------- PDF
@@ -878,6 +915,25 @@ def render_run(
     return list(outputs)
 
 
+def rerender_run(run_dir: Path | str, *, templates_dir: Path | str | None = None) -> list[Path]:
+    """Re-render a run's reports from its checked artifacts; return the paths written.
+
+    Every file the manifest lists is checked first, and only the manifest's
+    entries for the reports are updated: files it does not list are never
+    read nor added, so a run from elsewhere stays data.
+    """
+    root = Path(run_dir)
+    manifest = rundir.read_intact(root, action="render")
+    pdf = rundir.RunPaths(Path()).pdf.as_posix() in manifest["artifacts"]
+    written = render_run(root, templates_dir=templates_dir, pdf=pdf, manifest=manifest)
+    artifacts = dict(manifest["artifacts"])
+    for path in written:
+        rel = path.relative_to(root).as_posix()
+        artifacts[rel] = {"sha256": rundir.sha256_path(path), "size": path.stat().st_size}
+    rundir.write_json(rundir.RunPaths(root).manifest, {**manifest, "artifacts": artifacts})
+    return written
+
+
 __all__ = [
     "FetchRefused",
     "RunFetcher",
@@ -886,5 +942,6 @@ __all__ = [
     "render_html",
     "render_pdf",
     "render_run",
+    "rerender_run",
     "summary_paragraphs",
 ]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reportgen import rundir
-from reportgen.config import load_config
+from reportgen.config import default_data_root
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,11 @@ class Verification:
 
     checks: list[ArtifactCheck]
     environment: list[str]
-    tampered: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.tampered and all(c.status == "match" for c in self.checks)
+        return all(c.status == "match" for c in self.checks)
 
 
 def compare_artifacts(
@@ -73,19 +73,43 @@ def environment_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> l
     return lines
 
 
-def verify_run(run_dir: Path, *, progress: Any = None) -> Verification:
-    """Re-run ``run_dir`` from its resolved config into a temporary directory and compare."""
-    from reportgen import pipeline
+def verify_run(
+    run_dir: Path, *, data_root: str | None = None, progress: Any = None
+) -> Verification:
+    """Re-run ``run_dir`` from its resolved config into a temporary directory and compare.
 
-    manifest = rundir.read_manifest(run_dir)
-    tampered = rundir.check_artifacts(run_dir, manifest["artifacts"])
-    config = load_config(rundir.RunPaths(run_dir).config)
+    A run directory may come from anywhere, so it is data, never code: its
+    manifest is checked first and a run whose files differ from it is
+    refused before anything is built.  Of the run's config, only settings
+    are used: the data come from ``data_root`` (default: the per-user cache,
+    never the run's ``data.root``) and the report is rendered with the
+    packaged templates only (never the run's ``report.templates``).
+
+    Raises
+    ------
+    RunDirError
+        ``run_dir`` is not a run, or a file differs from its manifest.
+    """
+    from reportgen import pipeline
+    from reportgen.report import read_config
+
+    manifest = rundir.read_intact(run_dir, action="verify")
+    config, _ = read_config(run_dir, manifest)
     with tempfile.TemporaryDirectory(prefix="reportgen-verify-") as tmp:
         kwargs = {"progress": progress} if progress is not None else {}
-        rerun = pipeline.run(config, out=Path(tmp) / run_dir.name, **kwargs)
+        rerun = pipeline.run(
+            config, out=Path(tmp) / "run", data_root=data_root or default_data_root(),
+            config_templates=False, **kwargs,
+        )  # fmt: skip
         reproduced = rundir.read_manifest(rerun.path)
+    notes = []
+    if config.report.templates is not None:
+        notes.append(
+            "the run was rendered with report.templates; verify renders with the packaged "
+            "templates only, so report.html and report.pdf are expected to differ"
+        )
     return Verification(
         checks=compare_artifacts(manifest["artifacts"], reproduced["artifacts"]),
         environment=environment_differences(manifest["environment"], reproduced["environment"]),
-        tampered=tampered,
+        notes=notes,
     )

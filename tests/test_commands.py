@@ -38,19 +38,19 @@ def run_dir(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_verify_fresh_run_then_tampered(
-    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    root: Path, run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     copy = tmp_path / "quick"
     shutil.copytree(run_dir, copy)
-    assert main(["--quiet", "verify", str(copy)]) == 0
+    assert main(["--quiet", "verify", str(copy), "--data-root", str(root)]) == 0
     out = capsys.readouterr().out
     assert "verified: all" in out and "differs" not in out
     metrics = copy / "metrics.json"
     metrics.write_bytes(metrics.read_bytes().replace(b'"schema": 1', b'"schema": 2'))
-    assert main(["--quiet", "verify", str(copy)]) == 1
+    assert main(["--quiet", "verify", str(copy), "--data-root", str(root)]) == 2
     captured = capsys.readouterr()
-    assert "tampered metrics.json" in captured.out
-    assert "not reproduced: metrics.json" in captured.err
+    assert "metrics.json: SHA-256" in captured.err and "refusing to verify" in captured.err
+    assert captured.out == ""
 
 
 def test_render_is_byte_identical_and_refuses_tampering(

@@ -207,6 +207,16 @@ def test_differences_show_only_the_keys_that_differ(html: str) -> None:
     assert "first run, <strong>sweep/run1</strong>" in differences
 
 
+@pytest.mark.parametrize(("count", "verb"), [(1, "is"), (2, "are")])
+def test_differences_sentence_agrees_in_number(runs: list[Path], count: int, verb: str) -> None:
+    inputs = compare.read_runs(runs[:2])
+    context = compare.build_context(inputs, report.PNG_SIGNATURE, environ={})
+    context["differences"] = context["differences"][:count]
+    html = compare.render_html(context)
+    total = len(context["settings"])
+    assert f"{count} of the {total} resolved settings {verb} not the same" in html
+
+
 def test_all_settings_highlight_the_differing_rows(html: str) -> None:
     settings = _section(html, "compare-settings")
     assert '<tr class="differs">\n<th scope="row">train.lr</th>' in settings

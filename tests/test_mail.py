@@ -42,6 +42,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     html = report.render_html(report.build_context(root, environ={}))
     rundir.write_atomic(root / "report.html", html)
     rundir.write_atomic(root / "report.pdf", PDF)
+    manifest = rundir.read_manifest(root)
+    rundir.write_json(
+        root / rundir.MANIFEST, {**manifest, "artifacts": rundir.artifact_hashes(root)}
+    )
     return root
 
 
@@ -242,7 +246,12 @@ def test_unsafe_header_on_the_command_line_exits_2_with_one_line(
 def test_refuses_a_run_without_its_report(run_dir: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
     (copy / "report.pdf").unlink()
-    with pytest.raises(RunDirError, match=r"report\.pdf is missing"):
+    with pytest.raises(RunDirError, match=r"report\.pdf: missing.*refusing to mail a tampered"):
+        mail.build_message(copy, to=TO, sender=SENDER, environ={})
+    manifest = rundir.read_manifest(copy)  # a run made without a PDF does not list one
+    del manifest["artifacts"]["report.pdf"]
+    rundir.write_json(copy / rundir.MANIFEST, manifest)
+    with pytest.raises(RunDirError, match=r"report\.pdf is not listed .* render the report"):
         mail.build_message(copy, to=TO, sender=SENDER, environ={})
     with pytest.raises(RunDirError, match="not a reportgen run"):
         mail.build_message(tmp_path, to=TO, sender=SENDER, environ={})

@@ -24,7 +24,7 @@ import pytest
 from pypdf import PdfReader
 
 from reportgen import __version__, evaluate, report, rundir
-from reportgen.errors import RenderError, RunDirError
+from reportgen.errors import RenderError, RunDirError, TemplateError
 
 GOLDEN = Path(__file__).parent / "golden" / "report.html"
 UPDATE_GOLDEN = os.environ.get("REPORTGEN_UPDATE_GOLDEN") == "1"
@@ -535,6 +535,65 @@ def test_autoescape_applies_to_user_templates(tmp_path: Path, context: dict[str,
     assert "&lt;b&gt;bold&lt;/b&gt;" in report.render_html(context, templates_dir=tmp_path)
 
 
+# --------------------------------------------------------------------------- sandbox
+
+ESCAPES = {
+    "cycler globals": "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
+    "str mro": "{% for c in ''.__class__.__mro__[1].__subclasses__() %}"
+    "{% if c.__name__ == 'Popen' %}{{ c(['touch', 'MARKER']) }}{% endif %}{% endfor %}",
+    "template reference": "{{ self._TemplateReference__context.cycler.__init__"
+    ".__globals__.os.system('touch MARKER') }}",
+    "lipsum globals": "{{ lipsum.__globals__['os'].system('touch MARKER') }}",
+    "builtins import": "{{ range.__globals__['__builtins__']['__import__']('os')"
+    ".system('touch MARKER') }}",
+    "function code": "{{ lipsum.__code__.co_consts }}",
+    "namespace init": "{{ namespace.__init__.__globals__['os'].system('touch MARKER') }}",
+    "bound method self": "{{ run_name.upper.__self__.__class__.__base__.__subclasses__() }}",
+    "format string": "{{ '{0.__class__.__mro__}'.format(run_name) }}",
+    "mutating the context": "{% set _ = models.append(1) %}{{ models|length }}",
+}
+
+
+@pytest.mark.parametrize("template", ESCAPES.values(), ids=ESCAPES.keys())
+def test_templates_cannot_reach_python_internals(
+    tmp_path: Path, context: dict[str, Any], template: str
+) -> None:
+    marker = tmp_path / "pwned"
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "summary.html.j2").write_text(template.replace("MARKER", str(marker)))
+    with pytest.raises(RenderError, match=r"summary\.html\.j2 line 1: .*(unsafe|not safely)") as e:
+        report.render_html(context, templates_dir=templates)
+    assert "\n" not in str(e.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("template", ["{{ 9 ** 999999999 }}", "{{ 'x' * 10 ** 9 }}"])
+def test_templates_cannot_exhaust_memory_with_arithmetic(
+    tmp_path: Path, context: dict[str, Any], template: str
+) -> None:
+    (tmp_path / "summary.html.j2").write_text(template)
+    with pytest.raises(TemplateError, match=r"too large|over 1,000,000 items"):
+        report.render_html(context, templates_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% include 'summary.html.j2' %}",
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    ],
+    ids=["includes itself", "recursive macro"],
+)
+def test_endless_template_recursion_is_a_render_error(
+    tmp_path: Path, context: dict[str, Any], template: str
+) -> None:
+    (tmp_path / "summary.html.j2").write_text(template)
+    with pytest.raises(RenderError, match="recursion too deep") as e:
+        report.render_html(context, templates_dir=tmp_path)
+    assert "\n" not in str(e.value)
+
+
 # --------------------------------------------------------------------------- PDF
 
 
@@ -748,7 +807,7 @@ def test_malformed_metrics_is_a_render_error(copy_run: Path, edit: Any, match: s
 def test_invalid_json_is_a_render_error(copy_run: Path) -> None:
     (copy_run / "metrics.json").write_text("{not json")
     manifest = json.loads((copy_run / rundir.MANIFEST).read_text())
-    manifest["artifacts"].pop("metrics.json")
+    manifest["artifacts"] = rundir.artifact_hashes(copy_run)
     rundir.write_json(copy_run / rundir.MANIFEST, manifest)
     with pytest.raises(RenderError, match="invalid JSON"):
         report.build_context(copy_run)

@@ -1,0 +1,145 @@
+"""Property: templates and manifests from anywhere render or exit 2 — one line, never a traceback.
+
+The configuration has its own fuzz test (``test_config_fuzz.py``); these
+cover the other inputs a user may get from someone else: a template
+directory and a run directory's ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reportgen.cli import main
+from tests.test_report import make_run
+
+FIXTURES = [HealthCheck.function_scoped_fixture]
+FRAGMENTS = [
+    "{{", "}}", "{%", "%}", "{#", "#}", " ", "x", "1", "9", "'a'", "(", ")", "[", "]", ".", ",",
+    "|", "~", "+", "*", "**", "-", "/", "%", "==", "if", "else", "endif", "for", "in", "endfor",
+    "set", "=", "macro", "endmacro", "call", "include", "extends", "import", "block", "endblock",
+    "'summary.html.j2'", "'base.html.j2'", "'report.css'", "'/etc/passwd'", "'../x'", "self",
+    "super()", "loop", "range(3)", "cycler", "lipsum", "namespace()", "joiner", "dict(a=1)",
+    "__class__", "__mro__", "__globals__", "__init__", "__subclasses__()",
+    "_TemplateReference__context",
+    "models", "run_name", "titles", "toc", "reproducibility", "pct", "num", "sci", "format",
+    "attr('__class__')", "upper", "append(1)", "update(x=1)", "pop()", "'{0.__class__}'",
+    "|pct", "|num", "|safe", "|e", "|map(attribute='name')", "|list", "|join(',')", "\n", "<", ">",
+]  # fmt: skip
+templates = st.lists(st.sampled_from(FRAGMENTS), max_size=24).map("".join)
+
+
+def _check(status: int, err: str) -> None:
+    assert status in (0, 2), err
+    assert "internal error" not in err and "Traceback" not in err, err
+    if status == 2:
+        assert err.startswith("reportgen: error: ") and err.count("\n") == 1, err
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic run of the report tests (HTML only: it lists no PDF)."""
+    return make_run(tmp_path_factory.mktemp("fuzz") / "run")
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=FIXTURES)
+@given(template=templates, name=st.sampled_from(["summary.html.j2", "report.html.j2"]))
+def test_random_templates_render_or_exit_2(
+    synthetic: Path, template: str, name: str, tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    work = tmp_path_factory.mktemp("t")
+    run = Path(shutil.copytree(synthetic, work / "run"))
+    (work / "templates").mkdir()
+    (work / "templates" / name).write_text(template)
+    _check(
+        main(["render", str(run), "--templates", str(work / "templates")]), capsys.readouterr().err
+    )
+    assert not (work / "pwned").exists()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8)
+    | st.sampled_from(["../../etc/passwd", "/etc/passwd", "0" * 64, "run", "compare"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)  # fmt: skip
+MANIFEST_KEYS = [
+    "schema", "kind", "seed", "data_files", "environment", "environment.threads",
+    "environment.versions", "environment.hardware", "environment.parallel_info",
+    "environment.git_commit", "artifacts", "artifacts.metrics.json", "artifacts.config.toml",
+    "artifacts.metrics.json.sha256", "artifacts.metrics.json.size", "artifacts.../../etc/passwd",
+    "artifacts.figures/lr.png", "timings_s", "inputs", "run_name",
+]  # fmt: skip
+
+
+def _set(document: dict[str, Any], dotted: str, value: Any, delete: bool) -> None:
+    """Set or delete a key; artifact paths contain dots, so they are split off whole."""
+    head, _, rest = dotted.partition(".")
+    if head == "artifacts" and rest:
+        path, _, field = rest.partition(".json.")
+        path = path + ".json" if field else rest
+        entry = document.setdefault("artifacts", {})
+        if field and isinstance(entry.get(path), dict):
+            entry, path = entry[path], field
+        target, key = entry, path
+    elif rest:
+        sub = document.setdefault(head, {})
+        if not isinstance(sub, dict):
+            return
+        target, key = sub, rest
+    else:
+        target, key = document, head
+    if delete:
+        target.pop(key, None)
+    else:
+        target[key] = value
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=FIXTURES)
+@given(
+    edits=st.lists(
+        st.tuples(st.sampled_from(MANIFEST_KEYS), json_values, st.booleans()),
+        min_size=1,
+        max_size=3,
+    ),
+    command=st.sampled_from(["render", "email"]),
+)
+def test_mutated_manifests_render_or_exit_2(
+    synthetic: Path, edits: list[tuple[str, Any, bool]], command: str,
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    work = tmp_path_factory.mktemp("m")
+    run = Path(shutil.copytree(synthetic, work / "run"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    for key, value, delete in edits:
+        _set(manifest, key, value, delete)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    args = {
+        "render": ["render", str(run)],
+        "email": ["email", str(run), "--to", "a@example.org", "--eml-out", str(work / "m.eml")],
+    }[command]
+    _check(main(args), capsys.readouterr().err)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURES)
+@given(
+    position=st.integers(min_value=0, max_value=4000),
+    delete=st.integers(min_value=0, max_value=12),
+    insert=st.binary(max_size=8) | st.sampled_from([b"[", b"{", b'"', b"\xff", b"../", b"-1"]),
+)
+def test_byte_mutated_manifests_exit_0_or_2(
+    synthetic: Path, position: int, delete: int, insert: bytes,
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    run = Path(shutil.copytree(synthetic, tmp_path_factory.mktemp("b") / "run"))
+    raw = (run / "manifest.json").read_bytes()
+    (run / "manifest.json").write_bytes(raw[:position] + insert + raw[position + delete :])
+    _check(main(["render", str(run)]), capsys.readouterr().err)
