@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import jinja2
-import matplotlib
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from weasyprint import HTML
@@ -42,6 +41,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 from reportgen import __version__, rundir
 from reportgen.config import Config, ModelSection, parse_toml, validate
 from reportgen.errors import RenderError, ReportgenError, RunDirError, TemplateError
+from reportgen.fonts import characters, dejavu_fonts, subset_faces
 
 LOG = logging.getLogger(__name__)
 LOG.addHandler(logging.NullHandler())  # refused fetches are logged; the CLI decides what to show
@@ -139,15 +139,6 @@ PROMISE = (
 TIMINGS_NOTE = (
     "Training times are recorded in manifest.json (timings_s) but deliberately left out "
     "of this report: wall-clock times differ between otherwise identical runs."
-)
-
-FONT_FILES = (
-    ("DejaVu Sans", "normal", "normal", "DejaVuSans.ttf"),
-    ("DejaVu Sans", "bold", "normal", "DejaVuSans-Bold.ttf"),
-    ("DejaVu Sans", "normal", "italic", "DejaVuSans-Oblique.ttf"),
-    ("DejaVu Sans", "bold", "italic", "DejaVuSans-BoldOblique.ttf"),
-    ("DejaVu Sans Mono", "normal", "normal", "DejaVuSansMono.ttf"),
-    ("DejaVu Sans Mono", "bold", "normal", "DejaVuSansMono-Bold.ttf"),
 )
 
 
@@ -262,20 +253,6 @@ class ReportDate:
     def from_epoch(cls, epoch: int) -> ReportDate:
         moment = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
         return cls(moment.date().isoformat(), moment.strftime("%Y-%m-%dT%H:%M:%SZ"), epoch)
-
-
-@dataclass(frozen=True)
-class FontFace:
-    """One @font-face of the PDF: a DejaVu TTF shipped with matplotlib."""
-
-    family: str
-    weight: str
-    style: str
-    path: Path
-
-    @property
-    def url(self) -> str:
-        return self.path.as_uri()
 
 
 # --------------------------------------------------------------------------- reading a run
@@ -799,17 +776,6 @@ class FetchRefused(ValueError):
     """The report's URL fetcher refused a resource."""
 
 
-def dejavu_fonts() -> list[FontFace]:
-    """Return the DejaVu font faces matplotlib ships, so the PDF needs no system fonts."""
-    directory = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    faces = [FontFace(family, weight, style, (directory / file).resolve())
-             for family, weight, style, file in FONT_FILES]  # fmt: skip
-    for face in faces:
-        if not face.path.is_file():
-            raise RenderError(f"font {face.path.name} not found in matplotlib's data directory")
-    return faces
-
-
 class RunFetcher(URLFetcher):
     """WeasyPrint URL fetcher confined to ``data:`` URIs, the run directory and the fonts.
 
@@ -876,16 +842,22 @@ def render_pdf(
     ``data:`` URIs, files inside ``run_dir`` and the DejaVu fonts.
     """
     root = Path(run_dir)
-    fonts = dejavu_fonts()
+    faces = dejavu_fonts()
+    # Two passes: the text decides the glyphs each font keeps (see reportgen.fonts).
+    text = render_html({**context, "pdf": True, "fonts": []}, templates_dir=templates_dir,
+                       entry=entry)  # fmt: skip
+    fonts = subset_faces(faces, characters(text))
     html = render_html(
         {**context, "pdf": True, "fonts": fonts}, templates_dir=templates_dir, entry=entry
     )
-    fetcher = RunFetcher(root, [face.path for face in fonts])
+    fetcher = RunFetcher(root, [face.path for face in faces])
     with _source_date_epoch(int(context["epoch"])):
         try:
             document = HTML(string=html, base_url=root.resolve().as_uri() + "/",
                             url_fetcher=fetcher)  # fmt: skip
-            return bytes(document.write_pdf(pdf_identifier=False))
+            # The fonts are subset already: embed them as they are, whatever
+            # subsetter this system's WeasyPrint would pick.
+            return bytes(document.write_pdf(pdf_identifier=False, full_fonts=True))
         except ReportgenError:
             raise
         except Exception as e:  # any layout failure: one line

@@ -21,7 +21,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import weasyprint
+from fontTools.ttLib import TTFont
 from pypdf import PdfReader
+from weasyprint.pdf import fonts as weasyprint_fonts
 
 from reportgen import __version__, evaluate, report, rundir
 from reportgen.errors import RenderError, RunDirError, TemplateError
@@ -621,14 +624,49 @@ def test_pdf_metadata(pdf: bytes) -> None:
     assert "Page 2 of" in reader.pages[1].extract_text()
 
 
-def test_pdf_embeds_only_the_dejavu_fonts(pdf: bytes) -> None:
+def _embedded_fonts(pdf: bytes) -> dict[str, bytes]:
+    """Return ``{font name: embedded font program}`` of every font the PDF uses."""
     reader = PdfReader(io.BytesIO(pdf))
-    fonts = set()
+    fonts = {}
     for page in reader.pages:
         resources: Any = page["/Resources"]
         for font in (resources.get("/Font") or {}).values():
-            fonts.add(str(font.get_object()["/BaseFont"]).split("+")[-1])
-    assert fonts and all(name.startswith("DejaVu-Sans") for name in fonts), fonts
+            font = font.get_object()
+            descendant = font["/DescendantFonts"][0].get_object()
+            program = descendant["/FontDescriptor"].get_object()["/FontFile2"].get_object()
+            fonts[str(font["/BaseFont"]).split("+")[-1]] = program.get_data()
+    return fonts
+
+
+def test_pdf_embeds_only_subsets_of_the_dejavu_fonts(pdf: bytes) -> None:
+    fonts = _embedded_fonts(pdf)
+    assert fonts and all(name.startswith("reportgen-Sans") for name in fonts), fonts
+    for name, program in fonts.items():
+        face = TTFont(io.BytesIO(program))
+        assert face["name"].getDebugName(1).startswith("DejaVu Sans"), name
+        assert len(program) < 60_000, (name, len(program))  # a subset, not the whole font
+        assert "FFTM" not in face  # FontForge's timestamps are dropped
+
+
+def test_pdf_bytes_do_not_depend_on_the_systems_font_subsetter(
+    context: dict[str, Any], run_dir: Path, pdf: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without libharfbuzz-subset, WeasyPrint would subset with fontTools instead.
+    monkeypatch.setattr(weasyprint_fonts, "harfbuzz_subset", None)
+    assert report.render_pdf(context, run_dir) == pdf
+
+
+def test_weasyprints_own_subsetting_would_depend_on_the_system(
+    context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: why reportgen subsets the fonts itself."""
+    if weasyprint_fonts.harfbuzz_subset is None:
+        pytest.skip("libharfbuzz-subset is not installed: nothing to compare")
+    html = report.render_html({**context, "pdf": True, "fonts": report.dejavu_fonts()})
+    with_harfbuzz = weasyprint.HTML(string=html).write_pdf(pdf_identifier=False)
+    monkeypatch.setattr(weasyprint_fonts, "harfbuzz_subset", None)
+    with_fonttools = weasyprint.HTML(string=html).write_pdf(pdf_identifier=False)
+    assert with_harfbuzz != with_fonttools
 
 
 def test_renders_are_byte_identical_across_runs_and_directories(
