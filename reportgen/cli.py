@@ -53,6 +53,21 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_global_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """Add --debug, --quiet and --verbose; a subcommand's copies default to SUPPRESS.
+
+    Given before or after the command, they mean the same: a subcommand's
+    parser leaves them alone unless they are given after the command.
+    """
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show tracebacks of failures")  # fmt: skip
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("--quiet", "-q", action="store_true", default=default,
+                           help="print only the result")  # fmt: skip
+    verbosity.add_argument("--verbose", "-v", action="store_true", default=default,
+                           help="print every epoch")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -60,13 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate and report on MNIST classifiers, reproducibly.",
     )
     parser.add_argument("--version", action="version", version=f"reportgen {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
-    verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("--quiet", "-q", action="store_true", help="print only the result")
-    verbosity.add_argument("--verbose", "-v", action="store_true", help="print every epoch")
+    _add_global_options(parser, default=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="train both models and write a complete run directory")
+    run = commands.add_parser(
+        "run", parents=[common], help="train both models and write a complete run directory"
+    )
     _add_config_options(run)
     run.add_argument("--out", "-o", type=Path, help="run directory (default: reports/<run.name>)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -79,14 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         "is below VALUE",
     )  # fmt: skip
 
-    render = commands.add_parser("render", help="re-render report.html/.pdf of an existing run")
+    render = commands.add_parser(
+        "render", parents=[common], help="re-render report.html/.pdf of an existing run"
+    )
     render.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     render.add_argument(
         "--templates", type=Path, help="directory of templates overriding the packaged ones"
     )
 
     verify = commands.add_parser(
-        "verify", help="re-run a run from its saved config and compare every artifact's hash"
+        "verify",
+        parents=[common],
+        help="re-run a run from its saved config and compare every artifact's hash",
     )
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     verify.add_argument(
@@ -94,13 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the MNIST files are (default: the per-user cache; never the run's data.root)",
     )  # fmt: skip
 
-    compare = commands.add_parser("compare", help="an HTML/PDF comparison of several runs")
+    compare = commands.add_parser(
+        "compare", parents=[common], help="an HTML/PDF comparison of several runs"
+    )
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     compare.add_argument("--out", "-o", type=Path, default=Path("reports") / "compare",
                          help="output directory (default: reports/compare)")  # fmt: skip
     compare.add_argument("--no-pdf", action="store_true", help="write only compare.html")
 
-    email = commands.add_parser("email", help="email a run's report (or write it as .eml)")
+    email = commands.add_parser(
+        "email", parents=[common], help="email a run's report (or write it as .eml)"
+    )
     email.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     email.add_argument("--to", action="append", default=[], metavar="ADDR", help="recipient")
     email.add_argument("--from", dest="sender", metavar="ADDR", help="sender address")
@@ -115,10 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="environment variable holding the SMTP password")  # fmt: skip
     email.add_argument("--eml-out", type=Path, metavar="FILE", help="write the message here")
 
-    data = commands.add_parser("data", help="obtain and verify the MNIST files")
+    data = commands.add_parser("data", parents=[common], help="obtain and verify the MNIST files")
     _add_config_options(data)
 
-    show = commands.add_parser("config", help="validate a configuration and print it resolved")
+    show = commands.add_parser(
+        "config", parents=[common], help="validate a configuration and print it resolved"
+    )
     _add_config_options(show)
     return parser
 

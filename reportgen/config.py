@@ -7,6 +7,7 @@ path (``train.lr``) and what is allowed.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import re
@@ -70,7 +71,9 @@ class RunSection(_Section):
     name: str = "default"
     title: str = "MNIST classifier report"
     author: str = "reportgen"
-    date: str | None = None  # ISO date for the title block; else SOURCE_DATE_EPOCH; else epoch 0
+    # ISO date of the title block. A run fills in the day it is made (UTC), or
+    # SOURCE_DATE_EPOCH's, and writes it into its resolved config.toml.
+    date: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -85,8 +88,14 @@ class RunSection(_Section):
     @field_validator("date")
     @classmethod
     def _iso_date(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError("must be an ISO date YYYY-MM-DD")
+        if value is None:
+            return value
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise ValueError(value)
+            dt.date.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError("must be an ISO date YYYY-MM-DD") from e
         return value
 
 
@@ -388,6 +397,51 @@ def load_config(
             raise ConfigError("gate.fail_under must be a table of MODEL.METRIC = minimum")
         gate["fail_under"][key.strip()] = minimum
     return validate(data, source=source)
+
+
+# --------------------------------------------------------------------------- the run's date
+
+
+def source_date_epoch(environ: Mapping[str, str]) -> int | None:
+    """Return ``SOURCE_DATE_EPOCH`` as seconds since 1970, or None when it is unset or empty."""
+    raw = environ.get("SOURCE_DATE_EPOCH")
+    if raw is None or raw == "":
+        return None
+    try:
+        epoch = int(raw)
+        dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+    except (ValueError, OverflowError, OSError) as e:
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH must be a whole number of seconds since 1970 (got {raw!r})"
+        ) from e
+    return epoch
+
+
+def run_day(environ: Mapping[str, str], now: dt.datetime) -> str:
+    """Return the default ``run.date``: SOURCE_DATE_EPOCH's day if set, else ``now``'s (UTC)."""
+    epoch = source_date_epoch(environ)
+    moment = now if epoch is None else dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+    return moment.astimezone(dt.UTC).date().isoformat()
+
+
+def with_date(
+    config: Config,
+    day: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> Config:
+    """Return ``config`` with a ``run.date`` where it has none.
+
+    The date is ``day`` when given, else :func:`run_day` of ``environ``
+    (default ``os.environ``) and ``now`` (default the clock).
+    """
+    if config.run.date is not None:
+        return config
+    if day is None:
+        day = run_day(os.environ if environ is None else environ, now or dt.datetime.now(dt.UTC))
+    run = config.run.model_copy(update={"date": day})
+    return validate({**config.model_dump(mode="json"), "run": run.model_dump(mode="json")})
 
 
 # --------------------------------------------------------------------------- output

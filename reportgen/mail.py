@@ -18,13 +18,15 @@ parts.  Nothing here reads the clock or a random source: the Message-ID and
 the MIME boundaries derive from a SHA-256 of the run's content and the
 addressing, and the Date is the report's date (``run.date``, else
 ``SOURCE_DATE_EPOCH``, else 1970-01-01), so two builds of the same run give
-byte-identical ``.eml`` files.
+byte-identical ``.eml`` files.  Only :func:`send` reads the clock: a message
+that is sent is dated when it is sent.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import datetime as dt
 import hashlib
 import logging
@@ -422,8 +424,13 @@ def send(
     user: str | None = None,
     password: str | None = None,
     timeout: float = 30,
+    now: dt.datetime | None = None,
 ) -> None:
     """Deliver ``message`` to its To/Cc/Bcc recipients through an SMTP server.
+
+    The message sent is dated ``now`` (default: the clock), the time it is
+    sent, so that mail clients file it where it belongs; ``message`` itself,
+    and an ``.eml`` written from it, keep the run's date.
 
     Parameters
     ----------
@@ -437,6 +444,8 @@ def send(
         Log in when given (both or neither).  The password is never logged.
     timeout
         Seconds any single network operation may take.
+    now
+        The ``Date:`` of the message as sent.
 
     Raises
     ------
@@ -454,6 +463,8 @@ def send(
         raise ConfigError("SMTP login needs both a user and a password (--password-env VAR)")
     port = DEFAULT_PORTS[security] if port is None else port
     server = f"SMTP server {host}:{port}"
+    message = copy.deepcopy(message)
+    message.replace_header("Date", format_datetime(now or dt.datetime.now(dt.UTC)))
     try:
         with _connect(host, port, security, timeout) as client:
             if user is not None and password is not None:

@@ -20,10 +20,17 @@ import pandas as pd
 import torch
 
 from reportgen import diagnosis, evaluate, figures, gate, report, rundir, stats
-from reportgen.config import Config, ModelSection, ReportSection, to_toml
+from reportgen.config import (
+    Config,
+    ModelSection,
+    ReportSection,
+    parse_toml,
+    to_toml,
+    with_date,
+)
 from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
-from reportgen.errors import ConfigError, OutputError, RunDirError
+from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
 from reportgen.models import build, parameter_count
 from reportgen.seeding import derive_seed, generator, seed_everything
 from reportgen.train import EpochRecord, TrainResult, TrainState, train_model
@@ -395,6 +402,7 @@ def run(
     progress: Progress = _silent,
     data_root: str | None = None,
     config_templates: bool = True,
+    fill_date: bool = True,
 ) -> Run:
     """Train, evaluate and report on both models; return the published run.
 
@@ -407,12 +415,20 @@ def run(
 
     The output path is checked before any work (:func:`rundir.check_target`):
     only a new path, an empty directory or a previous run is replaced.
+
+    A config without ``run.date`` gets the day of the run (UTC; the day of
+    ``SOURCE_DATE_EPOCH`` when set; a resumed run keeps the day it started),
+    and the run's resolved ``config.toml`` records it, so that re-rendering
+    and verifying give the same bytes on another day.  ``fill_date=False``
+    leaves an undated config undated (``verify`` of a run made without one).
     """
     final = Path(out) if out is not None else Path("reports") / config.run.name
     rundir.check_target(final, kind=rundir.RUN_KIND)
     device = resolve_device(config.runtime.device)
     seed_everything(config.seed, threads=config.runtime.threads)
     staging = rundir.open_staging(final, resume=resume)
+    if fill_date:
+        config = with_date(config, _started_on(staging) if resume else None)
     try:
         return _run_in(
             config, final, staging, resume=resume, argv=argv, log=RunLog(progress), device=device,
@@ -426,6 +442,16 @@ def run(
             f"cannot write {where}: {e.strerror or e}; the unfinished run is kept in {staging} "
             "(free space and rerun with --resume to continue from its last epoch, or delete it)"
         ) from e
+
+
+def _started_on(staging: Path) -> str | None:
+    """Return the ``run.date`` an interrupted run was started with, if it recorded one."""
+    try:
+        previous = parse_toml(rundir.RunPaths(staging).config.read_text(), source="config.toml")
+    except (OSError, ReportgenError):
+        return None
+    day = previous.get("run", {}).get("date")
+    return day if isinstance(day, str) else None
 
 
 def _run_in(

@@ -7,9 +7,10 @@ writes the summary sentences; :func:`render_html` fills the Jinja2 templates
 self-contained HTML string; :func:`render_pdf` lays the same templates out
 with WeasyPrint behind a URL fetcher that serves only ``data:`` URIs, files
 inside the run directory and the DejaVu fonts; :func:`render_run` writes both
-files atomically.  Nothing here reads the clock: the report date comes from
-``run.date``, else ``SOURCE_DATE_EPOCH``, else 1970-01-01, so two renders of
-the same run are byte-identical.
+files atomically.  Nothing here reads the clock: the report date is
+``run.date`` (which every run since dates were recorded has), else
+``SOURCE_DATE_EPOCH``, else 1970-01-01, so two renders of the same run are
+byte-identical.
 """
 
 from __future__ import annotations
@@ -39,8 +40,14 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from reportgen import __version__, rundir
-from reportgen.config import Config, ModelSection, parse_toml, validate
-from reportgen.errors import RenderError, ReportgenError, RunDirError, TemplateError
+from reportgen.config import Config, ModelSection, parse_toml, source_date_epoch, validate
+from reportgen.errors import (
+    ConfigError,
+    RenderError,
+    ReportgenError,
+    RunDirError,
+    TemplateError,
+)
 from reportgen.fonts import characters, dejavu_fonts, subset_faces
 
 LOG = logging.getLogger(__name__)
@@ -134,7 +141,8 @@ PROMISE = (
     "versions and the same thread count, produce the same models, metrics, figures and "
     "report files, byte for byte. Different hardware, library versions or thread counts can "
     "change floating-point results in the last digits and therefore the bytes. The report’s "
-    "date comes from run.date, else SOURCE_DATE_EPOCH, else 1970-01-01, never from the clock."
+    "date is run.date, which a run sets to the day it is made (or SOURCE_DATE_EPOCH’s) and "
+    "records in config.toml, so rendering the report again never reads the clock."
 )
 TIMINGS_NOTE = (
     "Training times are recorded in manifest.json (timings_s) but deliberately left out "
@@ -322,16 +330,11 @@ def report_date(config: Config, environ: Mapping[str, str]) -> ReportDate:
         day = dt.date.fromisoformat(config.run.date)
         epoch = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
         return ReportDate.from_epoch(epoch)
-    raw = environ.get("SOURCE_DATE_EPOCH")
-    if raw is None or raw == "":
-        return ReportDate.from_epoch(0)
     try:
-        epoch = int(raw)
-        return ReportDate.from_epoch(epoch)
-    except (ValueError, OverflowError, OSError) as e:
-        raise RenderError(
-            f"SOURCE_DATE_EPOCH must be a whole number of seconds since 1970 (got {raw!r})"
-        ) from e
+        from_environment = source_date_epoch(environ)
+    except ConfigError as e:
+        raise RenderError(str(e)) from e
+    return ReportDate.from_epoch(from_environment or 0)  # runs made before dates were set
 
 
 # --------------------------------------------------------------------------- sentences

@@ -99,7 +99,7 @@ def verify_run(
         kwargs = {"progress": progress} if progress is not None else {}
         rerun = pipeline.run(
             config, out=Path(tmp) / "run", data_root=data_root or default_data_root(),
-            config_templates=False, **kwargs,
+            config_templates=False, fill_date=False, **kwargs,
         )  # fmt: skip
         reproduced = rundir.read_manifest(rerun.path)
     notes = []

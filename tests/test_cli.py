@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.cli import main
+from reportgen.cli import build_parser, main
 
 from .conftest import fake_cli_env, quick_overrides
 
@@ -117,3 +117,22 @@ def test_run_subprocess_prints_run_dir_last(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(out)
     assert (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--quiet", "--debug", "run", "--set", "train.epochs=1"],
+        ["run", "--quiet", "--debug", "--set", "train.epochs=1"],
+        ["--debug", "run", "--set", "train.epochs=1", "-q"],
+    ],
+)
+def test_global_options_work_before_and_after_the_command(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    assert (args.command, args.quiet, args.debug, args.verbose) == ("run", True, True, False)
+
+
+def test_global_options_default_off_for_every_command() -> None:
+    for command in (["config"], ["data"], ["verify", "x"], ["render", "x"]):
+        args = build_parser().parse_args(command)
+        assert (args.quiet, args.verbose, args.debug) == (False, False, False), command

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from reportgen.config import (
     parse_override,
     parse_toml,
     read_config_text,
+    run_day,
     to_toml,
     validate,
+    with_date,
 )
 from reportgen.errors import ConfigError
 
@@ -256,3 +259,43 @@ def test_config_file_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> Non
 def test_config_path_that_is_a_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read config file: Is a directory"):
         load_config(tmp_path)
+
+
+# --------------------------------------------------------------------------- the run's date
+
+NOON = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("configured", "environ", "expected"),
+    [
+        (None, {}, "2026-11-30"),  # the day of the run, UTC
+        (None, {"SOURCE_DATE_EPOCH": "86400"}, "1970-01-02"),  # the environment overrides it
+        (None, {"SOURCE_DATE_EPOCH": ""}, "2026-11-30"),
+        ('"2024-03-01"', {"SOURCE_DATE_EPOCH": "86400"}, "2024-03-01"),  # the config wins
+    ],
+)
+def test_a_run_is_dated(configured: str | None, environ: dict[str, str], expected: str) -> None:
+    config = load_config(None, [] if configured is None else [f"run.date={configured}"])
+    dated = with_date(config, environ=environ, now=NOON)
+    assert dated.run.date == expected
+    assert f'date = "{expected}"' in to_toml(dated)
+    assert with_date(config, "2020-02-02", environ=environ).run.date == (
+        expected if configured else "2020-02-02"
+    )
+
+
+def test_the_day_is_taken_in_utc() -> None:
+    late = dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert run_day({}, late) == "2026-12-01"
+
+
+@pytest.mark.parametrize("raw", ["yesterday", "1e9", "99999999999999999999"])
+def test_bad_source_date_epoch_is_one_line(raw: str) -> None:
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH must be a whole number"):
+        with_date(Config(), environ={"SOURCE_DATE_EPOCH": raw}, now=NOON)
+
+
+def test_impossible_dates_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"run\.date: must be an ISO date"):
+        load_config(None, ['run.date="2024-02-30"'])

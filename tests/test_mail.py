@@ -6,8 +6,10 @@ rendered and a small stand-in PDF; the server is aiosmtpd on 127.0.0.1.
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
+import email.utils
 import re
 import shutil
 import smtplib
@@ -324,7 +326,8 @@ def test_send_delivers_the_report(
     smtp_server: tuple[int, Mailbox], message: EmailMessage, run_dir: Path
 ) -> None:
     port, mailbox = smtp_server
-    mail.send(message, host="127.0.0.1", port=port, timeout=10)
+    sent_at = dt.datetime(2026, 11, 30, 9, 15, 0, tzinfo=dt.UTC)
+    mail.send(message, host="127.0.0.1", port=port, timeout=10, now=sent_at)
     [envelope] = mailbox.envelopes
     assert envelope.mail_from == "reports@example.org"
     assert envelope.rcpt_tos == TO
@@ -332,6 +335,20 @@ def test_send_delivers_the_report(
     received = _parse(envelope.content)
     check_delivered(received, run_dir)
     assert received["Message-ID"] == message["Message-ID"]
+    # Sent mail is dated when it is sent; the message built from the run keeps its date.
+    assert received["Date"] == "Mon, 30 Nov 2026 09:15:00 +0000"
+    assert message["Date"] == "Fri, 01 Mar 2024 00:00:00 +0000"
+
+
+def test_sent_mail_is_dated_by_the_clock(
+    smtp_server: tuple[int, Mailbox], message: EmailMessage
+) -> None:
+    port, mailbox = smtp_server
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    mail.send(message, host="127.0.0.1", port=port, timeout=10)
+    after = dt.datetime.now(dt.UTC)
+    date = email.utils.parsedate_to_datetime(_parse(mailbox.envelopes[0].content)["Date"])
+    assert before <= date <= after
 
 
 @pytest.mark.parametrize("smtp_server", [{"refuse": ["bob@example.org"]}], indirect=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,18 @@ def test_run_writes_every_artifact(two_runs: tuple[Path, Path]) -> None:
     assert predictions[0] == "model,index,label,prediction," + ",".join(f"p{k}" for k in range(10))
     assert len(predictions) == 1 + 2 * N_TEST
     assert not list(run.parent.glob(".*"))  # nothing partial left behind
+    # The run is dated in its resolved config, so re-rendering later keeps the bytes.
+    assert re.search(r'^date = "\d{4}-\d{2}-\d{2}"$', (run / "config.toml").read_text(), re.M)
+
+
+def test_a_resumed_run_keeps_the_day_it_started(tmp_path: Path) -> None:
+    staging = tmp_path / ".run.partial"
+    staging.mkdir()
+    assert pipeline._started_on(staging) is None
+    (staging / "config.toml").write_text('[run]\ndate = "2025-01-02"\n')
+    assert pipeline._started_on(staging) == "2025-01-02"
+    (staging / "config.toml").write_text("[run\n")
+    assert pipeline._started_on(staging) is None
 
 
 def test_manifest_covers_every_artifact(two_runs: tuple[Path, Path]) -> None:
