@@ -10,6 +10,7 @@ interrupted (Ctrl-C / SIGTERM).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -35,6 +36,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_THRESHOLD, EXIT_DIVERGED, EXIT_INTERRUPT
     4,
     130,
 )
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, as when SIGPIPE ends a program
 DEFAULT_CONFIG = Path("config.toml")
 
 
@@ -175,7 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     display = _make_display(args)
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
-        return _dispatch(args, args_list, display)
+        status = _dispatch(args, args_list, display)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
+    except BrokenPipeError:
+        # Whoever read the output stopped reading (`reportgen config | head`): end
+        # quietly, with the status of a program that SIGPIPE ended.
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
     except ReportgenError as e:
         _error(str(e), args.debug)
         return e.exit_status
@@ -190,6 +199,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         display.close()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null, so that nothing more is written into a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (captured in tests): nothing will be flushed into a pipe
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:

@@ -11,6 +11,7 @@ from reportgen.cli import build_parser, main
 from .conftest import fake_cli_env, quick_overrides
 
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _sets(overrides: list[str]) -> list[str]:
@@ -136,3 +137,16 @@ def test_global_options_default_off_for_every_command() -> None:
     for command in (["config"], ["data"], ["verify", "x"], ["render", "x"]):
         args = build_parser().parse_args(command)
         assert (args.quiet, args.verbose, args.debug) == (False, False, False), command
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    # `reportgen config | head -0`: the reader is gone before the first line is written.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reportgen", "config"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert process.stdout is not None
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 141, err
+    assert err == b""
