@@ -112,7 +112,8 @@ def test_run_subprocess_prints_run_dir_last(tmp_path: Path) -> None:
     root = tmp_path / "data"
     out = tmp_path / "reports" / "quick"
     result = subprocess.run(
-        [sys.executable, str(FAKE_CLI), "run", "--out", str(out), *_sets(quick_overrides(root))],
+        [sys.executable, str(FAKE_CLI), "run", "--out", str(out),
+         *_sets([*quick_overrides(root), "train.epochs=1", "report.pdf=false"])],
         env=fake_cli_env(root), capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -6,7 +6,6 @@ import email
 import email.policy
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,27 +13,24 @@ import pytest
 from reportgen import data
 from reportgen.cli import main
 
-from .conftest import quick_overrides, write_fake_mnist
+from .conftest import QuickMnist, quick_overrides
 
 
 def _sets(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Generated MNIST accepted as verified for every test of this module."""
-    path = tmp_path_factory.mktemp("data")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(data, "MNIST_FILES", write_fake_mnist(path))
-        yield path
+@pytest.fixture
+def root(quick_mnist: QuickMnist, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The session's generated MNIST, accepted as verified for this test."""
+    monkeypatch.setattr(data, "MNIST_FILES", quick_mnist.specs)
+    return quick_mnist.root
 
 
-@pytest.fixture(scope="module")
-def run_dir(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "quick"
-    assert main(["--quiet", "run", "--out", str(out), *_sets(quick_overrides(root))]) == 0
-    return out
+@pytest.fixture
+def run_dir(quick_run: Path) -> Path:
+    """The session's quick run (read-only: tests copy it to change it)."""
+    return quick_run
 
 
 def test_verify_fresh_run_then_tampered(
@@ -95,6 +91,7 @@ def test_fail_under_exits_3_after_rendering(
 ) -> None:
     out = tmp_path / "gated"
     args = ["--quiet", "run", "--out", str(out), *_sets(quick_overrides(root)),
+            "--set", "report.pdf=false",
             "--set", "train.lr=1e-7",  # barely trained: accuracy near chance
             "--fail-under", "regularized.test_accuracy=0.9",
             "--fail-under", "baseline.macro_f1=0.0"]  # fmt: skip
@@ -102,7 +99,7 @@ def test_fail_under_exits_3_after_rendering(
     err = capsys.readouterr().err
     assert "threshold failed: regularized.test_accuracy" in err
     assert "baseline.macro_f1" not in err
-    assert (out / "report.pdf").is_file()
+    assert (out / "report.html").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] is False
     assert "| regularized.test_accuracy | 0.9000 |" in (out / "summary.md").read_text()
@@ -113,6 +110,7 @@ def test_divergence_exits_4_and_the_report_says_so(
 ) -> None:
     out = tmp_path / "diverged"
     args = ["--quiet", "run", "--out", str(out), *_sets(quick_overrides(root)),
+            "--set", "report.pdf=false",
             "--set", "train.optimizer=sgd", "--set", "train.lr=10",
             "--set", "train.momentum=0.99", "--set", "data.batch_size=8"]  # fmt: skip
     assert main(args) == 4
@@ -124,14 +122,10 @@ def test_divergence_exits_4_and_the_report_says_so(
 
 
 def test_compare_two_runs(
-    root: Path, run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    run_dir: Path, quick_run_lr: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    other = tmp_path / "lr"
-    args = ["--quiet", "run", "--out", str(other), *_sets(quick_overrides(root)),
-            "--set", "train.lr=0.003"]  # fmt: skip
-    assert main(args) == 0
     out = tmp_path / "cmp"
-    assert main(["--quiet", "compare", str(run_dir), str(other), "--out", str(out)]) == 0
+    assert main(["--quiet", "compare", str(run_dir), str(quick_run_lr), "--out", str(out)]) == 0
     html = (out / "compare.html").read_text()
     assert "train.lr" in html and (out / "compare.pdf").is_file()
     assert main(["compare", str(run_dir)]) == 2

@@ -22,8 +22,15 @@ FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _args(root: Path, out: Path, *extra: str, epochs: int = 6) -> list[str]:
-    sets = [*quick_overrides(root), f"train.epochs={epochs}", "data.batch_size=8"]
+def _args(root: Path, out: Path, *extra: str, epochs: int = 3, pdf: bool = False) -> list[str]:
+    # Small batches make epochs long enough to be killed in. The PDF is left out
+    # where the test is not about killing a run while it renders.
+    sets = [
+        *quick_overrides(root),
+        f"train.epochs={epochs}",
+        "data.batch_size=8",
+        f"report.pdf={str(pdf).lower()}",
+    ]
     return [
         sys.executable, str(FAKE_CLI), "run", "--out", str(out),
         *[a for s in sets for a in ("--set", s)], *extra,
@@ -57,7 +64,7 @@ def reference(env: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPat
     """An uninterrupted run, the yardstick for every resumed one."""
     root, environ = env
     out = tmp_path_factory.mktemp("ref") / "run"
-    result = _run(_args(root, out), environ)
+    result = _run(_args(root, out, pdf=True), environ)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -67,7 +74,7 @@ def old_run(env: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathF
     """A complete run with another seed: what a path holds before a run is killed."""
     root, environ = env
     out = tmp_path_factory.mktemp("old") / "run"
-    result = _run(_args(root, out, "--set", "seed=1"), environ)
+    result = _run(_args(root, out, "--set", "seed=1", pdf=True), environ)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -97,7 +104,8 @@ def test_kill_9_keeps_old_run_and_resume_is_byte_identical(
     shutil.copytree(old_run, out)  # a previous, different run is published at the path
     old_manifest = (out / "manifest.json").read_bytes()
 
-    process = subprocess.Popen(_args(root, out), env=environ, text=True,
+    # With the PDF: it is rendered after report.html, the window the kill lands in.
+    process = subprocess.Popen(_args(root, out, pdf=True), env=environ, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     _wait_for((rundir.partial_path(out), pattern), process)
     process.send_signal(signal.SIGKILL)
@@ -106,7 +114,7 @@ def test_kill_9_keeps_old_run_and_resume_is_byte_identical(
     assert rundir.check_artifacts(out, _artifacts(out)) == []
     assert rundir.partial_path(out).is_dir()
 
-    resumed = _run(_args(root, out, "--resume"), environ)
+    resumed = _run(_args(root, out, "--resume", pdf=True), environ)
     assert resumed.returncode == 0, resumed.stderr
     assert _artifacts(out) == _artifacts(reference)
     assert not rundir.partial_path(out).exists()
