@@ -248,7 +248,6 @@ def stage_evaluate(
     train_pred = evaluate.predict_proba(model, dataset.train.x, batch_size=batch).argmax(axis=1)
     train_accuracy = evaluate.accuracy(dataset.train.y.cpu().numpy(), train_pred)
     divergence = vars(result.divergence) if result.divergence else None
-    # Copies, one storage each: the parameters may share one while training (backprop).
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     return ModelOutcome(
         name, spec, result.history, divergence, parameter_count(model), proba, train_accuracy,

@@ -1,13 +1,12 @@
 """The training loop: takes tensors and config, returns a history.
 
-Batches are gathered from device-resident tensors by one indexing operation
-per step, with a seeded ``torch.Generator`` for the shuffle, so the data
-order is the same on every device and in every process.  Metrics are
-accumulated on tensors; the host waits for the device once per epoch (and
-every DIVERGENCE_CHECK_STEPS steps).  MLP gradients come from the
-hand-written backward pass in :mod:`reportgen.backprop`, other networks'
-from autograd, with the same bits; :class:`reportgen.optim.FusedStep`
-applies them.
+One loop trains every network: forward, ``loss.backward()``,
+``optimizer.step()``, ``scheduler.step()``.  The data stay in one tensor on
+the device; each step gathers its batch with one ``index_select`` into a
+reused buffer, in an order drawn from a seeded ``torch.Generator``, so the
+order is the same on every device and in every process.  Losses and logits
+are kept as tensors, so the host waits for the device once per epoch (and
+every DIVERGENCE_CHECK_STEPS steps), not once per step.
 """
 
 from __future__ import annotations
@@ -22,10 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 
-from reportgen.backprop import MLPBackprop
 from reportgen.config import ModelSection, TrainSection
 from reportgen.data import Split
-from reportgen.optim import FusedStep, make_optimizer, make_scheduler
+from reportgen.optim import make_optimizer, make_scheduler
 
 # A NaN/inf loss is looked for every DIVERGENCE_CHECK_STEPS steps and at the end
 # of each epoch: often enough to stop promptly, rarely enough not to stall the device.
@@ -79,31 +77,6 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
     return torch.stack([w.abs().sum() for w in weights]).sum()
 
 
-GradientStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def gradient_step(model: nn.Module, *, l1: float) -> GradientStep:
-    """Return a function (x, y) -> (loss, logits) that leaves the objective's gradient in ``.grad``.
-
-    The objective is mean cross-entropy plus ``l1 · Σ|w|``.  MLPs get the
-    hand-written backward pass of :mod:`reportgen.backprop` (the same bits,
-    about twice as fast at batch 64); other networks go through autograd.
-    """
-    by_hand = MLPBackprop.build(model, l1=l1)
-    if by_hand is not None:
-        return by_hand
-
-    def autograd_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = model(x)  # [B, 10]
-        loss = F.cross_entropy(logits, y)
-        objective = loss + l1 * l1_penalty(model) if l1 > 0 else loss
-        model.zero_grad(set_to_none=True)
-        objective.backward()
-        return loss.detach(), logits.detach()
-
-    return autograd_step
-
-
 @torch.inference_mode()
 def evaluate_loss(model: nn.Module, split: Split, *, batch_size: int) -> tuple[float, float]:
     """Return mean cross-entropy and accuracy of ``model`` (in eval mode) on ``split``."""
@@ -139,11 +112,13 @@ def train_model(
 ) -> TrainResult:
     """Train ``model`` for ``train_cfg.epochs`` epochs and return its per-epoch history.
 
+    The objective is mean cross-entropy, plus ``spec.l1 · Σ|w|`` when set.
     ``shuffle`` orders the batches; dropout draws from torch's global RNG,
     which the caller seeds.  ``on_epoch`` receives a :class:`TrainState` after
     every epoch so the caller can checkpoint; ``resume`` continues from one.
-    A non-finite loss stops training and restores the weights of the last
-    finite epoch, so the model can still be evaluated and reported.
+    ``on_step(done, total)`` reports progress every DIVERGENCE_CHECK_STEPS
+    steps.  A non-finite loss stops training and restores the weights of the
+    last finite epoch, so the model can still be evaluated and reported.
     """
     n = len(train)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -151,6 +126,7 @@ def train_model(
     scheduler = make_scheduler(
         optimizer, spec, epochs=train_cfg.epochs, steps_per_epoch=steps_per_epoch
     )
+    per_step_schedule = isinstance(scheduler, OneCycleLR)
     history: list[EpochRecord] = []
     if resume is not None:
         model.load_state_dict(resume.model)
@@ -160,50 +136,47 @@ def train_model(
         shuffle.set_state(resume.shuffle_rng)
         torch.set_rng_state(resume.torch_rng)
         history = [EpochRecord(**record) for record in resume.history]  # type: ignore[arg-type]
-    compute_gradients = gradient_step(model, l1=spec.l1)
-    no_autograd = isinstance(compute_gradients, MLPBackprop)
-    optimizer_step = FusedStep(optimizer)
 
     device = train.x.device
-    per_batch = isinstance(scheduler, OneCycleLR)
+    # Batch sizes, to weight each step's mean loss (the last batch may be shorter).
     batch_sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
     sizes = torch.tensor(batch_sizes, dtype=torch.float64)  # [steps_per_epoch]
-    # Every batch is gathered into a view of one buffer (the last batch may be shorter).
     buffer = torch.empty((batch_size, *train.x.shape[1:]), dtype=train.x.dtype, device=device)
-    batch_buffers = {size: buffer[:size] for size in batch_sizes}
     for epoch in range(len(history) + 1, train_cfg.epochs + 1):
         model.train()
         lr = optimizer.param_groups[0]["lr"]
         # Restored if this epoch diverges, so the model is reported as it last was finite.
         last_finite = {k: v.clone() for k, v in model.state_dict().items()}
-        order = torch.randperm(n, generator=shuffle).to(device)
+        order = torch.randperm(n, generator=shuffle).to(device)  # [N]
         epoch_y = train.y[order]  # [N]
-        # Per-step results are kept as tensors: no host synchronisation per step.
         step_losses: list[torch.Tensor] = []
         step_logits: list[torch.Tensor] = []
         batches = zip(order.split(batch_size), epoch_y.split(batch_size), strict=True)
-        # The hand-written pass needs no autograd: every op skips its bookkeeping.
-        with torch.inference_mode(no_autograd):
-            for step, (index, y) in enumerate(batches):  # [B], [B]
-                # One gather per step, into the same buffer: the batch is still in
-                # cache when the first layer reads it, for forward and for backward.
-                x = torch.index_select(train.x, 0, index, out=batch_buffers[len(index)])
-                loss, logits = compute_gradients(x, y)  # [], [B, 10]
-                optimizer_step()
-                if per_batch:
-                    scheduler.step()  # type: ignore[union-attr]
-                step_losses.append(loss)
-                step_logits.append(logits)
-                if (step + 1) % DIVERGENCE_CHECK_STEPS == 0:
-                    if on_step is not None:
-                        on_step(step + 1, steps_per_epoch)
-                    losses = torch.stack(step_losses[-DIVERGENCE_CHECK_STEPS:])
-                    if not torch.isfinite(losses).all():
-                        model.load_state_dict(last_finite)
-                        return TrainResult(history, _divergence(epoch, step + 1, history))
+        for step, (index, y) in enumerate(batches):  # [B], [B]
+            # Gather the batch with one copy into the same buffer: no allocation per step.
+            x = torch.index_select(train.x, 0, index, out=buffer[: len(index)])  # [B, 784]
+            # Forward: logits, loss, and the objective the gradients are taken of.
+            logits = model(x)  # [B, 10]
+            loss = F.cross_entropy(logits, y)
+            objective = loss + spec.l1 * l1_penalty(model) if spec.l1 > 0 else loss
+            # Backward, then update the weights (and the rate, for per-step schedules).
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+            if per_step_schedule:
+                scheduler.step()  # type: ignore[union-attr]
+            # Kept as tensors: reading a value here would wait for the device every step.
+            step_losses.append(loss.detach())
+            step_logits.append(logits.detach())
+            if (step + 1) % DIVERGENCE_CHECK_STEPS == 0:
+                if on_step is not None:
+                    on_step(step + 1, steps_per_epoch)
+                if not torch.isfinite(torch.stack(step_losses[-DIVERGENCE_CHECK_STEPS:])).all():
+                    model.load_state_dict(last_finite)
+                    return TrainResult(history, _divergence(epoch, step + 1, history))
         if on_step is not None:
             on_step(steps_per_epoch, steps_per_epoch)
-        losses = torch.stack(step_losses)  # [steps]
+        losses = torch.stack(step_losses)  # [steps_per_epoch]
         if not torch.isfinite(losses).all():
             model.load_state_dict(last_finite)
             return TrainResult(history, _divergence(epoch, steps_per_epoch, history))
@@ -221,7 +194,7 @@ def train_model(
         history.append(record)
         if isinstance(scheduler, ReduceLROnPlateau):
             scheduler.step(val_loss)
-        elif scheduler is not None and not per_batch:
+        elif scheduler is not None and not per_step_schedule:
             scheduler.step()
         if on_epoch is not None:
             on_epoch(
