@@ -7,7 +7,6 @@ the directory only when everything is in it.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,9 +23,10 @@ from reportgen.config import Config, ModelSection, ReportSection, to_toml
 from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
 from reportgen.errors import ConfigError, OutputError, RunDirError
-from reportgen.models import build, parameter_count
-from reportgen.seeding import derive_seed, generator, seed_everything
-from reportgen.train import EpochRecord, TrainResult, TrainState, train_model
+from reportgen.models import parameter_count
+from reportgen.parallel import ModelJob, Trained, save_state, train_all
+from reportgen.seeding import derive_seed, seed_everything
+from reportgen.train import EpochRecord, TrainResult
 
 DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
 MODEL_FIGURE_KINDS = ("weights", "activations", "misclassified", "curves", "confusion",
@@ -159,72 +159,42 @@ def _to_device(dataset: Dataset, device: torch.device) -> Dataset:
     return Dataset(move(dataset.train), move(dataset.val), move(dataset.test), dataset.test_images)
 
 
-def _save_state(path: Path, payload: Any) -> None:
-    # torch.save writes the file name into the archive; saving through a buffer
-    # keeps the bytes independent of the (temporary) name.
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    rundir.write_atomic(path, buffer.getvalue())
-
-
-def _load_checkpoint(path: Path) -> TrainState | None:
-    import warnings  # local: this function's own concern
-
-    if not path.is_file():
-        return None
-    try:
-        with warnings.catch_warnings():
-            # torch warns about the pickle protocol of a file it then refuses anyway.
-            warnings.simplefilter("ignore")
-            payload = torch.load(path, weights_only=True, map_location="cpu")
-        return TrainState(**payload)
-    except Exception as e:
-        # A weights-only refusal wraps its reason in paragraphs of advice; keep the reason.
-        advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        reason = next((line for line in lines if not line.startswith(advice)), None)
-        reason = reason or (lines[0] if lines else type(e).__name__)
-        raise RunDirError(f"checkpoint {path} is unreadable or tampered with: {reason}") from e
-
-
 def stage_train(
-    config: Config,
-    name: str,
-    spec: ModelSection,
-    dataset: Dataset,
-    *,
-    device: torch.device,
-    work: Path,
-    progress: Progress,
-) -> tuple[torch.nn.Module, TrainResult]:
-    """Train one model from a fresh seed state, checkpointing after every epoch."""
-    seed_everything(derive_seed(config.seed, "init"), threads=config.runtime.threads)
-    model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm)
-    model.to(device)
-    checkpoint = work / f"{name}.ckpt"
-    resume = _load_checkpoint(checkpoint)
+    config: Config, dataset: Dataset, *, device: torch.device, work: Path, progress: Progress
+) -> list[Trained]:
+    """Train every model from a fresh seed state, checkpointing each after every epoch.
 
-    def on_epoch(record: EpochRecord, state: TrainState) -> None:
-        _save_state(checkpoint, vars(state))
+    On the CPU, with at least as many ``runtime.threads`` as models, the
+    models train side by side, each in a process of its own with
+    ``threads // models`` threads; otherwise one after another, here, with
+    all of them.  A model's bits depend only on its own thread count.
+    """
+    models = config.model_items()
+    threads = config.runtime.threads
+    side_by_side = device.type == "cpu" and len(models) > 1 and threads >= len(models)
+    jobs = [
+        ModelJob(
+            name,
+            spec,
+            seed=config.seed,
+            train_cfg=config.train,
+            batch_size=config.data.batch_size,
+            train=dataset.train,
+            val=dataset.val,
+            checkpoint=work / f"{name}.ckpt",
+            threads=threads // len(models) if side_by_side else threads,
+        )
+        for name, spec in models
+    ]
+
+    def on_epoch(name: str, record: EpochRecord) -> None:
         progress(Event("epoch", stage="train", model=name, done=record.epoch,
                        total=config.train.epochs, message=_epoch_line(record)))  # fmt: skip
 
-    def on_step(done: int, total: int) -> None:
+    def on_step(name: str, done: int, total: int) -> None:
         progress(Event("step", stage="train", model=name, done=done, total=total))
 
-    result = train_model(
-        model,
-        dataset.train,
-        dataset.val,
-        train_cfg=config.train,
-        spec=spec,
-        batch_size=config.data.batch_size,
-        shuffle=generator(derive_seed(config.seed, "shuffle")),
-        resume=resume,
-        on_epoch=on_epoch,
-        on_step=on_step,
-    )
-    return model, result
+    return train_all(jobs, side_by_side=side_by_side, on_epoch=on_epoch, on_step=on_step)
 
 
 def _epoch_line(record: EpochRecord) -> str:
@@ -456,15 +426,14 @@ def _run_in(
         files, dataset = stage_data(config, progress, root=data_root)
         dataset = _to_device(dataset, device)
 
+    with _timed(timings, "train", progress):
+        models = stage_train(config, dataset, device=device, work=paths.work, progress=progress)
     outcomes = []
-    for name, spec in config.model_items():
-        with _timed(timings, f"train:{name}", progress):
-            trained = stage_train(
-                config, name, spec, dataset, device=device, work=paths.work, progress=progress
-            )
+    for (name, spec), trained in zip(config.model_items(), models, strict=True):
+        timings[f"train:{name}"] = round(trained.seconds, 3)
         with _timed(timings, f"evaluate:{name}", progress):
-            outcome = stage_evaluate(config, name, spec, *trained, dataset)
-            _save_state(paths.weights(name), outcome.state_dict)
+            outcome = stage_evaluate(config, name, spec, trained.model, trained.result, dataset)
+            save_state(paths.weights(name), outcome.state_dict)
         outcomes.append(outcome)
 
     with _timed(timings, "metrics", progress):
