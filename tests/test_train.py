@@ -39,9 +39,15 @@ def test_training_learns_and_records_history(fake_mnist: Path, small_config: Con
     assert all(r.lr == 1e-3 for r in history)
 
 
-def test_training_is_deterministic(fake_mnist: Path, small_config: Config) -> None:
-    state_a, history_a = _train(fake_mnist, small_config, "regularized")
-    state_b, history_b = _train(fake_mnist, small_config, "regularized")
+@pytest.mark.parametrize(
+    ("optimizer", "kind"), [("adam", "mlp"), ("sgd", "mlp"), ("adamw", "mlp"), ("adam", "cnn")]
+)
+def test_training_is_deterministic(fake_mnist: Path, optimizer: str, kind: str) -> None:
+    config = load_config(None, ["train.epochs=2", f"train.optimizer={optimizer}",
+                                f"models.regularized.kind={kind}",
+                                "models.regularized.hidden=[32, 16]"])  # fmt: skip
+    state_a, history_a = _train(fake_mnist, config, "regularized")
+    state_b, history_b = _train(fake_mnist, config, "regularized")
     assert history_a == history_b
     assert state_a.keys() == state_b.keys()
     for key in state_a:
