@@ -169,9 +169,6 @@ def stage_train(
     ``threads // models`` threads; otherwise one after another, here, with
     all of them.  A model's bits depend only on its own thread count.
     """
-    models = config.model_items()
-    threads = config.runtime.threads
-    side_by_side = device.type == "cpu" and len(models) > 1 and threads >= len(models)
     jobs = [
         ModelJob(
             name,
@@ -182,9 +179,9 @@ def stage_train(
             train=dataset.train,
             val=dataset.val,
             checkpoint=work / f"{name}.ckpt",
-            threads=threads // len(models) if side_by_side else threads,
+            threads=model_threads(config, device),
         )
-        for name, spec in models
+        for name, spec in config.model_items()
     ]
 
     def on_epoch(name: str, record: EpochRecord) -> None:
@@ -194,7 +191,19 @@ def stage_train(
     def on_step(name: str, done: int, total: int) -> None:
         progress(Event("step", stage="train", model=name, done=done, total=total))
 
+    side_by_side = _side_by_side(config, device)
     return train_all(jobs, side_by_side=side_by_side, on_epoch=on_epoch, on_step=on_step)
+
+
+def _side_by_side(config: Config, device: torch.device) -> bool:
+    models = len(config.model_items())
+    return device.type == "cpu" and models > 1 and config.runtime.threads >= models
+
+
+def model_threads(config: Config, device: torch.device) -> int:
+    """Return the threads each model trains with: its share of ``runtime.threads``."""
+    threads = config.runtime.threads
+    return threads // len(config.model_items()) if _side_by_side(config, device) else threads
 
 
 def _epoch_line(record: EpochRecord) -> str:
