@@ -95,6 +95,7 @@ def evaluate_loss(model: nn.Module, split: Split, *, batch_size: int) -> tuple[f
 
 
 EpochCallback = Callable[[EpochRecord, TrainState], None]
+StepCallback = Callable[[int, int], None]
 
 
 def train_model(
@@ -108,7 +109,7 @@ def train_model(
     shuffle: torch.Generator,
     resume: TrainState | None = None,
     on_epoch: EpochCallback | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``train_cfg.epochs`` epochs and return its per-epoch history.
 
@@ -126,7 +127,6 @@ def train_model(
     scheduler = make_scheduler(
         optimizer, spec, epochs=train_cfg.epochs, steps_per_epoch=steps_per_epoch
     )
-    per_step_schedule = isinstance(scheduler, OneCycleLR)
     history: list[EpochRecord] = []
     if resume is not None:
         model.load_state_dict(resume.model)
@@ -137,56 +137,29 @@ def train_model(
         torch.set_rng_state(resume.torch_rng)
         history = [EpochRecord(**record) for record in resume.history]  # type: ignore[arg-type]
 
-    device = train.x.device
-    # Batch sizes, to weight each step's mean loss (the last batch may be shorter).
+    # Each step's mean loss is weighted by its batch size (the last batch may be shorter).
     batch_sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
     sizes = torch.tensor(batch_sizes, dtype=torch.float64)  # [steps_per_epoch]
-    buffer = torch.empty((batch_size, *train.x.shape[1:]), dtype=train.x.dtype, device=device)
     for epoch in range(len(history) + 1, train_cfg.epochs + 1):
-        model.train()
         lr = optimizer.param_groups[0]["lr"]
         # Restored if this epoch diverges, so the model is reported as it last was finite.
         last_finite = {k: v.clone() for k, v in model.state_dict().items()}
-        order = torch.randperm(n, generator=shuffle).to(device)  # [N]
-        epoch_y = train.y[order]  # [N]
-        step_losses: list[torch.Tensor] = []
-        step_logits: list[torch.Tensor] = []
-        batches = zip(order.split(batch_size), epoch_y.split(batch_size), strict=True)
-        for step, (index, y) in enumerate(batches):  # [B], [B]
-            # Gather the batch with one copy into the same buffer: no allocation per step.
-            x = torch.index_select(train.x, 0, index, out=buffer[: len(index)])  # [B, 784]
-            # Forward: logits, loss, and the objective the gradients are taken of.
-            logits = model(x)  # [B, 10]
-            loss = F.cross_entropy(logits, y)
-            objective = loss + spec.l1 * l1_penalty(model) if spec.l1 > 0 else loss
-            # Backward, then update the weights (and the rate, for per-step schedules).
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            optimizer.step()
-            if per_step_schedule:
-                scheduler.step()  # type: ignore[union-attr]
-            # Kept as tensors: reading a value here would wait for the device every step.
-            step_losses.append(loss.detach())
-            step_logits.append(logits.detach())
-            if (step + 1) % DIVERGENCE_CHECK_STEPS == 0:
-                if on_step is not None:
-                    on_step(step + 1, steps_per_epoch)
-                if not torch.isfinite(torch.stack(step_losses[-DIVERGENCE_CHECK_STEPS:])).all():
-                    model.load_state_dict(last_finite)
-                    return TrainResult(history, _divergence(epoch, step + 1, history))
-        if on_step is not None:
-            on_step(steps_per_epoch, steps_per_epoch)
-        losses = torch.stack(step_losses)  # [steps_per_epoch]
-        if not torch.isfinite(losses).all():
+        order = torch.randperm(n, generator=shuffle).to(train.x.device)  # [N]
+        labels = train.y[order]  # [N]
+        steps = _train_epoch(
+            model, train.x, order, labels, optimizer=optimizer, batch_size=batch_size, l1=spec.l1,
+            step_scheduler=scheduler if isinstance(scheduler, OneCycleLR) else None,
+            on_step=on_step,
+        )  # fmt: skip
+        if steps.diverged_at is not None:
             model.load_state_dict(last_finite)
-            return TrainResult(history, _divergence(epoch, steps_per_epoch, history))
-        predictions = torch.cat(step_logits).argmax(dim=1)  # [N]
+            return TrainResult(history, _divergence(epoch, steps.diverged_at, history))
 
         val_loss, val_accuracy = evaluate_loss(model, val, batch_size=train_cfg.eval_batch_size)
         record = EpochRecord(
             epoch=epoch,
-            train_loss=float((losses.double().cpu() * sizes).sum()) / n,
-            train_accuracy=int((predictions == epoch_y).sum()) / n,
+            train_loss=float((steps.losses.double().cpu() * sizes).sum()) / n,
+            train_accuracy=int((steps.logits.argmax(dim=1) == labels).sum()) / n,
             val_loss=val_loss,
             val_accuracy=val_accuracy,
             lr=float(lr),
@@ -194,7 +167,7 @@ def train_model(
         history.append(record)
         if isinstance(scheduler, ReduceLROnPlateau):
             scheduler.step(val_loss)
-        elif scheduler is not None and not per_step_schedule:
+        elif scheduler is not None and not isinstance(scheduler, OneCycleLR):
             scheduler.step()
         if on_epoch is not None:
             on_epoch(
@@ -209,6 +182,58 @@ def train_model(
                 ),
             )
     return TrainResult(history, None)
+
+
+@dataclass(frozen=True)
+class _EpochSteps:
+    """One pass of training steps: what each step computed, and where a loss was not finite."""
+
+    losses: torch.Tensor  # [steps] mean cross-entropy of each step
+    logits: torch.Tensor  # [N, 10] in the epoch's order
+    diverged_at: int | None  # the step whose check found a NaN/inf loss
+
+
+def _train_epoch(
+    model: nn.Module,
+    images: torch.Tensor,
+    order: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    l1: float,
+    step_scheduler: OneCycleLR | None,
+    on_step: StepCallback | None,
+) -> _EpochSteps:
+    """Take one training step per batch of ``images`` in ``order``; ``labels`` are in that order."""
+    model.train()
+    steps = math.ceil(len(order) / batch_size)
+    buffer = torch.empty((batch_size, *images.shape[1:]), dtype=images.dtype, device=images.device)
+    losses: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
+    batches = zip(order.split(batch_size), labels.split(batch_size), strict=True)
+    for step, (index, y) in enumerate(batches, start=1):  # [B], [B]
+        # Gather the batch with one copy into the same buffer: no allocation per step.
+        x = torch.index_select(images, 0, index, out=buffer[: len(index)])  # [B, 784]
+        # Forward: logits, loss, and the objective the gradients are taken of.
+        batch_logits = model(x)  # [B, 10]
+        loss = F.cross_entropy(batch_logits, y)
+        objective = loss + l1 * l1_penalty(model) if l1 > 0 else loss
+        # Backward, then update the weights (and the rate, for a per-step schedule).
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        if step_scheduler is not None:
+            step_scheduler.step()
+        # Kept as tensors: reading a value here would wait for the device every step.
+        losses.append(loss.detach())
+        logits.append(batch_logits.detach())
+        if step % DIVERGENCE_CHECK_STEPS == 0 or step == steps:
+            if on_step is not None:
+                on_step(step, steps)
+            if not torch.isfinite(torch.stack(losses[-DIVERGENCE_CHECK_STEPS:])).all():
+                return _EpochSteps(torch.stack(losses), torch.cat(logits), diverged_at=step)
+    return _EpochSteps(torch.stack(losses), torch.cat(logits), diverged_at=None)
 
 
 def _divergence(epoch: int, step: int, history: list[EpochRecord]) -> Divergence:
