@@ -148,8 +148,10 @@ def train_all(
         for job in jobs[:-1]
     ]
     threads = torch.get_num_threads()
-    finished: dict[str, Trained] = {}
-    by_name = {job.name: job for job in jobs}
+    # Results are kept as sent and turned into models only once this process's
+    # own training is over: building a model draws from torch's global RNG,
+    # which that training's dropout draws from too.
+    finished: dict[str, tuple[bytes, TrainResult, float]] = {}
 
     def relay(timeout: float | None) -> None:
         """Pass on the workers' messages; wait up to ``timeout`` seconds for the first."""
@@ -165,7 +167,7 @@ def train_all(
             elif kind == "step":
                 on_step(name, *payload)
             elif kind == "done":
-                finished[name] = _rebuild(by_name[name], *payload)
+                finished[name] = payload[0], payload[1], payload[2]
             else:  # "error"
                 error, trace = payload
                 raise error from _WorkerTraceback(f"in the worker training {name}:\n{trace}")
@@ -198,7 +200,7 @@ def train_all(
                 worker.join()
         messages.close()
         torch.set_num_threads(threads)
-    return [*(finished[job.name] for job in jobs[:-1]), here]
+    return [*(_rebuild(job, *finished[job.name]) for job in jobs[:-1]), here]
 
 
 class _WorkerTraceback(Exception):
@@ -246,9 +248,10 @@ def _work(job: ModelJob, messages: Any) -> None:
 
 
 def _rebuild(job: ModelJob, state: bytes, result: TrainResult, seconds: float) -> Trained:
-    """Return a worker's result as a model of this process."""
+    """Return a worker's result as a model of this process (the global RNG left as it was)."""
     spec = job.spec
-    model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm)
+    with torch.random.fork_rng(devices=[]):
+        model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm)
     model.load_state_dict(torch.load(io.BytesIO(state), weights_only=True))
     return Trained(job.name, model, result, seconds)
 

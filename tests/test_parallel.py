@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,12 @@ def _jobs(root: Path, work: Path, config: Config) -> list[ModelJob]:
 
 @pytest.fixture
 def config() -> Config:
+    # A section given in part is filled with the section defaults, not the regularized
+    # model's: its dropout (which draws from torch's global RNG) is set here.
     return load_config(None, ["train.epochs=2", "models.baseline.hidden=[32]",
-                              "models.regularized.hidden=[32, 16]"])  # fmt: skip
+                              "models.regularized.hidden=[32, 16]",
+                              "models.regularized.dropout=0.3",
+                              "models.regularized.batchnorm=true"])  # fmt: skip
 
 
 def _train(jobs: list[ModelJob], *, side_by_side: bool) -> tuple[list[Trained], list[str]]:
@@ -104,3 +109,29 @@ def test_runs_with_one_and_two_threads_train_the_same_models(
     one = make_quick_run(quick_mnist, tmp_path / "one", "runtime.threads=1")
     for name in ("models/baseline.pt", "models/regularized.pt", "history.csv"):
         assert (one / name).read_bytes() == (quick_run / name).read_bytes(), name
+
+
+def test_a_result_arriving_mid_training_leaves_the_models_alone(
+    fake_mnist: Path, tmp_path: Path, config: Config
+) -> None:
+    # The worker's result is taken in while this process is still training: the
+    # regularized model's dropout must draw the very masks it draws when trained alone.
+    jobs = _jobs(fake_mnist, tmp_path / "apart", config)
+    last_checkpoint = jobs[0].checkpoint
+    waited: list[bool] = []
+
+    def on_step(name: str, done: int, total: int) -> None:
+        if name == "regularized" and not waited:
+            deadline = time.monotonic() + 120
+            while not last_checkpoint.is_file() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(2)  # the result follows the last checkpoint
+            waited.append(True)
+
+    apart = train_all(jobs, side_by_side=True, on_epoch=lambda *_: None, on_step=on_step)
+    along, _ = _train(_jobs(fake_mnist, tmp_path / "along", config), side_by_side=False)
+    assert waited
+    for a, b in zip(apart, along, strict=True):
+        assert a.result == b.result, a.name
+        state = b.model.state_dict()
+        assert all(torch.equal(a.model.state_dict()[k], state[k]) for k in state), a.name

@@ -91,6 +91,7 @@ def cnn_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -
     return make_quick_run(
         quick_mnist, out, "models.baseline.kind=cnn", "models.baseline.hidden=[32]",
         "models.regularized.kind=cnn", "models.regularized.hidden=[32]",
+        "models.regularized.dropout=0.3", "models.regularized.batchnorm=true",
     )  # fmt: skip
 
 
