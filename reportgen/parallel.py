@@ -1,14 +1,17 @@
 """Training a run's models: one self-contained job per model, side by side in processes.
 
-A training step of these small networks is a few dozen short kernels; a
-second thread shortens it little (the step's small kernels and their Python
-dispatch run on one core) and, on a busy machine, its waits at every
-kernel's barrier can make a step many times slower.  So the models of a run
-train side by side, each in a process of its own with a share of the run's
-threads.  Each job seeds and builds its model from the run's seed alone,
-so a model's bits depend on its own thread count, not on where or next to
-what it trained: side by side with one thread each gives the very models of
-one after another with one thread each (tested).
+A training step of these small networks is a few dozen short kernels and
+their Python dispatch, much of which runs on one core whatever the thread
+count: on an idle two-core machine a second thread makes an epoch about 1.5
+times faster, not 2, and on a busy one its waits at every kernel's barrier
+can make epochs many times slower.  So the models of a run train side by
+side, each in a process of its own with a share of the run's threads: both
+cores work through the whole stage, and a busy machine slows each model
+about as much as it slows everything else.  Each job seeds and builds its
+model from the run's seed alone, so a model's bits depend on its own thread
+count, not on where or next to what it trained: side by side with one
+thread each gives the very models of one after another with one thread
+each (tested).
 
 Workers are started with ``spawn`` (a fork of a process whose torch thread
 pool is running is unsafe); the data reach them in shared memory, and they

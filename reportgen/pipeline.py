@@ -385,6 +385,11 @@ def run(
 
     The output path is checked before any work (:func:`rundir.check_target`):
     only a new path, an empty directory or a previous run is replaced.
+
+    With ``runtime.threads`` of 2 or more, one model trains in a spawned
+    worker process, which imports the calling script's main module again: as
+    :mod:`multiprocessing` requires, a script calls ``run`` under
+    ``if __name__ == "__main__":``.
     """
     final = Path(out) if out is not None else Path("reports") / config.run.name
     rundir.check_target(final, kind=rundir.RUN_KIND)
