@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import __config__ as torch_config  # a public module: its parallel_info() is documented
 
 PACKAGES = (
     "torch", "torchvision", "numpy", "scikit-learn", "scipy", "matplotlib", "seaborn",
@@ -137,6 +138,6 @@ def describe(device: str, threads: int) -> dict[str, Any]:
         "versions": {**package_versions(), **text_libraries()},
         "hardware": hardware,
         "threads": threads,
-        "parallel_info": torch.__config__.parallel_info(),
+        "parallel_info": torch_config.parallel_info(),
         "git_commit": git_commit(),
     }

@@ -7,7 +7,6 @@ the directory only when everything is in it.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,9 +30,10 @@ from reportgen.config import (
 from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
 from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
-from reportgen.models import build, parameter_count
-from reportgen.seeding import derive_seed, generator, seed_everything
-from reportgen.train import EpochRecord, TrainResult, TrainState, train_model
+from reportgen.models import parameter_count
+from reportgen.parallel import ModelJob, Trained, save_state, train_all
+from reportgen.seeding import derive_seed, seed_everything
+from reportgen.train import EpochRecord, TrainResult
 
 DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
 MODEL_FIGURE_KINDS = ("weights", "activations", "misclassified", "curves", "confusion",
@@ -166,72 +166,51 @@ def _to_device(dataset: Dataset, device: torch.device) -> Dataset:
     return Dataset(move(dataset.train), move(dataset.val), move(dataset.test), dataset.test_images)
 
 
-def _save_state(path: Path, payload: Any) -> None:
-    # torch.save writes the file name into the archive; saving through a buffer
-    # keeps the bytes independent of the (temporary) name.
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    rundir.write_atomic(path, buffer.getvalue())
-
-
-def _load_checkpoint(path: Path) -> TrainState | None:
-    import warnings  # local: this function's own concern
-
-    if not path.is_file():
-        return None
-    try:
-        with warnings.catch_warnings():
-            # torch warns about the pickle protocol of a file it then refuses anyway.
-            warnings.simplefilter("ignore")
-            payload = torch.load(path, weights_only=True, map_location="cpu")
-        return TrainState(**payload)
-    except Exception as e:
-        # A weights-only refusal wraps its reason in paragraphs of advice; keep the reason.
-        advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        reason = next((line for line in lines if not line.startswith(advice)), None)
-        reason = reason or (lines[0] if lines else type(e).__name__)
-        raise RunDirError(f"checkpoint {path} is unreadable or tampered with: {reason}") from e
-
-
 def stage_train(
-    config: Config,
-    name: str,
-    spec: ModelSection,
-    dataset: Dataset,
-    *,
-    device: torch.device,
-    work: Path,
-    progress: Progress,
-) -> tuple[torch.nn.Module, TrainResult]:
-    """Train one model from a fresh seed state, checkpointing after every epoch."""
-    seed_everything(derive_seed(config.seed, "init"), threads=config.runtime.threads)
-    model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm)
-    model.to(device)
-    checkpoint = work / f"{name}.ckpt"
-    resume = _load_checkpoint(checkpoint)
+    config: Config, dataset: Dataset, *, device: torch.device, work: Path, progress: Progress
+) -> list[Trained]:
+    """Train every model from a fresh seed state, checkpointing each after every epoch.
 
-    def on_epoch(record: EpochRecord, state: TrainState) -> None:
-        _save_state(checkpoint, vars(state))
+    On the CPU, with at least as many ``runtime.threads`` as models, the
+    models train side by side, each in a process of its own with
+    ``threads // models`` threads; otherwise one after another, here, with
+    all of them.  A model's bits depend only on its own thread count.
+    """
+    jobs = [
+        ModelJob(
+            name,
+            spec,
+            seed=config.seed,
+            train_cfg=config.train,
+            batch_size=config.data.batch_size,
+            train=dataset.train,
+            val=dataset.val,
+            checkpoint=work / f"{name}.ckpt",
+            threads=model_threads(config, device),
+        )
+        for name, spec in config.model_items()
+    ]
+
+    def on_epoch(name: str, record: EpochRecord) -> None:
         progress(Event("epoch", stage="train", model=name, done=record.epoch,
                        total=config.train.epochs, message=_epoch_line(record)))  # fmt: skip
 
-    def on_step(done: int, total: int) -> None:
+    def on_step(name: str, done: int, total: int) -> None:
         progress(Event("step", stage="train", model=name, done=done, total=total))
 
-    result = train_model(
-        model,
-        dataset.train,
-        dataset.val,
-        train_cfg=config.train,
-        spec=spec,
-        batch_size=config.data.batch_size,
-        shuffle=generator(derive_seed(config.seed, "shuffle")),
-        resume=resume,
-        on_epoch=on_epoch,
-        on_step=on_step,
-    )
-    return model, result
+    side_by_side = _side_by_side(config, device)
+    return train_all(jobs, side_by_side=side_by_side, on_epoch=on_epoch, on_step=on_step)
+
+
+def _side_by_side(config: Config, device: torch.device) -> bool:
+    models = len(config.model_items())
+    return device.type == "cpu" and models > 1 and config.runtime.threads >= models
+
+
+def model_threads(config: Config, device: torch.device) -> int:
+    """Return the threads each model trains with: its share of ``runtime.threads``."""
+    threads = config.runtime.threads
+    return threads // len(config.model_items()) if _side_by_side(config, device) else threads
 
 
 def _epoch_line(record: EpochRecord) -> str:
@@ -255,7 +234,6 @@ def stage_evaluate(
     train_pred = evaluate.predict_proba(model, dataset.train.x, batch_size=batch).argmax(axis=1)
     train_accuracy = evaluate.accuracy(dataset.train.y.cpu().numpy(), train_pred)
     divergence = vars(result.divergence) if result.divergence else None
-    # Copies, one storage each: the parameters may share one while training (backprop).
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     return ModelOutcome(
         name, spec, result.history, divergence, parameter_count(model), proba, train_accuracy,
@@ -416,11 +394,18 @@ def run(
     The output path is checked before any work (:func:`rundir.check_target`):
     only a new path, an empty directory or a previous run is replaced.
 
+<<<<<<< HEAD
     A config without ``run.date`` gets the day of the run (UTC; the day of
     ``SOURCE_DATE_EPOCH`` when set; a resumed run keeps the day it started),
     and the run's resolved ``config.toml`` records it, so that re-rendering
     and verifying give the same bytes on another day.  ``fill_date=False``
     leaves an undated config undated (``verify`` of a run made without one).
+=======
+    With ``runtime.threads`` of 2 or more, one model trains in a spawned
+    worker process, which imports the calling script's main module again: as
+    :mod:`multiprocessing` requires, a script calls ``run`` under
+    ``if __name__ == "__main__":``.
+>>>>>>> issue13-train
     """
     final = Path(out) if out is not None else Path("reports") / config.run.name
     rundir.check_target(final, kind=rundir.RUN_KIND)
@@ -483,15 +468,14 @@ def _run_in(
         files, dataset = stage_data(config, progress, root=data_root)
         dataset = _to_device(dataset, device)
 
+    with _timed(timings, "train", progress):
+        models = stage_train(config, dataset, device=device, work=paths.work, progress=progress)
     outcomes = []
-    for name, spec in config.model_items():
-        with _timed(timings, f"train:{name}", progress):
-            trained = stage_train(
-                config, name, spec, dataset, device=device, work=paths.work, progress=progress
-            )
+    for (name, spec), trained in zip(config.model_items(), models, strict=True):
+        timings[f"train:{name}"] = round(trained.seconds, 3)
         with _timed(timings, f"evaluate:{name}", progress):
-            outcome = stage_evaluate(config, name, spec, *trained, dataset)
-            _save_state(paths.weights(name), outcome.state_dict)
+            outcome = stage_evaluate(config, name, spec, trained.model, trained.result, dataset)
+            save_state(paths.weights(name), outcome.state_dict)
         outcomes.append(outcome)
 
     with _timed(timings, "metrics", progress):

@@ -34,10 +34,11 @@ def generator(seed: int, *, device: str = "cpu") -> torch.Generator:
 
 
 def derive_seed(seed: int, purpose: str) -> int:
-    """Return a stable 63-bit seed for one purpose (``"split"``, ``"init:baseline"`` …).
+    """Return a stable 63-bit seed for one purpose (``"split"``, ``"init"``, ``"shuffle"`` …).
 
-    Independent streams per purpose keep one model's results from depending
-    on whether another model was trained first in the same process.
+    Every model re-seeds from the same purposes, so each starts from the
+    same state whether it is trained alone, after another model, or in a
+    process of its own.
     """
     digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)

@@ -1,13 +1,12 @@
 """The training loop: takes tensors and config, returns a history.
 
-Batches are gathered from device-resident tensors by one indexing operation
-per step, with a seeded ``torch.Generator`` for the shuffle, so the data
-order is the same on every device and in every process.  Metrics are
-accumulated on tensors; the host waits for the device once per epoch (and
-every DIVERGENCE_CHECK_STEPS steps).  MLP gradients come from the
-hand-written backward pass in :mod:`reportgen.backprop`, other networks'
-from autograd, with the same bits; :class:`reportgen.optim.FusedStep`
-applies them.
+One loop trains every network: forward, ``loss.backward()``,
+``optimizer.step()``, ``scheduler.step()``.  The data stay in one tensor on
+the device; each step gathers its batch with one ``index_select`` into a
+reused buffer, in an order drawn from a seeded ``torch.Generator``, so the
+order is the same on every device and in every process.  Losses and logits
+are kept as tensors, so the host waits for the device once per epoch (and
+every DIVERGENCE_CHECK_STEPS steps), not once per step.
 """
 
 from __future__ import annotations
@@ -22,10 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 
-from reportgen.backprop import MLPBackprop
 from reportgen.config import ModelSection, TrainSection
 from reportgen.data import Split
-from reportgen.optim import FusedStep, make_optimizer, make_scheduler
+from reportgen.optim import make_optimizer, make_scheduler
 
 # A NaN/inf loss is looked for every DIVERGENCE_CHECK_STEPS steps and at the end
 # of each epoch: often enough to stop promptly, rarely enough not to stall the device.
@@ -79,31 +77,6 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
     return torch.stack([w.abs().sum() for w in weights]).sum()
 
 
-GradientStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def gradient_step(model: nn.Module, *, l1: float) -> GradientStep:
-    """Return a function (x, y) -> (loss, logits) that leaves the objective's gradient in ``.grad``.
-
-    The objective is mean cross-entropy plus ``l1 · Σ|w|``.  MLPs get the
-    hand-written backward pass of :mod:`reportgen.backprop` (the same bits,
-    about twice as fast at batch 64); other networks go through autograd.
-    """
-    by_hand = MLPBackprop.build(model, l1=l1)
-    if by_hand is not None:
-        return by_hand
-
-    def autograd_step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = model(x)  # [B, 10]
-        loss = F.cross_entropy(logits, y)
-        objective = loss + l1 * l1_penalty(model) if l1 > 0 else loss
-        model.zero_grad(set_to_none=True)
-        objective.backward()
-        return loss.detach(), logits.detach()
-
-    return autograd_step
-
-
 @torch.inference_mode()
 def evaluate_loss(model: nn.Module, split: Split, *, batch_size: int) -> tuple[float, float]:
     """Return mean cross-entropy and accuracy of ``model`` (in eval mode) on ``split``."""
@@ -122,6 +95,7 @@ def evaluate_loss(model: nn.Module, split: Split, *, batch_size: int) -> tuple[f
 
 
 EpochCallback = Callable[[EpochRecord, TrainState], None]
+StepCallback = Callable[[int, int], None]
 
 
 def train_model(
@@ -135,15 +109,17 @@ def train_model(
     shuffle: torch.Generator,
     resume: TrainState | None = None,
     on_epoch: EpochCallback | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``train_cfg.epochs`` epochs and return its per-epoch history.
 
+    The objective is mean cross-entropy, plus ``spec.l1 · Σ|w|`` when set.
     ``shuffle`` orders the batches; dropout draws from torch's global RNG,
     which the caller seeds.  ``on_epoch`` receives a :class:`TrainState` after
     every epoch so the caller can checkpoint; ``resume`` continues from one.
-    A non-finite loss stops training and restores the weights of the last
-    finite epoch, so the model can still be evaluated and reported.
+    ``on_step(done, total)`` reports progress every DIVERGENCE_CHECK_STEPS
+    steps.  A non-finite loss stops training and restores the weights of the
+    last finite epoch, so the model can still be evaluated and reported.
     """
     n = len(train)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -160,60 +136,30 @@ def train_model(
         shuffle.set_state(resume.shuffle_rng)
         torch.set_rng_state(resume.torch_rng)
         history = [EpochRecord(**record) for record in resume.history]  # type: ignore[arg-type]
-    compute_gradients = gradient_step(model, l1=spec.l1)
-    no_autograd = isinstance(compute_gradients, MLPBackprop)
-    optimizer_step = FusedStep(optimizer)
 
-    device = train.x.device
-    per_batch = isinstance(scheduler, OneCycleLR)
+    # Each step's mean loss is weighted by its batch size (the last batch may be shorter).
     batch_sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
     sizes = torch.tensor(batch_sizes, dtype=torch.float64)  # [steps_per_epoch]
-    # Every batch is gathered into a view of one buffer (the last batch may be shorter).
-    buffer = torch.empty((batch_size, *train.x.shape[1:]), dtype=train.x.dtype, device=device)
-    batch_buffers = {size: buffer[:size] for size in batch_sizes}
     for epoch in range(len(history) + 1, train_cfg.epochs + 1):
-        model.train()
         lr = optimizer.param_groups[0]["lr"]
         # Restored if this epoch diverges, so the model is reported as it last was finite.
         last_finite = {k: v.clone() for k, v in model.state_dict().items()}
-        order = torch.randperm(n, generator=shuffle).to(device)
-        epoch_y = train.y[order]  # [N]
-        # Per-step results are kept as tensors: no host synchronisation per step.
-        step_losses: list[torch.Tensor] = []
-        step_logits: list[torch.Tensor] = []
-        batches = zip(order.split(batch_size), epoch_y.split(batch_size), strict=True)
-        # The hand-written pass needs no autograd: every op skips its bookkeeping.
-        with torch.inference_mode(no_autograd):
-            for step, (index, y) in enumerate(batches):  # [B], [B]
-                # One gather per step, into the same buffer: the batch is still in
-                # cache when the first layer reads it, for forward and for backward.
-                x = torch.index_select(train.x, 0, index, out=batch_buffers[len(index)])
-                loss, logits = compute_gradients(x, y)  # [], [B, 10]
-                optimizer_step()
-                if per_batch:
-                    scheduler.step()  # type: ignore[union-attr]
-                step_losses.append(loss)
-                step_logits.append(logits)
-                if (step + 1) % DIVERGENCE_CHECK_STEPS == 0:
-                    if on_step is not None:
-                        on_step(step + 1, steps_per_epoch)
-                    losses = torch.stack(step_losses[-DIVERGENCE_CHECK_STEPS:])
-                    if not torch.isfinite(losses).all():
-                        model.load_state_dict(last_finite)
-                        return TrainResult(history, _divergence(epoch, step + 1, history))
-        if on_step is not None:
-            on_step(steps_per_epoch, steps_per_epoch)
-        losses = torch.stack(step_losses)  # [steps]
-        if not torch.isfinite(losses).all():
+        order = torch.randperm(n, generator=shuffle).to(train.x.device)  # [N]
+        labels = train.y[order]  # [N]
+        steps = _train_epoch(
+            model, train.x, order, labels, optimizer=optimizer, batch_size=batch_size, l1=spec.l1,
+            step_scheduler=scheduler if isinstance(scheduler, OneCycleLR) else None,
+            on_step=on_step,
+        )  # fmt: skip
+        if steps.diverged_at is not None:
             model.load_state_dict(last_finite)
-            return TrainResult(history, _divergence(epoch, steps_per_epoch, history))
-        predictions = torch.cat(step_logits).argmax(dim=1)  # [N]
+            return TrainResult(history, _divergence(epoch, steps.diverged_at, history))
 
         val_loss, val_accuracy = evaluate_loss(model, val, batch_size=train_cfg.eval_batch_size)
         record = EpochRecord(
             epoch=epoch,
-            train_loss=float((losses.double().cpu() * sizes).sum()) / n,
-            train_accuracy=int((predictions == epoch_y).sum()) / n,
+            train_loss=float((steps.losses.double().cpu() * sizes).sum()) / n,
+            train_accuracy=int((steps.logits.argmax(dim=1) == labels).sum()) / n,
             val_loss=val_loss,
             val_accuracy=val_accuracy,
             lr=float(lr),
@@ -221,7 +167,7 @@ def train_model(
         history.append(record)
         if isinstance(scheduler, ReduceLROnPlateau):
             scheduler.step(val_loss)
-        elif scheduler is not None and not per_batch:
+        elif scheduler is not None and not isinstance(scheduler, OneCycleLR):
             scheduler.step()
         if on_epoch is not None:
             on_epoch(
@@ -236,6 +182,58 @@ def train_model(
                 ),
             )
     return TrainResult(history, None)
+
+
+@dataclass(frozen=True)
+class _EpochSteps:
+    """One pass of training steps: what each step computed, and where a loss was not finite."""
+
+    losses: torch.Tensor  # [steps] mean cross-entropy of each step
+    logits: torch.Tensor  # [N, 10] in the epoch's order
+    diverged_at: int | None  # the step whose check found a NaN/inf loss
+
+
+def _train_epoch(
+    model: nn.Module,
+    images: torch.Tensor,
+    order: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    l1: float,
+    step_scheduler: OneCycleLR | None,
+    on_step: StepCallback | None,
+) -> _EpochSteps:
+    """Take one training step per batch of ``images`` in ``order``; ``labels`` are in that order."""
+    model.train()
+    steps = math.ceil(len(order) / batch_size)
+    buffer = torch.empty((batch_size, *images.shape[1:]), dtype=images.dtype, device=images.device)
+    losses: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
+    batches = zip(order.split(batch_size), labels.split(batch_size), strict=True)
+    for step, (index, y) in enumerate(batches, start=1):  # [B], [B]
+        # Gather the batch with one copy into the same buffer: no allocation per step.
+        x = torch.index_select(images, 0, index, out=buffer[: len(index)])  # [B, 784]
+        # Forward: logits, loss, and the objective the gradients are taken of.
+        batch_logits = model(x)  # [B, 10]
+        loss = F.cross_entropy(batch_logits, y)
+        objective = loss + l1 * l1_penalty(model) if l1 > 0 else loss
+        # Backward, then update the weights (and the rate, for a per-step schedule).
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        if step_scheduler is not None:
+            step_scheduler.step()
+        # Kept as tensors: reading a value here would wait for the device every step.
+        losses.append(loss.detach())
+        logits.append(batch_logits.detach())
+        if step % DIVERGENCE_CHECK_STEPS == 0 or step == steps:
+            if on_step is not None:
+                on_step(step, steps)
+            if not torch.isfinite(torch.stack(losses[-DIVERGENCE_CHECK_STEPS:])).all():
+                return _EpochSteps(torch.stack(losses), torch.cat(logits), diverged_at=step)
+    return _EpochSteps(torch.stack(losses), torch.cat(logits), diverged_at=None)
 
 
 def _divergence(epoch: int, step: int, history: list[EpochRecord]) -> Divergence:

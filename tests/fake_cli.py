@@ -14,10 +14,11 @@ import sys
 from reportgen import data
 from reportgen.cli import main
 
-# The tests interrupt runs as Ctrl-C in a terminal would. A shell that starts the
-# test runner in the background makes it ignore SIGINT, and children inherit that.
-signal.signal(signal.SIGINT, signal.default_int_handler)
+if __name__ == "__main__":  # training workers import this file again: run only once
+    # The tests interrupt runs as Ctrl-C in a terminal would. A shell that starts the
+    # test runner in the background makes it ignore SIGINT, and children inherit that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
-specs = json.loads(os.environ["REPORTGEN_TEST_FILES"])
-data.MNIST_FILES = {name: data.FileSpec(size, sha) for name, (size, sha) in specs.items()}
-sys.exit(main())
+    specs = json.loads(os.environ["REPORTGEN_TEST_FILES"])
+    data.MNIST_FILES = {name: data.FileSpec(size, sha) for name, (size, sha) in specs.items()}
+    sys.exit(main())

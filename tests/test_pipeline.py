@@ -12,7 +12,7 @@ import torch
 from reportgen import data, pipeline, rundir
 from reportgen.config import load_config
 
-from .conftest import N_TEST, quick_overrides, write_fake_mnist
+from .conftest import N_TEST, QuickMnist, make_quick_run, quick_overrides, write_fake_mnist
 
 BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.csv",
                   "config.toml", "models/baseline.pt", "models/regularized.pt", "report.html",
@@ -95,3 +95,39 @@ def test_weights_load_into_a_fresh_model(two_runs: tuple[Path, Path]) -> None:
     state = torch.load(two_runs[0] / "models" / "regularized.pt", weights_only=True)
     model = MLP([256, 128], dropout=0.3, batchnorm=True)
     model.load_state_dict(state)
+
+
+@pytest.fixture(scope="module")
+def cnn_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A whole run whose two models are CNNs (the regularized one with dropout and batch norm)."""
+    out = tmp_path_factory.mktemp("cnn") / "cnn"
+    return make_quick_run(
+        quick_mnist, out, "models.baseline.kind=cnn", "models.baseline.hidden=[32]",
+        "models.regularized.kind=cnn", "models.regularized.hidden=[32]",
+        "models.regularized.dropout=0.3", "models.regularized.batchnorm=true",
+    )  # fmt: skip
+
+
+def test_a_cnn_run_trains_evaluates_and_reports(cnn_run: Path) -> None:
+    from reportgen.models import CNN, parameter_count
+
+    metrics = json.loads((cnn_run / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["baseline", "regularized"]
+    html = (cnn_run / "report.html").read_text()
+    for name, model in metrics["models"].items():
+        assert model["epochs"] == 2 and model["divergence"] is None
+        assert model["test_accuracy"] > 0.5, name  # ten classes: chance is 0.1
+        assert model["train_accuracy"] > 0.5, name
+        fresh = CNN([32], dropout=0.3 if name == "regularized" else 0.0,
+                    batchnorm=name == "regularized")  # fmt: skip
+        assert model["parameters"] == parameter_count(fresh)
+        state = torch.load(cnn_run / "models" / f"{name}.pt", weights_only=True)
+        fresh.load_state_dict(state)
+        assert state["features.0.0.weight"].shape == (16, 1, 3, 3)
+        # The first layer's figures are the CNN's: kernels, and the feature maps of one image.
+        maps = cnn_run / metrics["figures"][model["figures"]["activations"]]
+        assert maps.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert f"first convolutional layer feature maps of the {name} model" in html
+        assert f"First convolutional layer kernels of the {name} model" in html
+    assert (cnn_run / "report.pdf").read_bytes().startswith(b"%PDF-")
+    assert rundir.check_artifacts(cnn_run, rundir.read_manifest(cnn_run)["artifacts"]) == []

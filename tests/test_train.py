@@ -25,10 +25,16 @@ def _train(root: Path, config: Config, name: str) -> tuple[dict[str, torch.Tenso
     return model.state_dict(), result.history
 
 
+# A section given in part is filled with the section defaults, not the regularized model's.
+REGULARIZED = ["models.regularized.dropout=0.3", "models.regularized.batchnorm=true",
+               "models.regularized.weight_decay=0.0001", "models.regularized.scheduler=step",
+               "models.regularized.step_size=1"]  # fmt: skip
+
+
 @pytest.fixture
 def small_config() -> Config:
     return load_config(None, ["train.epochs=3", "models.baseline.hidden=[32, 16]",
-                              "models.regularized.hidden=[32, 16]"])  # fmt: skip
+                              "models.regularized.hidden=[32, 16]", *REGULARIZED])  # fmt: skip
 
 
 def test_training_learns_and_records_history(fake_mnist: Path, small_config: Config) -> None:
@@ -39,9 +45,15 @@ def test_training_learns_and_records_history(fake_mnist: Path, small_config: Con
     assert all(r.lr == 1e-3 for r in history)
 
 
-def test_training_is_deterministic(fake_mnist: Path, small_config: Config) -> None:
-    state_a, history_a = _train(fake_mnist, small_config, "regularized")
-    state_b, history_b = _train(fake_mnist, small_config, "regularized")
+@pytest.mark.parametrize(
+    ("optimizer", "kind"), [("adam", "mlp"), ("sgd", "mlp"), ("adamw", "mlp"), ("adam", "cnn")]
+)
+def test_training_is_deterministic(fake_mnist: Path, optimizer: str, kind: str) -> None:
+    config = load_config(None, ["train.epochs=2", f"train.optimizer={optimizer}",
+                                f"models.regularized.kind={kind}",
+                                "models.regularized.hidden=[32, 16]", *REGULARIZED])  # fmt: skip
+    state_a, history_a = _train(fake_mnist, config, "regularized")
+    state_b, history_b = _train(fake_mnist, config, "regularized")
     assert history_a == history_b
     assert state_a.keys() == state_b.keys()
     for key in state_a:
