@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from reportgen.config import (
 from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
 from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
+from reportgen.events import Event, Progress, RunLog, silent
 from reportgen.models import build, parameter_count
 from reportgen.seeding import derive_seed, generator, seed_everything
 from reportgen.train import EpochRecord, TrainResult, TrainState, train_model
@@ -39,50 +40,6 @@ DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
 MODEL_FIGURE_KINDS = ("weights", "activations", "misclassified", "curves", "confusion",
                       "class_errors")  # fmt: skip
 SHARED_FIGURES = ("compare_curves", "lr")
-
-
-# --------------------------------------------------------------------------- progress events
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something a progress display may show; the pipeline itself never prints."""
-
-    kind: str  # "stage", "stage_done", "epoch", "step", "info"
-    stage: str = ""
-    model: str = ""
-    message: str = ""
-    done: int = 0
-    total: int = 0
-    seconds: float = 0.0
-
-
-Progress = Callable[[Event], None]
-
-
-def _silent(event: Event) -> None:
-    """Default progress sink: ignore every event."""
-
-
-class RunLog:
-    """Forwards events to a progress sink and keeps a plain-text log of them for ``run.log``."""
-
-    def __init__(self, sink: Progress) -> None:
-        self.sink = sink
-        self.lines: list[str] = []
-
-    def event(self, event: Event) -> None:
-        self.sink(event)
-        who = f"{event.model}: " if event.model else ""
-        if event.kind == "stage":
-            self.lines.append(f"[{event.stage}] started")
-        elif event.kind == "stage_done":
-            self.lines.append(f"[{event.stage}] done in {event.seconds:.2f} s")
-        elif event.kind in ("epoch", "info"):
-            self.lines.append(f"[{event.stage}] {who}{event.message}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
 
 
 # --------------------------------------------------------------------------- stage outputs
@@ -399,7 +356,7 @@ def run(
     out: Path | None = None,
     resume: bool = False,
     argv: list[str] | None = None,
-    progress: Progress = _silent,
+    progress: Progress = silent,
     data_root: str | None = None,
     config_templates: bool = True,
     fill_date: bool = True,
