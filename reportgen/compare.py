@@ -43,8 +43,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.typing import LineStyleType
 
-from reportgen import figures, report, rundir
-from reportgen.config import Config
+from reportgen import figures, formatting, report, rundir
+from reportgen.config import Config, toml_value
 from reportgen.errors import ConfigError, OutputError, RenderError
 
 ENTRY_TEMPLATE = "compare.html.j2"
@@ -57,7 +57,6 @@ HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
 HISTORY_COLUMNS = ("model", "epoch", "val_loss", "val_accuracy")
 MODEL_LINESTYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
 MODEL_MARKERS = ("o", "s", "^", "D", "v")
-MISSING = "—"  # a setting one run does not have
 NBSP = "\u00a0"
 
 FIGURE_ALT = "Validation loss and validation accuracy per epoch of every model of every run"
@@ -184,16 +183,8 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def setting_text(value: Any) -> str:
-    """Return a setting as TOML writes it: ``"adam"``, ``0.001``, ``true``, ``[256, 128]``."""
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(setting_text(item) for item in value) + "]"
-    return repr(value)
+    """Return a setting as TOML writes it (``"adam"``, ``0.001``, ``[256, 128]``), or ``unset``."""
+    return "unset" if value is None else toml_value(value)
 
 
 @dataclass(frozen=True)
@@ -211,7 +202,7 @@ def setting_rows(configs: Sequence[Mapping[str, Any]]) -> list[SettingRow]:
     keys = list(dict.fromkeys(key for config in configs for key in config))
     rows = []
     for key in keys:
-        values = tuple(setting_text(c[key]) if key in c else MISSING for c in configs)
+        values = tuple(setting_text(c[key]) if key in c else formatting.MISSING for c in configs)
         changed = tuple(value != values[0] for value in values)
         rows.append(SettingRow(key, values, changed, any(changed)))
     return rows
@@ -223,12 +214,10 @@ def setting_rows(configs: Sequence[Mapping[str, Any]]) -> list[SettingRow]:
 def _paired_text(significance: Mapping[str, Any] | None) -> str:
     """Return the McNemar result in a few words: ``"regularized better, p < 0.001"``."""
     if significance is None:
-        return MISSING
+        return formatting.MISSING
     first, second = significance["models"]
-    p_value = significance["mcnemar"]["p_value"]
     # No-break spaces keep "p < 0.001" on one line in a narrow table cell.
-    shown = report.pvalue(p_value)  # "< 0.001" or "0.412"
-    p_text = ("p " + shown if p_value < 0.001 else "p = " + shown).replace(" ", NBSP)
+    p_text = formatting.p_equals(significance["mcnemar"]["p_value"]).replace(" ", NBSP)
     if not significance["significant"]:
         return f"no significant difference, {p_text}"
     better = second if significance["difference"]["estimate"] > 0 else first

@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reportgen.formatting import pct, pp
+
 OVERFITTING = "overfitting"
 UNDERFITTING = "underfitting"
 GOOD_FIT = "good fit"
@@ -132,8 +134,8 @@ def _overfitting(curves: _Curves) -> list[str]:
         f"validation loss rose from epoch {e[best]} ({val[best]:.3f}) to epoch {e[last]} "
         f"({val[last]:.3f}) while train loss kept falling "
         f"({curves.train_loss[best]:.3f} → {curves.train_loss[last]:.3f})",
-        f"at epoch {e[last]} train accuracy is {curves.train_accuracy[last]:.2%} against "
-        f"{curves.val_accuracy[last]:.2%} on validation (gap {gap * 100:.2f} pp)",
+        f"at epoch {e[last]} train accuracy is {pct(curves.train_accuracy[last])} against "
+        f"{pct(curves.val_accuracy[last])} on validation (gap {pp(gap)})",
     ]
 
 
@@ -143,7 +145,7 @@ def _underfitting(curves: _Curves) -> list[str]:
         return []
     return [
         f"after epoch {curves.epochs[-1]} train loss is still {train:.3f} and validation loss "
-        f"{val:.3f}, both above {UNDERFIT_LOSS} (train accuracy {curves.train_accuracy[-1]:.2%})"
+        f"{val:.3f}, both above {UNDERFIT_LOSS} (train accuracy {pct(curves.train_accuracy[-1])})"
     ]
 
 
@@ -155,7 +157,7 @@ def _good_fit(curves: _Curves) -> list[str]:
     ending = (
         "at its lowest value"
         if best == len(val) - 1
-        else f"within {OVERFIT_RISE:.0%} of its lowest ({val[best]:.3f}, epoch {e[best]})"
+        else f"within {pct(OVERFIT_RISE, 0)} of its lowest ({val[best]:.3f}, epoch {e[best]})"
     )
     return [
         f"train loss fell from {train[0]:.3f} (epoch {e[0]}) to {train[-1]:.3f} (epoch {e[-1]}) "

@@ -10,14 +10,15 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
-from reportgen.models import CNN, MLP, NUM_CLASSES
+from reportgen.config import NUM_CLASSES
+from reportgen.models import CNN, MLP
 
 LABELS = list(range(NUM_CLASSES))
 
 
 @torch.inference_mode()
 def predict_proba(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> np.ndarray:
-    """Return softmax class probabilities ``[N, 10]`` (float32) of ``model`` in eval mode."""
+    """Return softmax class probabilities ``[N, classes]`` (float32) of ``model`` in eval mode."""
     model.eval()
     chunks = [
         torch.softmax(model(x[start : start + batch_size]), dim=1).cpu()
@@ -73,7 +74,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, A
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Return the 10×10 count matrix: rows are true labels, columns predictions."""
+    """Return the class × class count matrix: rows are true labels, columns predictions."""
     return confusion_matrix(y_true, y_pred, labels=LABELS)
 
 

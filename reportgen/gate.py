@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from reportgen.formatting import MISSING, pct
+
 # Metrics a threshold may name: higher is better for every one of them.
 GATE_METRICS: dict[str, tuple[str, ...]] = {
     "test_accuracy": ("test_accuracy",),
@@ -81,10 +83,6 @@ def summary_json(metrics: Mapping[str, Any], thresholds: list[Threshold]) -> dic
     }
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f}%"
-
-
 def summary_markdown(summary: Mapping[str, Any]) -> str:
     """Return ``summary.md``: a short Markdown table fit for a CI job summary."""
     lines = [
@@ -94,15 +92,15 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         "| --- | ---: | --- | --- |",
     ]
     for name, m in summary["models"].items():
-        ci = f"{_pct(m['ci_low'])} – {_pct(m['ci_high'])}" if m["ci_low"] is not None else "—"
-        diagnosis = "diverged" if m["diverged"] else (", ".join(m["diagnosis"]) or "—")
-        lines.append(f"| {name} | {_pct(m['test_accuracy'])} | {ci} | {diagnosis} |")
+        ci = f"{pct(m['ci_low'])} – {pct(m['ci_high'])}" if m["ci_low"] is not None else MISSING
+        diagnosis = "diverged" if m["diverged"] else (", ".join(m["diagnosis"]) or MISSING)
+        lines.append(f"| {name} | {pct(m['test_accuracy'])} | {ci} | {diagnosis} |")
     if summary["significance"] is not None:
         lines += ["", summary["significance"]["verdict"]]
     if summary["thresholds"]:
         lines += ["", "| threshold | minimum | value | result |", "| --- | ---: | ---: | --- |"]
         for t in summary["thresholds"]:
             mark = "✅ passed" if t["passed"] else "❌ failed"
-            value = "—" if t["value"] is None else f"{t['value']:.4f}"
+            value = MISSING if t["value"] is None else f"{t['value']:.4f}"
             lines.append(f"| {t['key']} | {t['minimum']:.4f} | {value} | {mark} |")
     return "\n".join(lines) + "\n"

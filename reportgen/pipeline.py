@@ -21,6 +21,7 @@ import torch
 
 from reportgen import diagnosis, evaluate, figures, gate, report, rundir, stats
 from reportgen.config import (
+    NUM_CLASSES,
     Config,
     ModelSection,
     ReportSection,
@@ -54,7 +55,7 @@ class ModelOutcome:
     history: list[EpochRecord]
     divergence: dict[str, Any] | None
     parameters: int
-    proba: np.ndarray  # [N_test, 10] float32
+    proba: np.ndarray  # [N_test, classes] float32
     train_accuracy: float
     state_dict: dict[str, torch.Tensor]
     model: torch.nn.Module
@@ -516,7 +517,7 @@ def build_metrics(
             "train_size": len(dataset.train),
             "val_size": len(dataset.val),
             "test_size": len(dataset.test),
-            "test_support": np.bincount(y_test, minlength=10).tolist(),
+            "test_support": np.bincount(y_test, minlength=NUM_CLASSES).tolist(),
         },
         "models": models,
     }

@@ -40,7 +40,15 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from reportgen import __version__, rundir
-from reportgen.config import Config, ModelSection, parse_toml, source_date_epoch, validate
+from reportgen.config import (
+    INPUT_SIZE,
+    NUM_CLASSES,
+    Config,
+    ModelSection,
+    parse_toml,
+    source_date_epoch,
+    validate,
+)
 from reportgen.errors import (
     ConfigError,
     RenderError,
@@ -49,6 +57,7 @@ from reportgen.errors import (
     TemplateError,
 )
 from reportgen.fonts import characters, dejavu_fonts, subset_faces
+from reportgen.formatting import count, level, num, pct, pp, pvalue, sci, yesno
 
 LOG = logging.getLogger(__name__)
 LOG.addHandler(logging.NullHandler())  # refused fetches are logged; the CLI decides what to show
@@ -150,49 +159,9 @@ TIMINGS_NOTE = (
 )
 
 
-# --------------------------------------------------------------------------- formatting
-
-
-def pct(value: float | None, digits: int = 2) -> str:
-    """Return a fraction as a percentage, e.g. ``0.9791`` -> ``"97.91%"``."""
-    if value is None:
-        return "—"
-    return f"{100 * value:.{digits}f}%"
-
-
-def pp(value: float | None, digits: int = 2) -> str:
-    """Return a signed difference of fractions in percentage points, e.g. ``"+0.31 pp"``."""
-    if value is None:
-        return "—"
-    return f"{100 * value:+.{digits}f} pp".replace("-", "−")
-
-
-def num(value: float | None, digits: int = 4) -> str:
-    """Return an integer with thousands separators, or a float with ``digits`` decimals."""
-    if value is None:
-        return "—"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return f"{value:,.{digits}f}"
-
-
-def pvalue(value: float) -> str:
-    """Return a p-value as shown in the report: three decimals, or ``"< 0.001"``."""
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def sci(value: float) -> str:
-    """Return a learning rate or similar small number compactly, e.g. ``"0.001"``, ``"1e-05"``."""
-    return f"{value:g}"
-
-
-def yesno(value: bool) -> str:
-    """Return ``"yes"`` or ``"no"``."""
-    return "yes" if value else "no"
-
-
 FILTERS: dict[str, Callable[..., str]] = {
-    "pct": pct, "pp": pp, "num": num, "pvalue": pvalue, "sci": sci, "yesno": yesno,
+    "pct": pct, "pp": pp, "level": level, "num": num, "pvalue": pvalue, "sci": sci,
+    "yesno": yesno,
 }  # fmt: skip
 
 
@@ -348,7 +317,7 @@ def _join(items: Sequence[str]) -> str:
 
 
 def _ci_text(ci: Mapping[str, Any]) -> str:
-    return f"{round(100 * ci['level'])}% CI {pct(ci['low'])}–{pct(ci['high'])}"
+    return f"{level(ci['level'])} CI {pct(ci['low'])}–{pct(ci['high'])}"
 
 
 def accuracy_sentence(models: Mapping[str, Mapping[str, Any]], test_size: int) -> str:
@@ -380,8 +349,7 @@ def errors_sentence(name: str, model: Mapping[str, Any]) -> str:
     rates = {row["label"]: row["error_rate"] for row in model["class_errors"]}
     worst = [f"digit {label} ({pct(rates[label], 1)} wrong)" for label in model["worst_classes"]]
     pairs = [
-        f"{p['true']} → {p['pred']} ({num(p['count'])} image{'s' if p['count'] != 1 else ''})"
-        for p in model["confused_pairs"]
+        f"{p['true']} → {p['pred']} ({count(p['count'], 'image')})" for p in model["confused_pairs"]
     ]
     if not worst:
         return f"The {name} model misclassifies none of the test images."
@@ -423,12 +391,11 @@ def summary_paragraphs(metrics: Mapping[str, Any]) -> list[str]:
 
 def describe_model(spec: ModelSection) -> str:
     """Return a one-line description of a model's architecture and regularizers."""
-    widths = "→".join(str(w) for w in (784, *spec.hidden, 10))
     if spec.kind == "cnn":
-        head = "→".join(str(w) for w in (*spec.hidden, 10))
+        head = "→".join(str(w) for w in (*spec.hidden, NUM_CLASSES))
         parts = [f"CNN: two 3×3 conv blocks (16, 32 channels) with max-pooling, head {head}"]
     else:
-        parts = [f"MLP {widths}"]
+        parts = ["MLP " + "→".join(str(w) for w in (INPUT_SIZE, *spec.hidden, NUM_CLASSES))]
     parts.append("ReLU")
     if spec.batchnorm:
         parts.append("BatchNorm1d")
@@ -512,18 +479,17 @@ def _model_view(
             extra.append(figure)
     galleries = []
     for gallery in model["pair_galleries"]:
-        t, p, count = gallery["true"], gallery["pred"], gallery["count"]
+        t, p, total = gallery["true"], gallery["pred"], gallery["count"]
         why = "configured pair" if gallery["source"] == "config" else "found automatically"
         pair_figure = None
         if gallery.get("figure"):
             pair_figure = read_figure(
                 root, gallery["figure"], metrics, manifest,
                 alt=f"Test images of digit {t} that the {name} model predicted as {p}",
-                caption=f"True {t}, predicted {p}: {num(count)} test image"
-                f"{'s' if count != 1 else ''} of the {name} model ({why}); "
-                f"{len(gallery['indices'])} shown.",
+                caption=f"True {t}, predicted {p}: {count(total, 'test image')} of the {name} "
+                f"model ({why}); {len(gallery['indices'])} shown.",
             )  # fmt: skip
-        galleries.append(PairGallery(t, p, count, gallery["source"], pair_figure))
+        galleries.append(PairGallery(t, p, total, gallery["source"], pair_figure))
     return ModelView(
         name=name,
         title=f"Model: {name}",

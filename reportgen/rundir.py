@@ -20,7 +20,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -80,10 +80,14 @@ def sha256_bytes(data: bytes) -> str:
 
 def sha256_path(path: Path) -> str:
     """Return the hex SHA-256 of a file."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
+        return _sha256_stream(f)
+
+
+def _sha256_stream(f: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -374,11 +378,8 @@ def read_listed(root: Path, rel: str, *, limit: int | None = None) -> bytes:
 
 
 def _hash_listed(root: Path, rel: str) -> str:
-    digest = hashlib.sha256()
     with os.fdopen(_open_inside(root, rel), "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _sha256_stream(f)
 
 
 def read_artifact(

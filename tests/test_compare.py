@@ -22,6 +22,7 @@ from pypdf import PdfReader
 from reportgen import compare, report, rundir
 from reportgen.config import apply_overrides, parse_toml, to_toml, validate
 from reportgen.errors import ConfigError, RenderError, RunDirError
+from reportgen.formatting import MISSING, pct
 from tests.test_report import make_run
 
 # (directory, --set overrides, test accuracy of baseline and regularized)
@@ -153,7 +154,7 @@ def test_setting_rows_mark_what_differs_from_the_first_run() -> None:
     assert [row.key for row in rows] == ["a", "b", "c"]
     assert not by_key["a"].differs and by_key["a"].changed == (False, False, False)
     assert by_key["b"].differs and by_key["b"].changed == (False, True, False)
-    assert by_key["c"].values == (compare.MISSING, compare.MISSING, "0")
+    assert by_key["c"].values == (MISSING, MISSING, "0")
 
 
 def test_history_figure_draws_every_run_and_model() -> None:
@@ -242,8 +243,8 @@ def test_metric_table_has_a_row_per_run_and_model(
             assert row["ci_low"] == model["accuracy_ci"]["low"]
             assert row["train_test_gap"] == model["train_test_gap"]
             assert row["verdict"] == metrics["significance"]["verdict"]
-            assert report.pct(model["test_accuracy"]) in metrics_html
-            assert f"{report.pct(model['accuracy_ci']['low'])} – " in metrics_html
+            assert pct(model["test_accuracy"]) in metrics_html
+            assert f"{pct(model['accuracy_ci']['low'])} – " in metrics_html
     # the best regularized accuracy (run2) and the best baseline accuracy (other/run1) are bold
     assert '<td class="num best">94.02%</td>' in metrics_html
     assert '<td class="num best">91.05%</td>' in metrics_html

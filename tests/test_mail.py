@@ -27,6 +27,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from reportgen import mail, report, rundir
 from reportgen.cli import main
 from reportgen.errors import ConfigError, RunDirError
+from reportgen.formatting import pct
 from tests.test_report import make_run
 
 PDF = b"%PDF-1.4\n% a stand-in for report.pdf\n%%EOF\n"
@@ -105,7 +106,7 @@ def check_delivered(parsed: EmailMessage, run_dir: Path) -> None:
 
     text = " ".join(_text_part(parsed).split())  # undo the wrapping
     for name, model in _metrics(run_dir)["models"].items():
-        assert f"{report.pct(model['test_accuracy'])} for the {name} model" in text
+        assert f"{pct(model['test_accuracy'])} for the {name} model" in text
         assert model["diagnosis"]["summary"] in text
 
 
@@ -130,8 +131,8 @@ def test_message_layout_and_content(message: EmailMessage, run_dir: Path) -> Non
 def test_headers_are_derived_from_the_run(message: EmailMessage, run_dir: Path) -> None:
     models = _metrics(run_dir)["models"]
     assert message["Subject"] == (
-        f"reportgen: synthetic — baseline {report.pct(models['baseline']['test_accuracy'])}, "
-        f"regularized {report.pct(models['regularized']['test_accuracy'])}"
+        f"reportgen: synthetic — baseline {pct(models['baseline']['test_accuracy'])}, "
+        f"regularized {pct(models['regularized']['test_accuracy'])}"
     )
     assert message["From"] == SENDER
     assert message["To"] == ", ".join(TO)

@@ -28,6 +28,7 @@ from weasyprint.pdf import fonts as weasyprint_fonts
 
 from reportgen import __version__, evaluate, report, rundir
 from reportgen.errors import RenderError, RunDirError, TemplateError
+from reportgen.formatting import pct
 
 GOLDEN = Path(__file__).parent / "golden" / "report.html"
 UPDATE_GOLDEN = os.environ.get("REPORTGEN_UPDATE_GOLDEN") == "1"
@@ -396,8 +397,8 @@ def test_toc_links_resolve_and_tables_scope_headers(html: str) -> None:
 def test_html_shows_the_metrics(html: str, context: dict[str, Any]) -> None:
     for view in context["models"]:
         metrics = view.metrics
-        assert report.pct(metrics["test_accuracy"]) in html
-        assert report.pct(metrics["accuracy_ci"]["low"]) in html
+        assert pct(metrics["test_accuracy"]) in html
+        assert pct(metrics["accuracy_ci"]["low"]) in html
     assert "McNemar exact two-sided p-value" in html and "&lt; 0.001" in html
     assert "Train and validation loss fall together." in html
 
@@ -607,7 +608,7 @@ def test_pdf_text_has_every_section_heading(pdf_text: str, heading: str) -> None
 
 def test_pdf_shows_both_test_accuracies(pdf_text: str, context: dict[str, Any]) -> None:
     for view in context["models"]:
-        assert report.pct(view.metrics["test_accuracy"]) in pdf_text
+        assert pct(view.metrics["test_accuracy"]) in pdf_text
 
 
 def test_pdf_metadata(pdf: bytes) -> None:
@@ -867,27 +868,7 @@ def test_pipeline_manifest_can_be_passed_in(copy_run: Path) -> None:
     assert context["reproducibility"]["seed"] == 7
 
 
-# --------------------------------------------------------------------------- sentences and filters
-
-
-@pytest.mark.parametrize(
-    ("function", "value", "expected"),
-    [
-        (report.pct, 0.97912, "97.91%"),
-        (report.pct, None, "—"),
-        (report.pp, 0.0031, "+0.31 pp"),
-        (report.pp, -0.0125, "−1.25 pp"),
-        (report.num, 235146, "235,146"),
-        (report.num, 0.31254, "0.3125"),
-        (report.pvalue, 0.0312, "0.031"),
-        (report.pvalue, 0.00001, "< 0.001"),
-        (report.sci, 0.001, "0.001"),
-        (report.sci, 0.0001, "0.0001"),
-        (report.sci, 0.00001, "1e-05"),
-    ],
-)
-def test_filters(function: Any, value: Any, expected: str) -> None:
-    assert function(value) == expected
+# --------------------------------------------------------------------------- sentences
 
 
 def test_summary_sentences(context: dict[str, Any]) -> None:
@@ -933,4 +914,4 @@ def test_renders_a_real_pipeline_run(fake_mnist: Path, tmp_path: Path) -> None:
     assert all(heading in _parse(html).text for heading in SECTION_HEADINGS)
     text = _pdf_text(reports[1].read_bytes())
     for name, model in run.metrics["models"].items():
-        assert f"Model: {name}" in text and report.pct(model["test_accuracy"]) in text
+        assert f"Model: {name}" in text and pct(model["test_accuracy"]) in text
