@@ -36,12 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.typing import LineStyleType
 
 from reportgen import figures, formatting, report, rundir
 from reportgen.config import Config, toml_value
@@ -55,16 +50,7 @@ HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
     "compare.csv",
 )
 HISTORY_COLUMNS = ("model", "epoch", "val_loss", "val_accuracy")
-MODEL_LINESTYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
-MODEL_MARKERS = ("o", "s", "^", "D", "v")
 NBSP = "\u00a0"
-
-FIGURE_ALT = "Validation loss and validation accuracy per epoch of every model of every run"
-FIGURE_CAPTION = (
-    "Validation loss (left) and validation accuracy (right) per epoch: one colour per run, "
-    "one line style per model."
-)
-
 
 # --------------------------------------------------------------------------- reading runs
 
@@ -270,68 +256,6 @@ def history_frame(runs: Sequence[RunInput]) -> pd.DataFrame:
     return history[["run", *[c for c in history.columns if c != "run"]]]
 
 
-def compare_history_figure(history: pd.DataFrame) -> Figure:
-    """Draw the validation loss and accuracy per epoch of every run and model on shared axes.
-
-    Parameters
-    ----------
-    history : DataFrame
-        One row per run, model and epoch with ``run``, ``model``, ``epoch``,
-        ``val_loss`` and ``val_accuracy``; runs and models in order of first
-        appearance.
-
-    Returns
-    -------
-    Figure
-        Loss (left) and accuracy (right); one colour per run (the colours of
-        :mod:`reportgen.figures`), one line style and marker per model.
-    """
-    missing = [c for c in ("run", *HISTORY_COLUMNS) if c not in history.columns]
-    if missing or history.empty:
-        raise ValueError(f"history needs rows with run, {', '.join(HISTORY_COLUMNS)}")
-    runs = list(dict.fromkeys(history["run"]))
-    models = list(dict.fromkeys(history["model"]))
-    with mpl.rc_context(figures.STYLE):
-        legend_rows = -(-(len(runs) + len(models)) // 4)
-        fig = Figure(
-            figsize=(figures.WIDTH_IN, 2.8 + 0.2 * legend_rows),
-            dpi=figures.DPI,
-            layout="constrained",
-        )
-        ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)
-        for r, run in enumerate(runs):
-            for m, model in enumerate(models):
-                rows = history[(history["run"] == run) & (history["model"] == model)]
-                style = {
-                    "color": figures.model_color(r),
-                    "linestyle": MODEL_LINESTYLES[m % len(MODEL_LINESTYLES)],
-                    "marker": MODEL_MARKERS[m % len(MODEL_MARKERS)],
-                }
-                for ax, column in ((ax_loss, "val_loss"), (ax_acc, "val_accuracy")):
-                    values = rows[column].to_numpy(dtype=np.float64)
-                    ax.plot(rows["epoch"], np.where(np.isfinite(values), values, np.nan), **style)
-        figures.loss_accuracy_axes(
-            ax_loss, ax_acc, titles=("Validation loss", "Validation accuracy")
-        )
-        handles = [
-            Line2D([], [], color=figures.model_color(r), label=run) for r, run in enumerate(runs)
-        ]
-        handles += [
-            Line2D(
-                [],
-                [],
-                color="#333333",
-                label=model,
-                linestyle=MODEL_LINESTYLES[m % len(MODEL_LINESTYLES)],
-                marker=MODEL_MARKERS[m % len(MODEL_MARKERS)],
-            )
-            for m, model in enumerate(models)
-        ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
-        fig.suptitle("Validation curves of every run")
-    return fig
-
-
 # --------------------------------------------------------------------------- context
 
 
@@ -368,6 +292,7 @@ def build_context(
         )
     authors = sorted({run.config.run.author for run in runs})
     src = "data:image/png;base64," + base64.b64encode(figure_png).decode("ascii")
+    alt, caption = figures.FIGURES["compare_history"].describe()
     return {
         "pdf": False,
         "fonts": [],
@@ -383,9 +308,7 @@ def build_context(
         "settings": settings,
         "metric_groups": groups,
         "ci_level": rows[0]["ci_level"],
-        "history_figure": report.Figure(
-            "compare_history", FIGURE_NAME, src, FIGURE_ALT, FIGURE_CAPTION
-        ),
+        "history_figure": report.Figure("compare_history", FIGURE_NAME, src, alt, caption),
     }
 
 
@@ -444,7 +367,7 @@ def compare_runs(
     rundir.check_target(out, kind=rundir.COMPARE_KIND)
     runs = read_runs(run_dirs)
     history = history_frame(runs)
-    figure_png = figures.render_png(compare_history_figure(history))
+    figure_png = figures.render_png(figures.compare_history_figure(history))
     context = build_context(runs, figure_png, environ=environ)
     outputs = {
         HTML_NAME: render_html(context, templates_dir=templates_dir).encode("utf-8"),
@@ -474,7 +397,6 @@ __all__ = [
     "RunInput",
     "SettingRow",
     "build_context",
-    "compare_history_figure",
     "compare_runs",
     "flatten",
     "read_runs",

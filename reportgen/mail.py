@@ -104,8 +104,7 @@ def _all_figures(context: Mapping[str, Any]) -> Iterator[report.Figure]:
     yield from context["shared_figures"]
     for model in context["models"]:
         yield from model.figures.values()
-        yield from model.extra_figures
-        yield from (g.figure for g in model.pair_galleries if g.figure is not None)
+        yield from model.pair_figures
 
 
 def default_subject(context: Mapping[str, Any]) -> str:

@@ -38,9 +38,6 @@ from reportgen.seeding import derive_seed, generator, seed_everything
 from reportgen.train import EpochRecord, TrainResult, TrainState, train_model
 
 DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
-MODEL_FIGURE_KINDS = ("weights", "activations", "misclassified", "curves", "confusion",
-                      "class_errors")  # fmt: skip
-SHARED_FIGURES = ("compare_curves", "lr")
 
 
 # --------------------------------------------------------------------------- stage outputs
@@ -245,11 +242,6 @@ def model_metrics(outcome: ModelOutcome, y_test: np.ndarray, *, auto_pairs: int)
     }
 
 
-def pair_figure_name(model: str, true: int, pred: int) -> str:
-    """Return the figure name of one confused-pair gallery, e.g. ``baseline_pair_4_as_9``."""
-    return f"{model}_pair_{true}_as_{pred}"
-
-
 def analysis_metrics(
     outcome: ModelOutcome, y_test: np.ndarray, *, report: ReportSection, seed: int
 ) -> dict[str, Any]:
@@ -263,7 +255,9 @@ def analysis_metrics(
         configured=report.confused_pairs, auto=report.auto_pairs, limit=report.n_pair_examples,
     )  # fmt: skip
     for gallery in galleries:
-        gallery["figure"] = pair_figure_name(outcome.name, gallery["true"], gallery["pred"])
+        gallery["figure"] = figures.figure_name(
+            "pair", outcome.name, true=gallery["true"], pred=gallery["pred"]
+        )
     diverged = outcome.divergence["epoch"] if outcome.divergence else None
     curves = diagnosis.diagnose([vars(r) for r in outcome.history], diverged_epoch=diverged)
     return {
@@ -279,7 +273,10 @@ def analysis_metrics(
             y_test, y_pred, limit=report.n_misclassified
         ),
         "pair_galleries": galleries,
-        "figures": {kind: f"{outcome.name}_{kind}" for kind in MODEL_FIGURE_KINDS},
+        "figures": {
+            kind.kind: figures.figure_name(kind.kind, outcome.name)
+            for kind in figures.kinds("model")
+        },
     }
 
 
@@ -295,15 +292,11 @@ def significance(
 
 
 def figure_paths(models: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Return ``{figure name: path in the run}`` for every figure the models' metrics name."""
-    names = [
-        name
-        for m in models.values()
-        for name in [*m["figures"].values(), *(g["figure"] for g in m["pair_galleries"])]
-    ]
-    return {
-        name: rundir.RunPaths(Path()).figure(name).as_posix() for name in [*names, *SHARED_FIGURES]
-    }
+    """Return ``{figure name: path in the run}`` for every figure of the run."""
+    names = [kind.kind for kind in figures.kinds("run")]
+    for model in models.values():
+        names += [*model["figures"].values(), *(g["figure"] for g in model["pair_galleries"])]
+    return {name: rundir.RunPaths(Path()).figure(name).as_posix() for name in names}
 
 
 def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -537,46 +530,49 @@ def model_figures(
     config: Config, position: int, outcome: ModelOutcome, model: dict[str, Any], dataset: Dataset
 ) -> Iterator[figures.FigureJob]:
     """Yield the figures of one model, as jobs on plain data (torch stays in this process)."""
-    name, kinds = outcome.name, model["figures"]
+    name, network = outcome.name, outcome.spec.kind
     images = dataset.test_images  # [N, 28, 28] uint8
     y_test = dataset.test.y.cpu().numpy()
     y_pred = outcome.predictions
-    cnn = outcome.spec.kind == "cnn"
-    Job = figures.FigureJob
-
-    weights = evaluate.first_layer_weights(outcome.model)
-    unit = "Kernel" if cnn else "Neuron"
-    yield Job(kinds["weights"], figures.weights_figure, (weights,),
-              {"model": name, "count": config.report.n_weights, "unit": unit})  # fmt: skip
-
     sample = model["sample_index"]
     pre, post = evaluate.first_activations(outcome.model, dataset.test.x[sample])
-    about = {"model": name, "index": sample, "label": int(y_test[sample]),
-             "prediction": int(y_pred[sample])}  # fmt: skip
-    if cnn:
-        yield Job(kinds["activations"], figures.feature_maps_figure, (images[sample], post), about)
-    else:
-        yield Job(
-            kinds["activations"], figures.activations_figure, (images[sample], pre, post), about
-        )
-
     wrong = np.asarray(model["misclassified"], dtype=np.int64)
-    yield Job(kinds["misclassified"], figures.misclassified_figure,
-              (images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]]),
-              {"model": name, "total": int(np.count_nonzero(y_pred != y_test))})  # fmt: skip
-    yield Job(kinds["curves"], figures.curves_figure, (history_frame([outcome]),),
-              {"model": name, "color": figures.model_color(position)})  # fmt: skip
-    yield Job(kinds["confusion"], figures.confusion_figure, (model["confusion_matrix"],),
-              {"model": name})  # fmt: skip
-    yield Job(kinds["class_errors"], figures.class_errors_figure,
-              ([row["error_rate"] for row in model["class_errors"]],),
-              {"model": name, "worst": model["worst_classes"]})  # fmt: skip
+    # What each kind of figure of figures.FIGURES is drawn from: (args, keyword args).
+    inputs: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
+        "weights": (
+            (evaluate.first_layer_weights(outcome.model),),
+            {"model": name, "count": config.report.n_weights,
+             "unit": "Kernel" if network == "cnn" else "Neuron"},
+        ),
+        "activations": (
+            (images[sample], post) if network == "cnn" else (images[sample], pre, post),
+            {"model": name, "index": sample, "label": int(y_test[sample]),
+             "prediction": int(y_pred[sample])},
+        ),
+        "misclassified": (
+            (images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]]),
+            {"model": name, "total": int(np.count_nonzero(y_pred != y_test))},
+        ),
+        "curves": (
+            (history_frame([outcome]),), {"model": name, "color": figures.model_color(position)}
+        ),
+        "confusion": ((model["confusion_matrix"],), {"model": name}),
+        "class_errors": (
+            ([row["error_rate"] for row in model["class_errors"]],),
+            {"model": name, "worst": model["worst_classes"]},
+        ),
+    }  # fmt: skip
+    for kind in figures.kinds("model"):
+        args, kwargs = inputs[kind.kind]
+        build = kind.for_network(network).build
+        yield figures.FigureJob(model["figures"][kind.kind], build, args, kwargs)
+    pair = figures.FIGURES["pair"]
     for gallery in model["pair_galleries"]:
         shown = np.asarray(gallery["indices"], dtype=np.int64)
-        yield Job(gallery["figure"], figures.pair_figure,
-                  (images[shown], shown, outcome.proba[shown, gallery["pred"]]),
-                  {"model": name, "true": gallery["true"], "pred": gallery["pred"],
-                   "total": gallery["count"]})  # fmt: skip
+        yield figures.FigureJob(gallery["figure"], pair.build,
+                                (images[shown], shown, outcome.proba[shown, gallery["pred"]]),
+                                {"model": name, "true": gallery["true"], "pred": gallery["pred"],
+                                 "total": gallery["count"]})  # fmt: skip
 
 
 def stage_figures(
@@ -592,10 +588,7 @@ def stage_figures(
     do not depend on which process drew it.
     """
     history = history_frame(outcomes)
-    jobs = [
-        figures.FigureJob("compare_curves", figures.compare_curves_figure, (history,)),
-        figures.FigureJob("lr", figures.lr_figure, (history,)),
-    ]
+    jobs = [figures.FigureJob(kind.kind, kind.build, (history,)) for kind in figures.kinds("run")]
     for position, outcome in enumerate(outcomes):
         model = metrics["models"][outcome.name]
         jobs += model_figures(config, position, outcome, model, dataset)

@@ -56,6 +56,7 @@ from reportgen.errors import (
     RunDirError,
     TemplateError,
 )
+from reportgen.figures import FIGURES, figure_name, kinds
 from reportgen.fonts import characters, dejavu_fonts, subset_faces
 from reportgen.formatting import count, level, num, pct, pp, pvalue, sci, yesno
 
@@ -88,63 +89,6 @@ TITLES = {
 MODEL_SUBSECTIONS = (
     "classification", "confusion", "errors", "misclassified", "pairs", "weights", "activations",
 )  # fmt: skip
-MODEL_FIGURE_KINDS = ("curves", "confusion", "class_errors", "misclassified", "weights",
-                      "activations")  # fmt: skip
-
-# Alt text and caption of each figure kind; {model}, {n}, {index} are filled in.
-FIGURE_TEXT: dict[str, tuple[str, str]] = {
-    "compare_curves": (
-        "Train and validation loss and accuracy per epoch of every model, on shared axes",
-        "Regularization impact: train and validation loss (left) and accuracy (right) per "
-        "epoch of every model on shared axes.",
-    ),
-    "lr": (
-        "Learning rate per epoch of every model",
-        "Learning rate used in each epoch, per model.",
-    ),
-    "curves": (
-        "Loss and accuracy per epoch of the {model} model, train against validation",
-        "Training curves of the {model} model: train and validation loss and accuracy per epoch.",
-    ),
-    "confusion": (
-        "Confusion matrix heatmaps of the {model} model on the test set",
-        "Confusion matrix of the {model} model on the test set: rows are true labels, "
-        "columns predictions.",
-    ),
-    "class_errors": (
-        "Bar chart of the per-class test error rate of the {model} model",
-        "Per-class error rate (1 − recall) of the {model} model on the test set.",
-    ),
-    "misclassified": (
-        "Grid of {n} misclassified test images of the {model} model with true and predicted labels",
-        "The first {n} misclassified test images of the {model} model, each titled "
-        "“True: t, Pred: p”.",
-    ),
-    "weights": (
-        "First-layer weights of {n} neurons of the {model} model drawn as 28×28 images",
-        "First-layer weights of the {model} model: the 784 input weights of each of {n} "
-        "neurons reshaped to 28×28.",
-    ),
-    "activations": (
-        "Test image {index} and the first hidden layer activations of the {model} model",
-        "Test image {index} and the activations it produces in the first hidden layer of the "
-        "{model} model.",
-    ),
-}
-
-# A CNN's first layer is convolutional: kernels and feature maps instead of neuron weights.
-CNN_FIGURE_TEXT: dict[str, tuple[str, str]] = {
-    "weights": (
-        "First convolutional layer kernels of the {model} model",
-        "First convolutional layer of the {model} model: its 3×3 kernels (up to {n} shown).",
-    ),
-    "activations": (
-        "Test image {index} and the first convolutional layer feature maps of the {model} model",
-        "Test image {index} and the feature maps it produces in the first convolutional layer "
-        "of the {model} model.",
-    ),
-}
-
 PROMISE = (
     "The same configuration and seed, run on the same machine type with the same library "
     "versions and the same thread count, produce the same models, metrics, figures and "
@@ -180,17 +124,6 @@ class Figure:
 
 
 @dataclass(frozen=True)
-class PairGallery:
-    """Test images of one (true, predicted) pair, with why the pair is shown."""
-
-    true: int
-    pred: int
-    count: int
-    source: str  # "config" | "auto"
-    figure: Figure | None
-
-
-@dataclass(frozen=True)
 class TocEntry:
     """A heading the table of contents links to."""
 
@@ -208,9 +141,8 @@ class ModelView:
     anchor: str
     description: str
     metrics: Mapping[str, Any]  # models.<name> of metrics.json, as written
-    figures: Mapping[str, Figure]  # by kind
-    extra_figures: tuple[Figure, ...]  # kinds this version has no section for
-    pair_galleries: tuple[PairGallery, ...]
+    figures: Mapping[str, Figure]  # by kind: every per-model kind of figures.FIGURES
+    pair_figures: tuple[Figure, ...]  # one per confused-pair gallery, in metrics order
     warning: str | None  # set when training diverged
 
     @property
@@ -458,38 +390,27 @@ def _model_view(
     root: Path, name: str, model: Mapping[str, Any], metrics: Mapping[str, Any],
     manifest: Mapping[str, Any], config: Config,
 ) -> ModelView:  # fmt: skip
-    kinds: Mapping[str, str] = model["figures"]
-    for kind in MODEL_FIGURE_KINDS:
-        if kind not in kinds:
-            raise RenderError(f"metrics.json: models.{name}.figures has no {kind!r} figure")
-    counts = {"misclassified": len(model["misclassified"]), "weights": config.report.n_weights}
     spec = dict(config.model_items()).get(name)
-    texts = {**FIGURE_TEXT, **(CNN_FIGURE_TEXT if spec is not None and spec.kind == "cnn" else {})}
-    figures: dict[str, Figure] = {}
-    extra: list[Figure] = []
-    for kind, figure_name in sorted(kinds.items()):
-        fallback = f"{kind.replace('_', ' ').capitalize()} of the {{model}} model"
-        alt, caption = texts.get(kind, (fallback, fallback + "."))
-        slots = {"model": name, "n": counts.get(kind, 0), "index": model["sample_index"]}
-        figure = read_figure(root, figure_name, metrics, manifest,
-                             alt=alt.format(**slots), caption=caption.format(**slots))  # fmt: skip
-        if kind in MODEL_FIGURE_KINDS:
-            figures[kind] = figure
-        else:
-            extra.append(figure)
-    galleries = []
+    network = spec.kind if spec is not None else "mlp"
+    slots = {"model": name, "index": model["sample_index"]}
+    counts = {"misclassified": len(model["misclassified"]), "weights": config.report.n_weights}
+    figures = {}
+    for kind in kinds("model"):
+        figure = model["figures"].get(kind.kind)
+        if figure is None:
+            raise RenderError(f"metrics.json: models.{name}.figures has no {kind.kind!r} figure")
+        alt, caption = kind.for_network(network).describe(**slots, n=counts.get(kind.kind, 0))
+        figures[kind.kind] = read_figure(root, figure, metrics, manifest, alt=alt, caption=caption)
+    pair_figures = []
     for gallery in model["pair_galleries"]:
-        t, p, total = gallery["true"], gallery["pred"], gallery["count"]
         why = "configured pair" if gallery["source"] == "config" else "found automatically"
-        pair_figure = None
-        if gallery.get("figure"):
-            pair_figure = read_figure(
-                root, gallery["figure"], metrics, manifest,
-                alt=f"Test images of digit {t} that the {name} model predicted as {p}",
-                caption=f"True {t}, predicted {p}: {count(total, 'test image')} of the {name} "
-                f"model ({why}); {len(gallery['indices'])} shown.",
-            )  # fmt: skip
-        galleries.append(PairGallery(t, p, total, gallery["source"], pair_figure))
+        alt, caption = FIGURES["pair"].describe(
+            **slots, true=gallery["true"], pred=gallery["pred"], why=why,
+            shown=len(gallery["indices"]), images=count(gallery["count"], "test image"),
+        )  # fmt: skip
+        pair_figures.append(
+            read_figure(root, gallery["figure"], metrics, manifest, alt=alt, caption=caption)
+        )
     return ModelView(
         name=name,
         title=f"Model: {name}",
@@ -497,8 +418,7 @@ def _model_view(
         description=describe_model(spec) if spec is not None else "",
         metrics=model,
         figures=figures,
-        extra_figures=tuple(extra),
-        pair_galleries=tuple(galleries),
+        pair_figures=tuple(pair_figures),
         warning=divergence_sentence(name, model["divergence"]) if model["divergence"] else None,
     )
 
@@ -576,11 +496,11 @@ def _assemble(
         _model_view(root, name, model, metrics, manifest, config)
         for name, model in metrics["models"].items()
     ]
-    shared = [
-        read_figure(root, name, metrics, manifest, alt=FIGURE_TEXT[name][0],
-                    caption=FIGURE_TEXT[name][1])
-        for name in ("compare_curves", "lr")
-    ]  # fmt: skip
+    shared = []
+    for kind in kinds("run"):
+        alt, caption = kind.describe()
+        name = figure_name(kind.kind)
+        shared.append(read_figure(root, name, metrics, manifest, alt=alt, caption=caption))
     environment = manifest["environment"]
     return {
         "pdf": False,

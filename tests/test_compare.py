@@ -157,29 +157,6 @@ def test_setting_rows_mark_what_differs_from_the_first_run() -> None:
     assert by_key["c"].values == (MISSING, MISSING, "0")
 
 
-def test_history_figure_draws_every_run_and_model() -> None:
-    history = pd.DataFrame(
-        [
-            {"run": run, "model": model, "epoch": epoch, "val_loss": 1 / epoch, "val_accuracy": 0.9}
-            for run in ("r1", "r2", "r3")
-            for model in ("baseline", "regularized")
-            for epoch in (1, 2)
-        ]
-    )
-    fig = compare.compare_history_figure(history)
-    ax_loss, ax_acc = fig.axes
-    assert len(ax_loss.lines) == len(ax_acc.lines) == 6
-    assert [text.get_text() for text in fig.legends[0].get_texts()] == [
-        "r1",
-        "r2",
-        "r3",
-        "baseline",
-        "regularized",
-    ]
-    with pytest.raises(ValueError, match="history needs rows with run"):
-        compare.compare_history_figure(history.drop(columns="val_loss"))
-
-
 # --------------------------------------------------------------------------- the comparison
 
 

@@ -165,7 +165,7 @@ def _model_metrics(name: str, seed: int, *, divergence: dict[str, Any] | None) -
                 "count": 0,
                 "indices": [],
                 "source": "auto",
-                "figure": None,
+                "figure": f"{name}_pair_3_as_8",
             },
         ],
         "figures": {
@@ -202,7 +202,8 @@ def make_run(
         for seed, name in enumerate(MODELS)
     }
     names = [f"{m}_{kind}" for m in MODELS for kind in models[m]["figures"]]
-    names += [f"{m}_pair_4_as_9" for m in MODELS] + ["compare_curves", "lr"]
+    names += [f"{m}_pair_{pair}" for m in MODELS for pair in ("4_as_9", "3_as_8")]
+    names += ["compare_curves", "lr"]
     for name in names:
         rundir.write_atomic(root / "figures" / f"{name}.png", _png(name))
     metrics = {
@@ -358,7 +359,7 @@ def test_html_references_nothing_outside_itself(html: str) -> None:
 
 def test_every_image_is_embedded_with_alt_text(html: str) -> None:
     images = [attrs for tag, attrs in _parse(html).tags if tag == "img"]
-    assert len(images) == 2 + 2 * 7  # shared curves + 7 figures per model
+    assert len(images) == 2 + 2 * (6 + 2)  # shared curves + 6 kinds and 2 pairs per model
     for attrs in images:
         assert (attrs["src"] or "").startswith("data:image/png;base64,")
         assert (attrs.get("alt") or "").strip()
