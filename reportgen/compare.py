@@ -40,6 +40,14 @@ import pandas as pd
 
 from reportgen import figures, formatting, report, rundir
 from reportgen.config import Config, toml_value
+from reportgen.context import (
+    GENERATOR,
+    Figure,
+    _require,
+    read_config,
+    read_metrics,
+    report_date,
+)
 from reportgen.errors import ConfigError, OutputError, RenderError
 
 ENTRY_TEMPLATE = "compare.html.j2"
@@ -95,7 +103,7 @@ def _read_history(root: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
 
 def _validate_metrics(metrics: Mapping[str, Any], root: Path) -> None:
     source = f"{root / 'metrics.json'}"
-    for name, model in report._require(metrics, "models", source).items():
+    for name, model in _require(metrics, "models", source).items():
         for key in (
             "test_accuracy",
             "train_accuracy",
@@ -106,7 +114,7 @@ def _validate_metrics(metrics: Mapping[str, Any], root: Path) -> None:
             "accuracy_ci.low",
             "accuracy_ci.high",
         ):
-            report._require(model, key, f"{source}: models.{name}")
+            _require(model, key, f"{source}: models.{name}")
     if metrics.get("significance") is not None:
         for key in (
             "models",
@@ -117,7 +125,7 @@ def _validate_metrics(metrics: Mapping[str, Any], root: Path) -> None:
             "difference.estimate",
             "verdict",
         ):
-            report._require(metrics["significance"], key, f"{source}: significance")
+            _require(metrics["significance"], key, f"{source}: significance")
 
 
 def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
@@ -143,8 +151,8 @@ def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
     runs = []
     for root, label in zip(roots, run_labels(roots), strict=True):
         manifest = rundir.read_intact(root, action="compare")
-        config, _ = report.read_config(root, manifest)
-        metrics = report.read_metrics(root, manifest)
+        config, _ = read_config(root, manifest)
+        metrics = read_metrics(root, manifest)
         _validate_metrics(metrics, root)
         manifest_sha256 = rundir.sha256_bytes(rundir.read_listed(root, rundir.MANIFEST))
         runs.append(
@@ -273,7 +281,7 @@ def build_context(
 ) -> dict[str, Any]:
     """Return everything the comparison templates display."""
     environ = os.environ if environ is None else environ
-    date = max((report.report_date(run.config, environ) for run in runs), key=lambda d: d.epoch)
+    date = max((report_date(run.config, environ) for run in runs), key=lambda d: d.epoch)
     settings = setting_rows([flatten(run.config.model_dump(mode="json")) for run in runs])
     plain_rows = metric_rows(runs)
     rows = [
@@ -297,7 +305,7 @@ def build_context(
         "pdf": False,
         "fonts": [],
         "lang": "en",
-        "generator": report.GENERATOR,
+        "generator": GENERATOR,
         "title": f"Comparison of {len(runs)} runs",
         "author": ", ".join(authors),
         "date": date.day,
@@ -308,7 +316,7 @@ def build_context(
         "settings": settings,
         "metric_groups": groups,
         "ci_level": rows[0]["ci_level"],
-        "history_figure": report.Figure("compare_history", FIGURE_NAME, src, alt, caption),
+        "history_figure": Figure("compare_history", FIGURE_NAME, src, alt, caption),
     }
 
 

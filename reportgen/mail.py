@@ -42,8 +42,9 @@ from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Any, Literal
 
-from reportgen import report, rundir
+from reportgen import rundir
 from reportgen.config import unsafe_character
+from reportgen.context import Figure, build_context
 from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
 from reportgen.formatting import level, pct, pp
 
@@ -100,7 +101,7 @@ def _domain(sender: str) -> str:
 # --------------------------------------------------------------------------- text
 
 
-def _all_figures(context: Mapping[str, Any]) -> Iterator[report.Figure]:
+def _all_figures(context: Mapping[str, Any]) -> Iterator[Figure]:
     yield from context["shared_figures"]
     for model in context["models"]:
         yield from model.figures.values()
@@ -291,7 +292,7 @@ def build_message(
         _check_one_line(subject, "--subject")
     root = Path(run_dir)
     manifest = rundir.read_intact(root, action="mail")
-    context = report.build_context(root, manifest=manifest, environ=environ)
+    context = build_context(root, manifest=manifest, environ=environ)
     subject = default_subject(context) if subject is None else subject
 
     hint = " — render the report before mailing it"

@@ -1,6 +1,6 @@
 """Tests for comparing runs: settings side by side, one metric table, overlaid validation curves.
 
-The runs are the synthetic run of ``tests/test_report.py`` with a changed
+The runs are the synthetic run of ``tests/synthetic.py`` with a changed
 configuration, their own metrics and a full ``history.csv``; no training.
 """
 
@@ -19,11 +19,12 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from reportgen import compare, report, rundir
+from reportgen import compare, rundir
 from reportgen.config import apply_overrides, parse_toml, to_toml, validate
+from reportgen.context import PNG_SIGNATURE, read_metrics
 from reportgen.errors import ConfigError, RenderError, RunDirError
 from reportgen.formatting import MISSING, pct
-from tests.test_report import make_run
+from tests.synthetic import make_run
 
 # (directory, --set overrides, test accuracy of baseline and regularized)
 RUNS: list[tuple[str, list[str], tuple[float, float]]] = [
@@ -162,7 +163,7 @@ def test_setting_rows_mark_what_differs_from_the_first_run() -> None:
 
 def test_writes_the_four_files(outputs: dict[str, Path]) -> None:
     assert sorted(outputs) == ["compare.csv", "compare.html", "compare.pdf", "compare_history.png"]
-    assert outputs["compare_history.png"].read_bytes().startswith(report.PNG_SIGNATURE)
+    assert outputs["compare_history.png"].read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_differences_show_only_the_keys_that_differ(html: str) -> None:
@@ -188,7 +189,7 @@ def test_differences_show_only_the_keys_that_differ(html: str) -> None:
 @pytest.mark.parametrize(("count", "verb"), [(1, "is"), (2, "are")])
 def test_differences_sentence_agrees_in_number(runs: list[Path], count: int, verb: str) -> None:
     inputs = compare.read_runs(runs[:2])
-    context = compare.build_context(inputs, report.PNG_SIGNATURE, environ={})
+    context = compare.build_context(inputs, PNG_SIGNATURE, environ={})
     context["differences"] = context["differences"][:count]
     html = compare.render_html(context)
     total = len(context["settings"])
@@ -213,7 +214,7 @@ def test_metric_table_has_a_row_per_run_and_model(
     ]
     metrics_html = _section(html, "compare-metrics")
     for position, (_, _, accuracies) in enumerate(RUNS):
-        metrics = report.read_metrics(runs[position], rundir.read_manifest(runs[position]))
+        metrics = read_metrics(runs[position], rundir.read_manifest(runs[position]))
         rows = table.iloc[2 * position : 2 * position + 2]
         assert list(rows["test_accuracy"]) == list(accuracies)
         for (name, model), (_, row) in zip(metrics["models"].items(), rows.iterrows(), strict=True):

@@ -1,6 +1,6 @@
 """Tests for mailing a run: MIME layout, inline images, reproducible bytes, a real SMTP server.
 
-The run is the synthetic one of ``tests/test_report.py`` with its HTML report
+The run is the synthetic one of ``tests/synthetic.py`` with its HTML report
 rendered and a small stand-in PDF; the server is aiosmtpd on 127.0.0.1.
 """
 
@@ -26,9 +26,10 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
 from reportgen import mail, report, rundir
 from reportgen.cli import main
+from reportgen.context import build_context, read_metrics
 from reportgen.errors import ConfigError, RunDirError
 from reportgen.formatting import pct
-from tests.test_report import make_run
+from tests.synthetic import make_run
 
 PDF = b"%PDF-1.4\n% a stand-in for report.pdf\n%%EOF\n"
 SENDER = "Reports <reports@example.org>"
@@ -42,7 +43,7 @@ TO = ["alice@example.org", "bob@example.org"]
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic run with report.html rendered and a stand-in report.pdf."""
     root = make_run(tmp_path_factory.mktemp("mail") / "run")
-    html = report.render_html(report.build_context(root, environ={}))
+    html = report.render_html(build_context(root, environ={}))
     rundir.write_atomic(root / "report.html", html)
     rundir.write_atomic(root / "report.pdf", PDF)
     manifest = rundir.read_manifest(root)
@@ -76,7 +77,7 @@ def _text_part(message: EmailMessage) -> str:
 
 
 def _metrics(run_dir: Path) -> dict[str, Any]:
-    return report.read_metrics(run_dir, rundir.read_manifest(run_dir))
+    return read_metrics(run_dir, rundir.read_manifest(run_dir))
 
 
 def check_delivered(parsed: EmailMessage, run_dir: Path) -> None:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reportgen.cli import main
-from tests.test_report import make_run
+from tests.synthetic import make_run
 
 FIXTURES = [HealthCheck.function_scoped_fixture]
 FRAGMENTS = [
