@@ -28,7 +28,6 @@ else 1970-01-01), so the same inputs give the same bytes.
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -40,15 +39,9 @@ import pandas as pd
 
 from reportgen import figures, formatting, report, rundir
 from reportgen.config import Config, toml_value
-from reportgen.context import (
-    GENERATOR,
-    Figure,
-    _require,
-    read_config,
-    read_metrics,
-    report_date,
-)
+from reportgen.context import GENERATOR, embed_png, read_config, report_date
 from reportgen.errors import ConfigError, OutputError, RenderError
+from reportgen.metrics import Metrics, Significance, read_metrics
 
 ENTRY_TEMPLATE = "compare.html.j2"
 HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
@@ -60,6 +53,7 @@ HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
 HISTORY_COLUMNS = ("model", "epoch", "val_loss", "val_accuracy")
 NBSP = "\u00a0"
 
+
 # --------------------------------------------------------------------------- reading runs
 
 
@@ -69,7 +63,7 @@ class RunInput:
 
     label: str
     config: Config
-    metrics: Mapping[str, Any]
+    metrics: Metrics
     history: pd.DataFrame  # history.csv as written: one row per model and epoch
     manifest_sha256: str = ""  # of the run's manifest.json: which run exactly was compared
 
@@ -101,33 +95,6 @@ def _read_history(root: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
     return history
 
 
-def _validate_metrics(metrics: Mapping[str, Any], root: Path) -> None:
-    source = f"{root / 'metrics.json'}"
-    for name, model in _require(metrics, "models", source).items():
-        for key in (
-            "test_accuracy",
-            "train_accuracy",
-            "val_accuracy",
-            "train_test_gap",
-            "epochs",
-            "accuracy_ci.level",
-            "accuracy_ci.low",
-            "accuracy_ci.high",
-        ):
-            _require(model, key, f"{source}: models.{name}")
-    if metrics.get("significance") is not None:
-        for key in (
-            "models",
-            "mcnemar.b",
-            "mcnemar.c",
-            "mcnemar.p_value",
-            "significant",
-            "difference.estimate",
-            "verdict",
-        ):
-            _require(metrics["significance"], key, f"{source}: significance")
-
-
 def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
     """Return the inputs of every run, refusing fewer than two runs or a directory that is not one.
 
@@ -136,9 +103,10 @@ def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
     ConfigError
         Fewer than two runs, or the same run given twice.
     RunDirError
-        A directory is not a complete run, or a file differs from its manifest.
+        A directory is not a complete run, a file differs from its manifest, or
+        a ``metrics.json`` does not fit its schema.
     RenderError
-        A run's ``config.toml``, ``metrics.json`` or ``history.csv`` is malformed.
+        A run's ``config.toml`` or ``history.csv`` is malformed.
     """
     roots = [Path(path) for path in run_dirs]
     if len(roots) < 2:
@@ -153,7 +121,6 @@ def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
         manifest = rundir.read_intact(root, action="compare")
         config, _ = read_config(root, manifest)
         metrics = read_metrics(root, manifest)
-        _validate_metrics(metrics, root)
         manifest_sha256 = rundir.sha256_bytes(rundir.read_listed(root, rundir.MANIFEST))
         runs.append(
             RunInput(label, config, metrics, _read_history(root, manifest), manifest_sha256)
@@ -205,16 +172,16 @@ def setting_rows(configs: Sequence[Mapping[str, Any]]) -> list[SettingRow]:
 # --------------------------------------------------------------------------- metrics
 
 
-def _paired_text(significance: Mapping[str, Any] | None) -> str:
+def _paired_text(significance: Significance | None) -> str:
     """Return the McNemar result in a few words: ``"regularized better, p < 0.001"``."""
     if significance is None:
         return formatting.MISSING
-    first, second = significance["models"]
+    first, second = significance.models
     # No-break spaces keep "p < 0.001" on one line in a narrow table cell.
-    p_text = formatting.p_equals(significance["mcnemar"]["p_value"]).replace(" ", NBSP)
-    if not significance["significant"]:
+    p_text = formatting.p_equals(significance.mcnemar.p_value).replace(" ", NBSP)
+    if not significance.significant:
         return f"no significant difference, {p_text}"
-    better = second if significance["difference"]["estimate"] > 0 else first
+    better = second if significance.difference.estimate > 0 else first
     return f"{better} better, {p_text}"
 
 
@@ -222,28 +189,28 @@ def metric_rows(runs: Sequence[RunInput]) -> list[dict[str, Any]]:
     """Return one flat row per run and model: accuracies, CI, gap and the run's paired test."""
     rows = []
     for run in runs:
-        significance = run.metrics.get("significance")
-        mcnemar = significance["mcnemar"] if significance is not None else {}
-        for name, model in run.metrics["models"].items():
-            ci = model["accuracy_ci"]
+        significance = run.metrics.significance
+        mcnemar = significance.mcnemar if significance is not None else None
+        for name, model in run.metrics.models.items():
+            ci = model.accuracy_ci
             rows.append(
                 {
                     "run": run.label,
                     "model": name,
-                    "test_accuracy": model["test_accuracy"],
-                    "ci_level": ci["level"],
-                    "ci_low": ci["low"],
-                    "ci_high": ci["high"],
-                    "train_accuracy": model["train_accuracy"],
-                    "val_accuracy": model["val_accuracy"],
-                    "train_test_gap": model["train_test_gap"],
-                    "epochs": model["epochs"],
-                    "diverged": bool(model.get("divergence")),
-                    "mcnemar_b": mcnemar.get("b"),
-                    "mcnemar_c": mcnemar.get("c"),
-                    "mcnemar_p_value": mcnemar.get("p_value"),
-                    "significant": significance["significant"] if significance else None,
-                    "verdict": significance["verdict"] if significance else None,
+                    "test_accuracy": model.test_accuracy,
+                    "ci_level": ci.level,
+                    "ci_low": ci.low,
+                    "ci_high": ci.high,
+                    "train_accuracy": model.train_accuracy,
+                    "val_accuracy": model.val_accuracy,
+                    "train_test_gap": model.train_test_gap,
+                    "epochs": model.epochs,
+                    "diverged": model.divergence is not None,
+                    "mcnemar_b": mcnemar.b if mcnemar else None,
+                    "mcnemar_c": mcnemar.c if mcnemar else None,
+                    "mcnemar_p_value": mcnemar.p_value if mcnemar else None,
+                    "significant": significance.significant if significance else None,
+                    "verdict": significance.verdict if significance else None,
                 }
             )
     return rows
@@ -289,17 +256,16 @@ def build_context(
     ]
     groups = []
     for run in runs:
-        significance = run.metrics.get("significance")
+        significance = run.metrics.significance
         groups.append(
             {
                 "label": run.label,
                 "models": [row for row in rows if row["run"] == run.label],
                 "paired": _paired_text(significance),
-                "verdict": significance["verdict"] if significance else None,
+                "verdict": significance.verdict if significance else None,
             }
         )
     authors = sorted({run.config.run.author for run in runs})
-    src = "data:image/png;base64," + base64.b64encode(figure_png).decode("ascii")
     alt, caption = figures.FIGURES["compare_history"].describe()
     return {
         "pdf": False,
@@ -316,7 +282,9 @@ def build_context(
         "settings": settings,
         "metric_groups": groups,
         "ci_level": rows[0]["ci_level"],
-        "history_figure": Figure("compare_history", FIGURE_NAME, src, alt, caption),
+        "history_figure": embed_png(
+            "compare_history", FIGURE_NAME, figure_png, alt=alt, caption=caption
+        ),
     }
 
 
@@ -367,9 +335,11 @@ def compare_runs(
     ConfigError
         Fewer than two runs, or one run given twice.
     RunDirError
-        An input is not a complete run, or its files differ from its manifest.
+        An input is not a complete run, its files differ from its manifest, or
+        its ``metrics.json`` does not fit its schema.
     RenderError
-        An input file is malformed, or a template or the PDF layout fails.
+        An input's ``config.toml`` or ``history.csv`` is malformed, or a
+        template or the PDF layout fails.
     """
     out = Path(out_dir)
     rundir.check_target(out, kind=rundir.COMPARE_KIND)

@@ -3,18 +3,18 @@
 :func:`build_context` reads a run directory (``config.toml``,
 ``metrics.json``, ``manifest.json``, ``figures/*.png``), checking each file
 against the manifest, and returns what the templates display: the run's
-metrics, its figures as ``data:`` URIs with the alt text and captions of
-:data:`reportgen.figures.FIGURES`, and the summary sentences written from the
-metrics.  Nothing here renders or reads the clock: the report date is
-``run.date`` (which every run since dates were recorded has), else
-``SOURCE_DATE_EPOCH``, else 1970-01-01, so the same run gives the same context.
+:class:`~reportgen.metrics.Metrics` objects, its figures as ``data:`` URIs
+with the alt text and captions of :data:`reportgen.figures.FIGURES`, and the
+summary sentences written from the metrics.  Nothing here renders or reads
+the clock: the report date is ``run.date`` (which every run since dates were
+recorded has), else ``SOURCE_DATE_EPOCH``, else 1970-01-01, so the same run
+gives the same context.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -35,6 +35,7 @@ from reportgen.config import (
 from reportgen.errors import ConfigError, RenderError, ReportgenError, RunDirError
 from reportgen.figures import FIGURES, figure_name, kinds
 from reportgen.formatting import count, level, num, pct
+from reportgen.metrics import Divergence, Metrics, ModelMetrics, Significance, read_metrics
 
 GENERATOR = f"reportgen {__version__}"
 REPRODUCE_COMMAND = "reportgen run --config config.toml"
@@ -79,7 +80,7 @@ TIMINGS_NOTE = (
 
 @dataclass(frozen=True)
 class Figure:
-    """One PNG figure of the run, ready to embed."""
+    """One PNG figure, ready to embed."""
 
     name: str
     path: str  # relative to the run directory
@@ -105,7 +106,7 @@ class ModelView:
     title: str
     anchor: str
     description: str
-    metrics: Mapping[str, Any]  # models.<name> of metrics.json, as written
+    metrics: ModelMetrics
     figures: Mapping[str, Figure]  # by kind: every per-model kind of figures.FIGURES
     pair_figures: tuple[Figure, ...]  # one per confused-pair gallery, in metrics order
     warning: str | None  # set when training diverged
@@ -132,62 +133,38 @@ class ReportDate:
 # --------------------------------------------------------------------------- reading a run
 
 
-def _read_input(root: Path, name: str, manifest: Mapping[str, Any]) -> str:
-    """Return a text artifact of the run, refusing one missing or differing from the manifest."""
-    data = rundir.read_artifact(root, name, manifest)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise RenderError(f"{root / name}: not UTF-8 text: {e}") from e
-
-
-def _require(document: Mapping[str, Any], dotted: str, source: str) -> Any:
-    """Return ``document[a][b]…`` for ``"a.b…"``; a missing key is a RenderError naming it."""
-    node: Any = document
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise RenderError(f"{source}: missing key {dotted!r}")
-        node = node[part]
-    return node
-
-
 def read_config(root: Path, manifest: Mapping[str, Any]) -> tuple[Config, str]:
     """Return the run's resolved config, validated, and its TOML text."""
-    text = _read_input(root, "config.toml", manifest)
+    rel = rundir.RunPaths(Path()).config.as_posix()
+    data = rundir.read_artifact(root, rel, manifest)
     try:
-        return validate(parse_toml(text, source="config.toml"), source="config.toml"), text
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RenderError(f"{root / rel}: not UTF-8 text: {e}") from e
+    try:
+        return validate(parse_toml(text, source=rel), source=rel), text
     except ReportgenError as e:
         raise RenderError(f"{root}: {e}") from e
 
 
-def read_metrics(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the run's ``metrics.json``; missing or malformed JSON is refused."""
-    text = _read_input(root, "metrics.json", manifest)
-    try:
-        metrics = json.loads(text)
-    except ValueError as e:
-        raise RenderError(f"{root / 'metrics.json'}: invalid JSON: {e}") from e
-    if not isinstance(metrics, dict) or metrics.get("schema") != 1:
-        raise RenderError(f"{root / 'metrics.json'}: not a schema 1 metrics document")
-    return metrics
+def embed_png(name: str, rel: str, data: bytes, *, alt: str, caption: str) -> Figure:
+    """Return PNG bytes as a :class:`Figure` whose ``src`` is a ``data:`` URI."""
+    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    return Figure(name, rel, src, alt, caption)
 
 
 def read_figure(
-    root: Path, name: str, metrics: Mapping[str, Any], manifest: Mapping[str, Any],
-    *, alt: str, caption: str,
-) -> Figure:  # fmt: skip
-    """Return figure ``name`` as an embeddable PNG, refusing a missing or foreign file."""
-    rel = _require(metrics, "figures", "metrics.json").get(name)
-    if not isinstance(rel, str):
-        raise RenderError(f"metrics.json: figure {name!r} is not listed under 'figures'")
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise RenderError(f"metrics.json: figure {name!r} points outside the run ({rel})")
+    root: Path, name: str, metrics: Metrics, manifest: Mapping[str, Any], *, alt: str, caption: str
+) -> Figure:
+    """Return figure ``name`` of the run as an embeddable PNG; refuse a missing or foreign file."""
+    rel = metrics.figures.get(name)
+    if rel is None:  # a run's own figures; those the models name are checked by Metrics
+        where = rundir.RunPaths(root).metrics
+        raise RunDirError(f"{where}: figures: no {name!r} figure")
     data = rundir.read_artifact(root, rel, manifest, what="figure ")
     if not data.startswith(PNG_SIGNATURE):
         raise RenderError(f"{root / rel}: not a PNG image")
-    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-    return Figure(name, rel, src, alt, caption)
+    return embed_png(name, rel, data, alt=alt, caption=caption)
 
 
 def report_date(config: Config, environ: Mapping[str, str]) -> ReportDate:
@@ -213,41 +190,36 @@ def _join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _ci_text(ci: Mapping[str, Any]) -> str:
-    return f"{level(ci['level'])} CI {pct(ci['low'])}–{pct(ci['high'])}"
-
-
-def accuracy_sentence(models: Mapping[str, Mapping[str, Any]], test_size: int) -> str:
+def accuracy_sentence(models: Mapping[str, ModelMetrics], test_size: int) -> str:
     """Return the sentence giving every model's test accuracy with its confidence interval."""
     parts = [
-        f"{pct(m['test_accuracy'])} for the {name} model ({_ci_text(m['accuracy_ci'])})"
+        f"{pct(m.test_accuracy)} for the {name} model ({level(m.accuracy_ci.level)} CI "
+        f"{pct(m.accuracy_ci.low)}–{pct(m.accuracy_ci.high)})"
         for name, m in models.items()
     ]
     return f"Test accuracy on the {num(test_size)} test images: {_join(parts)}."
 
 
-def significance_sentence(significance: Mapping[str, Any]) -> str:
+def significance_sentence(significance: Significance) -> str:
     """Return the verdict of the paired test with the counts it rests on."""
-    first, second = significance["models"]
-    mcnemar = significance["mcnemar"]
+    first, second = significance.models
+    mcnemar = significance.mcnemar
     return (
-        f"{significance['verdict']} Of the test images, {num(mcnemar['b'])} are classified "
-        f"correctly only by the {first} model and {num(mcnemar['c'])} only by the {second} model."
+        f"{significance.verdict} Of the test images, {num(mcnemar.b)} are classified "
+        f"correctly only by the {first} model and {num(mcnemar.c)} only by the {second} model."
     )
 
 
-def diagnosis_sentence(name: str, diagnosis: Mapping[str, Any]) -> str:
+def diagnosis_sentence(name: str, model: ModelMetrics) -> str:
     """Return the curve diagnosis of one model as a sentence."""
-    return f"Curve diagnosis for the {name} model — {diagnosis['summary']}"
+    return f"Curve diagnosis for the {name} model — {model.diagnosis.summary}"
 
 
-def errors_sentence(name: str, model: Mapping[str, Any]) -> str:
+def errors_sentence(name: str, model: ModelMetrics) -> str:
     """Return the worst classes and most confused pairs of one model as a sentence."""
-    rates = {row["label"]: row["error_rate"] for row in model["class_errors"]}
-    worst = [f"digit {label} ({pct(rates[label], 1)} wrong)" for label in model["worst_classes"]]
-    pairs = [
-        f"{p['true']} → {p['pred']} ({count(p['count'], 'image')})" for p in model["confused_pairs"]
-    ]
+    rates = {row.label: row.error_rate for row in model.class_errors}
+    worst = [f"digit {label} ({pct(rates[label], 1)} wrong)" for label in model.worst_classes]
+    pairs = [f"{p.true} → {p.pred} ({count(p.count, 'image')})" for p in model.confused_pairs]
     if not worst:
         return f"The {name} model misclassifies none of the test images."
     sentence = f"The {name} model errs most on {_join(worst)}"
@@ -256,32 +228,32 @@ def errors_sentence(name: str, model: Mapping[str, Any]) -> str:
     return sentence + "."
 
 
-def divergence_sentence(name: str, divergence: Mapping[str, Any]) -> str:
+def divergence_sentence(name: str, divergence: Divergence) -> str:
     """Return the warning that a model's training diverged."""
     return (
-        f"Training of the {name} model diverged in epoch {divergence['epoch']} "
-        f"(step {num(divergence['step'])}; last finite loss "
-        f"{num(divergence['last_finite_loss'])}); its results are not meaningful. "
+        f"Training of the {name} model diverged in epoch {divergence.epoch} "
+        f"(step {num(divergence.step)}; last finite loss "
+        f"{num(divergence.last_finite_loss)}); its results are not meaningful. "
         "Lower train.lr and run again."
     )
 
 
-def summary_warnings(metrics: Mapping[str, Any]) -> list[str]:
+def summary_warnings(metrics: Metrics) -> list[str]:
     """Return one warning per model whose training diverged."""
     return [
-        divergence_sentence(name, m["divergence"])
-        for name, m in metrics["models"].items()
-        if m["divergence"]
+        divergence_sentence(name, m.divergence)
+        for name, m in metrics.models.items()
+        if m.divergence is not None
     ]
 
 
-def summary_paragraphs(metrics: Mapping[str, Any]) -> list[str]:
+def summary_paragraphs(metrics: Metrics) -> list[str]:
     """Return the executive summary: plain sentences generated from the metrics."""
-    models = metrics["models"]
-    paragraphs = [accuracy_sentence(models, metrics["dataset"]["test_size"])]
-    if metrics.get("significance") is not None:
-        paragraphs.append(significance_sentence(metrics["significance"]))
-    paragraphs += [diagnosis_sentence(name, m["diagnosis"]) for name, m in models.items()]
+    models = metrics.models
+    paragraphs = [accuracy_sentence(models, metrics.dataset.test_size)]
+    if metrics.significance is not None:
+        paragraphs.append(significance_sentence(metrics.significance))
+    paragraphs += [diagnosis_sentence(name, m) for name, m in models.items()]
     paragraphs += [errors_sentence(name, m) for name, m in models.items()]
     return paragraphs
 
@@ -317,64 +289,36 @@ def describe_model(spec: ModelSection) -> str:
 
 # --------------------------------------------------------------------------- the context
 
-REQUIRED_MODEL_KEYS = (
-    "parameters", "epochs", "train_accuracy", "val_accuracy", "test_accuracy", "train_test_gap",
-    "test_loss", "classification_report.classes", "classification_report.accuracy",
-    "classification_report.macro_avg", "classification_report.weighted_avg",
-    "classification_report.micro_avg", "confusion_matrix", "class_errors", "worst_classes",
-    "confused_pairs", "divergence", "accuracy_ci.level", "accuracy_ci.low", "accuracy_ci.high",
-    "diagnosis.labels", "diagnosis.summary", "diagnosis.evidence", "sample_index",
-    "misclassified", "pair_galleries", "figures",
-)  # fmt: skip
-REQUIRED_SIGNIFICANCE_KEYS = (
-    "models", "mcnemar.b", "mcnemar.c", "mcnemar.p_value", "difference.estimate",
-    "difference.low", "difference.high", "difference.level", "alpha", "significant", "verdict",
-)  # fmt: skip
-
-
-def _validate_metrics(metrics: Mapping[str, Any]) -> None:
-    for key in ("run.name", "run.seed", "dataset.name", "dataset.train_size", "dataset.val_size",
-                "dataset.test_size", "models", "comparison", "figures"):  # fmt: skip
-        _require(metrics, key, "metrics.json")
-    if not metrics["models"]:
-        raise RenderError("metrics.json: 'models' is empty")
-    for name, model in metrics["models"].items():
-        for key in REQUIRED_MODEL_KEYS:
-            _require(model, key, f"metrics.json: models.{name}")
-    if len(metrics["models"]) >= 2:
-        significance = _require(metrics, "significance", "metrics.json")
-        for key in REQUIRED_SIGNIFICANCE_KEYS:
-            _require(significance, key, "metrics.json: significance")
-
 
 def _anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _model_view(
-    root: Path, name: str, model: Mapping[str, Any], metrics: Mapping[str, Any],
-    manifest: Mapping[str, Any], config: Config,
-) -> ModelView:  # fmt: skip
+    root: Path, name: str, metrics: Metrics, manifest: Mapping[str, Any], config: Config
+) -> ModelView:
+    model = metrics.models[name]
     spec = dict(config.model_items()).get(name)
     network = spec.kind if spec is not None else "mlp"
-    slots = {"model": name, "index": model["sample_index"]}
-    counts = {"misclassified": len(model["misclassified"]), "weights": config.report.n_weights}
+    slots = {"model": name, "index": model.sample_index}
+    counts = {"misclassified": len(model.misclassified), "weights": config.report.n_weights}
     figures = {}
     for kind in kinds("model"):
-        figure = model["figures"].get(kind.kind)
+        figure = model.figures.get(kind.kind)
         if figure is None:
-            raise RenderError(f"metrics.json: models.{name}.figures has no {kind.kind!r} figure")
+            where = rundir.RunPaths(root).metrics
+            raise RunDirError(f"{where}: models.{name}.figures: no {kind.kind!r} figure")
         alt, caption = kind.for_network(network).describe(**slots, n=counts.get(kind.kind, 0))
         figures[kind.kind] = read_figure(root, figure, metrics, manifest, alt=alt, caption=caption)
     pair_figures = []
-    for gallery in model["pair_galleries"]:
-        why = "configured pair" if gallery["source"] == "config" else "found automatically"
+    for gallery in model.pair_galleries:
+        why = "configured pair" if gallery.source == "config" else "found automatically"
         alt, caption = FIGURES["pair"].describe(
-            **slots, true=gallery["true"], pred=gallery["pred"], why=why,
-            shown=len(gallery["indices"]), images=count(gallery["count"], "test image"),
+            **slots, true=gallery.true, pred=gallery.pred, why=why, shown=len(gallery.indices),
+            images=count(gallery.count, "test image"),
         )  # fmt: skip
         pair_figures.append(
-            read_figure(root, gallery["figure"], metrics, manifest, alt=alt, caption=caption)
+            read_figure(root, gallery.figure, metrics, manifest, alt=alt, caption=caption)
         )
     return ModelView(
         name=name,
@@ -384,7 +328,7 @@ def _model_view(
         metrics=model,
         figures=figures,
         pair_figures=tuple(pair_figures),
-        warning=divergence_sentence(name, model["divergence"]) if model["divergence"] else None,
+        warning=divergence_sentence(name, model.divergence) if model.divergence else None,
     )
 
 
@@ -429,10 +373,10 @@ def build_context(
     Raises
     ------
     RunDirError
-        ``run_dir`` is not a run, lacks an artifact, or an artifact's bytes
-        differ from the manifest.
+        ``run_dir`` is not a run, lacks an artifact, an artifact's bytes differ
+        from the manifest, or ``metrics.json`` does not fit its schema.
     RenderError
-        An artifact is malformed (invalid TOML or JSON, a missing key, not a PNG).
+        ``config.toml`` is malformed, or a figure is not a PNG.
     """
     root = Path(run_dir)
     if manifest is None:
@@ -443,24 +387,8 @@ def build_context(
         rundir.validate_manifest(manifest)
     config, config_text = read_config(root, manifest)
     metrics = read_metrics(root, manifest)
-    _validate_metrics(metrics)
     date = report_date(config, os.environ if environ is None else environ)
-    try:
-        return _assemble(root, manifest, config, config_text, metrics, date)
-    except (KeyError, TypeError, ValueError) as e:
-        # Every key was checked above: what is left is a value of the wrong type.
-        raise RenderError(f"{root}: malformed metrics.json or manifest.json: {e!r}") from e
-
-
-def _assemble(
-    root: Path, manifest: Mapping[str, Any], config: Config, config_text: str,
-    metrics: Mapping[str, Any], date: ReportDate,
-) -> dict[str, Any]:  # fmt: skip
-    """Return the template context from validated inputs."""
-    models = [
-        _model_view(root, name, model, metrics, manifest, config)
-        for name, model in metrics["models"].items()
-    ]
+    models = [_model_view(root, name, metrics, manifest, config) for name in metrics.models]
     shared = []
     for kind in kinds("run"):
         alt, caption = kind.describe()
@@ -481,10 +409,10 @@ def _assemble(
         "epoch": date.epoch,
         "titles": TITLES,
         "toc": _toc(models),
-        "dataset": metrics["dataset"],
+        "dataset": metrics.dataset,
         "warnings": summary_warnings(metrics),
         "summary": summary_paragraphs(metrics),
-        "significance": metrics.get("significance"),
+        "significance": metrics.significance,
         "training": {
             "optimizer": config.train.optimizer,
             "lr": config.train.lr,

@@ -111,7 +111,7 @@ def _all_figures(context: Mapping[str, Any]) -> Iterator[Figure]:
 def default_subject(context: Mapping[str, Any]) -> str:
     """Return ``"reportgen: <run> — baseline 97.91%, regularized 98.10%"``."""
     accuracies = [
-        f"{model.name} {pct(model.metrics['test_accuracy'])}"
+        f"{model.name} {pct(model.metrics.test_accuracy)}"
         + (" (diverged)" if model.diverged else "")
         for model in context["models"]
     ]
@@ -145,12 +145,12 @@ def plain_text(context: Mapping[str, Any]) -> str:
         lines += [_wrap(f"WARNING: {warning}"), ""]
     for paragraph in context["summary"]:
         lines += [_wrap(paragraph), ""]
-    ci_level = level(context["models"][0].metrics["accuracy_ci"]["level"])
+    ci_level = level(context["models"][0].metrics.accuracy_ci.level)
     rows = [("Model", "Test accuracy", f"{ci_level} CI", "Train–test gap")]
     for model in context["models"]:
         m = model.metrics
-        ci = f"{pct(m['accuracy_ci']['low'])}–{pct(m['accuracy_ci']['high'])}"
-        rows.append((model.name, pct(m["test_accuracy"]), ci, pp(m["train_test_gap"])))
+        ci = f"{pct(m.accuracy_ci.low)}–{pct(m.accuracy_ci.high)}"
+        rows.append((model.name, pct(m.test_accuracy), ci, pp(m.train_test_gap)))
     lines += [*_table(rows), ""]
     lines += [
         _wrap(

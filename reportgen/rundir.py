@@ -278,11 +278,18 @@ def check_relpath(rel: str) -> str:
     return rel
 
 
-def _manifest_problem(error: ValidationError) -> str:
+def validation_problem(error: ValidationError) -> str:
+    """Return pydantic's first complaint as ``field.path: what is wrong`` (and how many more).
+
+    A complaint about the whole document (invalid JSON, or a check across
+    fields, whose message names the fields itself) has no path.
+    """
     first = error.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+    where = where.removeprefix(".")
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg'].removeprefix('Value error, ')}{more}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
 def validate_manifest(manifest: Any, *, source: str = MANIFEST) -> None:
@@ -296,7 +303,7 @@ def validate_manifest(manifest: Any, *, source: str = MANIFEST) -> None:
     try:
         model.model_validate(manifest)
     except ValidationError as e:
-        raise RunDirError(f"{source} is malformed: {_manifest_problem(e)}") from e
+        raise RunDirError(f"{source} is malformed: {validation_problem(e)}") from e
 
 
 def manifest_kind(manifest: Mapping[str, Any]) -> str:

@@ -49,7 +49,7 @@ class Interval:
 class Significance:
     """The paired comparison of two models, ready for ``metrics.json``."""
 
-    models: list[str]
+    models: tuple[str, str]
     mcnemar: McNemar
     difference: Interval
     alpha: float
@@ -307,4 +307,4 @@ def compare(
     )
     first, second = names
     sentence = verdict(first, second, difference=difference, mcnemar=test, alpha=alpha)
-    return Significance([first, second], test, difference, alpha, test.p_value < alpha, sentence)
+    return Significance((first, second), test, difference, alpha, test.p_value < alpha, sentence)

@@ -1,8 +1,10 @@
-"""A synthetic but complete run directory: metrics.json, config.toml, manifest.json, figures.
+"""A synthetic but complete run directory, built through the metrics contract.
 
-The metrics are measured with :mod:`reportgen.evaluate` on made-up
-predictions and the figures are small fixed PNGs, so nothing needs MNIST,
-training or matplotlib.
+``metrics.json`` is made with the same :mod:`reportgen.metrics` types, the
+same :mod:`reportgen.evaluate` functions and the same figure names as a real
+run, from made-up predictions, so the fixture cannot drift from what runs
+write; the figures are small fixed PNGs, so nothing needs MNIST, training or
+matplotlib.
 """
 
 from __future__ import annotations
@@ -10,12 +12,27 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reportgen import evaluate, rundir
+from reportgen import evaluate, measure, rundir
+from reportgen.figures import figure_name, kinds
+from reportgen.metrics import (
+    DATASET_NAME,
+    AccuracyInterval,
+    CurveDiagnosis,
+    DatasetInfo,
+    DifferenceInterval,
+    Divergence,
+    McNemarTest,
+    Metrics,
+    ModelMetrics,
+    RunInfo,
+    Significance,
+)
 
 MODELS = ("baseline", "regularized")
 ACCURACY = {"baseline": 0.90, "regularized": 0.93}
@@ -49,7 +66,6 @@ step_size = 5
 gamma = 0.5
 """
 
-
 # A fixed zlib stream (a 24×16 RGB stripe pattern) rather than matplotlib output, so the
 # figures' bytes, and the SHA-256 values the golden file shows, never change.
 PNG_IDAT = bytes.fromhex(
@@ -82,69 +98,106 @@ def _predictions(accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return y_true, y_pred
 
 
-def _model_metrics(name: str, seed: int, *, divergence: dict[str, Any] | None) -> dict[str, Any]:
+def model_metrics(
+    name: str, seed: int, *, divergence: Divergence | None = None, level: float = 0.95
+) -> ModelMetrics:
+    """Return one model's metrics, measured on made-up predictions of the given accuracy."""
     y_true, y_pred = _predictions(ACCURACY[name], seed)
     matrix = evaluate.confusion(y_true, y_pred)
     errors = evaluate.class_errors(matrix)
     test_accuracy = evaluate.accuracy(y_true, y_pred)
     train_accuracy = min(1.0, test_accuracy + 0.02)
-    return {
-        "parameters": 235_146 if name == "baseline" else 235_914,
-        "epochs": 3,
-        "train_accuracy": train_accuracy,
-        "val_accuracy": test_accuracy - 0.005,
-        "test_accuracy": test_accuracy,
-        "train_test_gap": train_accuracy - test_accuracy,
-        "test_loss": 0.3125,
-        "classification_report": evaluate.classification_report(y_true, y_pred),
-        "confusion_matrix": matrix.tolist(),
-        "class_errors": errors,
-        "worst_classes": evaluate.worst_classes(errors),
-        "confused_pairs": evaluate.most_confused_pairs(matrix, count=3),
-        "divergence": divergence,
-        "accuracy_ci": {
-            "level": 0.95,
-            "resamples": 1000,
-            "low": test_accuracy - 0.018,
-            "high": test_accuracy + 0.017,
-        },
-        "diagnosis": {
-            "labels": ["good fit"],
-            "summary": "Train and validation loss fall together.",
-            "evidence": ["validation loss fell in 2 of 2 epochs"],
-        },
-        "sample_index": 0,
-        "misclassified": [int(i) for i in np.flatnonzero(y_true != y_pred)[:10]],
-        "pair_galleries": [
-            {
-                "true": 4,
-                "pred": 9,
-                "count": int(matrix[4, 9]),
-                "indices": evaluate.pair_indices(y_true, y_pred, true=4, pred=9, limit=8),
-                "source": "config",
-                "figure": f"{name}_pair_4_as_9",
-            },
-            {
-                "true": 3,
-                "pred": 8,
-                "count": 0,
-                "indices": [],
-                "source": "auto",
-                "figure": f"{name}_pair_3_as_8",
-            },
-        ],
-        "figures": {
-            kind: f"{name}_{kind}"
-            for kind in (
-                "weights",
-                "activations",
-                "misclassified",
-                "curves",
-                "confusion",
-                "class_errors",
-            )
-        },
+    return ModelMetrics(
+        parameters=235_146 if name == "baseline" else 235_914,
+        epochs=3,
+        train_accuracy=train_accuracy,
+        val_accuracy=test_accuracy - 0.005,
+        test_accuracy=test_accuracy,
+        train_test_gap=train_accuracy - test_accuracy,
+        test_loss=0.3125,
+        classification_report=evaluate.classification_report(y_true, y_pred),
+        confusion_matrix=matrix.tolist(),
+        class_errors=errors,
+        worst_classes=evaluate.worst_classes(errors),
+        confused_pairs=evaluate.most_confused_pairs(matrix, count=3),
+        divergence=divergence,
+        accuracy_ci=AccuracyInterval(
+            level=level, resamples=1000, low=test_accuracy - 0.018, high=test_accuracy + 0.017
+        ),
+        diagnosis=CurveDiagnosis(
+            labels=["good fit"],
+            summary="Train and validation loss fall together.",
+            evidence=["validation loss fell in 2 of 2 epochs"],
+        ),
+        sample_index=0,
+        misclassified=evaluate.misclassified_indices(y_true, y_pred, limit=10),
+        pair_galleries=evaluate.pair_galleries(
+            matrix,
+            y_true,
+            y_pred,
+            configured=[(4, 9)],
+            auto=1,
+            limit=8,
+            figure=lambda true, pred: figure_name("pair", name, true=true, pred=pred),
+        ),
+        figures={kind.kind: figure_name(kind.kind, name) for kind in kinds("model")},
+    )
+
+
+def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Metrics:
+    """Return the synthetic run's whole ``metrics.json`` (``divergence`` is the baseline's)."""
+    models = {
+        name: model_metrics(name, seed, divergence=divergence if seed == 0 else None, level=level)
+        for seed, name in enumerate(MODELS)
     }
+    return Metrics(
+        schema=1,
+        run=RunInfo(name="synthetic", seed=7),
+        dataset=DatasetInfo(
+            name=DATASET_NAME,
+            train_size=5_000,
+            val_size=500,
+            test_size=TEST_SIZE,
+            test_support=[TEST_SIZE // 10] * 10,
+        ),
+        models=models,
+        comparison=measure.comparison_rows(models),
+        significance=Significance(
+            models=MODELS,
+            mcnemar=McNemarTest(b=12, c=41, p_value=0.00011),
+            difference=DifferenceInterval(
+                estimate=0.03, low=0.012, high=0.047, level=level, resamples=1000
+            ),
+            alpha=0.05,
+            significant=True,
+            verdict="The regularized model is significantly more accurate than the baseline.",
+        ),
+        figures=measure.figure_paths(models),
+    )
+
+
+def edited(edit: Callable[[dict[str, Any]], object], document: Metrics | None = None) -> Metrics:
+    """Return ``document`` (default: :func:`metrics`) changed by ``edit`` on its JSON data.
+
+    The result is validated again, as a reader of metrics.json would: an edit
+    that breaks the contract fails here.
+    """
+    data = (document or metrics()).dump()
+    edit(data)
+    return Metrics.model_validate_json(json.dumps(data))
+
+
+def write_metrics(root: Path, document: Metrics) -> None:
+    """Write ``metrics.json`` and record its new hash, as a consistent (if edited) run."""
+    rundir.write_json(root / "metrics.json", document.dump())
+    rehash(root)
+
+
+def rehash(root: Path) -> None:
+    """Record every artifact's current hash in the run's manifest."""
+    manifest = json.loads((root / rundir.MANIFEST).read_text())
+    manifest["artifacts"] = rundir.artifact_hashes(root)
+    rundir.write_json(root / rundir.MANIFEST, manifest)
 
 
 def make_run(
@@ -152,7 +205,8 @@ def make_run(
     *,
     title: str = "Synthetic MNIST report",
     date: str | None = "2024-03-01",
-    divergence: dict[str, Any] | None = None,
+    divergence: Divergence | None = None,
+    level: float = 0.95,
 ) -> Path:
     """Write a complete synthetic run directory at ``root`` and return it."""
     root.mkdir(parents=True)
@@ -161,61 +215,10 @@ def make_run(
     rundir.write_atomic(
         root / "config.toml", CONFIG.format(title=json.dumps(title), date=date_line)
     )
-
-    models = {
-        name: _model_metrics(name, seed, divergence=divergence if name == "baseline" else None)
-        for seed, name in enumerate(MODELS)
-    }
-    names = [f"{m}_{kind}" for m in MODELS for kind in models[m]["figures"]]
-    names += [f"{m}_pair_{pair}" for m in MODELS for pair in ("4_as_9", "3_as_8")]
-    names += ["compare_curves", "lr"]
-    for name in names:
-        rundir.write_atomic(root / "figures" / f"{name}.png", png(name))
-    metrics = {
-        "schema": 1,
-        "run": {"name": "synthetic", "seed": 7},
-        "dataset": {
-            "name": "MNIST (torchvision.datasets.MNIST, official IDX files)",
-            "train_size": 5_000,
-            "val_size": 500,
-            "test_size": TEST_SIZE,
-            "test_support": [TEST_SIZE // 10] * 10,
-        },
-        "models": models,
-        "comparison": [
-            {
-                "model": name,
-                **{
-                    k: m[k]
-                    for k in (
-                        "train_accuracy",
-                        "val_accuracy",
-                        "test_accuracy",
-                        "train_test_gap",
-                        "parameters",
-                        "epochs",
-                    )
-                },
-            }
-            for name, m in models.items()
-        ],
-        "significance": {
-            "models": list(MODELS),
-            "mcnemar": {"b": 12, "c": 41, "p_value": 0.00011},
-            "difference": {
-                "estimate": 0.03,
-                "low": 0.012,
-                "high": 0.047,
-                "level": 0.95,
-                "resamples": 1000,
-            },
-            "alpha": 0.05,
-            "significant": True,
-            "verdict": "The regularized model is significantly more accurate than the baseline.",
-        },
-        "figures": {name: f"figures/{name}.png" for name in sorted(names)},
-    }
-    rundir.write_json(root / "metrics.json", metrics)
+    document = metrics(divergence=divergence, level=level)
+    for name, rel in document.figures.items():
+        rundir.write_atomic(root / rel, png(name))
+    rundir.write_json(root / "metrics.json", document.dump())
     rundir.write_atomic(root / "history.csv", "model,epoch\nbaseline,1\n")
     rundir.write_atomic(root / "models" / "baseline.pt", b"weights")
     manifest = {
@@ -237,10 +240,3 @@ def make_run(
     }
     rundir.write_json(root / rundir.MANIFEST, manifest)
     return root
-
-
-def rehash(root: Path) -> None:
-    """Record every artifact's current hash in the run's manifest, as a consistent run."""
-    manifest = json.loads((root / rundir.MANIFEST).read_text())
-    manifest["artifacts"] = rundir.artifact_hashes(root)
-    rundir.write_json(root / rundir.MANIFEST, manifest)

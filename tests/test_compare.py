@@ -1,14 +1,14 @@
 """Tests for comparing runs: settings side by side, one metric table, overlaid validation curves.
 
 The runs are the synthetic run of ``tests/synthetic.py`` with a changed
-configuration, their own metrics and a full ``history.csv``; no training.
+configuration, their own metrics (built through the metrics contract) and a
+full ``history.csv``; no training.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 import shutil
 from pathlib import Path
@@ -21,9 +21,11 @@ from pypdf import PdfReader
 
 from reportgen import compare, rundir
 from reportgen.config import apply_overrides, parse_toml, to_toml, validate
-from reportgen.context import PNG_SIGNATURE, read_metrics
+from reportgen.context import PNG_SIGNATURE
 from reportgen.errors import ConfigError, RenderError, RunDirError
 from reportgen.formatting import MISSING, pct
+from reportgen.metrics import read_metrics
+from tests import synthetic
 from tests.synthetic import make_run
 
 # (directory, --set overrides, test accuracy of baseline and regularized)
@@ -44,21 +46,22 @@ def make_variant(
     config = validate(apply_overrides(data, overrides))
     rundir.write_atomic(root / "config.toml", to_toml(config))
 
-    metrics = json.loads((root / "metrics.json").read_text(encoding="utf-8"))
-    for (name, model), accuracy in zip(metrics["models"].items(), accuracies, strict=True):
-        model["test_accuracy"] = accuracy
-        model["accuracy_ci"] = {
-            **model["accuracy_ci"],
-            "low": accuracy - 0.02,
-            "high": accuracy + 0.015,
-        }
-        model["train_accuracy"] = accuracy + 0.03
-        model["train_test_gap"] = 0.03
-        model["val_accuracy"] = accuracy - 0.01
-        model["epochs"] = epochs
-    metrics["significance"]["mcnemar"]["p_value"] = 0.0004 if accuracies[1] > 0.935 else 0.2
-    metrics["significance"]["significant"] = accuracies[1] > 0.935
-    rundir.write_json(root / "metrics.json", metrics)
+    def edit(document: dict[str, Any]) -> None:
+        for model, accuracy in zip(document["models"].values(), accuracies, strict=True):
+            model.update(
+                test_accuracy=accuracy,
+                train_accuracy=accuracy + 0.03,
+                train_test_gap=0.03,
+                val_accuracy=accuracy - 0.01,
+                epochs=epochs,
+            )
+            model["accuracy_ci"].update(low=accuracy - 0.02, high=accuracy + 0.015)
+        significant = accuracies[1] > 0.935
+        document["significance"]["mcnemar"]["p_value"] = 0.0004 if significant else 0.2
+        document["significance"]["significant"] = significant
+
+    metrics = synthetic.edited(edit)
+    rundir.write_json(root / "metrics.json", metrics.dump())
 
     rng = np.random.default_rng(int(accuracies[0] * 1e4))
     rows = [
@@ -71,7 +74,7 @@ def make_variant(
             "val_accuracy": 0.78 + epoch / 50,
             "lr": 0.001,
         }
-        for name in metrics["models"]
+        for name in metrics.models
         for epoch in range(1, epochs + 1)
     ]
     rundir.write_atomic(root / "history.csv", pd.DataFrame(rows).to_csv(index=False))
@@ -215,14 +218,15 @@ def test_metric_table_has_a_row_per_run_and_model(
     metrics_html = _section(html, "compare-metrics")
     for position, (_, _, accuracies) in enumerate(RUNS):
         metrics = read_metrics(runs[position], rundir.read_manifest(runs[position]))
+        assert metrics.significance is not None
         rows = table.iloc[2 * position : 2 * position + 2]
         assert list(rows["test_accuracy"]) == list(accuracies)
-        for (name, model), (_, row) in zip(metrics["models"].items(), rows.iterrows(), strict=True):
-            assert row["ci_low"] == model["accuracy_ci"]["low"]
-            assert row["train_test_gap"] == model["train_test_gap"]
-            assert row["verdict"] == metrics["significance"]["verdict"]
-            assert pct(model["test_accuracy"]) in metrics_html
-            assert f"{pct(model['accuracy_ci']['low'])} – " in metrics_html
+        for model, (_, row) in zip(metrics.models.values(), rows.iterrows(), strict=True):
+            assert row["ci_low"] == model.accuracy_ci.low
+            assert row["train_test_gap"] == model.train_test_gap
+            assert row["verdict"] == metrics.significance.verdict
+            assert pct(model.test_accuracy) in metrics_html
+            assert f"{pct(model.accuracy_ci.low)} – " in metrics_html
     # the best regularized accuracy (run2) and the best baseline accuracy (other/run1) are bold
     assert '<td class="num best">94.02%</td>' in metrics_html
     assert '<td class="num best">91.05%</td>' in metrics_html

@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import recall_score
 
-from reportgen import evaluate, figures, pipeline, rundir
+from reportgen import evaluate, figures, measure, pipeline, rundir
 from reportgen.config import ModelSection, load_config
 from reportgen.data import Dataset, Split
 from reportgen.models import CNN, MLP, build
@@ -213,7 +213,7 @@ def test_class_error_bars_are_one_minus_sklearn_recall(
     y_true, y_pred = labels
     errors = evaluate.class_errors(evaluate.confusion(y_true, y_pred))
     fig = figures.class_errors_figure(
-        [row["error_rate"] for row in errors], model="m", worst=evaluate.worst_classes(errors)
+        [row.error_rate for row in errors], model="m", worst=evaluate.worst_classes(errors)
     )
     heights = [bar.get_height() for bar in visible_axes(fig)[0].patches]
     recall = recall_score(y_true, y_pred, labels=list(range(10)), average=None, zero_division=0)
@@ -335,20 +335,6 @@ def test_png_has_no_software_stamp() -> None:
 # --------------------------------------------------------------------------- the figures' inputs
 
 
-def test_pair_galleries_configured_first_then_new_automatic_pairs() -> None:
-    y_true = np.array([4, 4, 4, 3, 3, 5, 5, 5, 5, 8, 1])
-    y_pred = np.array([9, 4, 9, 8, 8, 3, 3, 3, 5, 3, 1])
-    matrix = evaluate.confusion(y_true, y_pred)
-    galleries = evaluate.pair_galleries(
-        matrix, y_true, y_pred, configured=[(4, 9), (7, 1)], auto=2, limit=1
-    )
-    assert [(g["true"], g["pred"], g["source"]) for g in galleries] == [
-        (4, 9, "config"), (7, 1, "config"), (5, 3, "auto"), (3, 8, "auto"),
-    ]  # fmt: skip
-    assert [g["count"] for g in galleries] == [2, 0, 3, 2]
-    assert [g["indices"] for g in galleries] == [[0], [], [5], [3]]
-
-
 def test_first_layer_readouts_match_the_model() -> None:
     torch.manual_seed(0)
     model = MLP([16, 8], batchnorm=True)
@@ -391,30 +377,29 @@ def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: P
         "report.n_misclassified=4", "report.n_pair_examples=3", "report.bootstrap_resamples=100",
     ])  # fmt: skip
     outcomes = [outcome("baseline", "mlp", dataset, 0), outcome("regularized", "cnn", dataset, 1)]
-    metrics = pipeline.build_metrics(config, outcomes, dataset, y.astype(np.int64))
+    metrics = measure.build_metrics(config, outcomes, dataset, y.astype(np.int64))
     paths = rundir.RunPaths(tmp_path)
     pipeline.stage_figures(config, outcomes, dataset, metrics, paths)
 
-    listed = metrics["figures"]
+    listed = metrics.figures
     assert {p.stem for p in paths.figures.glob("*.png")} == set(listed)
     assert len(listed) == 2 * (6 + 3) + 2
     assert all((tmp_path / rel).is_file() for rel in listed.values())
     for o in outcomes:
-        model = metrics["models"][o.name]
-        assert list(model["figures"]) == [kind.kind for kind in figures.kinds("model")]
-        assert model["accuracy_ci"]["low"] <= model["test_accuracy"] <= model["accuracy_ci"]["high"]
-        assert set(model["diagnosis"]) == {"labels", "summary", "evidence"}
-        assert model["misclassified"] == sorted(model["misclassified"])
-        assert all(y[i] != o.predictions[i] for i in model["misclassified"])
-        assert [g["source"] for g in model["pair_galleries"]] == ["config", "config", "auto"]
-        for gallery in model["pair_galleries"]:
-            assert gallery["figure"] in listed
-            assert all(y[i] == gallery["true"] for i in gallery["indices"])
-            assert all(o.predictions[i] == gallery["pred"] for i in gallery["indices"])
-    significance = metrics["significance"]
-    assert significance["models"] == ["baseline", "regularized"]
-    assert significance["significant"] == (significance["mcnemar"]["p_value"] < 0.05)
-    json.dumps(metrics, allow_nan=False)  # metrics.json must stay strict JSON
+        model = metrics.models[o.name]
+        assert list(model.figures) == [kind.kind for kind in figures.kinds("model")]
+        assert model.accuracy_ci.low <= model.test_accuracy <= model.accuracy_ci.high
+        assert model.misclassified == sorted(model.misclassified)
+        assert all(y[i] != o.predictions[i] for i in model.misclassified)
+        assert [g.source for g in model.pair_galleries] == ["config", "config", "auto"]
+        for gallery in model.pair_galleries:
+            assert gallery.figure in listed
+            assert all(y[i] == gallery.true for i in gallery.indices)
+            assert all(o.predictions[i] == gallery.pred for i in gallery.indices)
+    significance = metrics.significance
+    assert significance is not None and significance.models == ("baseline", "regularized")
+    assert significance.significant == (significance.mcnemar.p_value < 0.05)
+    json.dumps(metrics.dump(), allow_nan=False)  # metrics.json must stay strict JSON
 
 
 def test_compare_history_draws_every_run_and_model() -> None:

@@ -26,9 +26,10 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
 from reportgen import mail, report, rundir
 from reportgen.cli import main
-from reportgen.context import build_context, read_metrics
+from reportgen.context import build_context
 from reportgen.errors import ConfigError, RunDirError
 from reportgen.formatting import pct
+from reportgen.metrics import Metrics, read_metrics
 from tests.synthetic import make_run
 
 PDF = b"%PDF-1.4\n% a stand-in for report.pdf\n%%EOF\n"
@@ -76,7 +77,7 @@ def _text_part(message: EmailMessage) -> str:
     return str(body.get_content())
 
 
-def _metrics(run_dir: Path) -> dict[str, Any]:
+def _metrics(run_dir: Path) -> Metrics:
     return read_metrics(run_dir, rundir.read_manifest(run_dir))
 
 
@@ -106,9 +107,9 @@ def check_delivered(parsed: EmailMessage, run_dir: Path) -> None:
     assert attachments[0].get_content() == (run_dir / "report.pdf").read_bytes()
 
     text = " ".join(_text_part(parsed).split())  # undo the wrapping
-    for name, model in _metrics(run_dir)["models"].items():
-        assert f"{pct(model['test_accuracy'])} for the {name} model" in text
-        assert model["diagnosis"]["summary"] in text
+    for name, model in _metrics(run_dir).models.items():
+        assert f"{pct(model.test_accuracy)} for the {name} model" in text
+        assert model.diagnosis.summary in text
 
 
 # --------------------------------------------------------------------------- the message
@@ -130,10 +131,10 @@ def test_message_layout_and_content(message: EmailMessage, run_dir: Path) -> Non
 
 
 def test_headers_are_derived_from_the_run(message: EmailMessage, run_dir: Path) -> None:
-    models = _metrics(run_dir)["models"]
+    models = _metrics(run_dir).models
     assert message["Subject"] == (
-        f"reportgen: synthetic — baseline {pct(models['baseline']['test_accuracy'])}, "
-        f"regularized {pct(models['regularized']['test_accuracy'])}"
+        f"reportgen: synthetic — baseline {pct(models['baseline'].test_accuracy)}, "
+        f"regularized {pct(models['regularized'].test_accuracy)}"
     )
     assert message["From"] == SENDER
     assert message["To"] == ", ".join(TO)
@@ -143,9 +144,10 @@ def test_headers_are_derived_from_the_run(message: EmailMessage, run_dir: Path) 
 
 def test_plain_text_summary(message: EmailMessage, run_dir: Path) -> None:
     text = _text_part(message)
-    significance = _metrics(run_dir)["significance"]
+    significance = _metrics(run_dir).significance
+    assert significance is not None
     assert text.startswith("Synthetic MNIST report\nRun synthetic, seed 7, 2024-03-01\n")
-    assert significance["verdict"] in " ".join(text.split())
+    assert significance.verdict in " ".join(text.split())
     assert "95% CI" in text and "Train–test gap" in text
     assert all(len(line) <= mail.WRAP for line in text.splitlines())
 

@@ -26,6 +26,7 @@ from weasyprint.pdf import fonts as weasyprint_fonts
 from reportgen import __version__, context, report, rundir
 from reportgen.errors import RenderError, TemplateError
 from reportgen.formatting import pct
+from reportgen.metrics import Divergence
 from tests.synthetic import make_run
 
 GOLDEN = Path(__file__).parent / "golden" / "report.html"
@@ -172,9 +173,8 @@ def test_toc_links_resolve_and_tables_scope_headers(html: str) -> None:
 
 def test_html_shows_the_metrics(html: str, page: dict[str, Any]) -> None:
     for view in page["models"]:
-        metrics = view.metrics
-        assert pct(metrics["test_accuracy"]) in html
-        assert pct(metrics["accuracy_ci"]["low"]) in html
+        assert pct(view.metrics.test_accuracy) in html
+        assert pct(view.metrics.accuracy_ci.low) in html
     assert "McNemar exact two-sided p-value" in html and "&lt; 0.001" in html
     assert "Train and validation loss fall together." in html
 
@@ -205,7 +205,7 @@ def test_title_is_escaped(tmp_path: Path) -> None:
 
 
 def test_divergence_is_shown(tmp_path: Path) -> None:
-    divergence = {"epoch": 2, "step": 310, "last_finite_loss": 2.302585}
+    divergence = Divergence(epoch=2, step=310, last_finite_loss=2.302585)
     run = make_run(tmp_path / "run", divergence=divergence)
     diverged = context.build_context(run, environ={})
     html = report.render_html(diverged)
@@ -361,7 +361,7 @@ def test_pdf_text_has_every_section_heading(pdf_text: str, heading: str) -> None
 
 def test_pdf_shows_both_test_accuracies(pdf_text: str, page: dict[str, Any]) -> None:
     for view in page["models"]:
-        assert pct(view.metrics["test_accuracy"]) in pdf_text
+        assert pct(view.metrics.test_accuracy) in pdf_text
 
 
 def test_pdf_metadata(pdf: bytes) -> None:
@@ -557,5 +557,5 @@ def test_renders_a_real_pipeline_run(fake_mnist: Path, tmp_path: Path) -> None:
     assert images and all((a["src"] or "").startswith("data:image/png") for a in images)
     assert all(heading in _parse(html).text for heading in SECTION_HEADINGS)
     text = _pdf_text(reports[1].read_bytes())
-    for name, model in run.metrics["models"].items():
-        assert f"Model: {name}" in text and pct(model["test_accuracy"]) in text
+    for name, model in run.metrics.models.items():
+        assert f"Model: {name}" in text and pct(model.test_accuracy) in text

@@ -129,7 +129,7 @@ def test_compare_verdict(b: int, c: int, claim: str, significant: bool) -> None:
     first, second = paired_correctness(b, c, both=900, neither=20)
     result = stats.compare(first, second, names=("first", "second"), resamples=200, seed=0)
     assert result.significant is significant
-    assert result.models == ["first", "second"]
+    assert result.models == ("first", "second")
     assert result.verdict.startswith(claim)
     assert "95% CI" in result.verdict
     ending = "is statistically significant." if significant else "is not statistically significant."
