@@ -44,23 +44,6 @@ RERENDER_COMMAND = "reportgen render RUN_DIR"
 NOT_LISTED = frozenset({"report.html", "report.pdf", rundir.MANIFEST})
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-TITLES = {
-    "contents": "Contents",
-    "summary": "Executive summary",
-    "comparison": "Model comparison",
-    "curves": "Training curves and diagnosis",
-    "reproducibility": "Reproducibility",
-    "classification": "Classification report",
-    "confusion": "Confusion matrix",
-    "errors": "Per-class errors",
-    "misclassified": "Misclassified test images",
-    "pairs": "Confused pairs",
-    "weights": "Learned weights",
-    "activations": "Activations",
-}
-MODEL_SUBSECTIONS = (
-    "classification", "confusion", "errors", "misclassified", "pairs", "weights", "activations",
-)  # fmt: skip
 PROMISE = (
     "The same configuration and seed, run on the same machine type with the same library "
     "versions and the same thread count, produce the same models, metrics, figures and "
@@ -90,20 +73,10 @@ class Figure:
 
 
 @dataclass(frozen=True)
-class TocEntry:
-    """A heading the table of contents links to."""
-
-    anchor: str
-    title: str
-    children: tuple[TocEntry, ...] = ()
-
-
-@dataclass(frozen=True)
 class ModelView:
     """Everything the report shows about one model."""
 
     name: str
-    title: str
     anchor: str
     description: str
     metrics: ModelMetrics
@@ -322,7 +295,6 @@ def _model_view(
         )
     return ModelView(
         name=name,
-        title=f"Model: {name}",
         anchor=f"model-{_anchor(name)}",
         description=describe_model(spec) if spec is not None else "",
         metrics=model,
@@ -330,17 +302,6 @@ def _model_view(
         pair_figures=tuple(pair_figures),
         warning=divergence_sentence(name, model.divergence) if model.divergence else None,
     )
-
-
-def _toc(models: Sequence[ModelView]) -> tuple[TocEntry, ...]:
-    entries = [TocEntry(key, TITLES[key]) for key in ("summary", "comparison", "curves")]
-    for model in models:
-        children = tuple(
-            TocEntry(f"{model.anchor}-{key}", TITLES[key]) for key in MODEL_SUBSECTIONS
-        )
-        entries.append(TocEntry(model.anchor, model.title, children))
-    entries.append(TocEntry("reproducibility", TITLES["reproducibility"]))
-    return tuple(entries)
 
 
 def _artifact_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -407,12 +368,11 @@ def build_context(
         "date": date.day,
         "timestamp": date.timestamp,
         "epoch": date.epoch,
-        "titles": TITLES,
-        "toc": _toc(models),
         "dataset": metrics.dataset,
         "warnings": summary_warnings(metrics),
         "summary": summary_paragraphs(metrics),
         "significance": metrics.significance,
+        "ci_level": models[0].metrics.accuracy_ci.level,
         "training": {
             "optimizer": config.train.optimizer,
             "lr": config.train.lr,

@@ -145,8 +145,7 @@ def plain_text(context: Mapping[str, Any]) -> str:
         lines += [_wrap(f"WARNING: {warning}"), ""]
     for paragraph in context["summary"]:
         lines += [_wrap(paragraph), ""]
-    ci_level = level(context["models"][0].metrics.accuracy_ci.level)
-    rows = [("Model", "Test accuracy", f"{ci_level} CI", "Train–test gap")]
+    rows = [("Model", "Test accuracy", f"{level(context['ci_level'])} CI", "Train–test gap")]
     for model in context["models"]:
         m = model.metrics
         ci = f"{pct(m.accuracy_ci.low)}–{pct(m.accuracy_ci.high)}"

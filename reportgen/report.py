@@ -42,6 +42,8 @@ LOG.addHandler(logging.NullHandler())  # refused fetches are logged; the CLI dec
 
 PACKAGED_TEMPLATES = "reportgen.templates"
 ENTRY_TEMPLATE = "report.html.j2"
+FRAME_TEMPLATE = "frame.html.jinja2"
+TEMPLATE_SUFFIXES = (".j2", ".jinja2", ".css", ".html")
 
 FILTERS: dict[str, Callable[..., str]] = {
     "pct": pct, "pp": pp, "level": level, "num": num, "pvalue": pvalue, "sci": sci,
@@ -103,6 +105,12 @@ def environment(templates_dir: Path | str | None = None) -> jinja2.Environment:
         directory = Path(templates_dir)
         if not directory.is_dir():
             raise TemplateError(f"templates directory {directory} does not exist")
+        if (directory / "base.html.j2").exists():  # it would be ignored without a word
+            raise TemplateError(
+                f"{directory / 'base.html.j2'}: the frame of every page is now {FRAME_TEMPLATE} "
+                "(blocks title, head, style, header, nav, content, footer); rename yours and "
+                "adapt it, or use custom.css for style only"
+            )
         loaders.append(jinja2.FileSystemLoader(directory))
     loaders.append(jinja2.FunctionLoader(_packaged_source))
     # Sandboxed: a template may display the context but not reach Python's
@@ -124,7 +132,7 @@ def environment(templates_dir: Path | str | None = None) -> jinja2.Environment:
 def _template_location(error: BaseException) -> str:
     """Return ``"template X line N"`` for the innermost template frame of ``error``."""
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
-        if frame.filename.endswith((".j2", ".css", ".html")):
+        if frame.filename.endswith(TEMPLATE_SUFFIXES):
             return f"template {frame.filename} line {frame.lineno}"
     return "template"
 

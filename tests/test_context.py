@@ -62,6 +62,13 @@ def test_figure_text_comes_from_the_registry(page: dict[str, Any]) -> None:
     )
 
 
+def test_ci_level_comes_from_the_metrics(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", level=0.9)
+    page = context.build_context(run, environ={})
+    assert page["ci_level"] == 0.9
+    assert "(90% CI " in page["summary"][0] and "95%" not in page["summary"][0]
+
+
 def test_summary_sentences(page: dict[str, Any]) -> None:
     summary = page["summary"]
     assert summary[0].startswith("Test accuracy on the 1,000 test images: ")

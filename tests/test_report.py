@@ -235,8 +235,34 @@ def test_packaged_templates_are_found_through_importlib() -> None:
     import importlib.resources
 
     files = importlib.resources.files("reportgen.templates")
-    for name in ("base.html.j2", "report.html.j2", "report.css", "macros.html.j2"):
+    for name in ("frame.html.jinja2", "report.html.j2", "report.css", "macros.html.j2"):
         assert files.joinpath(name).is_file()
+    assert files.joinpath("custom.css").read_text() == ""  # a hook, empty until a user fills it
+
+
+@pytest.mark.parametrize("entry", ["report.html.j2", "compare.html.j2"])
+def test_every_page_extends_the_frame(entry: str) -> None:
+    env = report.environment()
+    source = env.loader.get_source(env, entry)[0] if env.loader else ""
+    assert '{% extends "frame.html.jinja2" %}' in source
+    frame = env.loader.get_source(env, "frame.html.jinja2")[0] if env.loader else ""
+    for block in ("title", "head", "style", "nav", "content"):
+        assert f"{{% block {block} %}}" in frame
+
+
+def test_custom_css_comes_after_the_stylesheet(tmp_path: Path, page: dict[str, Any]) -> None:
+    (tmp_path / "custom.css").write_text("h1 { color: rebeccapurple; }\n")
+    custom = report.render_html(page, templates_dir=tmp_path)
+    assert "--accent" in custom  # the packaged stylesheet is still there
+    assert custom.index("rebeccapurple") > custom.index("--accent")
+
+
+def test_an_old_base_template_is_refused_with_its_new_name(
+    tmp_path: Path, page: dict[str, Any]
+) -> None:
+    (tmp_path / "base.html.j2").write_text("{% block content %}{% endblock %}\n")
+    with pytest.raises(TemplateError, match=r"base\.html\.j2: the frame .* frame\.html\.jinja2"):
+        report.render_html(page, templates_dir=tmp_path)
 
 
 def test_overriding_one_template_changes_only_that_part(
