@@ -141,7 +141,7 @@ class TrainSection(_Section):
 
 
 class ModelSection(_Section):
-    """One MLP: widths, regularizers and its learning-rate schedule."""
+    """One network: its kind (MLP or CNN), widths, regularizers and learning-rate schedule."""
 
     kind: Literal["mlp", "cnn"] = "mlp"
     hidden: tuple[Annotated[Int, Field(ge=1, le=65_536)], ...] = (256, 128)

@@ -1,7 +1,7 @@
 """Tests for the report stage: templates -> self-contained HTML -> PDF, reproducibly.
 
-They render the synthetic run of ``tests/synthetic.py`` (metrics.json as the
-README's schema describes it, config.toml, manifest.json and small PNG
+They render the synthetic run of ``tests/synthetic.py`` (metrics.json built
+through the metrics contract, config.toml, manifest.json and small PNG
 figures), so they need neither MNIST nor training.
 """
 
