@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal, TextIO
 from reportgen import __version__
 from reportgen.config import Config, load_config, to_toml
 from reportgen.errors import ConfigError, ReportgenError
+from reportgen.events import Event
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -222,10 +223,10 @@ def _error(message: str, debug: bool) -> None:
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> int:
-    from reportgen import pipeline
-    from reportgen.data import ensure_mnist
-
+    # Each command imports what it needs: `config` must not wait for torch or WeasyPrint.
     if args.command == "data":
+        from reportgen.data import ensure_mnist
+
         config = _load(args)
         files = ensure_mnist(config.data.root, download=config.data.download,
                              progress=lambda m: display.info(m))  # fmt: skip
@@ -237,6 +238,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
         display.out(to_toml(_load(args)).rstrip("\n"))
         return EXIT_OK
     if args.command == "run":
+        from reportgen import pipeline
+
         config = _load(args)
         result = pipeline.run(config, out=args.out, resume=args.resume, argv=["reportgen", *argv],
                               progress=display.event)  # fmt: skip
@@ -348,11 +351,8 @@ class Display:
             )  # fmt: skip
             self._progress.start()
 
-    def event(self, event: object) -> None:
+    def event(self, event: Event) -> None:
         """Show one pipeline event."""
-        from reportgen.pipeline import Event
-
-        assert isinstance(event, Event)
         if self.quiet:
             return
         if self._progress is not None:
@@ -364,10 +364,8 @@ class Display:
         elif event.kind == "info":
             self.info(event.message)
 
-    def _rich(self, event: object) -> None:
-        from reportgen.pipeline import Event
-
-        assert isinstance(event, Event) and self._progress is not None
+    def _rich(self, event: Event) -> None:
+        assert self._progress is not None
         if event.kind == "epoch":
             key = f"epochs:{event.model}"
             if key not in self._tasks:
@@ -383,8 +381,7 @@ class Display:
                 self._tasks[key] = self._progress.add_task(
                     f"{event.model} batches", total=event.total
                 )
-            if event.done % 25 == 0 or event.done == event.total:
-                self._progress.update(self._tasks[key], completed=event.done)
+            self._progress.update(self._tasks[key], completed=event.done)
         elif event.kind == "stage_done":
             self._progress.console.print(f"{event.stage}: done in {event.seconds:.1f} s")
         elif event.kind == "info":

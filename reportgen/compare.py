@@ -28,7 +28,6 @@ else 1970-01-01), so the same inputs give the same bytes.
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -36,16 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib as mpl
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.typing import LineStyleType
 
-from reportgen import figures, report, rundir
-from reportgen.config import Config
+from reportgen import figures, formatting, report, rundir
+from reportgen.config import Config, toml_value
+from reportgen.context import GENERATOR, embed_png, read_config, report_date
 from reportgen.errors import ConfigError, OutputError, RenderError
+from reportgen.metrics import Metrics, Significance, read_metrics
 
 ENTRY_TEMPLATE = "compare.html.j2"
 HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
@@ -55,16 +51,7 @@ HTML_NAME, PDF_NAME, FIGURE_NAME, CSV_NAME = (
     "compare.csv",
 )
 HISTORY_COLUMNS = ("model", "epoch", "val_loss", "val_accuracy")
-MODEL_LINESTYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
-MODEL_MARKERS = ("o", "s", "^", "D", "v")
-MISSING = "—"  # a setting one run does not have
 NBSP = "\u00a0"
-
-FIGURE_ALT = "Validation loss and validation accuracy per epoch of every model of every run"
-FIGURE_CAPTION = (
-    "Validation loss (left) and validation accuracy (right) per epoch: one colour per run, "
-    "one line style per model."
-)
 
 
 # --------------------------------------------------------------------------- reading runs
@@ -76,7 +63,7 @@ class RunInput:
 
     label: str
     config: Config
-    metrics: Mapping[str, Any]
+    metrics: Metrics
     history: pd.DataFrame  # history.csv as written: one row per model and epoch
     manifest_sha256: str = ""  # of the run's manifest.json: which run exactly was compared
 
@@ -108,33 +95,6 @@ def _read_history(root: Path, manifest: Mapping[str, Any]) -> pd.DataFrame:
     return history
 
 
-def _validate_metrics(metrics: Mapping[str, Any], root: Path) -> None:
-    source = f"{root / 'metrics.json'}"
-    for name, model in report._require(metrics, "models", source).items():
-        for key in (
-            "test_accuracy",
-            "train_accuracy",
-            "val_accuracy",
-            "train_test_gap",
-            "epochs",
-            "accuracy_ci.level",
-            "accuracy_ci.low",
-            "accuracy_ci.high",
-        ):
-            report._require(model, key, f"{source}: models.{name}")
-    if metrics.get("significance") is not None:
-        for key in (
-            "models",
-            "mcnemar.b",
-            "mcnemar.c",
-            "mcnemar.p_value",
-            "significant",
-            "difference.estimate",
-            "verdict",
-        ):
-            report._require(metrics["significance"], key, f"{source}: significance")
-
-
 def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
     """Return the inputs of every run, refusing fewer than two runs or a directory that is not one.
 
@@ -143,9 +103,10 @@ def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
     ConfigError
         Fewer than two runs, or the same run given twice.
     RunDirError
-        A directory is not a complete run, or a file differs from its manifest.
+        A directory is not a complete run, a file differs from its manifest, or
+        a ``metrics.json`` does not fit its schema.
     RenderError
-        A run's ``config.toml``, ``metrics.json`` or ``history.csv`` is malformed.
+        A run's ``config.toml`` or ``history.csv`` is malformed.
     """
     roots = [Path(path) for path in run_dirs]
     if len(roots) < 2:
@@ -158,9 +119,8 @@ def read_runs(run_dirs: Sequence[Path | str]) -> list[RunInput]:
     runs = []
     for root, label in zip(roots, run_labels(roots), strict=True):
         manifest = rundir.read_intact(root, action="compare")
-        config, _ = report.read_config(root, manifest)
-        metrics = report.read_metrics(root, manifest)
-        _validate_metrics(metrics, root)
+        config, _ = read_config(root, manifest)
+        metrics = read_metrics(root, manifest)
         manifest_sha256 = rundir.sha256_bytes(rundir.read_listed(root, rundir.MANIFEST))
         runs.append(
             RunInput(label, config, metrics, _read_history(root, manifest), manifest_sha256)
@@ -184,16 +144,8 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def setting_text(value: Any) -> str:
-    """Return a setting as TOML writes it: ``"adam"``, ``0.001``, ``true``, ``[256, 128]``."""
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(setting_text(item) for item in value) + "]"
-    return repr(value)
+    """Return a setting as TOML writes it (``"adam"``, ``0.001``, ``[256, 128]``), or ``unset``."""
+    return "unset" if value is None else toml_value(value)
 
 
 @dataclass(frozen=True)
@@ -211,7 +163,7 @@ def setting_rows(configs: Sequence[Mapping[str, Any]]) -> list[SettingRow]:
     keys = list(dict.fromkeys(key for config in configs for key in config))
     rows = []
     for key in keys:
-        values = tuple(setting_text(c[key]) if key in c else MISSING for c in configs)
+        values = tuple(setting_text(c[key]) if key in c else formatting.MISSING for c in configs)
         changed = tuple(value != values[0] for value in values)
         rows.append(SettingRow(key, values, changed, any(changed)))
     return rows
@@ -220,18 +172,16 @@ def setting_rows(configs: Sequence[Mapping[str, Any]]) -> list[SettingRow]:
 # --------------------------------------------------------------------------- metrics
 
 
-def _paired_text(significance: Mapping[str, Any] | None) -> str:
+def _paired_text(significance: Significance | None) -> str:
     """Return the McNemar result in a few words: ``"regularized better, p < 0.001"``."""
     if significance is None:
-        return MISSING
-    first, second = significance["models"]
-    p_value = significance["mcnemar"]["p_value"]
+        return formatting.MISSING
+    first, second = significance.models
     # No-break spaces keep "p < 0.001" on one line in a narrow table cell.
-    shown = report.pvalue(p_value)  # "< 0.001" or "0.412"
-    p_text = ("p " + shown if p_value < 0.001 else "p = " + shown).replace(" ", NBSP)
-    if not significance["significant"]:
+    p_text = formatting.p_equals(significance.mcnemar.p_value).replace(" ", NBSP)
+    if not significance.significant:
         return f"no significant difference, {p_text}"
-    better = second if significance["difference"]["estimate"] > 0 else first
+    better = second if significance.difference.estimate > 0 else first
     return f"{better} better, {p_text}"
 
 
@@ -239,28 +189,28 @@ def metric_rows(runs: Sequence[RunInput]) -> list[dict[str, Any]]:
     """Return one flat row per run and model: accuracies, CI, gap and the run's paired test."""
     rows = []
     for run in runs:
-        significance = run.metrics.get("significance")
-        mcnemar = significance["mcnemar"] if significance is not None else {}
-        for name, model in run.metrics["models"].items():
-            ci = model["accuracy_ci"]
+        significance = run.metrics.significance
+        mcnemar = significance.mcnemar if significance is not None else None
+        for name, model in run.metrics.models.items():
+            ci = model.accuracy_ci
             rows.append(
                 {
                     "run": run.label,
                     "model": name,
-                    "test_accuracy": model["test_accuracy"],
-                    "ci_level": ci["level"],
-                    "ci_low": ci["low"],
-                    "ci_high": ci["high"],
-                    "train_accuracy": model["train_accuracy"],
-                    "val_accuracy": model["val_accuracy"],
-                    "train_test_gap": model["train_test_gap"],
-                    "epochs": model["epochs"],
-                    "diverged": bool(model.get("divergence")),
-                    "mcnemar_b": mcnemar.get("b"),
-                    "mcnemar_c": mcnemar.get("c"),
-                    "mcnemar_p_value": mcnemar.get("p_value"),
-                    "significant": significance["significant"] if significance else None,
-                    "verdict": significance["verdict"] if significance else None,
+                    "test_accuracy": model.test_accuracy,
+                    "ci_level": ci.level,
+                    "ci_low": ci.low,
+                    "ci_high": ci.high,
+                    "train_accuracy": model.train_accuracy,
+                    "val_accuracy": model.val_accuracy,
+                    "train_test_gap": model.train_test_gap,
+                    "epochs": model.epochs,
+                    "diverged": model.divergence is not None,
+                    "mcnemar_b": mcnemar.b if mcnemar else None,
+                    "mcnemar_c": mcnemar.c if mcnemar else None,
+                    "mcnemar_p_value": mcnemar.p_value if mcnemar else None,
+                    "significant": significance.significant if significance else None,
+                    "verdict": significance.verdict if significance else None,
                 }
             )
     return rows
@@ -281,68 +231,6 @@ def history_frame(runs: Sequence[RunInput]) -> pd.DataFrame:
     return history[["run", *[c for c in history.columns if c != "run"]]]
 
 
-def compare_history_figure(history: pd.DataFrame) -> Figure:
-    """Draw the validation loss and accuracy per epoch of every run and model on shared axes.
-
-    Parameters
-    ----------
-    history : DataFrame
-        One row per run, model and epoch with ``run``, ``model``, ``epoch``,
-        ``val_loss`` and ``val_accuracy``; runs and models in order of first
-        appearance.
-
-    Returns
-    -------
-    Figure
-        Loss (left) and accuracy (right); one colour per run (the colours of
-        :mod:`reportgen.figures`), one line style and marker per model.
-    """
-    missing = [c for c in ("run", *HISTORY_COLUMNS) if c not in history.columns]
-    if missing or history.empty:
-        raise ValueError(f"history needs rows with run, {', '.join(HISTORY_COLUMNS)}")
-    runs = list(dict.fromkeys(history["run"]))
-    models = list(dict.fromkeys(history["model"]))
-    with mpl.rc_context(figures.STYLE):
-        legend_rows = -(-(len(runs) + len(models)) // 4)
-        fig = Figure(
-            figsize=(figures.WIDTH_IN, 2.8 + 0.2 * legend_rows),
-            dpi=figures.DPI,
-            layout="constrained",
-        )
-        ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)
-        for r, run in enumerate(runs):
-            for m, model in enumerate(models):
-                rows = history[(history["run"] == run) & (history["model"] == model)]
-                style = {
-                    "color": figures.model_color(r),
-                    "linestyle": MODEL_LINESTYLES[m % len(MODEL_LINESTYLES)],
-                    "marker": MODEL_MARKERS[m % len(MODEL_MARKERS)],
-                }
-                for ax, column in ((ax_loss, "val_loss"), (ax_acc, "val_accuracy")):
-                    values = rows[column].to_numpy(dtype=np.float64)
-                    ax.plot(rows["epoch"], np.where(np.isfinite(values), values, np.nan), **style)
-        figures.loss_accuracy_axes(
-            ax_loss, ax_acc, titles=("Validation loss", "Validation accuracy")
-        )
-        handles = [
-            Line2D([], [], color=figures.model_color(r), label=run) for r, run in enumerate(runs)
-        ]
-        handles += [
-            Line2D(
-                [],
-                [],
-                color="#333333",
-                label=model,
-                linestyle=MODEL_LINESTYLES[m % len(MODEL_LINESTYLES)],
-                marker=MODEL_MARKERS[m % len(MODEL_MARKERS)],
-            )
-            for m, model in enumerate(models)
-        ]
-        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
-        fig.suptitle("Validation curves of every run")
-    return fig
-
-
 # --------------------------------------------------------------------------- context
 
 
@@ -360,7 +248,7 @@ def build_context(
 ) -> dict[str, Any]:
     """Return everything the comparison templates display."""
     environ = os.environ if environ is None else environ
-    date = max((report.report_date(run.config, environ) for run in runs), key=lambda d: d.epoch)
+    date = max((report_date(run.config, environ) for run in runs), key=lambda d: d.epoch)
     settings = setting_rows([flatten(run.config.model_dump(mode="json")) for run in runs])
     plain_rows = metric_rows(runs)
     rows = [
@@ -368,22 +256,22 @@ def build_context(
     ]
     groups = []
     for run in runs:
-        significance = run.metrics.get("significance")
+        significance = run.metrics.significance
         groups.append(
             {
                 "label": run.label,
                 "models": [row for row in rows if row["run"] == run.label],
                 "paired": _paired_text(significance),
-                "verdict": significance["verdict"] if significance else None,
+                "verdict": significance.verdict if significance else None,
             }
         )
     authors = sorted({run.config.run.author for run in runs})
-    src = "data:image/png;base64," + base64.b64encode(figure_png).decode("ascii")
+    alt, caption = figures.FIGURES["compare_history"].describe()
     return {
         "pdf": False,
         "fonts": [],
         "lang": "en",
-        "generator": report.GENERATOR,
+        "generator": GENERATOR,
         "title": f"Comparison of {len(runs)} runs",
         "author": ", ".join(authors),
         "date": date.day,
@@ -394,8 +282,8 @@ def build_context(
         "settings": settings,
         "metric_groups": groups,
         "ci_level": rows[0]["ci_level"],
-        "history_figure": report.Figure(
-            "compare_history", FIGURE_NAME, src, FIGURE_ALT, FIGURE_CAPTION
+        "history_figure": embed_png(
+            "compare_history", FIGURE_NAME, figure_png, alt=alt, caption=caption
         ),
     }
 
@@ -447,15 +335,17 @@ def compare_runs(
     ConfigError
         Fewer than two runs, or one run given twice.
     RunDirError
-        An input is not a complete run, or its files differ from its manifest.
+        An input is not a complete run, its files differ from its manifest, or
+        its ``metrics.json`` does not fit its schema.
     RenderError
-        An input file is malformed, or a template or the PDF layout fails.
+        An input's ``config.toml`` or ``history.csv`` is malformed, or a
+        template or the PDF layout fails.
     """
     out = Path(out_dir)
     rundir.check_target(out, kind=rundir.COMPARE_KIND)
     runs = read_runs(run_dirs)
     history = history_frame(runs)
-    figure_png = figures.render_png(compare_history_figure(history))
+    figure_png = figures.render_png(figures.compare_history_figure(history))
     context = build_context(runs, figure_png, environ=environ)
     outputs = {
         HTML_NAME: render_html(context, templates_dir=templates_dir).encode("utf-8"),
@@ -485,7 +375,6 @@ __all__ = [
     "RunInput",
     "SettingRow",
     "build_context",
-    "compare_history_figure",
     "compare_runs",
     "flatten",
     "read_runs",

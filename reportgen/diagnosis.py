@@ -1,10 +1,21 @@
 """Read a model's learning curves the way the tutorial teaches.
 
-SPEC.md's table: train loss falls while validation loss rises → overfitting;
-both stay high → underfitting; both fall together → good fit; sudden loss
-spikes → learning rate too high.  :func:`diagnose` applies it to one model's
-per-epoch history and says which epochs show it, so a reader can check the
-claim against the curves.
+The rules, applied to one model's per-epoch history (losses are mean
+cross-entropy in nats; the thresholds are the constants below):
+
+- **overfitting**: validation loss ends at least :data:`OVERFIT_RISE` (10%)
+  above its lowest epoch while training loss is still lower than at that epoch;
+- **underfitting**: after the last epoch, training and validation loss are
+  both above :data:`UNDERFIT_LOSS` (0.5);
+- **good fit**: training and validation loss both end below where they
+  started, and none of the other rules applies;
+- **learning rate too high**: a loss is not finite, training diverged, or a
+  loss jumps from one epoch to the next by :data:`TRAIN_SPIKE_RATIO` (×1.25,
+  training) or :data:`VAL_SPIKE_RATIO` (×1.5, validation) and by at least
+  :data:`SPIKE_MIN_RISE` (0.05).
+
+Trends need two epochs.  :func:`diagnose` names the epochs behind each
+finding, so a reader can check the claim against the curves.
 """
 
 from __future__ import annotations
@@ -12,6 +23,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from reportgen.formatting import pct, pp
 
 OVERFITTING = "overfitting"
 UNDERFITTING = "underfitting"
@@ -58,7 +71,7 @@ _SUMMARIES = {
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """Labels from SPEC.md's table, a plain summary and the epochs that show them."""
+    """Labels from the rules above, a plain summary and the epochs that show them."""
 
     labels: list[str] = field(default_factory=list)
     summary: str = ""
@@ -132,8 +145,8 @@ def _overfitting(curves: _Curves) -> list[str]:
         f"validation loss rose from epoch {e[best]} ({val[best]:.3f}) to epoch {e[last]} "
         f"({val[last]:.3f}) while train loss kept falling "
         f"({curves.train_loss[best]:.3f} → {curves.train_loss[last]:.3f})",
-        f"at epoch {e[last]} train accuracy is {curves.train_accuracy[last]:.2%} against "
-        f"{curves.val_accuracy[last]:.2%} on validation (gap {gap * 100:.2f} pp)",
+        f"at epoch {e[last]} train accuracy is {pct(curves.train_accuracy[last])} against "
+        f"{pct(curves.val_accuracy[last])} on validation (gap {pp(gap)})",
     ]
 
 
@@ -143,7 +156,7 @@ def _underfitting(curves: _Curves) -> list[str]:
         return []
     return [
         f"after epoch {curves.epochs[-1]} train loss is still {train:.3f} and validation loss "
-        f"{val:.3f}, both above {UNDERFIT_LOSS} (train accuracy {curves.train_accuracy[-1]:.2%})"
+        f"{val:.3f}, both above {UNDERFIT_LOSS} (train accuracy {pct(curves.train_accuracy[-1])})"
     ]
 
 
@@ -155,7 +168,7 @@ def _good_fit(curves: _Curves) -> list[str]:
     ending = (
         "at its lowest value"
         if best == len(val) - 1
-        else f"within {OVERFIT_RISE:.0%} of its lowest ({val[best]:.3f}, epoch {e[best]})"
+        else f"within {pct(OVERFIT_RISE, 0)} of its lowest ({val[best]:.3f}, epoch {e[best]})"
     )
     return [
         f"train loss fell from {train[0]:.3f} (epoch {e[0]}) to {train[-1]:.3f} (epoch {e[-1]}) "
@@ -166,7 +179,7 @@ def _good_fit(curves: _Curves) -> list[str]:
 def diagnose(
     history: Sequence[Mapping[str, float]], *, diverged_epoch: int | None = None
 ) -> Diagnosis:
-    """Label one model's learning curves with SPEC.md's table.
+    """Label one model's learning curves with the rules of this module.
 
     Parameters
     ----------

@@ -1,23 +1,37 @@
-"""Predictions -> metrics: pure functions over arrays, plus one batched predictor."""
+"""Predictions -> metrics, as the types of :mod:`reportgen.metrics`.
+
+The functions over label arrays and confusion matrices are pure.  Three read
+a network: :func:`predict_proba`, :func:`first_layer_weights` and
+:func:`first_activations`; the two that run it switch it to eval mode first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
-from reportgen.models import CNN, MLP, NUM_CLASSES
+from reportgen.config import NUM_CLASSES
+from reportgen.metrics import (
+    AverageScores,
+    ClassError,
+    ClassificationReport,
+    ClassScores,
+    ConfusedPair,
+    PairGallery,
+    PairSource,
+)
+from reportgen.models import CNN, MLP
 
 LABELS = list(range(NUM_CLASSES))
 
 
 @torch.inference_mode()
 def predict_proba(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> np.ndarray:
-    """Return softmax class probabilities ``[N, 10]`` (float32) of ``model`` in eval mode."""
+    """Return softmax class probabilities ``[N, classes]`` (float32) of ``model`` in eval mode."""
     model.eval()
     chunks = [
         torch.softmax(model(x[start : start + batch_size]), dim=1).cpu()
@@ -37,7 +51,7 @@ def mean_log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> ClassificationReport:
     """Return per-class precision/recall/F1/support plus accuracy and macro/weighted/micro averages.
 
     Classes absent from both arrays get zeros rather than a warning, so small
@@ -46,38 +60,28 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, A
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=LABELS, zero_division=0
     )
-    report: dict[str, Any] = {
-        "classes": [
-            {
-                "label": label,
-                "precision": float(precision[label]),
-                "recall": float(recall[label]),
-                "f1": float(f1[label]),
-                "support": int(support[label]),
-            }
-            for label in LABELS
-        ],
-        "accuracy": accuracy(y_true, y_pred),
-    }
+    averages = {}
     for average in ("macro", "weighted", "micro"):
         p, r, f, _ = precision_recall_fscore_support(
             y_true, y_pred, labels=LABELS, average=average, zero_division=0
         )
-        report[f"{average}_avg"] = {
-            "precision": float(p),
-            "recall": float(r),
-            "f1": float(f),
-            "support": len(y_true),
-        }
-    return report
+        averages[f"{average}_avg"] = AverageScores(
+            precision=float(p), recall=float(r), f1=float(f), support=len(y_true)
+        )
+    classes = [
+        ClassScores(label=label, precision=float(precision[label]), recall=float(recall[label]),
+                    f1=float(f1[label]), support=int(support[label]))
+        for label in LABELS
+    ]  # fmt: skip
+    return ClassificationReport(classes=classes, accuracy=accuracy(y_true, y_pred), **averages)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Return the 10×10 count matrix: rows are true labels, columns predictions."""
+    """Return the class × class count matrix: rows are true labels, columns predictions."""
     return confusion_matrix(y_true, y_pred, labels=LABELS)
 
 
-def class_errors(matrix: np.ndarray) -> list[dict[str, Any]]:
+def class_errors(matrix: np.ndarray) -> list[ClassError]:
     """Return, per class, its error rate (1 − recall) and most frequent wrong prediction."""
     rows = []
     for label in LABELS:
@@ -88,31 +92,31 @@ def class_errors(matrix: np.ndarray) -> list[dict[str, Any]]:
         errors = int(wrong.sum())
         top = int(np.argmax(wrong))  # lowest label wins ties: deterministic
         rows.append(
-            {
-                "label": label,
-                "support": support,
-                "errors": errors,
-                "error_rate": errors / support if support else 0.0,
-                "top_wrong_prediction": top if errors else None,
-                "top_wrong_count": int(wrong[top]) if errors else 0,
-            }
+            ClassError(
+                label=label,
+                support=support,
+                errors=errors,
+                error_rate=errors / support if support else 0.0,
+                top_wrong_prediction=top if errors else None,
+                top_wrong_count=int(wrong[top]) if errors else 0,
+            )
         )
     return rows
 
 
-def worst_classes(errors: list[dict[str, Any]], *, count: int = 3) -> list[int]:
+def worst_classes(errors: Sequence[ClassError], *, count: int = 3) -> list[int]:
     """Return the labels with the highest error rate (ties broken by label)."""
-    ranked = sorted(errors, key=lambda row: (-row["error_rate"], row["label"]))
-    return [row["label"] for row in ranked[:count] if row["errors"] > 0]
+    ranked = sorted(errors, key=lambda row: (-row.error_rate, row.label))
+    return [row.label for row in ranked[:count] if row.errors > 0]
 
 
-def most_confused_pairs(matrix: np.ndarray, *, count: int) -> list[dict[str, int]]:
-    """Return the ``count`` largest off-diagonal cells as ``{true, pred, count}``, largest first."""
+def most_confused_pairs(matrix: np.ndarray, *, count: int) -> list[ConfusedPair]:
+    """Return the ``count`` largest off-diagonal cells, largest first (ties: lowest labels)."""
     cells = [
         (int(matrix[t, p]), t, p) for t in LABELS for p in LABELS if t != p and matrix[t, p] > 0
     ]
     cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
-    return [{"true": t, "pred": p, "count": n} for n, t, p in cells[:count]]
+    return [ConfusedPair(true=t, pred=p, count=n) for n, t, p in cells[:count]]
 
 
 def misclassified_indices(y_true: np.ndarray, y_pred: np.ndarray, *, limit: int) -> list[int]:
@@ -135,7 +139,8 @@ def pair_galleries(
     configured: Sequence[tuple[int, int]],
     auto: int,
     limit: int,
-) -> list[dict[str, Any]]:
+    figure: Callable[[int, int], str],
+) -> list[PairGallery]:
     """Return the confused-pair galleries: every configured pair, then ``auto`` more.
 
     The automatic pairs are the most confused cells of ``matrix`` that are not
@@ -143,19 +148,25 @@ def pair_galleries(
     the model makes that many distinct confusions.  Each gallery holds the
     total ``count`` and the positions of its first ``limit`` images, lowest
     test index first; a configured pair the model never makes has ``count`` 0.
+    ``figure(true, pred)`` names the gallery's figure.
     """
-    chosen = [(int(t), int(p), "config") for t, p in dict.fromkeys(configured)]
+    chosen: list[tuple[int, int, PairSource]] = [
+        (int(t), int(p), "config") for t, p in dict.fromkeys(configured)
+    ]
     taken = {(t, p) for t, p, _ in chosen}
     ranked = most_confused_pairs(matrix, count=auto + len(taken))
-    found = [(c["true"], c["pred"], "auto") for c in ranked if (c["true"], c["pred"]) not in taken]
+    found: list[tuple[int, int, PairSource]] = [
+        (c.true, c.pred, "auto") for c in ranked if (c.true, c.pred) not in taken
+    ]
     return [
-        {
-            "true": t,
-            "pred": p,
-            "count": int(matrix[t, p]),
-            "indices": pair_indices(y_true, y_pred, true=t, pred=p, limit=limit),
-            "source": source,
-        }
+        PairGallery(
+            true=t,
+            pred=p,
+            count=int(matrix[t, p]),
+            indices=pair_indices(y_true, y_pred, true=t, pred=p, limit=limit),
+            source=source,
+            figure=figure(t, p),
+        )
         for t, p, source in chosen + found[:auto]
     ]
 

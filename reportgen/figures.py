@@ -2,11 +2,15 @@
 
 Every function takes plain data (arrays, DataFrames) and returns a
 :class:`matplotlib.figure.Figure` built with the object API: no pyplot state,
-no figure registry, nothing shown; :func:`save_figure` renders it with Agg.
+no figure manager, nothing shown; :func:`render_png` renders it with Agg.
 The style (:data:`STYLE`) is applied with ``rc_context`` while a figure is
 built and while it is saved, so the host process's matplotlib settings are
 left alone.  Only PNG is written; an SVG output would also need a fixed
 ``svg.hashsalt`` and ``metadata={"Date": None}``.
+
+:data:`FIGURES` is the one list of figure kinds: what draws each, how it is
+named in a run, and its alt text and caption.  The pipeline draws from it,
+and the report, the email and the comparison describe figures from it.
 
 Sizes are chosen for the PDF: every figure is :data:`WIDTH_IN` wide, the A4
 text width (17 cm), so fonts print at their nominal size, and :data:`DPI`
@@ -24,8 +28,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any, Literal, ParamSpec
 
 import matplotlib as mpl
 import numpy as np
@@ -40,6 +43,7 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.typing import LineStyleType
 from numpy.typing import ArrayLike
 
 WIDTH_IN = 6.7  # 17 cm: the A4 text width the PDF report uses
@@ -91,6 +95,9 @@ STYLE: dict[Any, Any] = {
 
 TRAIN_STYLE: dict[str, Any] = {"linestyle": "-", "marker": "o"}
 VAL_STYLE: dict[str, Any] = {"linestyle": "--", "marker": "s"}
+# Lines that must be told apart without colour: one style and marker per model.
+LINESTYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v")
 LR_LOG_RATIO = 10.0  # a learning rate that varies by this factor or more gets a log axis
 
 P = ParamSpec("P")
@@ -134,15 +141,6 @@ def render_png(fig: Figure) -> bytes:
         # add a layout-only draw first, for no visible difference.
         FigureCanvasAgg(fig).print_png(buffer, metadata={"Software": None})
     return buffer.getvalue()
-
-
-def save_figure(fig: Figure, path: str | Path) -> None:
-    """Write ``fig`` to ``path`` as PNG (see :func:`render_png`) and free its artists."""
-    data = render_png(fig)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    fig.clear()
 
 
 @dataclass(frozen=True)
@@ -733,6 +731,15 @@ def _models(history: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(history["model"]))
 
 
+def _line_style(position: int, *, color: str | None = None) -> dict[str, Any]:
+    """Return the colour, line style and marker of the model at ``position``."""
+    return {
+        "color": model_color(position) if color is None else color,
+        "linestyle": LINESTYLES[position % len(LINESTYLES)],
+        "marker": MARKERS[position % len(MARKERS)],
+    }
+
+
 def _model_handles(models: Sequence[str]) -> list[Line2D]:
     handles = [Line2D([], [], color=model_color(i), label=m) for i, m in enumerate(models)]
     handles += [
@@ -799,13 +806,9 @@ def lr_figure(history: pd.DataFrame) -> Figure:
         raise ValueError("lr must hold positive finite learning rates")
     fig = _figure(2.4)
     ax = fig.subplots()
-    markers = ("o", "s", "^", "D", "v")
-    linestyles = ("-", "--", ":", "-.")
     for i, name in enumerate(_models(history)):
         rows = history[history["model"] == name]
-        ax.plot(rows["epoch"], rows["lr"], color=model_color(i), drawstyle="steps-mid",
-                marker=markers[i % len(markers)], linestyle=linestyles[i % len(linestyles)],
-                label=name)  # fmt: skip
+        ax.plot(rows["epoch"], rows["lr"], drawstyle="steps-mid", label=name, **_line_style(i))
     if lr.max() / lr.min() >= LR_LOG_RATIO:
         ax.set_yscale("log")
     else:
@@ -816,3 +819,172 @@ def lr_figure(history: pd.DataFrame) -> Figure:
     ax.legend()
     fig.suptitle("Learning rate per epoch")
     return fig
+
+
+@_styled
+def compare_history_figure(history: pd.DataFrame) -> Figure:
+    """Draw the validation loss and accuracy per epoch of every run and model on shared axes.
+
+    Parameters
+    ----------
+    history : DataFrame
+        One row per run, model and epoch with ``run``, ``model``, ``epoch``,
+        ``val_loss`` and ``val_accuracy``; runs and models in order of first
+        appearance.
+
+    Returns
+    -------
+    Figure
+        Loss (left) and accuracy (right); one colour per run, one line style
+        and marker per model.
+    """
+    _require_columns(history, ("run", "model", "epoch", "val_loss", "val_accuracy"))
+    title = "Validation curves of every run"
+    if history.empty:
+        return _message(_figure(1.0), NO_EPOCH, title=title)
+    runs = list(dict.fromkeys(history["run"]))
+    models = _models(history)
+    legend_rows = -(-(len(runs) + len(models)) // 4)
+    fig = _figure(2.8 + 0.2 * legend_rows)
+    ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)
+    for r, run in enumerate(runs):
+        for m, model in enumerate(models):
+            rows = history[(history["run"] == run) & (history["model"] == model)]
+            for ax, column in ((ax_loss, "val_loss"), (ax_acc, "val_accuracy")):
+                values = rows[column].to_numpy(dtype=np.float64)
+                ax.plot(rows["epoch"], np.where(np.isfinite(values), values, np.nan),
+                        **_line_style(m, color=model_color(r)))  # fmt: skip
+    loss_accuracy_axes(ax_loss, ax_acc, titles=("Validation loss", "Validation accuracy"))
+    handles = [Line2D([], [], color=model_color(r), label=run) for r, run in enumerate(runs)]
+    handles += [
+        Line2D([], [], label=model, **_line_style(m, color="#333333"))
+        for m, model in enumerate(models)
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4))
+    fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- the registry
+
+Scope = Literal["run", "model", "pair", "compare"]
+
+
+@dataclass(frozen=True)
+class FigureKind:
+    """One kind of figure: what draws it, and how a page describes it.
+
+    ``alt`` and ``caption`` are :meth:`str.format` templates; the page showing
+    the figure fills the slots its kind uses: ``{model}``, ``{n}`` (units or
+    images shown), ``{index}`` (the test image), ``{true}``, ``{pred}``,
+    ``{images}`` (the pair's test images, counted), ``{why}`` and ``{shown}``.
+    """
+
+    kind: str
+    scope: Scope  # one figure per run, per model, per confused pair, or per comparison
+    build: Callable[..., Figure]
+    alt: str
+    caption: str
+    cnn: FigureKind | None = None  # the variant for a CNN, whose first layer is convolutional
+
+    def for_network(self, network: str) -> FigureKind:
+        """Return the variant of this kind for a network of ``network`` kind ("mlp", "cnn")."""
+        return self.cnn if network == "cnn" and self.cnn is not None else self
+
+    def describe(self, **slots: Any) -> tuple[str, str]:
+        """Return the alt text and caption with ``slots`` filled in."""
+        return self.alt.format(**slots), self.caption.format(**slots)
+
+
+FIGURES: dict[str, FigureKind] = {
+    figure.kind: figure
+    for figure in (
+        FigureKind(
+            "compare_curves", "run", compare_curves_figure,
+            "Train and validation loss and accuracy per epoch of every model, on shared axes",
+            "Regularization impact: train and validation loss (left) and accuracy (right) per "
+            "epoch of every model on shared axes.",
+        ),
+        FigureKind(
+            "lr", "run", lr_figure,
+            "Learning rate per epoch of every model",
+            "Learning rate used in each epoch, per model.",
+        ),
+        FigureKind(
+            "weights", "model", weights_figure,
+            "First-layer weights of {n} neurons of the {model} model drawn as 28×28 images",
+            "First-layer weights of the {model} model: the 784 input weights of each of {n} "
+            "neurons reshaped to 28×28.",
+            cnn=FigureKind(
+                "weights", "model", weights_figure,
+                "First convolutional layer kernels of the {model} model",
+                "First convolutional layer of the {model} model: its 3×3 kernels (up to {n} "
+                "shown).",
+            ),
+        ),
+        FigureKind(
+            "activations", "model", activations_figure,
+            "Test image {index} and the first hidden layer activations of the {model} model",
+            "Test image {index} and the activations it produces in the first hidden layer of "
+            "the {model} model.",
+            cnn=FigureKind(
+                "activations", "model", feature_maps_figure,
+                "Test image {index} and the first convolutional layer feature maps of the "
+                "{model} model",
+                "Test image {index} and the feature maps it produces in the first convolutional "
+                "layer of the {model} model.",
+            ),
+        ),
+        FigureKind(
+            "misclassified", "model", misclassified_figure,
+            "Grid of {n} misclassified test images of the {model} model with true and "
+            "predicted labels",
+            "The first {n} misclassified test images of the {model} model, each titled "
+            "“True: t, Pred: p”.",
+        ),
+        FigureKind(
+            "curves", "model", curves_figure,
+            "Loss and accuracy per epoch of the {model} model, train against validation",
+            "Training curves of the {model} model: train and validation loss and accuracy per "
+            "epoch.",
+        ),
+        FigureKind(
+            "confusion", "model", confusion_figure,
+            "Confusion matrix heatmaps of the {model} model on the test set",
+            "Confusion matrix of the {model} model on the test set: rows are true labels, "
+            "columns predictions.",
+        ),
+        FigureKind(
+            "class_errors", "model", class_errors_figure,
+            "Bar chart of the per-class test error rate of the {model} model",
+            "Per-class error rate (1 − recall) of the {model} model on the test set.",
+        ),
+        FigureKind(
+            "pair", "pair", pair_figure,
+            "Test images of digit {true} that the {model} model predicted as {pred}",
+            "True {true}, predicted {pred}: {images} of the {model} model ({why}); {shown} "
+            "shown.",
+        ),
+        FigureKind(
+            "compare_history", "compare", compare_history_figure,
+            "Validation loss and validation accuracy per epoch of every model of every run",
+            "Validation loss (left) and validation accuracy (right) per epoch: one colour per "
+            "run, one line style per model.",
+        ),
+    )
+}  # fmt: skip
+
+
+def kinds(scope: Scope) -> list[FigureKind]:
+    """Return the figure kinds of one scope, in the order pages show them."""
+    return [figure for figure in FIGURES.values() if figure.scope == scope]
+
+
+def figure_name(kind: str, model: str = "", *, true: int = 0, pred: int = 0) -> str:
+    """Return a figure's name in a run: ``lr``, ``baseline_weights``, ``baseline_pair_4_as_9``."""
+    scope = FIGURES[kind].scope
+    if scope == "model":
+        return f"{model}_{kind}"
+    if scope == "pair":
+        return f"{model}_pair_{true}_as_{pred}"
+    return kind

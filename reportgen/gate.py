@@ -1,24 +1,30 @@
 """CI gate: metric thresholds and the short summary a CI job shows.
 
-Pure functions over ``metrics.json``: which thresholds held, and the
-``summary.md`` / ``summary.json`` every run writes for a job summary.
+Pure functions over a run's :class:`~reportgen.metrics.Metrics`: which
+thresholds held, and the ``summary.md`` / ``summary.json`` every run writes
+for a job summary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from reportgen.formatting import MISSING, level, pct
+
+if TYPE_CHECKING:
+    from reportgen.metrics import Metrics, ModelMetrics
 
 # Metrics a threshold may name: higher is better for every one of them.
-GATE_METRICS: dict[str, tuple[str, ...]] = {
-    "test_accuracy": ("test_accuracy",),
-    "val_accuracy": ("val_accuracy",),
-    "train_accuracy": ("train_accuracy",),
-    "macro_f1": ("classification_report", "macro_avg", "f1"),
-    "weighted_f1": ("classification_report", "weighted_avg", "f1"),
-    "macro_precision": ("classification_report", "macro_avg", "precision"),
-    "macro_recall": ("classification_report", "macro_avg", "recall"),
+GATE_METRICS: dict[str, Callable[[ModelMetrics], float | None]] = {
+    "test_accuracy": lambda m: m.test_accuracy,
+    "val_accuracy": lambda m: m.val_accuracy,
+    "train_accuracy": lambda m: m.train_accuracy,
+    "macro_f1": lambda m: m.classification_report.macro_avg.f1,
+    "weighted_f1": lambda m: m.classification_report.weighted_avg.f1,
+    "macro_precision": lambda m: m.classification_report.macro_avg.precision,
+    "macro_recall": lambda m: m.classification_report.macro_avg.recall,
 }
 
 
@@ -32,77 +38,64 @@ class Threshold:
     passed: bool
 
 
-def metric_value(model: Mapping[str, Any], metric: str) -> float | None:
-    """Return one gate metric of a model's metrics, or None when it was not measured."""
-    node: Any = model
-    for part in GATE_METRICS[metric]:
-        if not isinstance(node, Mapping) or node.get(part) is None:
-            return None
-        node = node[part]
-    return float(node)
-
-
-def check_thresholds(metrics: Mapping[str, Any], minimums: Mapping[str, float]) -> list[Threshold]:
-    """Return each threshold's outcome, in key order; a missing value fails."""
+def check_thresholds(metrics: Metrics, minimums: Mapping[str, float]) -> list[Threshold]:
+    """Return each threshold's outcome, in key order; a value not measured fails."""
     results = []
     for key in sorted(minimums):
         model, metric = key.split(".", 1)
-        value = metric_value(metrics["models"][model], metric)
+        value = GATE_METRICS[metric](metrics.models[model])
         passed = value is not None and value >= minimums[key]
         results.append(Threshold(key, minimums[key], value, passed))
     return results
 
 
-def summary_json(metrics: Mapping[str, Any], thresholds: list[Threshold]) -> dict[str, Any]:
+def summary_json(metrics: Metrics, thresholds: list[Threshold]) -> dict[str, Any]:
     """Return the machine-readable job summary."""
     models = {
         name: {
-            "test_accuracy": m["test_accuracy"],
-            "ci_low": m.get("accuracy_ci", {}).get("low"),
-            "ci_high": m.get("accuracy_ci", {}).get("high"),
-            "diverged": bool(m.get("divergence")),
-            "diagnosis": m.get("diagnosis", {}).get("labels", []),
+            "test_accuracy": m.test_accuracy,
+            "ci_low": m.accuracy_ci.low,
+            "ci_high": m.accuracy_ci.high,
+            "diverged": m.divergence is not None,
+            "diagnosis": list(m.diagnosis.labels),
         }
-        for name, m in metrics["models"].items()
+        for name, m in metrics.models.items()
     }
-    significance = metrics.get("significance")
+    significance = metrics.significance
     return {
-        "run": metrics["run"]["name"],
+        "run": metrics.run.name,
         "models": models,
         "significance": None
         if significance is None
         else {
-            "p_value": significance["mcnemar"]["p_value"],
-            "significant": significance["significant"],
-            "verdict": significance["verdict"],
+            "p_value": significance.mcnemar.p_value,
+            "significant": significance.significant,
+            "verdict": significance.verdict,
         },
         "thresholds": [asdict(t) for t in thresholds],
         "passed": all(t.passed for t in thresholds),
     }
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f}%"
-
-
-def summary_markdown(summary: Mapping[str, Any]) -> str:
+def summary_markdown(metrics: Metrics, thresholds: list[Threshold]) -> str:
     """Return ``summary.md``: a short Markdown table fit for a CI job summary."""
+    ci_level = level(next(iter(metrics.models.values())).accuracy_ci.level)
     lines = [
-        f"### reportgen: {summary['run']}",
+        f"### reportgen: {metrics.run.name}",
         "",
-        "| model | test accuracy | 95% CI | diagnosis |",
+        f"| model | test accuracy | {ci_level} CI | diagnosis |",
         "| --- | ---: | --- | --- |",
     ]
-    for name, m in summary["models"].items():
-        ci = f"{_pct(m['ci_low'])} – {_pct(m['ci_high'])}" if m["ci_low"] is not None else "—"
-        diagnosis = "diverged" if m["diverged"] else (", ".join(m["diagnosis"]) or "—")
-        lines.append(f"| {name} | {_pct(m['test_accuracy'])} | {ci} | {diagnosis} |")
-    if summary["significance"] is not None:
-        lines += ["", summary["significance"]["verdict"]]
-    if summary["thresholds"]:
+    for name, m in metrics.models.items():
+        ci = f"{pct(m.accuracy_ci.low)} – {pct(m.accuracy_ci.high)}"
+        diagnosis = "diverged" if m.divergence else (", ".join(m.diagnosis.labels) or MISSING)
+        lines.append(f"| {name} | {pct(m.test_accuracy)} | {ci} | {diagnosis} |")
+    if metrics.significance is not None:
+        lines += ["", metrics.significance.verdict]
+    if thresholds:
         lines += ["", "| threshold | minimum | value | result |", "| --- | ---: | ---: | --- |"]
-        for t in summary["thresholds"]:
-            mark = "✅ passed" if t["passed"] else "❌ failed"
-            value = "—" if t["value"] is None else f"{t['value']:.4f}"
-            lines.append(f"| {t['key']} | {t['minimum']:.4f} | {value} | {mark} |")
+        for t in thresholds:
+            mark = "✅ passed" if t.passed else "❌ failed"
+            value = MISSING if t.value is None else f"{t.value:.4f}"
+            lines.append(f"| {t.key} | {t.minimum:.4f} | {value} | {mark} |")
     return "\n".join(lines) + "\n"

@@ -42,9 +42,11 @@ from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Any, Literal
 
-from reportgen import report, rundir
+from reportgen import rundir
 from reportgen.config import unsafe_character
+from reportgen.context import Figure, build_context
 from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
+from reportgen.formatting import level, pct, pp
 
 LOG = logging.getLogger(__name__)
 
@@ -99,18 +101,17 @@ def _domain(sender: str) -> str:
 # --------------------------------------------------------------------------- text
 
 
-def _all_figures(context: Mapping[str, Any]) -> Iterator[report.Figure]:
+def _all_figures(context: Mapping[str, Any]) -> Iterator[Figure]:
     yield from context["shared_figures"]
     for model in context["models"]:
         yield from model.figures.values()
-        yield from model.extra_figures
-        yield from (g.figure for g in model.pair_galleries if g.figure is not None)
+        yield from model.pair_figures
 
 
 def default_subject(context: Mapping[str, Any]) -> str:
     """Return ``"reportgen: <run> — baseline 97.91%, regularized 98.10%"``."""
     accuracies = [
-        f"{model.name} {report.pct(model.metrics['test_accuracy'])}"
+        f"{model.name} {pct(model.metrics.test_accuracy)}"
         + (" (diverged)" if model.diverged else "")
         for model in context["models"]
     ]
@@ -144,19 +145,11 @@ def plain_text(context: Mapping[str, Any]) -> str:
         lines += [_wrap(f"WARNING: {warning}"), ""]
     for paragraph in context["summary"]:
         lines += [_wrap(paragraph), ""]
-    level = round(100 * context["models"][0].metrics["accuracy_ci"]["level"])
-    rows = [("Model", "Test accuracy", f"{level}% CI", "Train–test gap")]
+    rows = [("Model", "Test accuracy", f"{level(context['ci_level'])} CI", "Train–test gap")]
     for model in context["models"]:
         m = model.metrics
-        ci = m["accuracy_ci"]
-        rows.append(
-            (
-                model.name,
-                report.pct(m["test_accuracy"]),
-                f"{report.pct(ci['low'])}–{report.pct(ci['high'])}",
-                report.pp(m["train_test_gap"]),
-            )
-        )
+        ci = f"{pct(m.accuracy_ci.low)}–{pct(m.accuracy_ci.high)}"
+        rows.append((model.name, pct(m.test_accuracy), ci, pp(m.train_test_gap)))
     lines += [*_table(rows), ""]
     lines += [
         _wrap(
@@ -209,7 +202,7 @@ def inline_images(
             except binascii.Error:
                 LOG.warning("mail: left a malformed data: image in the HTML part")
                 return uri
-            digest = hashlib.sha256(data).hexdigest()[:16]
+            digest = rundir.sha256_bytes(data)[:16]
             subtype = media_type.partition("/")[2]
             name = known.get(uri) or f"image-{len(parts) + 1}"
             cid = f"{Path(name).stem}.{digest}@{domain}"
@@ -298,7 +291,7 @@ def build_message(
         _check_one_line(subject, "--subject")
     root = Path(run_dir)
     manifest = rundir.read_intact(root, action="mail")
-    context = report.build_context(root, manifest=manifest, environ=environ)
+    context = build_context(root, manifest=manifest, environ=environ)
     subject = default_subject(context) if subject is None else subject
 
     hint = " — render the report before mailing it"

@@ -8,9 +8,7 @@ from typing import cast
 import torch
 from torch import nn
 
-IMAGE_SIDE = 28
-INPUT_SIZE = IMAGE_SIDE * IMAGE_SIDE
-NUM_CLASSES = 10
+from reportgen.config import IMAGE_SIDE, INPUT_SIZE, NUM_CLASSES
 
 
 class MLP(nn.Module):

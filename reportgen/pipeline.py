@@ -8,9 +8,9 @@ the directory only when everything is in it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,72 +18,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reportgen import diagnosis, evaluate, figures, gate, report, rundir, stats
-from reportgen.config import (
-    Config,
-    ModelSection,
-    ReportSection,
-    parse_toml,
-    to_toml,
-    with_date,
-)
+from reportgen import evaluate, figures, gate, measure, report, rundir
+from reportgen.config import Config, ModelSection, parse_toml, to_toml, with_date
 from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
 from reportgen.environment import describe
 from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
+from reportgen.events import Event, Progress, RunLog, silent
+from reportgen.metrics import Metrics, ModelMetrics
 from reportgen.models import parameter_count
 from reportgen.parallel import ModelJob, Trained, save_state, train_all
-from reportgen.seeding import derive_seed, seed_everything
+from reportgen.seeding import seed_everything
 from reportgen.train import EpochRecord, TrainResult
-
-DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
-MODEL_FIGURE_KINDS = ("weights", "activations", "misclassified", "curves", "confusion",
-                      "class_errors")  # fmt: skip
-SHARED_FIGURES = ("compare_curves", "lr")
-
-
-# --------------------------------------------------------------------------- progress events
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something a progress display may show; the pipeline itself never prints."""
-
-    kind: str  # "stage", "stage_done", "epoch", "step", "info"
-    stage: str = ""
-    model: str = ""
-    message: str = ""
-    done: int = 0
-    total: int = 0
-    seconds: float = 0.0
-
-
-Progress = Callable[[Event], None]
-
-
-def _silent(event: Event) -> None:
-    """Default progress sink: ignore every event."""
-
-
-class RunLog:
-    """Forwards events to a progress sink and keeps a plain-text log of them for ``run.log``."""
-
-    def __init__(self, sink: Progress) -> None:
-        self.sink = sink
-        self.lines: list[str] = []
-
-    def event(self, event: Event) -> None:
-        self.sink(event)
-        who = f"{event.model}: " if event.model else ""
-        if event.kind == "stage":
-            self.lines.append(f"[{event.stage}] started")
-        elif event.kind == "stage_done":
-            self.lines.append(f"[{event.stage}] done in {event.seconds:.2f} s")
-        elif event.kind in ("epoch", "info"):
-            self.lines.append(f"[{event.stage}] {who}{event.message}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
 
 # --------------------------------------------------------------------------- stage outputs
 
@@ -97,7 +42,7 @@ class ModelOutcome:
     history: list[EpochRecord]
     divergence: dict[str, Any] | None
     parameters: int
-    proba: np.ndarray  # [N_test, 10] float32
+    proba: np.ndarray  # [N_test, classes] float32
     train_accuracy: float
     state_dict: dict[str, torch.Tensor]
     model: torch.nn.Module
@@ -112,7 +57,7 @@ class Run:
     """A published run: where it is and what it measured."""
 
     path: Path
-    metrics: dict[str, Any]
+    metrics: Metrics
     timings: dict[str, float] = field(default_factory=dict)
     thresholds: list[gate.Threshold] = field(default_factory=list)
 
@@ -124,7 +69,7 @@ class Run:
     @property
     def diverged(self) -> list[str]:
         """Return the names of the models whose training diverged."""
-        return [n for n, m in self.metrics["models"].items() if m.get("divergence")]
+        return [name for name, m in self.metrics.models.items() if m.divergence is not None]
 
 
 # --------------------------------------------------------------------------- stages
@@ -241,98 +186,6 @@ def stage_evaluate(
     )  # fmt: skip
 
 
-def model_metrics(outcome: ModelOutcome, y_test: np.ndarray, *, auto_pairs: int) -> dict[str, Any]:
-    """Return every per-model number the report shows, under stable keys."""
-    y_pred = outcome.predictions
-    matrix = evaluate.confusion(y_test, y_pred)
-    errors = evaluate.class_errors(matrix)
-    final = outcome.history[-1] if outcome.history else None
-    test_accuracy = evaluate.accuracy(y_test, y_pred)
-    return {
-        "parameters": outcome.parameters,
-        "epochs": len(outcome.history),
-        "train_accuracy": outcome.train_accuracy,
-        "val_accuracy": final.val_accuracy if final else None,
-        "test_accuracy": test_accuracy,
-        "train_test_gap": outcome.train_accuracy - test_accuracy,
-        "test_loss": evaluate.mean_log_loss(y_test, outcome.proba),
-        "classification_report": evaluate.classification_report(y_test, y_pred),
-        "confusion_matrix": matrix.tolist(),
-        "class_errors": errors,
-        "worst_classes": evaluate.worst_classes(errors),
-        "confused_pairs": evaluate.most_confused_pairs(matrix, count=auto_pairs),
-        "divergence": outcome.divergence,
-    }
-
-
-def pair_figure_name(model: str, true: int, pred: int) -> str:
-    """Return the figure name of one confused-pair gallery, e.g. ``baseline_pair_4_as_9``."""
-    return f"{model}_pair_{true}_as_{pred}"
-
-
-def analysis_metrics(
-    outcome: ModelOutcome, y_test: np.ndarray, *, report: ReportSection, seed: int
-) -> dict[str, Any]:
-    """Return one model's interval, curve diagnosis, gallery choices and figure names."""
-    y_pred = outcome.predictions
-    interval = stats.accuracy_interval(
-        y_pred == y_test, resamples=report.bootstrap_resamples, seed=derive_seed(seed, "bootstrap")
-    )
-    galleries = evaluate.pair_galleries(
-        evaluate.confusion(y_test, y_pred), y_test, y_pred,
-        configured=report.confused_pairs, auto=report.auto_pairs, limit=report.n_pair_examples,
-    )  # fmt: skip
-    for gallery in galleries:
-        gallery["figure"] = pair_figure_name(outcome.name, gallery["true"], gallery["pred"])
-    diverged = outcome.divergence["epoch"] if outcome.divergence else None
-    curves = diagnosis.diagnose([vars(r) for r in outcome.history], diverged_epoch=diverged)
-    return {
-        "accuracy_ci": {
-            "level": interval.level,
-            "resamples": interval.resamples,
-            "low": interval.low,
-            "high": interval.high,
-        },
-        "diagnosis": asdict(curves),
-        "sample_index": report.sample_index,
-        "misclassified": evaluate.misclassified_indices(
-            y_test, y_pred, limit=report.n_misclassified
-        ),
-        "pair_galleries": galleries,
-        "figures": {kind: f"{outcome.name}_{kind}" for kind in MODEL_FIGURE_KINDS},
-    }
-
-
-def significance(
-    first: ModelOutcome, second: ModelOutcome, y_test: np.ndarray, *, resamples: int, seed: int
-) -> dict[str, Any]:
-    """Return the paired comparison of two models (McNemar, bootstrap interval, verdict)."""
-    result = stats.compare(
-        first.predictions == y_test, second.predictions == y_test, names=(first.name, second.name),
-        resamples=resamples, seed=derive_seed(seed, "bootstrap"),
-    )  # fmt: skip
-    return asdict(result)
-
-
-def figure_paths(models: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Return ``{figure name: path in the run}`` for every figure the models' metrics name."""
-    names = [
-        name
-        for m in models.values()
-        for name in [*m["figures"].values(), *(g["figure"] for g in m["pair_galleries"])]
-    ]
-    return {
-        name: rundir.RunPaths(Path()).figure(name).as_posix() for name in [*names, *SHARED_FIGURES]
-    }
-
-
-def comparison_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return one comparison-table row per model (no wall-clock times: they break byte identity)."""
-    keys = ("train_accuracy", "val_accuracy", "test_accuracy", "train_test_gap", "parameters",
-            "epochs")  # fmt: skip
-    return [{"model": name, **{k: m[k] for k in keys}} for name, m in metrics["models"].items()]
-
-
 def history_frame(outcomes: list[ModelOutcome]) -> pd.DataFrame:
     """Return the per-epoch history of every model as one long table."""
     rows = [{"model": o.name, **vars(r)} for o in outcomes for r in o.history]
@@ -377,7 +230,7 @@ def run(
     out: Path | None = None,
     resume: bool = False,
     argv: list[str] | None = None,
-    progress: Progress = _silent,
+    progress: Progress = silent,
     data_root: str | None = None,
     config_templates: bool = True,
     fill_date: bool = True,
@@ -394,18 +247,16 @@ def run(
     The output path is checked before any work (:func:`rundir.check_target`):
     only a new path, an empty directory or a previous run is replaced.
 
-<<<<<<< HEAD
     A config without ``run.date`` gets the day of the run (UTC; the day of
     ``SOURCE_DATE_EPOCH`` when set; a resumed run keeps the day it started),
     and the run's resolved ``config.toml`` records it, so that re-rendering
     and verifying give the same bytes on another day.  ``fill_date=False``
     leaves an undated config undated (``verify`` of a run made without one).
-=======
+
     With ``runtime.threads`` of 2 or more, one model trains in a spawned
     worker process, which imports the calling script's main module again: as
     :mod:`multiprocessing` requires, a script calls ``run`` under
     ``if __name__ == "__main__":``.
->>>>>>> issue13-train
     """
     final = Path(out) if out is not None else Path("reports") / config.run.name
     rundir.check_target(final, kind=rundir.RUN_KIND)
@@ -480,21 +331,21 @@ def _run_in(
 
     with _timed(timings, "metrics", progress):
         y_test = dataset.test.y.cpu().numpy()
-        metrics = build_metrics(config, outcomes, dataset, y_test)
-        rundir.write_json(paths.metrics, metrics)
+        metrics = measure.build_metrics(config, outcomes, dataset, y_test)
+        rundir.write_json(paths.metrics, metrics.dump())
         rundir.write_atomic(paths.history, csv_text(history_frame(outcomes)))
         rundir.write_atomic(
             paths.predictions, csv_text(predictions_frame(outcomes, dataset), float_format="%.6f")
         )
-        rundir.write_atomic(paths.comparison, csv_text(pd.DataFrame(comparison_rows(metrics))))
+        comparison = pd.DataFrame([row.model_dump() for row in metrics.comparison])
+        rundir.write_atomic(paths.comparison, csv_text(comparison))
 
     with _timed(timings, "figures", progress):
         stage_figures(config, outcomes, dataset, metrics, paths)
 
     thresholds = gate.check_thresholds(metrics, config.gate.fail_under)
-    summary = gate.summary_json(metrics, thresholds)
-    rundir.write_json(paths.summary_json, summary)
-    rundir.write_atomic(paths.summary_md, gate.summary_markdown(summary))
+    rundir.write_json(paths.summary_json, gate.summary_json(metrics, thresholds))
+    rundir.write_atomic(paths.summary_md, gate.summary_markdown(metrics, thresholds))
 
     manifest = {
         "schema": 1,
@@ -523,110 +374,76 @@ def _run_in(
     return Run(final, metrics, timings, thresholds)
 
 
-def build_metrics(
-    config: Config, outcomes: list[ModelOutcome], dataset: Dataset, y_test: np.ndarray
-) -> dict[str, Any]:
-    """Return the whole ``metrics.json`` document."""
-    report = config.report
-    models = {
-        o.name: {
-            **model_metrics(o, y_test, auto_pairs=report.auto_pairs),
-            **analysis_metrics(o, y_test, report=report, seed=config.seed),
-        }
-        for o in outcomes
-    }
-    metrics: dict[str, Any] = {
-        "schema": 1,
-        "run": {"name": config.run.name, "seed": config.seed},
-        "dataset": {
-            "name": DATASET_NAME,
-            "train_size": len(dataset.train),
-            "val_size": len(dataset.val),
-            "test_size": len(dataset.test),
-            "test_support": np.bincount(y_test, minlength=10).tolist(),
-        },
-        "models": models,
-    }
-    metrics["comparison"] = comparison_rows(metrics)
-    if len(outcomes) >= 2:
-        metrics["significance"] = significance(
-            outcomes[0], outcomes[1], y_test, resamples=report.bootstrap_resamples, seed=config.seed
-        )
-    metrics["figures"] = figure_paths(models)
-    return metrics
-
-
 # --------------------------------------------------------------------------- figures
 
 
 def model_figures(
-    config: Config, position: int, outcome: ModelOutcome, model: dict[str, Any], dataset: Dataset
+    config: Config, position: int, outcome: ModelOutcome, model: ModelMetrics, dataset: Dataset
 ) -> Iterator[figures.FigureJob]:
     """Yield the figures of one model, as jobs on plain data (torch stays in this process)."""
-    name, kinds = outcome.name, model["figures"]
+    name, network = outcome.name, outcome.spec.kind
     images = dataset.test_images  # [N, 28, 28] uint8
     y_test = dataset.test.y.cpu().numpy()
     y_pred = outcome.predictions
-    cnn = outcome.spec.kind == "cnn"
-    Job = figures.FigureJob
-
-    weights = evaluate.first_layer_weights(outcome.model)
-    unit = "Kernel" if cnn else "Neuron"
-    yield Job(kinds["weights"], figures.weights_figure, (weights,),
-              {"model": name, "count": config.report.n_weights, "unit": unit})  # fmt: skip
-
-    sample = model["sample_index"]
+    sample = model.sample_index
     pre, post = evaluate.first_activations(outcome.model, dataset.test.x[sample])
-    about = {"model": name, "index": sample, "label": int(y_test[sample]),
-             "prediction": int(y_pred[sample])}  # fmt: skip
-    if cnn:
-        yield Job(kinds["activations"], figures.feature_maps_figure, (images[sample], post), about)
-    else:
-        yield Job(
-            kinds["activations"], figures.activations_figure, (images[sample], pre, post), about
-        )
-
-    wrong = np.asarray(model["misclassified"], dtype=np.int64)
-    yield Job(kinds["misclassified"], figures.misclassified_figure,
-              (images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]]),
-              {"model": name, "total": int(np.count_nonzero(y_pred != y_test))})  # fmt: skip
-    yield Job(kinds["curves"], figures.curves_figure, (history_frame([outcome]),),
-              {"model": name, "color": figures.model_color(position)})  # fmt: skip
-    yield Job(kinds["confusion"], figures.confusion_figure, (model["confusion_matrix"],),
-              {"model": name})  # fmt: skip
-    yield Job(kinds["class_errors"], figures.class_errors_figure,
-              ([row["error_rate"] for row in model["class_errors"]],),
-              {"model": name, "worst": model["worst_classes"]})  # fmt: skip
-    for gallery in model["pair_galleries"]:
-        shown = np.asarray(gallery["indices"], dtype=np.int64)
-        yield Job(gallery["figure"], figures.pair_figure,
-                  (images[shown], shown, outcome.proba[shown, gallery["pred"]]),
-                  {"model": name, "true": gallery["true"], "pred": gallery["pred"],
-                   "total": gallery["count"]})  # fmt: skip
+    wrong = np.asarray(model.misclassified, dtype=np.int64)
+    # What each kind of figure of figures.FIGURES is drawn from: (args, keyword args).
+    inputs: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
+        "weights": (
+            (evaluate.first_layer_weights(outcome.model),),
+            {"model": name, "count": config.report.n_weights,
+             "unit": "Kernel" if network == "cnn" else "Neuron"},
+        ),
+        "activations": (
+            (images[sample], post) if network == "cnn" else (images[sample], pre, post),
+            {"model": name, "index": sample, "label": int(y_test[sample]),
+             "prediction": int(y_pred[sample])},
+        ),
+        "misclassified": (
+            (images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]]),
+            {"model": name, "total": int(np.count_nonzero(y_pred != y_test))},
+        ),
+        "curves": (
+            (history_frame([outcome]),), {"model": name, "color": figures.model_color(position)}
+        ),
+        "confusion": ((model.confusion_matrix,), {"model": name}),
+        "class_errors": (
+            ([row.error_rate for row in model.class_errors],),
+            {"model": name, "worst": model.worst_classes},
+        ),
+    }  # fmt: skip
+    for kind in figures.kinds("model"):
+        args, kwargs = inputs[kind.kind]
+        build = kind.for_network(network).build
+        yield figures.FigureJob(model.figures[kind.kind], build, args, kwargs)
+    pair = figures.FIGURES["pair"]
+    for gallery in model.pair_galleries:
+        shown = np.asarray(gallery.indices, dtype=np.int64)
+        yield figures.FigureJob(gallery.figure, pair.build,
+                                (images[shown], shown, outcome.proba[shown, gallery.pred]),
+                                {"model": name, "true": gallery.true, "pred": gallery.pred,
+                                 "total": gallery.count})  # fmt: skip
 
 
 def stage_figures(
     config: Config,
     outcomes: list[ModelOutcome],
     dataset: Dataset,
-    metrics: dict[str, Any],
+    metrics: Metrics,
     paths: rundir.RunPaths,
 ) -> None:
-    """Draw every figure that ``metrics["figures"]`` lists and save it under ``figures/``.
+    """Draw every figure that ``metrics.figures`` lists and save it under ``figures/``.
 
     Figures are drawn in up to ``runtime.threads`` processes; each PNG's bytes
     do not depend on which process drew it.
     """
     history = history_frame(outcomes)
-    jobs = [
-        figures.FigureJob("compare_curves", figures.compare_curves_figure, (history,)),
-        figures.FigureJob("lr", figures.lr_figure, (history,)),
-    ]
+    jobs = [figures.FigureJob(kind.kind, kind.build, (history,)) for kind in figures.kinds("run")]
     for position, outcome in enumerate(outcomes):
-        model = metrics["models"][outcome.name]
-        jobs += model_figures(config, position, outcome, model, dataset)
+        jobs += model_figures(config, position, outcome, metrics.models[outcome.name], dataset)
     drawn = sorted(job.name for job in jobs)
-    if drawn != sorted(metrics["figures"]):  # a bug, not a user error
+    if drawn != sorted(metrics.figures):  # a bug, not a user error
         raise RuntimeError(f"figures drawn {drawn} differ from metrics.json's list")
     for job, png in zip(jobs, figures.draw_all(jobs, workers=config.runtime.threads), strict=True):
         rundir.write_atomic(paths.figure(job.name), png)

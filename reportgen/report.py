@@ -1,33 +1,25 @@
 """Context -> HTML string -> PDF bytes: the report stage.
 
-:func:`build_context` reads a finished run directory (``config.toml``,
-``metrics.json``, ``manifest.json``, ``figures/*.png``) into plain data and
-writes the summary sentences; :func:`render_html` fills the Jinja2 templates
-(a user directory searched first, then the packaged ones) and returns one
-self-contained HTML string; :func:`render_pdf` lays the same templates out
-with WeasyPrint behind a URL fetcher that serves only ``data:`` URIs, files
-inside the run directory and the DejaVu fonts; :func:`render_run` writes both
-files atomically.  Nothing here reads the clock: the report date is
-``run.date`` (which every run since dates were recorded has), else
-``SOURCE_DATE_EPOCH``, else 1970-01-01, so two renders of the same run are
+:func:`render_html` fills the Jinja2 templates (a user directory searched
+first, then the packaged ones) with a context from
+:func:`reportgen.context.build_context` and returns one self-contained HTML
+string; :func:`render_pdf` lays the same templates out with WeasyPrint behind
+a URL fetcher that serves only ``data:`` URIs, files inside the run
+directory and the DejaVu fonts; :func:`render_run` writes both files
+atomically.  Neither reads the clock, so two renders of the same run are
 byte-identical.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import datetime as dt
 import importlib.resources
-import json
 import logging
 import math
 import mimetypes
 import os
-import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,626 +31,24 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
-from reportgen import __version__, rundir
-from reportgen.config import Config, ModelSection, parse_toml, source_date_epoch, validate
-from reportgen.errors import (
-    ConfigError,
-    RenderError,
-    ReportgenError,
-    RunDirError,
-    TemplateError,
-)
+from reportgen import rundir
+from reportgen.context import build_context
+from reportgen.errors import RenderError, ReportgenError, TemplateError
 from reportgen.fonts import characters, dejavu_fonts, subset_faces
+from reportgen.formatting import level, num, pct, pp, pvalue, sci, yesno
 
 LOG = logging.getLogger(__name__)
 LOG.addHandler(logging.NullHandler())  # refused fetches are logged; the CLI decides what to show
 
 PACKAGED_TEMPLATES = "reportgen.templates"
 ENTRY_TEMPLATE = "report.html.j2"
-GENERATOR = f"reportgen {__version__}"
-REPRODUCE_COMMAND = "reportgen run --config config.toml"
-RERENDER_COMMAND = "reportgen render RUN_DIR"
-# The report cannot list its own hashes; the manifest is what lists the others.
-NOT_LISTED = frozenset({"report.html", "report.pdf", rundir.MANIFEST})
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-TITLES = {
-    "contents": "Contents",
-    "summary": "Executive summary",
-    "comparison": "Model comparison",
-    "curves": "Training curves and diagnosis",
-    "reproducibility": "Reproducibility",
-    "classification": "Classification report",
-    "confusion": "Confusion matrix",
-    "errors": "Per-class errors",
-    "misclassified": "Misclassified test images",
-    "pairs": "Confused pairs",
-    "weights": "Learned weights",
-    "activations": "Activations",
-}
-MODEL_SUBSECTIONS = (
-    "classification", "confusion", "errors", "misclassified", "pairs", "weights", "activations",
-)  # fmt: skip
-MODEL_FIGURE_KINDS = ("curves", "confusion", "class_errors", "misclassified", "weights",
-                      "activations")  # fmt: skip
-
-# Alt text and caption of each figure kind; {model}, {n}, {index} are filled in.
-FIGURE_TEXT: dict[str, tuple[str, str]] = {
-    "compare_curves": (
-        "Train and validation loss and accuracy per epoch of every model, on shared axes",
-        "Regularization impact: train and validation loss (left) and accuracy (right) per "
-        "epoch of every model on shared axes.",
-    ),
-    "lr": (
-        "Learning rate per epoch of every model",
-        "Learning rate used in each epoch, per model.",
-    ),
-    "curves": (
-        "Loss and accuracy per epoch of the {model} model, train against validation",
-        "Training curves of the {model} model: train and validation loss and accuracy per epoch.",
-    ),
-    "confusion": (
-        "Confusion matrix heatmaps of the {model} model on the test set",
-        "Confusion matrix of the {model} model on the test set: rows are true labels, "
-        "columns predictions.",
-    ),
-    "class_errors": (
-        "Bar chart of the per-class test error rate of the {model} model",
-        "Per-class error rate (1 − recall) of the {model} model on the test set.",
-    ),
-    "misclassified": (
-        "Grid of {n} misclassified test images of the {model} model with true and predicted labels",
-        "The first {n} misclassified test images of the {model} model, each titled "
-        "“True: t, Pred: p”.",
-    ),
-    "weights": (
-        "First-layer weights of {n} neurons of the {model} model drawn as 28×28 images",
-        "First-layer weights of the {model} model: the 784 input weights of each of {n} "
-        "neurons reshaped to 28×28.",
-    ),
-    "activations": (
-        "Test image {index} and the first hidden layer activations of the {model} model",
-        "Test image {index} and the activations it produces in the first hidden layer of the "
-        "{model} model.",
-    ),
-}
-
-# A CNN's first layer is convolutional: kernels and feature maps instead of neuron weights.
-CNN_FIGURE_TEXT: dict[str, tuple[str, str]] = {
-    "weights": (
-        "First convolutional layer kernels of the {model} model",
-        "First convolutional layer of the {model} model: its 3×3 kernels (up to {n} shown).",
-    ),
-    "activations": (
-        "Test image {index} and the first convolutional layer feature maps of the {model} model",
-        "Test image {index} and the feature maps it produces in the first convolutional layer "
-        "of the {model} model.",
-    ),
-}
-
-PROMISE = (
-    "The same configuration and seed, run on the same machine type with the same library "
-    "versions and the same thread count, produce the same models, metrics, figures and "
-    "report files, byte for byte. Different hardware, library versions or thread counts can "
-    "change floating-point results in the last digits and therefore the bytes. The report’s "
-    "date is run.date, which a run sets to the day it is made (or SOURCE_DATE_EPOCH’s) and "
-    "records in config.toml, so rendering the report again never reads the clock."
-)
-TIMINGS_NOTE = (
-    "Training times are recorded in manifest.json (timings_s) but deliberately left out "
-    "of this report: wall-clock times differ between otherwise identical runs."
-)
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def pct(value: float | None, digits: int = 2) -> str:
-    """Return a fraction as a percentage, e.g. ``0.9791`` -> ``"97.91%"``."""
-    if value is None:
-        return "—"
-    return f"{100 * value:.{digits}f}%"
-
-
-def pp(value: float | None, digits: int = 2) -> str:
-    """Return a signed difference of fractions in percentage points, e.g. ``"+0.31 pp"``."""
-    if value is None:
-        return "—"
-    return f"{100 * value:+.{digits}f} pp".replace("-", "−")
-
-
-def num(value: float | None, digits: int = 4) -> str:
-    """Return an integer with thousands separators, or a float with ``digits`` decimals."""
-    if value is None:
-        return "—"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return f"{value:,.{digits}f}"
-
-
-def pvalue(value: float) -> str:
-    """Return a p-value as shown in the report: three decimals, or ``"< 0.001"``."""
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def sci(value: float) -> str:
-    """Return a learning rate or similar small number compactly, e.g. ``"0.001"``, ``"1e-05"``."""
-    return f"{value:g}"
-
-
-def yesno(value: bool) -> str:
-    """Return ``"yes"`` or ``"no"``."""
-    return "yes" if value else "no"
-
+FRAME_TEMPLATE = "frame.html.jinja2"
+TEMPLATE_SUFFIXES = (".j2", ".jinja2", ".css", ".html")
 
 FILTERS: dict[str, Callable[..., str]] = {
-    "pct": pct, "pp": pp, "num": num, "pvalue": pvalue, "sci": sci, "yesno": yesno,
+    "pct": pct, "pp": pp, "level": level, "num": num, "pvalue": pvalue, "sci": sci,
+    "yesno": yesno,
 }  # fmt: skip
-
-
-# --------------------------------------------------------------------------- context types
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One PNG figure of the run, ready to embed."""
-
-    name: str
-    path: str  # relative to the run directory
-    src: str  # data:image/png;base64,…
-    alt: str
-    caption: str
-
-
-@dataclass(frozen=True)
-class PairGallery:
-    """Test images of one (true, predicted) pair, with why the pair is shown."""
-
-    true: int
-    pred: int
-    count: int
-    source: str  # "config" | "auto"
-    figure: Figure | None
-
-
-@dataclass(frozen=True)
-class TocEntry:
-    """A heading the table of contents links to."""
-
-    anchor: str
-    title: str
-    children: tuple[TocEntry, ...] = ()
-
-
-@dataclass(frozen=True)
-class ModelView:
-    """Everything the report shows about one model."""
-
-    name: str
-    title: str
-    anchor: str
-    description: str
-    metrics: Mapping[str, Any]  # models.<name> of metrics.json, as written
-    figures: Mapping[str, Figure]  # by kind
-    extra_figures: tuple[Figure, ...]  # kinds this version has no section for
-    pair_galleries: tuple[PairGallery, ...]
-    warning: str | None  # set when training diverged
-
-    @property
-    def diverged(self) -> bool:
-        return self.warning is not None
-
-
-@dataclass(frozen=True)
-class ReportDate:
-    """The date a report shows, fixed by the inputs and never by the clock."""
-
-    day: str  # YYYY-MM-DD
-    timestamp: str  # W3C date-time for the PDF metadata
-    epoch: int  # seconds since 1970, for SOURCE_DATE_EPOCH
-
-    @classmethod
-    def from_epoch(cls, epoch: int) -> ReportDate:
-        moment = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
-        return cls(moment.date().isoformat(), moment.strftime("%Y-%m-%dT%H:%M:%SZ"), epoch)
-
-
-# --------------------------------------------------------------------------- reading a run
-
-
-def _read_input(root: Path, name: str, manifest: Mapping[str, Any]) -> str:
-    """Return a text artifact of the run, refusing one missing or differing from the manifest."""
-    data = rundir.read_artifact(root, name, manifest)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise RenderError(f"{root / name}: not UTF-8 text: {e}") from e
-
-
-def _require(document: Mapping[str, Any], dotted: str, source: str) -> Any:
-    """Return ``document[a][b]…`` for ``"a.b…"``; a missing key is a RenderError naming it."""
-    node: Any = document
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise RenderError(f"{source}: missing key {dotted!r}")
-        node = node[part]
-    return node
-
-
-def read_config(root: Path, manifest: Mapping[str, Any]) -> tuple[Config, str]:
-    """Return the run's resolved config, validated, and its TOML text."""
-    text = _read_input(root, "config.toml", manifest)
-    try:
-        return validate(parse_toml(text, source="config.toml"), source="config.toml"), text
-    except ReportgenError as e:
-        raise RenderError(f"{root}: {e}") from e
-
-
-def read_metrics(root: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the run's ``metrics.json``; missing or malformed JSON is refused."""
-    text = _read_input(root, "metrics.json", manifest)
-    try:
-        metrics = json.loads(text)
-    except ValueError as e:
-        raise RenderError(f"{root / 'metrics.json'}: invalid JSON: {e}") from e
-    if not isinstance(metrics, dict) or metrics.get("schema") != 1:
-        raise RenderError(f"{root / 'metrics.json'}: not a schema 1 metrics document")
-    return metrics
-
-
-def read_figure(
-    root: Path, name: str, metrics: Mapping[str, Any], manifest: Mapping[str, Any],
-    *, alt: str, caption: str,
-) -> Figure:  # fmt: skip
-    """Return figure ``name`` as an embeddable PNG, refusing a missing or foreign file."""
-    rel = _require(metrics, "figures", "metrics.json").get(name)
-    if not isinstance(rel, str):
-        raise RenderError(f"metrics.json: figure {name!r} is not listed under 'figures'")
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise RenderError(f"metrics.json: figure {name!r} points outside the run ({rel})")
-    data = rundir.read_artifact(root, rel, manifest, what="figure ")
-    if not data.startswith(PNG_SIGNATURE):
-        raise RenderError(f"{root / rel}: not a PNG image")
-    src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-    return Figure(name, rel, src, alt, caption)
-
-
-def report_date(config: Config, environ: Mapping[str, str]) -> ReportDate:
-    """Return the date to show: ``run.date``, else ``SOURCE_DATE_EPOCH``, else 1970-01-01."""
-    if config.run.date is not None:
-        day = dt.date.fromisoformat(config.run.date)
-        epoch = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
-        return ReportDate.from_epoch(epoch)
-    try:
-        from_environment = source_date_epoch(environ)
-    except ConfigError as e:
-        raise RenderError(str(e)) from e
-    return ReportDate.from_epoch(from_environment or 0)  # runs made before dates were set
-
-
-# --------------------------------------------------------------------------- sentences
-
-
-def _join(items: Sequence[str]) -> str:
-    """Return ``a``, ``a and b`` or ``a, b and c``."""
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _ci_text(ci: Mapping[str, Any]) -> str:
-    return f"{round(100 * ci['level'])}% CI {pct(ci['low'])}–{pct(ci['high'])}"
-
-
-def accuracy_sentence(models: Mapping[str, Mapping[str, Any]], test_size: int) -> str:
-    """Return the sentence giving every model's test accuracy with its confidence interval."""
-    parts = [
-        f"{pct(m['test_accuracy'])} for the {name} model ({_ci_text(m['accuracy_ci'])})"
-        for name, m in models.items()
-    ]
-    return f"Test accuracy on the {num(test_size)} test images: {_join(parts)}."
-
-
-def significance_sentence(significance: Mapping[str, Any]) -> str:
-    """Return the verdict of the paired test with the counts it rests on."""
-    first, second = significance["models"]
-    mcnemar = significance["mcnemar"]
-    return (
-        f"{significance['verdict']} Of the test images, {num(mcnemar['b'])} are classified "
-        f"correctly only by the {first} model and {num(mcnemar['c'])} only by the {second} model."
-    )
-
-
-def diagnosis_sentence(name: str, diagnosis: Mapping[str, Any]) -> str:
-    """Return the curve diagnosis of one model as a sentence."""
-    return f"Curve diagnosis for the {name} model — {diagnosis['summary']}"
-
-
-def errors_sentence(name: str, model: Mapping[str, Any]) -> str:
-    """Return the worst classes and most confused pairs of one model as a sentence."""
-    rates = {row["label"]: row["error_rate"] for row in model["class_errors"]}
-    worst = [f"digit {label} ({pct(rates[label], 1)} wrong)" for label in model["worst_classes"]]
-    pairs = [
-        f"{p['true']} → {p['pred']} ({num(p['count'])} image{'s' if p['count'] != 1 else ''})"
-        for p in model["confused_pairs"]
-    ]
-    if not worst:
-        return f"The {name} model misclassifies none of the test images."
-    sentence = f"The {name} model errs most on {_join(worst)}"
-    if pairs:
-        sentence += f"; its most confused pairs (true → predicted) are {_join(pairs)}"
-    return sentence + "."
-
-
-def divergence_sentence(name: str, divergence: Mapping[str, Any]) -> str:
-    """Return the warning that a model's training diverged."""
-    return (
-        f"Training of the {name} model diverged in epoch {divergence['epoch']} "
-        f"(step {num(divergence['step'])}; last finite loss "
-        f"{num(divergence['last_finite_loss'])}); its results are not meaningful. "
-        "Lower train.lr and run again."
-    )
-
-
-def summary_warnings(metrics: Mapping[str, Any]) -> list[str]:
-    """Return one warning per model whose training diverged."""
-    return [
-        divergence_sentence(name, m["divergence"])
-        for name, m in metrics["models"].items()
-        if m["divergence"]
-    ]
-
-
-def summary_paragraphs(metrics: Mapping[str, Any]) -> list[str]:
-    """Return the executive summary: plain sentences generated from the metrics."""
-    models = metrics["models"]
-    paragraphs = [accuracy_sentence(models, metrics["dataset"]["test_size"])]
-    if metrics.get("significance") is not None:
-        paragraphs.append(significance_sentence(metrics["significance"]))
-    paragraphs += [diagnosis_sentence(name, m["diagnosis"]) for name, m in models.items()]
-    paragraphs += [errors_sentence(name, m) for name, m in models.items()]
-    return paragraphs
-
-
-def describe_model(spec: ModelSection) -> str:
-    """Return a one-line description of a model's architecture and regularizers."""
-    widths = "→".join(str(w) for w in (784, *spec.hidden, 10))
-    if spec.kind == "cnn":
-        head = "→".join(str(w) for w in (*spec.hidden, 10))
-        parts = [f"CNN: two 3×3 conv blocks (16, 32 channels) with max-pooling, head {head}"]
-    else:
-        parts = [f"MLP {widths}"]
-    parts.append("ReLU")
-    if spec.batchnorm:
-        parts.append("BatchNorm1d")
-    if spec.dropout:
-        parts.append(f"dropout p={spec.dropout:g}")
-    if spec.weight_decay:
-        parts.append(f"L2 weight decay {spec.weight_decay:g}")
-    if spec.l1:
-        parts.append(f"L1 λ={spec.l1:g}")
-    schedules = {
-        "none": "constant learning rate",
-        "step": f"StepLR (every {spec.step_size} epochs × {spec.gamma:g})",
-        "exponential": f"ExponentialLR (γ={spec.gamma:g})",
-        "plateau": f"ReduceLROnPlateau (factor {spec.plateau_factor:g}, "
-        f"patience {spec.plateau_patience})",
-        "cosine": f"CosineAnnealingLR (min {spec.min_lr:g})",
-        "onecycle": f"OneCycleLR (max {spec.max_lr:g})",
-    }
-    parts.append(schedules[spec.scheduler])
-    return ", ".join(parts)
-
-
-# --------------------------------------------------------------------------- the context
-
-REQUIRED_MODEL_KEYS = (
-    "parameters", "epochs", "train_accuracy", "val_accuracy", "test_accuracy", "train_test_gap",
-    "test_loss", "classification_report.classes", "classification_report.accuracy",
-    "classification_report.macro_avg", "classification_report.weighted_avg",
-    "classification_report.micro_avg", "confusion_matrix", "class_errors", "worst_classes",
-    "confused_pairs", "divergence", "accuracy_ci.level", "accuracy_ci.low", "accuracy_ci.high",
-    "diagnosis.labels", "diagnosis.summary", "diagnosis.evidence", "sample_index",
-    "misclassified", "pair_galleries", "figures",
-)  # fmt: skip
-REQUIRED_SIGNIFICANCE_KEYS = (
-    "models", "mcnemar.b", "mcnemar.c", "mcnemar.p_value", "difference.estimate",
-    "difference.low", "difference.high", "difference.level", "alpha", "significant", "verdict",
-)  # fmt: skip
-
-
-def _validate_metrics(metrics: Mapping[str, Any]) -> None:
-    for key in ("run.name", "run.seed", "dataset.name", "dataset.train_size", "dataset.val_size",
-                "dataset.test_size", "models", "comparison", "figures"):  # fmt: skip
-        _require(metrics, key, "metrics.json")
-    if not metrics["models"]:
-        raise RenderError("metrics.json: 'models' is empty")
-    for name, model in metrics["models"].items():
-        for key in REQUIRED_MODEL_KEYS:
-            _require(model, key, f"metrics.json: models.{name}")
-    if len(metrics["models"]) >= 2:
-        significance = _require(metrics, "significance", "metrics.json")
-        for key in REQUIRED_SIGNIFICANCE_KEYS:
-            _require(significance, key, "metrics.json: significance")
-
-
-def _anchor(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def _model_view(
-    root: Path, name: str, model: Mapping[str, Any], metrics: Mapping[str, Any],
-    manifest: Mapping[str, Any], config: Config,
-) -> ModelView:  # fmt: skip
-    kinds: Mapping[str, str] = model["figures"]
-    for kind in MODEL_FIGURE_KINDS:
-        if kind not in kinds:
-            raise RenderError(f"metrics.json: models.{name}.figures has no {kind!r} figure")
-    counts = {"misclassified": len(model["misclassified"]), "weights": config.report.n_weights}
-    spec = dict(config.model_items()).get(name)
-    texts = {**FIGURE_TEXT, **(CNN_FIGURE_TEXT if spec is not None and spec.kind == "cnn" else {})}
-    figures: dict[str, Figure] = {}
-    extra: list[Figure] = []
-    for kind, figure_name in sorted(kinds.items()):
-        fallback = f"{kind.replace('_', ' ').capitalize()} of the {{model}} model"
-        alt, caption = texts.get(kind, (fallback, fallback + "."))
-        slots = {"model": name, "n": counts.get(kind, 0), "index": model["sample_index"]}
-        figure = read_figure(root, figure_name, metrics, manifest,
-                             alt=alt.format(**slots), caption=caption.format(**slots))  # fmt: skip
-        if kind in MODEL_FIGURE_KINDS:
-            figures[kind] = figure
-        else:
-            extra.append(figure)
-    galleries = []
-    for gallery in model["pair_galleries"]:
-        t, p, count = gallery["true"], gallery["pred"], gallery["count"]
-        why = "configured pair" if gallery["source"] == "config" else "found automatically"
-        pair_figure = None
-        if gallery.get("figure"):
-            pair_figure = read_figure(
-                root, gallery["figure"], metrics, manifest,
-                alt=f"Test images of digit {t} that the {name} model predicted as {p}",
-                caption=f"True {t}, predicted {p}: {num(count)} test image"
-                f"{'s' if count != 1 else ''} of the {name} model ({why}); "
-                f"{len(gallery['indices'])} shown.",
-            )  # fmt: skip
-        galleries.append(PairGallery(t, p, count, gallery["source"], pair_figure))
-    return ModelView(
-        name=name,
-        title=f"Model: {name}",
-        anchor=f"model-{_anchor(name)}",
-        description=describe_model(spec) if spec is not None else "",
-        metrics=model,
-        figures=figures,
-        extra_figures=tuple(extra),
-        pair_galleries=tuple(galleries),
-        warning=divergence_sentence(name, model["divergence"]) if model["divergence"] else None,
-    )
-
-
-def _toc(models: Sequence[ModelView]) -> tuple[TocEntry, ...]:
-    entries = [TocEntry(key, TITLES[key]) for key in ("summary", "comparison", "curves")]
-    for model in models:
-        children = tuple(
-            TocEntry(f"{model.anchor}-{key}", TITLES[key]) for key in MODEL_SUBSECTIONS
-        )
-        entries.append(TocEntry(model.anchor, model.title, children))
-    entries.append(TocEntry("reproducibility", TITLES["reproducibility"]))
-    return tuple(entries)
-
-
-def _artifact_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"path": rel, "sha256": entry["sha256"], "size": entry["size"]}
-        for rel, entry in sorted(manifest["artifacts"].items())
-        if rel not in NOT_LISTED
-    ]
-
-
-def build_context(
-    run_dir: Path | str,
-    *,
-    manifest: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Return everything the templates display, read from a run directory.
-
-    Parameters
-    ----------
-    run_dir
-        A run directory holding ``config.toml``, ``metrics.json``, ``manifest.json``
-        and ``figures/``.
-    manifest
-        The manifest to use instead of reading ``manifest.json``: the pipeline
-        renders before it writes the manifest (whose hashes include the report).
-    environ
-        Where ``SOURCE_DATE_EPOCH`` is read from; default ``os.environ``.
-
-    Raises
-    ------
-    RunDirError
-        ``run_dir`` is not a run, lacks an artifact, or an artifact's bytes
-        differ from the manifest.
-    RenderError
-        An artifact is malformed (invalid TOML or JSON, a missing key, not a PNG).
-    """
-    root = Path(run_dir)
-    if manifest is None:
-        manifest = rundir.read_manifest(root)
-    elif not root.is_dir():
-        raise RunDirError(f"{root}: no such run directory")
-    else:
-        rundir.validate_manifest(manifest)
-    config, config_text = read_config(root, manifest)
-    metrics = read_metrics(root, manifest)
-    _validate_metrics(metrics)
-    date = report_date(config, os.environ if environ is None else environ)
-    try:
-        return _assemble(root, manifest, config, config_text, metrics, date)
-    except (KeyError, TypeError, ValueError) as e:
-        # Every key was checked above: what is left is a value of the wrong type.
-        raise RenderError(f"{root}: malformed metrics.json or manifest.json: {e!r}") from e
-
-
-def _assemble(
-    root: Path, manifest: Mapping[str, Any], config: Config, config_text: str,
-    metrics: Mapping[str, Any], date: ReportDate,
-) -> dict[str, Any]:  # fmt: skip
-    """Return the template context from validated inputs."""
-    models = [
-        _model_view(root, name, model, metrics, manifest, config)
-        for name, model in metrics["models"].items()
-    ]
-    shared = [
-        read_figure(root, name, metrics, manifest, alt=FIGURE_TEXT[name][0],
-                    caption=FIGURE_TEXT[name][1])
-        for name in ("compare_curves", "lr")
-    ]  # fmt: skip
-    environment = manifest["environment"]
-    return {
-        "pdf": False,
-        "fonts": [],
-        "lang": "en",
-        "generator": GENERATOR,
-        "title": config.run.title,
-        "author": config.run.author,
-        "run_name": config.run.name,
-        "seed": config.seed,
-        "date": date.day,
-        "timestamp": date.timestamp,
-        "epoch": date.epoch,
-        "titles": TITLES,
-        "toc": _toc(models),
-        "dataset": metrics["dataset"],
-        "warnings": summary_warnings(metrics),
-        "summary": summary_paragraphs(metrics),
-        "significance": metrics.get("significance"),
-        "training": {
-            "optimizer": config.train.optimizer,
-            "lr": config.train.lr,
-            "epochs": config.train.epochs,
-            "batch_size": config.data.batch_size,
-        },
-        "shared_figures": shared,
-        "models": models,
-        "timings_note": TIMINGS_NOTE,
-        "reproducibility": {
-            "promise": PROMISE,
-            "command": REPRODUCE_COMMAND,
-            "rerender_command": RERENDER_COMMAND,
-            "config_toml": config_text,
-            "seed": manifest["seed"],
-            "threads": environment["threads"],
-            "device": environment["hardware"].get("device", "cpu"),
-            "git_commit": environment.get("git_commit"),
-            "versions": sorted(environment["versions"].items()),
-            "hardware": sorted(environment["hardware"].items()),
-            "parallel_info": environment["parallel_info"].rstrip("\n"),
-            "data_files": sorted(manifest["data_files"].items()),
-            "artifacts": _artifact_rows(manifest),
-        },
-    }
 
 
 # --------------------------------------------------------------------------- templates
@@ -715,6 +105,12 @@ def environment(templates_dir: Path | str | None = None) -> jinja2.Environment:
         directory = Path(templates_dir)
         if not directory.is_dir():
             raise TemplateError(f"templates directory {directory} does not exist")
+        if (directory / "base.html.j2").exists():  # it would be ignored without a word
+            raise TemplateError(
+                f"{directory / 'base.html.j2'}: the frame of every page is now {FRAME_TEMPLATE} "
+                "(blocks title, head, style, header, nav, content, footer); rename yours and "
+                "adapt it, or use custom.css for style only"
+            )
         loaders.append(jinja2.FileSystemLoader(directory))
     loaders.append(jinja2.FunctionLoader(_packaged_source))
     # Sandboxed: a template may display the context but not reach Python's
@@ -736,7 +132,7 @@ def environment(templates_dir: Path | str | None = None) -> jinja2.Environment:
 def _template_location(error: BaseException) -> str:
     """Return ``"template X line N"`` for the innermost template frame of ``error``."""
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
-        if frame.filename.endswith((".j2", ".css", ".html")):
+        if frame.filename.endswith(TEMPLATE_SUFFIXES):
             return f"template {frame.filename} line {frame.lineno}"
     return "template"
 
@@ -912,11 +308,9 @@ def rerender_run(run_dir: Path | str, *, templates_dir: Path | str | None = None
 __all__ = [
     "FetchRefused",
     "RunFetcher",
-    "build_context",
     "environment",
     "render_html",
     "render_pdf",
     "render_run",
     "rerender_run",
-    "summary_paragraphs",
 ]

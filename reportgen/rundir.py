@@ -20,7 +20,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -80,10 +80,14 @@ def sha256_bytes(data: bytes) -> str:
 
 def sha256_path(path: Path) -> str:
     """Return the hex SHA-256 of a file."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
+        return _sha256_stream(f)
+
+
+def _sha256_stream(f: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := f.read(1 << 20):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -274,11 +278,18 @@ def check_relpath(rel: str) -> str:
     return rel
 
 
-def _manifest_problem(error: ValidationError) -> str:
+def validation_problem(error: ValidationError) -> str:
+    """Return pydantic's first complaint as ``field.path: what is wrong`` (and how many more).
+
+    A complaint about the whole document (invalid JSON, or a check across
+    fields, whose message names the fields itself) has no path.
+    """
     first = error.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+    where = where.removeprefix(".")
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg'].removeprefix('Value error, ')}{more}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
 
 
 def validate_manifest(manifest: Any, *, source: str = MANIFEST) -> None:
@@ -292,7 +303,7 @@ def validate_manifest(manifest: Any, *, source: str = MANIFEST) -> None:
     try:
         model.model_validate(manifest)
     except ValidationError as e:
-        raise RunDirError(f"{source} is malformed: {_manifest_problem(e)}") from e
+        raise RunDirError(f"{source} is malformed: {validation_problem(e)}") from e
 
 
 def manifest_kind(manifest: Mapping[str, Any]) -> str:
@@ -374,11 +385,8 @@ def read_listed(root: Path, rel: str, *, limit: int | None = None) -> bytes:
 
 
 def _hash_listed(root: Path, rel: str) -> str:
-    digest = hashlib.sha256()
     with os.fdopen(_open_inside(root, rel), "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _sha256_stream(f)
 
 
 def read_artifact(

@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import binom
 
+from reportgen import formatting
+
 DEFAULT_LEVEL = 0.95
 DEFAULT_ALPHA = 0.05
 DEFAULT_RESAMPLES = 1_000
@@ -47,7 +49,7 @@ class Interval:
 class Significance:
     """The paired comparison of two models, ready for ``metrics.json``."""
 
-    models: list[str]
+    models: tuple[str, str]
     mcnemar: McNemar
     difference: Interval
     alpha: float
@@ -245,18 +247,6 @@ def difference_interval(
 # --------------------------------------------------------------------------- verdict
 
 
-def format_p(p_value: float) -> str:
-    """Return a p-value with as many digits as a reader needs."""
-    if p_value >= 0.01:
-        return f"{p_value:.2f}"
-    return f"{p_value:.2g}"  # two significant digits: 0.0014, 2.2e-07
-
-
-def _pp(fraction: float) -> str:
-    """Return a signed accuracy difference in percentage points (typographic minus)."""
-    return f"{fraction * 100:+.2f}".replace("-", "\N{MINUS SIGN}")
-
-
 def verdict(
     first: str, second: str, *, difference: Interval, mcnemar: McNemar, alpha: float
 ) -> str:
@@ -267,14 +257,14 @@ def verdict(
         claim = f"The {second} model is less accurate than the {first} model"
     else:
         claim = f"The {second} and {first} models are equally accurate"
-    level = f"{difference.level * 100:g}%"
-    interval = f"{level} CI {_pp(difference.low)} to {_pp(difference.high)} pp"
-    p = format_p(mcnemar.p_value)
-    if mcnemar.p_value < alpha:
-        test = f"McNemar p = {p} < {alpha:g}, so the difference is statistically significant"
-    else:
-        test = f"McNemar p = {p} ≥ {alpha:g}, so the difference is not statistically significant"
-    return f"{claim} ({_pp(difference.estimate)} pp, {interval}); {test}."
+    low, high = formatting.pp(difference.low), formatting.pp(difference.high)
+    interval = f"{formatting.level(difference.level)} CI {low} to {high}"
+    matters = "is" if mcnemar.p_value < alpha else "is not"
+    return (
+        f"{claim} ({formatting.pp(difference.estimate)}, {interval}); "
+        f"McNemar {formatting.p_equals(mcnemar.p_value)} "
+        f"(α = {alpha:g}), so the difference {matters} statistically significant."
+    )
 
 
 def compare(
@@ -317,4 +307,4 @@ def compare(
     )
     first, second = names
     sentence = verdict(first, second, difference=difference, mcnemar=test, alpha=alpha)
-    return Significance([first, second], test, difference, alpha, test.p_value < alpha, sentence)
+    return Significance((first, second), test, difference, alpha, test.p_value < alpha, sentence)

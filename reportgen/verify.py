@@ -91,7 +91,7 @@ def verify_run(
         ``run_dir`` is not a run, or a file differs from its manifest.
     """
     from reportgen import pipeline
-    from reportgen.report import read_config
+    from reportgen.context import read_config
 
     manifest = rundir.read_intact(run_dir, action="verify")
     config, _ = read_config(run_dir, manifest)

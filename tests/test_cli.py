@@ -151,3 +151,27 @@ def test_a_closed_pipe_ends_quietly() -> None:
     _, err = process.communicate(timeout=120)
     assert process.returncode == 141, err
     assert err == b""
+
+
+LIGHT_COMMAND = """
+import sys
+from reportgen.cli import main
+status = main(sys.argv[1:])
+heavy = sorted({"torch", "matplotlib", "weasyprint", "pandas", "seaborn"} & set(sys.modules))
+print(status, ",".join(heavy) or "-")
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [(["--help"], 0), (["config"], 0), (["config", "--set", "seed=-1"], 2), (["nope"], 2)],
+)
+def test_help_config_and_usage_errors_load_no_heavy_library(
+    args: list[str], status: int, tmp_path: Path
+) -> None:
+    # Run in a fresh interpreter: this one has imported everything already.
+    done = subprocess.run(
+        [sys.executable, "-c", LIGHT_COMMAND, *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.splitlines()[-1] == f"{status} -", done.stderr

@@ -1,14 +1,14 @@
 """Tests for comparing runs: settings side by side, one metric table, overlaid validation curves.
 
-The runs are the synthetic run of ``tests/test_report.py`` with a changed
-configuration, their own metrics and a full ``history.csv``; no training.
+The runs are the synthetic run of ``tests/synthetic.py`` with a changed
+configuration, their own metrics (built through the metrics contract) and a
+full ``history.csv``; no training.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import re
 import shutil
 from pathlib import Path
@@ -19,10 +19,14 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from reportgen import compare, report, rundir
+from reportgen import compare, rundir
 from reportgen.config import apply_overrides, parse_toml, to_toml, validate
+from reportgen.context import PNG_SIGNATURE
 from reportgen.errors import ConfigError, RenderError, RunDirError
-from tests.test_report import make_run
+from reportgen.formatting import MISSING, pct
+from reportgen.metrics import read_metrics
+from tests import synthetic
+from tests.synthetic import make_run
 
 # (directory, --set overrides, test accuracy of baseline and regularized)
 RUNS: list[tuple[str, list[str], tuple[float, float]]] = [
@@ -42,21 +46,22 @@ def make_variant(
     config = validate(apply_overrides(data, overrides))
     rundir.write_atomic(root / "config.toml", to_toml(config))
 
-    metrics = json.loads((root / "metrics.json").read_text(encoding="utf-8"))
-    for (name, model), accuracy in zip(metrics["models"].items(), accuracies, strict=True):
-        model["test_accuracy"] = accuracy
-        model["accuracy_ci"] = {
-            **model["accuracy_ci"],
-            "low": accuracy - 0.02,
-            "high": accuracy + 0.015,
-        }
-        model["train_accuracy"] = accuracy + 0.03
-        model["train_test_gap"] = 0.03
-        model["val_accuracy"] = accuracy - 0.01
-        model["epochs"] = epochs
-    metrics["significance"]["mcnemar"]["p_value"] = 0.0004 if accuracies[1] > 0.935 else 0.2
-    metrics["significance"]["significant"] = accuracies[1] > 0.935
-    rundir.write_json(root / "metrics.json", metrics)
+    def edit(document: dict[str, Any]) -> None:
+        for model, accuracy in zip(document["models"].values(), accuracies, strict=True):
+            model.update(
+                test_accuracy=accuracy,
+                train_accuracy=accuracy + 0.03,
+                train_test_gap=0.03,
+                val_accuracy=accuracy - 0.01,
+                epochs=epochs,
+            )
+            model["accuracy_ci"].update(low=accuracy - 0.02, high=accuracy + 0.015)
+        significant = accuracies[1] > 0.935
+        document["significance"]["mcnemar"]["p_value"] = 0.0004 if significant else 0.2
+        document["significance"]["significant"] = significant
+
+    metrics = synthetic.edited(edit)
+    rundir.write_json(root / "metrics.json", metrics.dump())
 
     rng = np.random.default_rng(int(accuracies[0] * 1e4))
     rows = [
@@ -69,7 +74,7 @@ def make_variant(
             "val_accuracy": 0.78 + epoch / 50,
             "lr": 0.001,
         }
-        for name in metrics["models"]
+        for name in metrics.models
         for epoch in range(1, epochs + 1)
     ]
     rundir.write_atomic(root / "history.csv", pd.DataFrame(rows).to_csv(index=False))
@@ -153,30 +158,7 @@ def test_setting_rows_mark_what_differs_from_the_first_run() -> None:
     assert [row.key for row in rows] == ["a", "b", "c"]
     assert not by_key["a"].differs and by_key["a"].changed == (False, False, False)
     assert by_key["b"].differs and by_key["b"].changed == (False, True, False)
-    assert by_key["c"].values == (compare.MISSING, compare.MISSING, "0")
-
-
-def test_history_figure_draws_every_run_and_model() -> None:
-    history = pd.DataFrame(
-        [
-            {"run": run, "model": model, "epoch": epoch, "val_loss": 1 / epoch, "val_accuracy": 0.9}
-            for run in ("r1", "r2", "r3")
-            for model in ("baseline", "regularized")
-            for epoch in (1, 2)
-        ]
-    )
-    fig = compare.compare_history_figure(history)
-    ax_loss, ax_acc = fig.axes
-    assert len(ax_loss.lines) == len(ax_acc.lines) == 6
-    assert [text.get_text() for text in fig.legends[0].get_texts()] == [
-        "r1",
-        "r2",
-        "r3",
-        "baseline",
-        "regularized",
-    ]
-    with pytest.raises(ValueError, match="history needs rows with run"):
-        compare.compare_history_figure(history.drop(columns="val_loss"))
+    assert by_key["c"].values == (MISSING, MISSING, "0")
 
 
 # --------------------------------------------------------------------------- the comparison
@@ -184,7 +166,7 @@ def test_history_figure_draws_every_run_and_model() -> None:
 
 def test_writes_the_four_files(outputs: dict[str, Path]) -> None:
     assert sorted(outputs) == ["compare.csv", "compare.html", "compare.pdf", "compare_history.png"]
-    assert outputs["compare_history.png"].read_bytes().startswith(report.PNG_SIGNATURE)
+    assert outputs["compare_history.png"].read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_differences_show_only_the_keys_that_differ(html: str) -> None:
@@ -210,7 +192,7 @@ def test_differences_show_only_the_keys_that_differ(html: str) -> None:
 @pytest.mark.parametrize(("count", "verb"), [(1, "is"), (2, "are")])
 def test_differences_sentence_agrees_in_number(runs: list[Path], count: int, verb: str) -> None:
     inputs = compare.read_runs(runs[:2])
-    context = compare.build_context(inputs, report.PNG_SIGNATURE, environ={})
+    context = compare.build_context(inputs, PNG_SIGNATURE, environ={})
     context["differences"] = context["differences"][:count]
     html = compare.render_html(context)
     total = len(context["settings"])
@@ -235,15 +217,16 @@ def test_metric_table_has_a_row_per_run_and_model(
     ]
     metrics_html = _section(html, "compare-metrics")
     for position, (_, _, accuracies) in enumerate(RUNS):
-        metrics = report.read_metrics(runs[position], rundir.read_manifest(runs[position]))
+        metrics = read_metrics(runs[position], rundir.read_manifest(runs[position]))
+        assert metrics.significance is not None
         rows = table.iloc[2 * position : 2 * position + 2]
         assert list(rows["test_accuracy"]) == list(accuracies)
-        for (name, model), (_, row) in zip(metrics["models"].items(), rows.iterrows(), strict=True):
-            assert row["ci_low"] == model["accuracy_ci"]["low"]
-            assert row["train_test_gap"] == model["train_test_gap"]
-            assert row["verdict"] == metrics["significance"]["verdict"]
-            assert report.pct(model["test_accuracy"]) in metrics_html
-            assert f"{report.pct(model['accuracy_ci']['low'])} – " in metrics_html
+        for model, (_, row) in zip(metrics.models.values(), rows.iterrows(), strict=True):
+            assert row["ci_low"] == model.accuracy_ci.low
+            assert row["train_test_gap"] == model.train_test_gap
+            assert row["verdict"] == metrics.significance.verdict
+            assert pct(model.test_accuracy) in metrics_html
+            assert f"{pct(model.accuracy_ci.low)} – " in metrics_html
     # the best regularized accuracy (run2) and the best baseline accuracy (other/run1) are bold
     assert '<td class="num best">94.02%</td>' in metrics_html
     assert '<td class="num best">91.05%</td>' in metrics_html

@@ -1,4 +1,4 @@
-"""Curve diagnosis on synthetic histories, one per row of SPEC.md's table."""
+"""Curve diagnosis on synthetic histories, one per rule of reportgen.diagnosis."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import classification_report as sk_report
 
 from reportgen import evaluate
+from reportgen.metrics import ConfusedPair
 
 
 @pytest.fixture
@@ -20,15 +21,15 @@ def test_classification_report_matches_sklearn(labels: tuple[np.ndarray, np.ndar
     y_true, y_pred = labels
     ours = evaluate.classification_report(y_true, y_pred)
     theirs = sk_report(y_true, y_pred, output_dict=True, zero_division=0)
-    for row in ours["classes"]:
-        ref = theirs[str(row["label"])]
-        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+    for row in ours.classes:
+        ref = theirs[str(row.label)]
+        assert (row.precision, row.recall, row.f1, row.support) == pytest.approx(
             (ref["precision"], ref["recall"], ref["f1-score"], ref["support"])
         )
-    assert ours["accuracy"] == pytest.approx(theirs["accuracy"])
-    assert ours["macro_avg"]["f1"] == pytest.approx(theirs["macro avg"]["f1-score"])
-    assert ours["weighted_avg"]["recall"] == pytest.approx(theirs["weighted avg"]["recall"])
-    assert ours["micro_avg"]["f1"] == pytest.approx(ours["accuracy"])  # single-label: micro = acc
+    assert ours.accuracy == pytest.approx(theirs["accuracy"])
+    assert ours.macro_avg.f1 == pytest.approx(theirs["macro avg"]["f1-score"])
+    assert ours.weighted_avg.recall == pytest.approx(theirs["weighted avg"]["recall"])
+    assert ours.micro_avg.f1 == pytest.approx(ours.accuracy)  # single-label: micro = accuracy
 
 
 def test_class_errors_are_one_minus_recall(labels: tuple[np.ndarray, np.ndarray]) -> None:
@@ -36,13 +37,13 @@ def test_class_errors_are_one_minus_recall(labels: tuple[np.ndarray, np.ndarray]
     matrix = evaluate.confusion(y_true, y_pred)
     report = evaluate.classification_report(y_true, y_pred)
     errors = evaluate.class_errors(matrix)
-    for row, cls in zip(errors, report["classes"], strict=True):
-        assert row["error_rate"] == pytest.approx(1 - cls["recall"])
-        assert row["support"] == cls["support"] == matrix[row["label"]].sum()
-        if row["errors"]:
-            wrong = matrix[row["label"]].copy()
-            wrong[row["label"]] = 0
-            assert row["top_wrong_count"] == wrong.max() == wrong[row["top_wrong_prediction"]]
+    for row, cls in zip(errors, report.classes, strict=True):
+        assert row.error_rate == pytest.approx(1 - cls.recall)
+        assert row.support == cls.support == matrix[row.label].sum()
+        if row.errors:
+            wrong = matrix[row.label].copy()
+            wrong[row.label] = 0
+            assert row.top_wrong_count == wrong.max() == wrong[row.top_wrong_prediction]
 
 
 def test_confused_pairs_and_worst_classes() -> None:
@@ -50,13 +51,29 @@ def test_confused_pairs_and_worst_classes() -> None:
     y_pred = np.array([9] * 6 + [4] * 4 + [8] * 3 + [3] * 7 + [5] * 10)
     matrix = evaluate.confusion(y_true, y_pred)
     assert evaluate.most_confused_pairs(matrix, count=5) == [
-        {"true": 4, "pred": 9, "count": 6},
-        {"true": 3, "pred": 8, "count": 3},
+        ConfusedPair(true=4, pred=9, count=6),
+        ConfusedPair(true=3, pred=8, count=3),
     ]
     errors = evaluate.class_errors(matrix)
     assert evaluate.worst_classes(errors) == [4, 3]
     assert evaluate.pair_indices(y_true, y_pred, true=4, pred=9, limit=4) == [0, 1, 2, 3]
     assert evaluate.misclassified_indices(y_true, y_pred, limit=8) == [0, 1, 2, 3, 4, 5, 10, 11]
+
+
+def test_pair_galleries_configured_first_then_new_automatic_pairs() -> None:
+    y_true = np.array([4, 4, 4, 3, 3, 5, 5, 5, 5, 8, 1])
+    y_pred = np.array([9, 4, 9, 8, 8, 3, 3, 3, 5, 3, 1])
+    matrix = evaluate.confusion(y_true, y_pred)
+    galleries = evaluate.pair_galleries(
+        matrix, y_true, y_pred, configured=[(4, 9), (7, 1)], auto=2, limit=1,
+        figure=lambda t, p: f"m_{t}_{p}",
+    )  # fmt: skip
+    assert [(g.true, g.pred, g.source) for g in galleries] == [
+        (4, 9, "config"), (7, 1, "config"), (5, 3, "auto"), (3, 8, "auto"),
+    ]  # fmt: skip
+    assert [g.count for g in galleries] == [2, 0, 3, 2]
+    assert [g.indices for g in galleries] == [[0], [], [5], [3]]
+    assert [g.figure for g in galleries] == ["m_4_9", "m_7_1", "m_5_3", "m_3_8"]
 
 
 def test_mean_log_loss() -> None:

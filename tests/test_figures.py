@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import recall_score
 
-from reportgen import evaluate, figures, pipeline, rundir
+from reportgen import evaluate, figures, measure, pipeline, rundir
 from reportgen.config import ModelSection, load_config
 from reportgen.data import Dataset, Split
 from reportgen.models import CNN, MLP, build
@@ -50,6 +50,18 @@ def history_frame(models: tuple[str, ...] = ("baseline", "regularized"), epochs:
                 "val_accuracy": 0.88 + 0.02 * epoch, "lr": 1e-3 * 0.5 ** (epoch // 2),
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def runs_history(runs: tuple[str, ...] = ("r1", "r2", "r3")) -> pd.DataFrame:
+    """The validation curves of several runs, as ``compare`` reads them from history.csv."""
+    return pd.DataFrame(
+        [
+            {"run": run, "model": model, "epoch": epoch, "val_loss": 1 / epoch, "val_accuracy": 0.9}
+            for run in runs
+            for model in ("baseline", "regularized")
+            for epoch in (1, 2)
+        ]
+    )
 
 
 def suptitle(fig: Figure) -> str:
@@ -92,6 +104,7 @@ def all_figures(digits: tuple[np.ndarray, np.ndarray]) -> dict[str, Figure]:
         "class_errors": figures.class_errors_figure(rng.random(10) / 10, model="m", worst=[2]),
         "compare_curves": figures.compare_curves_figure(history),
         "lr": figures.lr_figure(history),
+        "compare_history": figures.compare_history_figure(runs_history()),
     }  # fmt: skip
 
 
@@ -107,12 +120,16 @@ EXPECTED = {
     "class_errors": (1, "per-class error rate (worst: 2)"),
     "compare_curves": (2, "Regularization impact"),
     "lr": (1, "Learning rate per epoch"),
+    "compare_history": (2, "Validation curves of every run"),
 }
 
 
-def test_each_figure_is_titled_labelled_and_saved(
-    digits: tuple[np.ndarray, np.ndarray], tmp_path: Path
-) -> None:
+def test_every_builder_of_the_registry_is_checked_here() -> None:
+    variants = [v for kind in figures.FIGURES.values() for v in (kind, kind.for_network("cnn"))]
+    assert {v.build for v in variants} == {getattr(figures, f"{name}_figure") for name in EXPECTED}
+
+
+def test_each_figure_is_titled_labelled_and_rendered(digits: tuple[np.ndarray, np.ndarray]) -> None:
     for kind, fig in all_figures(digits).items():
         n_axes, title = EXPECTED[kind]
         assert isinstance(fig, Figure), kind
@@ -123,10 +140,7 @@ def test_each_figure_is_titled_labelled_and_saved(
                 assert ax.get_title(), f"{kind}: an untitled panel"
             if ax.xaxis.get_visible():  # charts, not image panels, need axis labels
                 assert ax.get_xlabel() and ax.get_ylabel(), f"{kind}: {ax.get_title()}"
-        path = tmp_path / f"{kind}.png"
-        figures.save_figure(fig, path)
-        assert path.read_bytes().startswith(PNG_SIGNATURE)
-        assert not fig.get_axes()  # saving frees the figure
+        assert figures.render_png(fig).startswith(PNG_SIGNATURE)
 
 
 def test_weights_use_a_symmetric_diverging_scale() -> None:
@@ -199,7 +213,7 @@ def test_class_error_bars_are_one_minus_sklearn_recall(
     y_true, y_pred = labels
     errors = evaluate.class_errors(evaluate.confusion(y_true, y_pred))
     fig = figures.class_errors_figure(
-        [row["error_rate"] for row in errors], model="m", worst=evaluate.worst_classes(errors)
+        [row.error_rate for row in errors], model="m", worst=evaluate.worst_classes(errors)
     )
     heights = [bar.get_height() for bar in visible_axes(fig)[0].patches]
     recall = recall_score(y_true, y_pred, labels=list(range(10)), average=None, zero_division=0)
@@ -312,28 +326,13 @@ def test_draw_all_draws_in_other_processes_only_when_given_workers() -> None:
     assert in_this_process not in figures.draw_all([job, job], workers=2)
 
 
-def test_saved_png_has_no_software_stamp(tmp_path: Path) -> None:
-    path = tmp_path / "lr.png"
-    figures.save_figure(figures.lr_figure(history_frame()), path)
-    assert b"Software" not in path.read_bytes()
-    assert b"matplotlib" not in path.read_bytes().lower()
+def test_png_has_no_software_stamp() -> None:
+    png = figures.render_png(figures.lr_figure(history_frame()))
+    assert b"Software" not in png
+    assert b"matplotlib" not in png.lower()
 
 
 # --------------------------------------------------------------------------- the figures' inputs
-
-
-def test_pair_galleries_configured_first_then_new_automatic_pairs() -> None:
-    y_true = np.array([4, 4, 4, 3, 3, 5, 5, 5, 5, 8, 1])
-    y_pred = np.array([9, 4, 9, 8, 8, 3, 3, 3, 5, 3, 1])
-    matrix = evaluate.confusion(y_true, y_pred)
-    galleries = evaluate.pair_galleries(
-        matrix, y_true, y_pred, configured=[(4, 9), (7, 1)], auto=2, limit=1
-    )
-    assert [(g["true"], g["pred"], g["source"]) for g in galleries] == [
-        (4, 9, "config"), (7, 1, "config"), (5, 3, "auto"), (3, 8, "auto"),
-    ]  # fmt: skip
-    assert [g["count"] for g in galleries] == [2, 0, 3, 2]
-    assert [g["indices"] for g in galleries] == [[0], [], [5], [3]]
 
 
 def test_first_layer_readouts_match_the_model() -> None:
@@ -378,27 +377,46 @@ def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: P
         "report.n_misclassified=4", "report.n_pair_examples=3", "report.bootstrap_resamples=100",
     ])  # fmt: skip
     outcomes = [outcome("baseline", "mlp", dataset, 0), outcome("regularized", "cnn", dataset, 1)]
-    metrics = pipeline.build_metrics(config, outcomes, dataset, y.astype(np.int64))
+    metrics = measure.build_metrics(config, outcomes, dataset, y.astype(np.int64))
     paths = rundir.RunPaths(tmp_path)
     pipeline.stage_figures(config, outcomes, dataset, metrics, paths)
 
-    listed = metrics["figures"]
+    listed = metrics.figures
     assert {p.stem for p in paths.figures.glob("*.png")} == set(listed)
     assert len(listed) == 2 * (6 + 3) + 2
     assert all((tmp_path / rel).is_file() for rel in listed.values())
     for o in outcomes:
-        model = metrics["models"][o.name]
-        assert set(model["figures"]) == set(pipeline.MODEL_FIGURE_KINDS)
-        assert model["accuracy_ci"]["low"] <= model["test_accuracy"] <= model["accuracy_ci"]["high"]
-        assert set(model["diagnosis"]) == {"labels", "summary", "evidence"}
-        assert model["misclassified"] == sorted(model["misclassified"])
-        assert all(y[i] != o.predictions[i] for i in model["misclassified"])
-        assert [g["source"] for g in model["pair_galleries"]] == ["config", "config", "auto"]
-        for gallery in model["pair_galleries"]:
-            assert gallery["figure"] in listed
-            assert all(y[i] == gallery["true"] for i in gallery["indices"])
-            assert all(o.predictions[i] == gallery["pred"] for i in gallery["indices"])
-    significance = metrics["significance"]
-    assert significance["models"] == ["baseline", "regularized"]
-    assert significance["significant"] == (significance["mcnemar"]["p_value"] < 0.05)
-    json.dumps(metrics, allow_nan=False)  # metrics.json must stay strict JSON
+        model = metrics.models[o.name]
+        assert list(model.figures) == [kind.kind for kind in figures.kinds("model")]
+        assert model.accuracy_ci.low <= model.test_accuracy <= model.accuracy_ci.high
+        assert model.misclassified == sorted(model.misclassified)
+        assert all(y[i] != o.predictions[i] for i in model.misclassified)
+        assert [g.source for g in model.pair_galleries] == ["config", "config", "auto"]
+        for gallery in model.pair_galleries:
+            assert gallery.figure in listed
+            assert all(y[i] == gallery.true for i in gallery.indices)
+            assert all(o.predictions[i] == gallery.pred for i in gallery.indices)
+    significance = metrics.significance
+    assert significance is not None and significance.models == ("baseline", "regularized")
+    assert significance.significant == (significance.mcnemar.p_value < 0.05)
+    json.dumps(metrics.dump(), allow_nan=False)  # metrics.json must stay strict JSON
+
+
+def test_compare_history_draws_every_run_and_model() -> None:
+    fig = figures.compare_history_figure(runs_history())
+    ax_loss, ax_acc = fig.axes
+    assert len(ax_loss.lines) == len(ax_acc.lines) == 6
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == [
+        "r1", "r2", "r3", "baseline", "regularized",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="history lacks column"):
+        figures.compare_history_figure(runs_history().drop(columns="val_loss"))
+
+
+@pytest.mark.parametrize("kind", list(figures.FIGURES))
+def test_every_caption_fills_from_the_slots_pages_give(kind: str) -> None:
+    slots = {"model": "m", "n": 3, "index": 0, "true": 4, "pred": 9, "images": "2 test images",
+             "why": "configured pair", "shown": 2}  # fmt: skip
+    for variant in (figures.FIGURES[kind], figures.FIGURES[kind].for_network("cnn")):
+        alt, caption = variant.describe(**slots)
+        assert alt and caption.endswith(".") and "{" not in alt + caption

@@ -6,35 +6,37 @@ import pytest
 
 from reportgen.config import load_config
 from reportgen.errors import ConfigError
-from reportgen.gate import check_thresholds, metric_value, summary_json, summary_markdown
+from reportgen.gate import GATE_METRICS, check_thresholds, summary_json, summary_markdown
+from reportgen.metrics import Metrics
+from tests import synthetic
 
 
-def _metrics() -> dict[str, Any]:
-    def model(acc: float, f1: float) -> dict[str, Any]:
-        return {
-            "test_accuracy": acc, "val_accuracy": acc, "train_accuracy": 0.99,
-            "classification_report": {"macro_avg": {"f1": f1, "precision": f1, "recall": f1},
-                                      "weighted_avg": {"f1": f1}},
-            "accuracy_ci": {"low": acc - 0.003, "high": acc + 0.003},
-            "divergence": None, "diagnosis": {"labels": ["good fit"]},
-        }  # fmt: skip
+def _metrics() -> Metrics:
+    """The synthetic run's metrics with known accuracies and F1 scores."""
 
-    return {
-        "run": {"name": "demo"},
-        "models": {"baseline": model(0.9796, 0.9794), "regularized": model(0.9838, 0.9837)},
-        "significance": {
-            "mcnemar": {"p_value": 0.001},
-            "significant": True,
-            "verdict": "The regularized model is more accurate.",
-        },
-    }
+    def edit(data: dict[str, Any]) -> None:
+        data["run"]["name"] = "demo"
+        for name, accuracy, f1 in (("baseline", 0.9796, 0.9794), ("regularized", 0.9838, 0.9837)):
+            model = data["models"][name]
+            model["test_accuracy"] = accuracy
+            model["accuracy_ci"].update(low=accuracy - 0.003, high=accuracy + 0.003)
+            model["classification_report"]["macro_avg"]["f1"] = f1
+        data["significance"]["verdict"] = "The regularized model is more accurate."
+
+    return synthetic.edited(edit)
 
 
-def test_metric_value_paths() -> None:
-    model = _metrics()["models"]["baseline"]
-    assert metric_value(model, "test_accuracy") == 0.9796
-    assert metric_value(model, "macro_f1") == 0.9794
-    assert metric_value({"test_accuracy": None}, "test_accuracy") is None
+@pytest.mark.parametrize("metric", list(GATE_METRICS))
+def test_every_gate_metric_reads_a_fraction(metric: str) -> None:
+    value = GATE_METRICS[metric](_metrics().models["baseline"])
+    assert value is not None and 0 <= value <= 1
+
+
+def test_gate_metric_values() -> None:
+    model = _metrics().models["baseline"]
+    assert GATE_METRICS["test_accuracy"](model) == 0.9796
+    assert GATE_METRICS["macro_f1"](model) == 0.9794
+    assert GATE_METRICS["val_accuracy"](model.model_copy(update={"val_accuracy": None})) is None
 
 
 @pytest.mark.parametrize(
@@ -55,10 +57,19 @@ def test_summary_markdown_table() -> None:
     thresholds = check_thresholds(_metrics(), {"baseline.test_accuracy": 0.98})
     summary = summary_json(_metrics(), thresholds)
     assert summary["passed"] is False
-    text = summary_markdown(summary)
+    text = summary_markdown(_metrics(), thresholds)
+    assert "| model | test accuracy | 95% CI | diagnosis |" in text
     assert "| baseline | 97.96% | 97.66% – 98.26% | good fit |" in text
     assert "| baseline.test_accuracy | 0.9800 | 0.9796 | ❌ failed |" in text
     assert "The regularized model is more accurate." in text
+
+
+def test_a_missing_value_fails_its_threshold() -> None:
+    document = synthetic.edited(lambda m: m["models"]["baseline"].update(val_accuracy=None))
+    (result,) = check_thresholds(document, {"baseline.val_accuracy": 0.5})
+    assert result.value is None and not result.passed
+    text = summary_markdown(document, [result])
+    assert "| baseline.val_accuracy | 0.5000 | — | ❌ failed |" in text
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Tests for mailing a run: MIME layout, inline images, reproducible bytes, a real SMTP server.
 
-The run is the synthetic one of ``tests/test_report.py`` with its HTML report
+The run is the synthetic one of ``tests/synthetic.py`` with its HTML report
 rendered and a small stand-in PDF; the server is aiosmtpd on 127.0.0.1.
 """
 
@@ -26,8 +26,11 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
 from reportgen import mail, report, rundir
 from reportgen.cli import main
+from reportgen.context import build_context
 from reportgen.errors import ConfigError, RunDirError
-from tests.test_report import make_run
+from reportgen.formatting import pct
+from reportgen.metrics import Metrics, read_metrics
+from tests.synthetic import make_run
 
 PDF = b"%PDF-1.4\n% a stand-in for report.pdf\n%%EOF\n"
 SENDER = "Reports <reports@example.org>"
@@ -41,7 +44,7 @@ TO = ["alice@example.org", "bob@example.org"]
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic run with report.html rendered and a stand-in report.pdf."""
     root = make_run(tmp_path_factory.mktemp("mail") / "run")
-    html = report.render_html(report.build_context(root, environ={}))
+    html = report.render_html(build_context(root, environ={}))
     rundir.write_atomic(root / "report.html", html)
     rundir.write_atomic(root / "report.pdf", PDF)
     manifest = rundir.read_manifest(root)
@@ -74,8 +77,8 @@ def _text_part(message: EmailMessage) -> str:
     return str(body.get_content())
 
 
-def _metrics(run_dir: Path) -> dict[str, Any]:
-    return report.read_metrics(run_dir, rundir.read_manifest(run_dir))
+def _metrics(run_dir: Path) -> Metrics:
+    return read_metrics(run_dir, rundir.read_manifest(run_dir))
 
 
 def check_delivered(parsed: EmailMessage, run_dir: Path) -> None:
@@ -104,9 +107,9 @@ def check_delivered(parsed: EmailMessage, run_dir: Path) -> None:
     assert attachments[0].get_content() == (run_dir / "report.pdf").read_bytes()
 
     text = " ".join(_text_part(parsed).split())  # undo the wrapping
-    for name, model in _metrics(run_dir)["models"].items():
-        assert f"{report.pct(model['test_accuracy'])} for the {name} model" in text
-        assert model["diagnosis"]["summary"] in text
+    for name, model in _metrics(run_dir).models.items():
+        assert f"{pct(model.test_accuracy)} for the {name} model" in text
+        assert model.diagnosis.summary in text
 
 
 # --------------------------------------------------------------------------- the message
@@ -128,10 +131,10 @@ def test_message_layout_and_content(message: EmailMessage, run_dir: Path) -> Non
 
 
 def test_headers_are_derived_from_the_run(message: EmailMessage, run_dir: Path) -> None:
-    models = _metrics(run_dir)["models"]
+    models = _metrics(run_dir).models
     assert message["Subject"] == (
-        f"reportgen: synthetic — baseline {report.pct(models['baseline']['test_accuracy'])}, "
-        f"regularized {report.pct(models['regularized']['test_accuracy'])}"
+        f"reportgen: synthetic — baseline {pct(models['baseline'].test_accuracy)}, "
+        f"regularized {pct(models['regularized'].test_accuracy)}"
     )
     assert message["From"] == SENDER
     assert message["To"] == ", ".join(TO)
@@ -141,9 +144,10 @@ def test_headers_are_derived_from_the_run(message: EmailMessage, run_dir: Path) 
 
 def test_plain_text_summary(message: EmailMessage, run_dir: Path) -> None:
     text = _text_part(message)
-    significance = _metrics(run_dir)["significance"]
+    significance = _metrics(run_dir).significance
+    assert significance is not None
     assert text.startswith("Synthetic MNIST report\nRun synthetic, seed 7, 2024-03-01\n")
-    assert significance["verdict"] in " ".join(text.split())
+    assert significance.verdict in " ".join(text.split())
     assert "95% CI" in text and "Train–test gap" in text
     assert all(len(line) <= mail.WRAP for line in text.splitlines())
 

@@ -1,8 +1,8 @@
-"""Property: templates and manifests from anywhere render or exit 2 — one line, never a traceback.
+"""Property: templates, manifests and metrics from anywhere render or exit 2, in one line.
 
 The configuration has its own fuzz test (``test_config_fuzz.py``); these
 cover the other inputs a user may get from someone else: a template
-directory and a run directory's ``manifest.json``.
+directory, a run directory's ``manifest.json`` and its ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reportgen.cli import main
-from tests.test_report import make_run
+from tests.synthetic import make_run, rehash
 
 FIXTURES = [HealthCheck.function_scoped_fixture]
 FRAGMENTS = [
     "{{", "}}", "{%", "%}", "{#", "#}", " ", "x", "1", "9", "'a'", "(", ")", "[", "]", ".", ",",
     "|", "~", "+", "*", "**", "-", "/", "%", "==", "if", "else", "endif", "for", "in", "endfor",
     "set", "=", "macro", "endmacro", "call", "include", "extends", "import", "block", "endblock",
-    "'summary.html.j2'", "'base.html.j2'", "'report.css'", "'/etc/passwd'", "'../x'", "self",
+    "'summary.html.j2'", "'frame.html.jinja2'", "'report.css'", "'/etc/passwd'", "'../x'", "self",
     "super()", "loop", "range(3)", "cycler", "lipsum", "namespace()", "joiner", "dict(a=1)",
     "__class__", "__mro__", "__globals__", "__init__", "__subclasses__()",
     "_TemplateReference__context",
@@ -44,7 +44,7 @@ def _check(status: int, err: str) -> None:
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic run of the report tests (HTML only: it lists no PDF)."""
+    """The synthetic run of ``tests/synthetic.py`` (HTML only: it lists no PDF)."""
     return make_run(tmp_path_factory.mktemp("fuzz") / "run")
 
 
@@ -90,43 +90,53 @@ def _set(document: dict[str, Any], dotted: str, value: Any, delete: bool) -> Non
         if field and isinstance(entry.get(path), dict):
             entry, path = entry[path], field
         target, key = entry, path
-    elif rest:
-        sub = document.setdefault(head, {})
-        if not isinstance(sub, dict):
-            return
-        target, key = sub, rest
     else:
-        target, key = document, head
+        *parents, key = dotted.split(".")
+        target = document
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                return
     if delete:
         target.pop(key, None)
     else:
         target[key] = value
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=FIXTURES)
-@given(
-    edits=st.lists(
-        st.tuples(st.sampled_from(MANIFEST_KEYS), json_values, st.booleans()),
-        min_size=1,
-        max_size=3,
-    ),
-    command=st.sampled_from(["render", "email"]),
-)
-def test_mutated_manifests_render_or_exit_2(
-    synthetic: Path, edits: list[tuple[str, Any, bool]], command: str,
-    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    work = tmp_path_factory.mktemp("m")
+def edits(keys: list[str]) -> st.SearchStrategy[list[tuple[str, Any, bool]]]:
+    """Up to three edits of a JSON document: (dotted key, new value, delete instead)."""
+    return st.lists(
+        st.tuples(st.sampled_from(keys), json_values, st.booleans()), min_size=1, max_size=3
+    )
+
+
+def _edit_and_run(
+    synthetic: Path, work: Path, name: str, changes: list[tuple[str, Any, bool]], command: str
+) -> int:
+    """Copy the run into ``work``, apply ``changes`` to its file ``name``, run ``command`` on it."""
     run = Path(shutil.copytree(synthetic, work / "run"))
-    manifest = json.loads((run / "manifest.json").read_text())
-    for key, value, delete in edits:
-        _set(manifest, key, value, delete)
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    document = json.loads((run / name).read_text())
+    for key, value, delete in changes:
+        _set(document, key, value, delete)
+    (run / name).write_text(json.dumps(document))
+    if name != "manifest.json":
+        rehash(run)  # a consistent run whose file is wrong, not a tampered one
     args = {
         "render": ["render", str(run)],
         "email": ["email", str(run), "--to", "a@example.org", "--eml-out", str(work / "m.eml")],
     }[command]
-    _check(main(args), capsys.readouterr().err)
+    return main(args)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=FIXTURES)
+@given(changes=edits(MANIFEST_KEYS), command=st.sampled_from(["render", "email"]))
+def test_mutated_manifests_render_or_exit_2(
+    synthetic: Path, changes: list[tuple[str, Any, bool]], command: str,
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    work = tmp_path_factory.mktemp("m")
+    status = _edit_and_run(synthetic, work, "manifest.json", changes, command)
+    _check(status, capsys.readouterr().err)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=FIXTURES)
@@ -143,3 +153,27 @@ def test_byte_mutated_manifests_exit_0_or_2(
     raw = (run / "manifest.json").read_bytes()
     (run / "manifest.json").write_bytes(raw[:position] + insert + raw[position + delete :])
     _check(main(["render", str(run)]), capsys.readouterr().err)
+
+
+METRICS_KEYS = [
+    "schema", "run", "run.name", "dataset.test_size", "models", "models.baseline",
+    "models.baseline.test_accuracy", "models.baseline.accuracy_ci",
+    "models.baseline.accuracy_ci.level", "models.baseline.divergence", "models.baseline.figures",
+    "models.baseline.figures.weights", "models.baseline.pair_galleries",
+    "models.baseline.class_errors", "models.baseline.worst_classes",
+    "models.baseline.diagnosis.labels", "models.other", "significance", "significance.models",
+    "significance.mcnemar.p_value", "comparison", "figures", "figures.lr",
+]  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=FIXTURES)
+@given(changes=edits(METRICS_KEYS), command=st.sampled_from(["render", "email"]))
+def test_mutated_metrics_render_or_exit_2(
+    synthetic: Path, changes: list[tuple[str, Any, bool]], command: str,
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    work = tmp_path_factory.mktemp("x")
+    status = _edit_and_run(synthetic, work, "metrics.json", changes, command)
+    _check(status, err := capsys.readouterr().err)
+    if status == 2 and command == "render":  # email also needs a rendered report
+        assert "metrics.json" in err, err

@@ -1,0 +1,301 @@
+"""``metrics.json``, the contract between a run and every page made from it.
+
+The pipeline builds a :class:`Metrics` (through :mod:`reportgen.measure`) and
+writes it; the report, ``compare``, ``email``, the CI gate and the summary
+read it back with :func:`read_metrics`, which validates the whole document
+against these types before anything uses it.  Each field's description is
+the documentation: README's schema table is checked against it.
+
+Types are strict: an integer field takes no ``true``, a number no string, no
+field may be NaN or infinite, and unknown keys are refused, so an older or
+edited file fails with one line naming the first wrong field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reportgen import rundir
+from reportgen.errors import RunDirError
+
+DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=0)]
+Label = Annotated[int, Field(ge=0)]
+DiagnosisLabel = Literal["overfitting", "underfitting", "good fit", "learning rate too high"]
+PairSource = Literal["config", "auto"]
+
+
+class _Contract(BaseModel):
+    """A part of ``metrics.json``: strict types, no unknown keys, immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class RunInfo(_Contract):
+    name: str = Field(description="`run.name` of the configuration")
+    seed: Count = Field(description="`seed` of the configuration")
+
+
+class DatasetInfo(_Contract):
+    name: str = Field(description=f'"{DATASET_NAME}"')
+    train_size: Count = Field(description="training images (after `data.limit_train`)")
+    val_size: Count = Field(description="validation images held out from the training set")
+    test_size: Count = Field(description="test images (after `data.limit_test`)")
+    test_support: list[Count] = Field(description="test images per class, class 0 first")
+
+
+# --------------------------------------------------------------------------- one model
+
+
+class ClassScores(_Contract):
+    label: Label = Field(description="the class")
+    precision: Fraction = Field(description="of the predictions of this class, the share right")
+    recall: Fraction = Field(description="of the test images of this class, the share found")
+    f1: Fraction = Field(description="harmonic mean of precision and recall")
+    support: Count = Field(description="test images of this class")
+
+
+class AverageScores(_Contract):
+    precision: Fraction = Field(description="average precision")
+    recall: Fraction = Field(description="average recall")
+    f1: Fraction = Field(description="average F1")
+    support: Count = Field(description="test images")
+
+
+class ClassificationReport(_Contract):
+    classes: list[ClassScores] = Field(description="one row per class, class 0 first")
+    accuracy: Fraction = Field(description="share of test images classified correctly")
+    macro_avg: AverageScores = Field(description="unweighted mean over the classes")
+    weighted_avg: AverageScores = Field(description="mean over the classes weighted by support")
+    micro_avg: AverageScores = Field(
+        description="over all test images at once (equals accuracy for one label per image)"
+    )
+
+
+class ClassError(_Contract):
+    label: Label = Field(description="the true class")
+    support: Count = Field(description="test images of this class")
+    errors: Count = Field(description="of them, misclassified")
+    error_rate: Fraction = Field(description="errors / support = 1 − recall (0 without support)")
+    top_wrong_prediction: Label | None = Field(
+        description="the most frequent wrong prediction (lowest class on ties), null without errors"
+    )
+    top_wrong_count: Count = Field(description="how often it was predicted")
+
+
+class ConfusedPair(_Contract):
+    true: Label = Field(description="the true class")
+    pred: Label = Field(description="the class predicted instead")
+    count: Count = Field(description="test images of `true` predicted as `pred`")
+
+
+class Divergence(_Contract):
+    epoch: Count = Field(description="epoch in which the loss stopped being finite")
+    step: Count = Field(description="step of that epoch at which it was noticed")
+    last_finite_loss: float | None = Field(
+        description="mean training loss of the last complete epoch, null in the first"
+    )
+
+
+class AccuracyInterval(_Contract):
+    level: Fraction = Field(description="coverage, 0.95")
+    resamples: Count = Field(description="bootstrap resamples (`report.bootstrap_resamples`)")
+    low: Fraction = Field(description="lower bound of test accuracy")
+    high: Fraction = Field(description="upper bound of test accuracy")
+
+
+class CurveDiagnosis(_Contract):
+    labels: list[DiagnosisLabel] = Field(
+        description="what the curves show (none: no clear pattern)"
+    )
+    summary: str = Field(description="the diagnosis in plain sentences, with the advice it implies")
+    evidence: list[str] = Field(description="one sentence per finding, naming the epochs")
+
+
+class PairGallery(_Contract):
+    true: Label = Field(description="the true class")
+    pred: Label = Field(description="the class predicted instead")
+    count: Count = Field(description="every test image of `true` predicted as `pred`")
+    indices: list[Count] = Field(
+        description="test positions of the first `report.n_pair_examples` of them, lowest first"
+    )
+    source: PairSource = Field(
+        description='"config": in `report.confused_pairs`; "auto": among the most confused pairs'
+    )
+    figure: str = Field(description="name of the gallery's figure")
+
+
+class ModelMetrics(_Contract):
+    parameters: Count = Field(description="trainable parameters")
+    epochs: Count = Field(description="epochs completed")
+    train_accuracy: Fraction = Field(description="final model in eval mode, on the training split")
+    val_accuracy: Fraction | None = Field(
+        description="validation accuracy after the last epoch (eval mode), null if none completed"
+    )
+    test_accuracy: Fraction = Field(description="share of test images classified correctly")
+    train_test_gap: float = Field(
+        ge=-1, le=1, description='train_accuracy − test_accuracy: "overfitting" when large'
+    )
+    test_loss: float = Field(ge=0, description="mean cross-entropy on the test set")
+    classification_report: ClassificationReport = Field(
+        description="precision, recall, F1 and support per class and on average"
+    )
+    confusion_matrix: list[list[Count]] = Field(
+        description="test image counts: rows are true classes, columns predictions"
+    )
+    class_errors: list[ClassError] = Field(description="one row per class, class 0 first")
+    worst_classes: list[Label] = Field(
+        description="up to three classes with errors, highest error rate first"
+    )
+    confused_pairs: list[ConfusedPair] = Field(
+        description="the `report.auto_pairs` largest off-diagonal cells, largest first"
+    )
+    divergence: Divergence | None = Field(
+        description="null, or where training stopped on a non-finite loss"
+    )
+    accuracy_ci: AccuracyInterval = Field(
+        description="percentile bootstrap interval of test accuracy over the test images "
+        '(seed derived from `seed` and "bootstrap": every model sees the same resamples)'
+    )
+    diagnosis: CurveDiagnosis = Field(description="reading of the training curves")
+    sample_index: Count = Field(description="test image whose activations are drawn")
+    misclassified: list[Count] = Field(
+        description="test positions in the misclassified grid, lowest first"
+    )
+    pair_galleries: list[PairGallery] = Field(
+        description="every configured pair, then the `report.auto_pairs` most confused pairs "
+        "not configured already"
+    )
+    figures: dict[str, str] = Field(
+        description="figure kind → figure name, for weights, activations, misclassified, "
+        "curves, confusion and class_errors"
+    )
+
+    @model_validator(mode="after")
+    def _worst_are_classes(self) -> ModelMetrics:
+        labels = {row.label for row in self.class_errors}
+        unknown = [str(label) for label in self.worst_classes if label not in labels]
+        if unknown:
+            raise ValueError(f"worst_classes: no class_errors row for {', '.join(unknown)}")
+        return self
+
+
+# --------------------------------------------------------------------------- across models
+
+
+class ComparisonRow(_Contract):
+    model: str = Field(description="model name")
+    train_accuracy: Fraction = Field(description="as under `models.*`")
+    val_accuracy: Fraction | None = Field(description="as under `models.*`")
+    test_accuracy: Fraction = Field(description="as under `models.*`")
+    train_test_gap: float = Field(ge=-1, le=1, description="as under `models.*`")
+    parameters: Count = Field(description="as under `models.*`")
+    epochs: Count = Field(description="as under `models.*`")
+
+
+class McNemarTest(_Contract):
+    b: Count = Field(description="test images only the first model classifies correctly")
+    c: Count = Field(description="test images only the second model classifies correctly")
+    p_value: Fraction = Field(description="exact two-sided binomial test of b against c")
+
+
+class DifferenceInterval(_Contract):
+    estimate: float = Field(ge=-1, le=1, description="second − first test accuracy")
+    low: float = Field(ge=-1, le=1, description="lower bound (paired bootstrap)")
+    high: float = Field(ge=-1, le=1, description="upper bound (paired bootstrap)")
+    level: Fraction = Field(description="coverage, 0.95")
+    resamples: Count = Field(description="bootstrap resamples, the same as the accuracies'")
+
+
+class Significance(_Contract):
+    models: tuple[str, str] = Field(description='[first, second], e.g. ["baseline", "regularized"]')
+    mcnemar: McNemarTest = Field(description="McNemar's exact test on the paired predictions")
+    difference: DifferenceInterval = Field(description="interval of the accuracy difference")
+    alpha: Fraction = Field(description="significance level, 0.05")
+    significant: bool = Field(description="p_value < alpha")
+    verdict: str = Field(
+        description="one plain sentence: which model is more accurate, and whether significantly"
+    )
+
+
+class Metrics(_Contract):
+    """The whole ``metrics.json`` document."""
+
+    schema_version: Literal[1] = Field(
+        alias="schema", description="version of this schema; a file with another is refused"
+    )
+    run: RunInfo = Field(description="which run")
+    dataset: DatasetInfo = Field(description="the data the models were trained and tested on")
+    models: dict[str, ModelMetrics] = Field(
+        min_length=1, description="model name → its metrics, in training order"
+    )
+    comparison: list[ComparisonRow] = Field(description="one row per model, in training order")
+    significance: Significance | None = Field(
+        description="paired comparison of the first two models (null with one model)"
+    )
+    figures: dict[str, str] = Field(
+        description="figure name → `figures/<figure name>.png`, for every figure of the run"
+    )
+
+    @field_validator("figures")
+    @classmethod
+    def _inside_the_run(cls, value: dict[str, str]) -> dict[str, str]:
+        for path in value.values():
+            rundir.check_relpath(path)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Metrics:
+        for name, model in self.models.items():
+            for where, figure in _named_figures(name, model):
+                if figure not in self.figures:
+                    raise ValueError(f"{where}: figure {figure!r} is not listed under figures")
+        if self.significance is not None:
+            unknown = [m for m in self.significance.models if m not in self.models]
+            if unknown:
+                raise ValueError(f"significance.models: no model {', '.join(map(repr, unknown))}")
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        """Return the document as JSON data, ready for :func:`rundir.write_json`."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _named_figures(name: str, model: ModelMetrics) -> Iterator[tuple[str, str]]:
+    for kind, figure in model.figures.items():
+        yield f"models.{name}.figures.{kind}", figure
+    for position, gallery in enumerate(model.pair_galleries):
+        yield f"models.{name}.pair_galleries[{position}].figure", gallery.figure
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def parse_metrics(data: bytes | str, *, source: str = "metrics.json") -> Metrics:
+    """Return ``metrics.json`` text as :class:`Metrics`; anything else is one line naming a field.
+
+    Raises
+    ------
+    RunDirError
+        Not JSON, or not a schema-1 document: ``metrics.json: models.baseline.test_accuracy:
+        Input should be a valid number``.
+    """
+    try:
+        return Metrics.model_validate_json(data)
+    except ValidationError as e:
+        raise RunDirError(f"{source}: {rundir.validation_problem(e)}") from e
+
+
+def read_metrics(root: Path, manifest: Mapping[str, Any]) -> Metrics:
+    """Return a run's validated ``metrics.json``, refusing one unlisted, changed or malformed."""
+    data = rundir.read_artifact(root, rundir.RunPaths(Path()).metrics.as_posix(), manifest)
+    return parse_metrics(data, source=str(rundir.RunPaths(root).metrics))

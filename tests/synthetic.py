@@ -1,0 +1,242 @@
+"""A synthetic but complete run directory, built through the metrics contract.
+
+``metrics.json`` is made with the same :mod:`reportgen.metrics` types, the
+same :mod:`reportgen.evaluate` functions and the same figure names as a real
+run, from made-up predictions, so the fixture cannot drift from what runs
+write; the figures are small fixed PNGs, so nothing needs MNIST, training or
+matplotlib.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reportgen import evaluate, measure, rundir
+from reportgen.figures import figure_name, kinds
+from reportgen.metrics import (
+    DATASET_NAME,
+    AccuracyInterval,
+    CurveDiagnosis,
+    DatasetInfo,
+    DifferenceInterval,
+    Divergence,
+    McNemarTest,
+    Metrics,
+    ModelMetrics,
+    RunInfo,
+    Significance,
+)
+
+MODELS = ("baseline", "regularized")
+ACCURACY = {"baseline": 0.90, "regularized": 0.93}
+TEST_SIZE = 1_000
+CONFIG = """seed = 7
+
+[run]
+name = "synthetic"
+title = {title}
+author = "Test Author"
+{date}
+[data]
+root = "data"
+batch_size = 64
+
+[train]
+epochs = 3
+optimizer = "adam"
+lr = 0.001
+
+[models.baseline]
+hidden = [256, 128]
+
+[models.regularized]
+hidden = [256, 128]
+dropout = 0.3
+batchnorm = true
+weight_decay = 0.0001
+scheduler = "step"
+step_size = 5
+gamma = 0.5
+"""
+
+# A fixed zlib stream (a 24×16 RGB stripe pattern) rather than matplotlib output, so the
+# figures' bytes, and the SHA-256 values the golden file shows, never change.
+PNG_IDAT = bytes.fromhex(
+    "78da6360e01291d330b2710b884ac9ab68ea99b660d5967d272edd7946b2f8a841a3068d1a346a106506010068fc059f"
+)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png(text: str) -> bytes:
+    """Return a small, fixed PNG whose tEXt chunk names it (so every figure differs)."""
+    header = struct.pack(">IIBBBBB", 24, 16, 8, 2, 0, 0, 0)  # 24×16, 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"tEXt", b"Title\0" + text.encode("ascii"))
+        + _chunk(b"IDAT", PNG_IDAT)
+        + _chunk(b"IEND", b"")
+    )
+
+
+def _predictions(accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y_true = np.repeat(np.arange(10), TEST_SIZE // 10)
+    y_pred = y_true.copy()
+    wrong = rng.random(TEST_SIZE) > accuracy
+    y_pred[wrong] = (y_true[wrong] + rng.choice([1, 5], size=int(wrong.sum()))) % 10
+    return y_true, y_pred
+
+
+def model_metrics(
+    name: str, seed: int, *, divergence: Divergence | None = None, level: float = 0.95
+) -> ModelMetrics:
+    """Return one model's metrics, measured on made-up predictions of the given accuracy."""
+    y_true, y_pred = _predictions(ACCURACY[name], seed)
+    matrix = evaluate.confusion(y_true, y_pred)
+    errors = evaluate.class_errors(matrix)
+    test_accuracy = evaluate.accuracy(y_true, y_pred)
+    train_accuracy = min(1.0, test_accuracy + 0.02)
+    return ModelMetrics(
+        parameters=235_146 if name == "baseline" else 235_914,
+        epochs=3,
+        train_accuracy=train_accuracy,
+        val_accuracy=test_accuracy - 0.005,
+        test_accuracy=test_accuracy,
+        train_test_gap=train_accuracy - test_accuracy,
+        test_loss=0.3125,
+        classification_report=evaluate.classification_report(y_true, y_pred),
+        confusion_matrix=matrix.tolist(),
+        class_errors=errors,
+        worst_classes=evaluate.worst_classes(errors),
+        confused_pairs=evaluate.most_confused_pairs(matrix, count=3),
+        divergence=divergence,
+        accuracy_ci=AccuracyInterval(
+            level=level, resamples=1000, low=test_accuracy - 0.018, high=test_accuracy + 0.017
+        ),
+        diagnosis=CurveDiagnosis(
+            labels=["good fit"],
+            summary="Train and validation loss fall together.",
+            evidence=["validation loss fell in 2 of 2 epochs"],
+        ),
+        sample_index=0,
+        misclassified=evaluate.misclassified_indices(y_true, y_pred, limit=10),
+        pair_galleries=evaluate.pair_galleries(
+            matrix,
+            y_true,
+            y_pred,
+            configured=[(4, 9)],
+            auto=1,
+            limit=8,
+            figure=lambda true, pred: figure_name("pair", name, true=true, pred=pred),
+        ),
+        figures={kind.kind: figure_name(kind.kind, name) for kind in kinds("model")},
+    )
+
+
+def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Metrics:
+    """Return the synthetic run's whole ``metrics.json`` (``divergence`` is the baseline's)."""
+    models = {
+        name: model_metrics(name, seed, divergence=divergence if seed == 0 else None, level=level)
+        for seed, name in enumerate(MODELS)
+    }
+    return Metrics(
+        schema=1,
+        run=RunInfo(name="synthetic", seed=7),
+        dataset=DatasetInfo(
+            name=DATASET_NAME,
+            train_size=5_000,
+            val_size=500,
+            test_size=TEST_SIZE,
+            test_support=[TEST_SIZE // 10] * 10,
+        ),
+        models=models,
+        comparison=measure.comparison_rows(models),
+        significance=Significance(
+            models=MODELS,
+            mcnemar=McNemarTest(b=12, c=41, p_value=0.00011),
+            difference=DifferenceInterval(
+                estimate=0.03, low=0.012, high=0.047, level=level, resamples=1000
+            ),
+            alpha=0.05,
+            significant=True,
+            verdict="The regularized model is significantly more accurate than the baseline.",
+        ),
+        figures=measure.figure_paths(models),
+    )
+
+
+def edited(edit: Callable[[dict[str, Any]], object], document: Metrics | None = None) -> Metrics:
+    """Return ``document`` (default: :func:`metrics`) changed by ``edit`` on its JSON data.
+
+    The result is validated again, as a reader of metrics.json would: an edit
+    that breaks the contract fails here.
+    """
+    data = (document or metrics()).dump()
+    edit(data)
+    return Metrics.model_validate_json(json.dumps(data))
+
+
+def write_metrics(root: Path, document: Metrics) -> None:
+    """Write ``metrics.json`` and record its new hash, as a consistent (if edited) run."""
+    rundir.write_json(root / "metrics.json", document.dump())
+    rehash(root)
+
+
+def rehash(root: Path) -> None:
+    """Record every artifact's current hash in the run's manifest."""
+    manifest = json.loads((root / rundir.MANIFEST).read_text())
+    manifest["artifacts"] = rundir.artifact_hashes(root)
+    rundir.write_json(root / rundir.MANIFEST, manifest)
+
+
+def make_run(
+    root: Path,
+    *,
+    title: str = "Synthetic MNIST report",
+    date: str | None = "2024-03-01",
+    divergence: Divergence | None = None,
+    level: float = 0.95,
+) -> Path:
+    """Write a complete synthetic run directory at ``root`` and return it."""
+    root.mkdir(parents=True)
+    # Written out in full (not from the defaults) so the golden file does not follow them.
+    date_line = f"date = {json.dumps(date)}\n" if date is not None else ""
+    rundir.write_atomic(
+        root / "config.toml", CONFIG.format(title=json.dumps(title), date=date_line)
+    )
+    document = metrics(divergence=divergence, level=level)
+    for name, rel in document.figures.items():
+        rundir.write_atomic(root / rel, png(name))
+    rundir.write_json(root / "metrics.json", document.dump())
+    rundir.write_atomic(root / "history.csv", "model,epoch\nbaseline,1\n")
+    rundir.write_atomic(root / "models" / "baseline.pt", b"weights")
+    manifest = {
+        "schema": 1,
+        "run_name": "synthetic",
+        "seed": 7,
+        "command": ["reportgen", "run", "--out", "somewhere/else"],
+        "data_files": {"t10k-images-idx3-ubyte": "ab" * 32, "train-images-idx3-ubyte": "cd" * 32},
+        "data_source": "cache",
+        "environment": {
+            "versions": {"python": "3.11.7", "torch": "2.14.1", "weasyprint": "70.0"},
+            "hardware": {"machine": "x86_64", "cpu": "Test CPU", "device": "cpu"},
+            "threads": 2,
+            "parallel_info": "ATen/Parallel:\n\tat::get_num_threads() : 2\n",
+            "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        },
+        "timings_s": {"train:baseline": 12.345, "train:regularized": 23.456},
+        "artifacts": rundir.artifact_hashes(root),
+    }
+    rundir.write_json(root / rundir.MANIFEST, manifest)
+    return root

@@ -1,0 +1,173 @@
+"""Tests for reading a run into the report's context: checked inputs, figures, sentences, date."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reportgen import context, rundir
+from reportgen.errors import RenderError, RunDirError
+from reportgen.figures import FIGURES
+from tests import synthetic
+from tests.synthetic import make_run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic run (read-only by convention: copy it to change it)."""
+    return make_run(tmp_path_factory.mktemp("context") / "run")
+
+
+@pytest.fixture(scope="module")
+def page(run_dir: Path) -> dict[str, Any]:
+    return context.build_context(run_dir, environ={})
+
+
+@pytest.fixture
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run_dir, tmp_path / "copy"))
+
+
+# --------------------------------------------------------------------------- what it holds
+
+
+def test_models_carry_their_metrics_and_every_figure(page: dict[str, Any]) -> None:
+    document = synthetic.metrics()
+    assert [view.name for view in page["models"]] == list(document.models)
+    for view in page["models"]:
+        assert view.metrics == document.models[view.name]
+        assert set(view.figures) == {k for k, f in FIGURES.items() if f.scope == "model"}
+        assert [f.name for f in view.pair_figures] == [
+            g.figure for g in view.metrics.pair_galleries
+        ]
+    assert [f.name for f in page["shared_figures"]] == ["compare_curves", "lr"]
+    assert page["significance"] == document.significance
+
+
+def test_figure_text_comes_from_the_registry(page: dict[str, Any]) -> None:
+    baseline = page["models"][0]
+    alt, caption = FIGURES["weights"].describe(model="baseline", n=10)
+    assert (baseline.figures["weights"].alt, baseline.figures["weights"].caption) == (alt, caption)
+    gallery = baseline.metrics.pair_galleries[0]
+    figure = baseline.pair_figures[0]
+    assert figure.alt == "Test images of digit 4 that the baseline model predicted as 9"
+    assert figure.caption == (
+        f"True 4, predicted 9: {gallery.count} test images of the baseline model "
+        f"(configured pair); {len(gallery.indices)} shown."
+    )
+
+
+def test_ci_level_comes_from_the_metrics(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", level=0.9)
+    page = context.build_context(run, environ={})
+    assert page["ci_level"] == 0.9
+    assert "(90% CI " in page["summary"][0] and "95%" not in page["summary"][0]
+
+
+def test_summary_sentences(page: dict[str, Any]) -> None:
+    summary = page["summary"]
+    assert summary[0].startswith("Test accuracy on the 1,000 test images: ")
+    assert "for the baseline model (95% CI " in summary[0]
+    assert " and " in summary[0] and "for the regularized model (95% CI" in summary[0]
+    assert summary[1].startswith("The regularized model is significantly more accurate")
+    assert "12 are classified correctly only by the baseline model" in summary[1]
+    assert summary[2] == (
+        "Curve diagnosis for the baseline model — Train and validation loss fall together."
+    )
+    assert "errs most on digit" in summary[4] and "most confused pairs" in summary[4]
+
+
+def test_errors_sentence_without_errors(page: dict[str, Any]) -> None:
+    clean = page["models"][0].metrics.model_copy(update={"worst_classes": [], "confused_pairs": []})
+    assert context.errors_sentence("baseline", clean) == (
+        "The baseline model misclassifies none of the test images."
+    )
+
+
+def test_pipeline_manifest_can_be_passed_in(copy_run: Path) -> None:
+    manifest = json.loads((copy_run / rundir.MANIFEST).read_text())
+    (copy_run / rundir.MANIFEST).unlink()
+    page = context.build_context(copy_run, manifest=manifest, environ={})
+    assert page["reproducibility"]["seed"] == 7
+
+
+# --------------------------------------------------------------------------- the date
+
+
+@pytest.mark.parametrize(
+    ("date", "environ", "expected"),
+    [
+        ("2024-03-01", {"SOURCE_DATE_EPOCH": "86400"}, "2024-03-01"),
+        (None, {"SOURCE_DATE_EPOCH": "1700000000"}, "2023-11-14"),
+        (None, {}, "1970-01-01"),
+    ],
+)
+def test_report_date_never_reads_the_clock(
+    tmp_path: Path, date: str | None, environ: dict[str, str], expected: str
+) -> None:
+    run = make_run(tmp_path / "run", date=date)
+    assert context.build_context(run, environ=environ)["date"] == expected
+
+
+def test_bad_source_date_epoch_is_a_render_error(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", date=None)
+    with pytest.raises(RenderError, match="SOURCE_DATE_EPOCH"):
+        context.build_context(run, environ={"SOURCE_DATE_EPOCH": "yesterday"})
+
+
+# --------------------------------------------------------------------------- broken runs
+
+
+def test_not_a_run_is_a_run_dir_error(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="not a reportgen run"):
+        context.build_context(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("rel", "match"),
+    [
+        ("metrics.json", "metrics.json is missing"),
+        ("config.toml", "config.toml is missing"),
+        ("figures/lr.png", "figure figures/lr.png is missing"),
+    ],
+)
+def test_missing_artifact(copy_run: Path, rel: str, match: str) -> None:
+    (copy_run / rel).unlink()
+    with pytest.raises(RunDirError, match=match):
+        context.build_context(copy_run)
+
+
+def test_tampered_artifact_is_refused(copy_run: Path) -> None:
+    path = copy_run / "metrics.json"
+    path.write_text(path.read_text().replace('"test_size": 1000', '"test_size": 1001'))
+    with pytest.raises(RunDirError, match=re.escape("metrics.json does not match its SHA-256")):
+        context.build_context(copy_run)
+
+
+def test_a_model_without_one_of_its_figures_is_refused(copy_run: Path) -> None:
+    document = synthetic.metrics()
+    baseline = document.models["baseline"]
+    figures = {k: v for k, v in baseline.figures.items() if k != "weights"}
+    models = {**document.models, "baseline": baseline.model_copy(update={"figures": figures})}
+    synthetic.write_metrics(copy_run, document.model_copy(update={"models": models}))
+    with pytest.raises(RunDirError, match=r"models\.baseline\.figures: no 'weights' figure"):
+        context.build_context(copy_run)
+
+
+def test_a_figure_that_is_not_png_is_a_render_error(copy_run: Path) -> None:
+    (copy_run / "figures" / "lr.png").write_bytes(b"GIF89a")
+    synthetic.rehash(copy_run)
+    with pytest.raises(RenderError, match="not a PNG image"):
+        context.build_context(copy_run)
+
+
+def test_malformed_config_is_a_render_error(copy_run: Path) -> None:
+    (copy_run / "config.toml").write_text("seed = 'x'\n")
+    synthetic.rehash(copy_run)
+    with pytest.raises(RenderError, match=r"config\.toml: seed"):
+        context.build_context(copy_run)
