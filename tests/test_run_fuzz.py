@@ -87,6 +87,8 @@ def _set(document: dict[str, Any], dotted: str, value: Any, delete: bool) -> Non
         path, _, field = rest.partition(".json.")
         path = path + ".json" if field else rest
         entry = document.setdefault("artifacts", {})
+        if not isinstance(entry, dict):  # an earlier edit made it something else
+            return
         if field and isinstance(entry.get(path), dict):
             entry, path = entry[path], field
         target, key = entry, path
