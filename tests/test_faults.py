@@ -120,17 +120,25 @@ def test_kill_9_keeps_old_run_and_resume_is_byte_identical(
     assert not rundir.partial_path(out).exists()
 
 
+def _signal_after_first_checkpoint(
+    root: Path, out: Path, environ: dict[str, str], signum: int
+) -> tuple[subprocess.Popen[str], str]:
+    """Start a long run, send ``signum`` once its first checkpoint exists; return it and stderr."""
+    process = subprocess.Popen(_args(root, out, epochs=30), env=environ, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _wait_for((rundir.partial_path(out), "work/baseline.ckpt"), process)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    return process, err
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_exits_130_with_one_line(
     env: tuple[Path, dict[str, str]], tmp_path: Path, signum: int
 ) -> None:
     root, environ = env
     out = tmp_path / "run"
-    process = subprocess.Popen(_args(root, out, epochs=30), env=environ, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for((rundir.partial_path(out), "work/baseline.ckpt"), process)
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=60)
+    process, err = _signal_after_first_checkpoint(root, out, environ, signum)
     assert process.returncode == 130
     assert err.strip().splitlines()[-1].startswith("reportgen: interrupted")
     assert "Traceback" not in err
@@ -165,11 +173,7 @@ def test_refused_checkpoint_is_one_line(
 ) -> None:
     root, environ = env
     out = tmp_path / "run"
-    process = subprocess.Popen(_args(root, out, epochs=30), env=environ, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for((rundir.partial_path(out), "work/baseline.ckpt"), process)
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=60)
+    _signal_after_first_checkpoint(root, out, environ, signal.SIGKILL)
 
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
