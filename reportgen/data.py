@@ -333,6 +333,41 @@ class Split:
 
 
 @dataclass(frozen=True)
+class DataInfo:
+    """What the data is: its classes, image shape, normalisation and fingerprint."""
+
+    kind: str  # data.dataset
+    name: str
+    classes: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # [channels, height, width]
+    mean: tuple[float, ...]  # per channel, pixel/255 scale
+    std: tuple[float, ...]
+    fingerprint_method: str  # "idx-sha256" or "folder-sha256"
+    fingerprint: dict[str, str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+
+
+def mnist_info() -> DataInfo:
+    """Return the description of MNIST: ten digit classes, 28×28 grey, official hashes."""
+    return DataInfo(
+        kind="mnist",
+        name="MNIST (torchvision.datasets.MNIST, official IDX files)",
+        classes=MNIST_CLASSES,
+        image_shape=(1, 28, 28),
+        mean=(MEAN,),
+        std=(STD,),
+        fingerprint_method="idx-sha256",
+        fingerprint={name: spec.sha256 for name, spec in MNIST_FILES.items()},
+    )
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Train / validation / test splits plus the raw test pixels for figures."""
 
@@ -340,6 +375,7 @@ class Dataset:
     val: Split
     test: Split
     test_images: np.ndarray  # [N, 28, 28] uint8, as in the file
+    info: DataInfo
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -383,4 +419,5 @@ def load_dataset(
         val=split(train_x, train.targets, val_index),
         test=split(normalize(test.data), test.targets, test_index),
         test_images=test.data[test_index].numpy().copy(),
+        info=mnist_info(),
     )

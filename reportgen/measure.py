@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from reportgen import diagnosis, evaluate, rundir, stats
-from reportgen.config import NUM_CLASSES, Config, ReportSection
+from reportgen.config import Config, ReportSection
 from reportgen.figures import figure_name, kinds
 from reportgen.metrics import (
-    DATASET_NAME,
     AccuracyInterval,
     ComparisonRow,
     CurveDiagnosis,
+    DataFingerprint,
     DatasetInfo,
     DifferenceInterval,
     Divergence,
@@ -131,6 +131,27 @@ def figure_paths(models: Mapping[str, ModelMetrics]) -> dict[str, str]:
     return {name: rundir.RunPaths(Path()).figure(name).as_posix() for name in names}
 
 
+def dataset_info(dataset: Dataset, y_test: np.ndarray) -> DatasetInfo:
+    """Return ``metrics.json``'s description of the data the run used."""
+    info = dataset.info
+    return DatasetInfo(
+        name=info.name,
+        kind=info.kind,  # type: ignore[arg-type]  # DatasetKind, checked by the contract
+        classes=list(info.classes),
+        image_shape=info.image_shape,
+        mean=list(info.mean),
+        std=list(info.std),
+        fingerprint=DataFingerprint(
+            method=info.fingerprint_method,  # type: ignore[arg-type]
+            sha256=dict(info.fingerprint),
+        ),
+        train_size=len(dataset.train),
+        val_size=len(dataset.val),
+        test_size=len(dataset.test),
+        test_support=np.bincount(y_test, minlength=info.num_classes).tolist(),
+    )
+
+
 def build_metrics(
     config: Config, outcomes: Sequence[ModelOutcome], dataset: Dataset, y_test: np.ndarray
 ) -> Metrics:
@@ -147,13 +168,7 @@ def build_metrics(
     return Metrics(
         schema=1,
         run=RunInfo(name=config.run.name, seed=config.seed),
-        dataset=DatasetInfo(
-            name=DATASET_NAME,
-            train_size=len(dataset.train),
-            val_size=len(dataset.val),
-            test_size=len(dataset.test),
-            test_support=np.bincount(y_test, minlength=NUM_CLASSES).tolist(),
-        ),
+        dataset=dataset_info(dataset, y_test),
         models=models,
         comparison=comparison_rows(models),
         significance=paired,

@@ -29,6 +29,8 @@ Count = Annotated[int, Field(ge=0)]
 Label = Annotated[int, Field(ge=0)]
 DiagnosisLabel = Literal["overfitting", "underfitting", "good fit", "learning rate too high"]
 PairSource = Literal["config", "auto"]
+DatasetKind = Literal["mnist", "fashion-mnist", "imagefolder"]
+FingerprintMethod = Literal["idx-sha256", "folder-sha256"]
 
 
 class _Contract(BaseModel):
@@ -45,12 +47,45 @@ class RunInfo(_Contract):
     seed: Count = Field(description="`seed` of the configuration")
 
 
+class DataFingerprint(_Contract):
+    method: FingerprintMethod = Field(
+        description='"idx-sha256": the SHA-256 of each uncompressed IDX file (MNIST, '
+        'Fashion-MNIST); "folder-sha256": one SHA-256 over the sorted relative paths and '
+        "contents of every image of a folder"
+    )
+    sha256: dict[str, str] = Field(
+        description='file name → SHA-256 (idx-sha256), or `{"folder": SHA-256}`'
+    )
+
+
 class DatasetInfo(_Contract):
-    name: str = Field(description=f'"{DATASET_NAME}"')
+    name: str = Field(description=f'what the data is, e.g. "{DATASET_NAME}"')
+    kind: DatasetKind = Field(description="`data.dataset` of the configuration")
+    classes: list[str] = Field(
+        min_length=2, description="class names, index order: class i is `classes[i]`"
+    )
+    image_shape: tuple[Count, Count, Count] = Field(
+        description="[channels, height, width] of an image as the models see it"
+    )
+    mean: list[float] = Field(description="per-channel mean used to normalise (pixel/255 scale)")
+    std: list[Annotated[float, Field(gt=0)]] = Field(
+        description="per-channel standard deviation used to normalise"
+    )
+    fingerprint: DataFingerprint = Field(description="what identifies the data; `verify` checks it")
     train_size: Count = Field(description="training images (after `data.limit_train`)")
     val_size: Count = Field(description="validation images held out from the training set")
     test_size: Count = Field(description="test images (after `data.limit_test`)")
     test_support: list[Count] = Field(description="test images per class, class 0 first")
+
+    @model_validator(mode="after")
+    def _per_class(self) -> DatasetInfo:
+        if len(self.test_support) != len(self.classes):
+            raise ValueError(
+                f"test_support has {len(self.test_support)} entries for {len(self.classes)} classes"
+            )
+        if not len(self.mean) == len(self.std) == self.image_shape[0]:
+            raise ValueError("mean and std need one entry per channel")
+        return self
 
 
 # --------------------------------------------------------------------------- one model

@@ -7,6 +7,7 @@ the directory only when everything is in it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,7 +109,9 @@ def _to_device(dataset: Dataset, device: torch.device) -> Dataset:
     if device.type == "cpu":
         return dataset
     move = lambda s: type(s)(s.x.to(device), s.y.to(device), s.index)  # noqa: E731
-    return Dataset(move(dataset.train), move(dataset.val), move(dataset.test), dataset.test_images)
+    return dataclasses.replace(
+        dataset, train=move(dataset.train), val=move(dataset.val), test=move(dataset.test)
+    )
 
 
 def stage_train(

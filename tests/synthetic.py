@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 
 from reportgen import evaluate, measure, rundir
+from reportgen.data import MNIST_CLASSES, MNIST_FILES
 from reportgen.figures import figure_name, kinds
 from reportgen.metrics import (
     DATASET_NAME,
     AccuracyInterval,
     CurveDiagnosis,
+    DataFingerprint,
     DatasetInfo,
     DifferenceInterval,
     Divergence,
@@ -155,6 +157,14 @@ def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Met
         run=RunInfo(name="synthetic", seed=7),
         dataset=DatasetInfo(
             name=DATASET_NAME,
+            kind="mnist",
+            classes=list(MNIST_CLASSES),
+            image_shape=(1, 28, 28),
+            mean=[0.1307],
+            std=[0.3081],
+            fingerprint=DataFingerprint(
+                method="idx-sha256", sha256={n: f.sha256 for n, f in MNIST_FILES.items()}
+            ),
             train_size=5_000,
             val_size=500,
             test_size=TEST_SIZE,
