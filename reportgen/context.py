@@ -24,8 +24,6 @@ from typing import Any
 
 from reportgen import __version__, rundir
 from reportgen.config import (
-    INPUT_SIZE,
-    NUM_CLASSES,
     Config,
     ModelSection,
     parse_toml,
@@ -35,7 +33,14 @@ from reportgen.config import (
 from reportgen.errors import ConfigError, RenderError, ReportgenError, RunDirError
 from reportgen.figures import FIGURES, figure_name, kinds
 from reportgen.formatting import count, level, num, pct
-from reportgen.metrics import Divergence, Metrics, ModelMetrics, Significance, read_metrics
+from reportgen.metrics import (
+    DatasetInfo,
+    Divergence,
+    Metrics,
+    ModelMetrics,
+    Significance,
+    read_metrics,
+)
 
 GENERATOR = f"reportgen {__version__}"
 REPRODUCE_COMMAND = "reportgen run --config config.toml"
@@ -188,11 +193,26 @@ def diagnosis_sentence(name: str, model: ModelMetrics) -> str:
     return f"Curve diagnosis for the {name} model — {model.diagnosis.summary}"
 
 
-def errors_sentence(name: str, model: ModelMetrics) -> str:
+def class_phrase(classes: Sequence[str], label: int) -> str:
+    """Return how a sentence names a class: "digit 4" on MNIST-like names, else its name."""
+    name = classes[label]
+    return f"digit {name}" if classes == DIGITS else f"“{name}”"
+
+
+DIGITS = [str(digit) for digit in range(10)]
+
+
+def errors_sentence(name: str, model: ModelMetrics, classes: Sequence[str]) -> str:
     """Return the worst classes and most confused pairs of one model as a sentence."""
     rates = {row.label: row.error_rate for row in model.class_errors}
-    worst = [f"digit {label} ({pct(rates[label], 1)} wrong)" for label in model.worst_classes]
-    pairs = [f"{p.true} → {p.pred} ({count(p.count, 'image')})" for p in model.confused_pairs]
+    worst = [
+        f"{class_phrase(classes, label)} ({pct(rates[label], 1)} wrong)"
+        for label in model.worst_classes
+    ]
+    pairs = [
+        f"{classes[p.true]} → {classes[p.pred]} ({count(p.count, 'image')})"
+        for p in model.confused_pairs
+    ]
     if not worst:
         return f"The {name} model misclassifies none of the test images."
     sentence = f"The {name} model errs most on {_join(worst)}"
@@ -227,18 +247,25 @@ def summary_paragraphs(metrics: Metrics) -> list[str]:
     if metrics.significance is not None:
         paragraphs.append(significance_sentence(metrics.significance))
     paragraphs += [diagnosis_sentence(name, m) for name, m in models.items()]
-    paragraphs += [errors_sentence(name, m) for name, m in models.items()]
+    classes = metrics.dataset.classes
+    paragraphs += [errors_sentence(name, m, classes) for name, m in models.items()]
     return paragraphs
 
 
-def describe_model(spec: ModelSection) -> str:
+def describe_model(spec: ModelSection, dataset: DatasetInfo) -> str:
     """Return a one-line description of a model's architecture and regularizers."""
-    if spec.kind == "cnn":
-        head = "→".join(str(w) for w in (*spec.hidden, NUM_CLASSES))
+    classes = len(dataset.classes)
+    if spec.kind == "python":
+        args = ", ".join(f"{k}={v!r}" for k, v in spec.args.items())
+        parts = [f"the network made by {spec.factory}({args})"]
+    elif spec.kind == "cnn":
+        head = "→".join(str(w) for w in (*spec.hidden, classes))
         parts = [f"CNN: two 3×3 conv blocks (16, 32 channels) with max-pooling, head {head}"]
     else:
-        parts = ["MLP " + "→".join(str(w) for w in (INPUT_SIZE, *spec.hidden, NUM_CLASSES))]
-    parts.append("ReLU")
+        inputs = dataset.image_shape[0] * dataset.image_shape[1] * dataset.image_shape[2]
+        parts = ["MLP " + "→".join(str(w) for w in (inputs, *spec.hidden, classes))]
+    if spec.kind != "python":
+        parts.append("ReLU")
     if spec.batchnorm:
         parts.append("BatchNorm1d")
     if spec.dropout:
@@ -286,8 +313,10 @@ def _model_view(
     pair_figures = []
     for gallery in model.pair_galleries:
         why = "configured pair" if gallery.source == "config" else "found automatically"
+        classes = metrics.dataset.classes
         alt, caption = FIGURES["pair"].describe(
-            **slots, true=gallery.true, pred=gallery.pred, why=why, shown=len(gallery.indices),
+            **slots, true=classes[gallery.true], pred=classes[gallery.pred], why=why,
+            shown=len(gallery.indices),
             images=count(gallery.count, "test image"),
         )  # fmt: skip
         pair_figures.append(
@@ -296,12 +325,22 @@ def _model_view(
     return ModelView(
         name=name,
         anchor=f"model-{_anchor(name)}",
-        description=describe_model(spec) if spec is not None else "",
+        description=describe_model(spec, metrics.dataset) if spec is not None else "",
         metrics=model,
         figures=figures,
         pair_figures=tuple(pair_figures),
         warning=divergence_sentence(name, model.divergence) if model.divergence else None,
     )
+
+
+def dataset_title(dataset: DatasetInfo) -> str:
+    """Return the data's short name: "MNIST", "Fashion-MNIST" or "Image-folder"."""
+    return {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}.get(dataset.kind, "Image-folder")
+
+
+def default_title(dataset: DatasetInfo) -> str:
+    """Return the report title of a config that sets no ``run.title``."""
+    return f"{dataset_title(dataset)} classifier report"
 
 
 def _artifact_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -361,7 +400,9 @@ def build_context(
         "fonts": [],
         "lang": "en",
         "generator": GENERATOR,
-        "title": config.run.title,
+        "title": config.run.title or default_title(metrics.dataset),
+        "kicker": f"{dataset_title(metrics.dataset)} classifier evaluation",
+        "classes": metrics.dataset.classes,
         "author": config.run.author,
         "run_name": config.run.name,
         "seed": config.seed,

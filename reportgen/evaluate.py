@@ -14,7 +14,7 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
-from reportgen.config import NUM_CLASSES
+from reportgen.data import Split
 from reportgen.metrics import (
     AverageScores,
     ClassError,
@@ -26,16 +26,14 @@ from reportgen.metrics import (
 )
 from reportgen.models import CNN, MLP
 
-LABELS = list(range(NUM_CLASSES))
-
 
 @torch.inference_mode()
-def predict_proba(model: nn.Module, x: torch.Tensor, *, batch_size: int) -> np.ndarray:
+def predict_proba(model: nn.Module, split: Split, *, batch_size: int) -> np.ndarray:
     """Return softmax class probabilities ``[N, classes]`` (float32) of ``model`` in eval mode."""
     model.eval()
     chunks = [
-        torch.softmax(model(x[start : start + batch_size]), dim=1).cpu()
-        for start in range(0, x.shape[0], batch_size)
+        torch.softmax(model(split.inputs(slice(start, start + batch_size))), dim=1).cpu()
+        for start in range(0, len(split), batch_size)
     ]
     return torch.cat(chunks).numpy()
 
@@ -51,19 +49,22 @@ def mean_log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> ClassificationReport:
+def classification_report(
+    y_true: np.ndarray, y_pred: np.ndarray, *, num_classes: int
+) -> ClassificationReport:
     """Return per-class precision/recall/F1/support plus accuracy and macro/weighted/micro averages.
 
     Classes absent from both arrays get zeros rather than a warning, so small
     generated test sets report every label.
     """
+    labels = list(range(num_classes))
     precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=LABELS, zero_division=0
+        y_true, y_pred, labels=labels, zero_division=0
     )
     averages = {}
     for average in ("macro", "weighted", "micro"):
         p, r, f, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=LABELS, average=average, zero_division=0
+            y_true, y_pred, labels=labels, average=average, zero_division=0
         )
         averages[f"{average}_avg"] = AverageScores(
             precision=float(p), recall=float(r), f1=float(f), support=len(y_true)
@@ -71,20 +72,20 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> Classificat
     classes = [
         ClassScores(label=label, precision=float(precision[label]), recall=float(recall[label]),
                     f1=float(f1[label]), support=int(support[label]))
-        for label in LABELS
+        for label in labels
     ]  # fmt: skip
     return ClassificationReport(classes=classes, accuracy=accuracy(y_true, y_pred), **averages)
 
 
-def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, *, num_classes: int) -> np.ndarray:
     """Return the class × class count matrix: rows are true labels, columns predictions."""
-    return confusion_matrix(y_true, y_pred, labels=LABELS)
+    return confusion_matrix(y_true, y_pred, labels=list(range(num_classes)))
 
 
 def class_errors(matrix: np.ndarray) -> list[ClassError]:
     """Return, per class, its error rate (1 − recall) and most frequent wrong prediction."""
     rows = []
-    for label in LABELS:
+    for label in range(matrix.shape[0]):
         row = matrix[label]
         support = int(row.sum())
         wrong = row.copy()
@@ -112,8 +113,9 @@ def worst_classes(errors: Sequence[ClassError], *, count: int = 3) -> list[int]:
 
 def most_confused_pairs(matrix: np.ndarray, *, count: int) -> list[ConfusedPair]:
     """Return the ``count`` largest off-diagonal cells, largest first (ties: lowest labels)."""
+    labels = range(matrix.shape[0])
     cells = [
-        (int(matrix[t, p]), t, p) for t in LABELS for p in LABELS if t != p and matrix[t, p] > 0
+        (int(matrix[t, p]), t, p) for t in labels for p in labels if t != p and matrix[t, p] > 0
     ]
     cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
     return [ConfusedPair(true=t, pred=p, count=n) for n, t, p in cells[:count]]
@@ -182,11 +184,11 @@ def first_layer_weights(model: nn.Module) -> np.ndarray:
 def first_activations(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Return the first hidden layer's values before and after ReLU for one image (eval mode).
 
-    ``x`` is one normalized image ``[784]``; the result is ``[units]`` for an
-    MLP and ``[channels, 28, 28]`` feature maps for a CNN.
+    ``x`` is one normalized image ``[C, H, W]``; the result is ``[units]`` for
+    an MLP and ``[channels, H, W]`` feature maps for a CNN.
     """
     if not isinstance(model, MLP | CNN):
         raise TypeError(f"expected an MLP or CNN from reportgen.models; got {type(model).__name__}")
     model.eval()
-    pre, post = model.first_activations(x.reshape(1, -1))
+    pre, post = model.first_activations(x.unsqueeze(0))
     return pre[0].cpu().numpy().copy(), post[0].cpu().numpy().copy()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reportgen import diagnosis, evaluate, rundir, stats
+from reportgen import datasets, diagnosis, evaluate, rundir, stats
 from reportgen.config import Config, ReportSection
 from reportgen.figures import figure_name, kinds
 from reportgen.metrics import (
@@ -40,11 +40,20 @@ if TYPE_CHECKING:
 
 
 def model_metrics(
-    outcome: ModelOutcome, y_test: np.ndarray, *, report: ReportSection, seed: int
+    outcome: ModelOutcome,
+    y_test: np.ndarray,
+    *,
+    report: ReportSection,
+    seed: int,
+    num_classes: int,
+    pairs: Sequence[tuple[int, int]],
 ) -> ModelMetrics:
-    """Return every number the report shows about one model, and what its figures show."""
+    """Return every number the report shows about one model, and what its figures show.
+
+    ``pairs`` are the configured confused pairs, as class indices.
+    """
     y_pred = outcome.predictions
-    matrix = evaluate.confusion(y_test, y_pred)
+    matrix = evaluate.confusion(y_test, y_pred, num_classes=num_classes)
     errors = evaluate.class_errors(matrix)
     final = outcome.history[-1] if outcome.history else None
     test_accuracy = evaluate.accuracy(y_test, y_pred)
@@ -64,7 +73,9 @@ def model_metrics(
         test_accuracy=test_accuracy,
         train_test_gap=outcome.train_accuracy - test_accuracy,
         test_loss=evaluate.mean_log_loss(y_test, outcome.proba),
-        classification_report=evaluate.classification_report(y_test, y_pred),
+        classification_report=evaluate.classification_report(
+            y_test, y_pred, num_classes=num_classes
+        ),
         confusion_matrix=matrix.tolist(),
         class_errors=errors,
         worst_classes=evaluate.worst_classes(errors),
@@ -80,7 +91,7 @@ def model_metrics(
             matrix,
             y_test,
             y_pred,
-            configured=report.confused_pairs,
+            configured=pairs,
             auto=report.auto_pairs,
             limit=report.n_pair_examples,
             figure=lambda true, pred: figure_name("pair", outcome.name, true=true, pred=pred),
@@ -156,9 +167,12 @@ def build_metrics(
     config: Config, outcomes: Sequence[ModelOutcome], dataset: Dataset, y_test: np.ndarray
 ) -> Metrics:
     """Return the whole ``metrics.json`` document of a run."""
+    pairs = datasets.confused_pairs(config, dataset.info)
     models = {
-        o.name: model_metrics(o, y_test, report=config.report, seed=config.seed) for o in outcomes
-    }
+        o.name: model_metrics(o, y_test, report=config.report, seed=config.seed,
+                              num_classes=dataset.info.num_classes, pairs=pairs)
+        for o in outcomes
+    }  # fmt: skip
     paired = None
     if len(outcomes) >= 2:
         paired = significance(

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import cast
 
 import torch
 from torch import nn
 
-from reportgen.config import IMAGE_SIDE, INPUT_SIZE, NUM_CLASSES
+Shape = tuple[int, int, int]  # [channels, height, width] of one image
 
 
 class MLP(nn.Module):
-    """784 → hidden… → 10; each hidden block is Linear [→ BatchNorm1d] → ReLU [→ Dropout]."""
+    """C·H·W → hidden… → classes; each hidden block is Linear [→ BatchNorm1d] → ReLU [→ Dropout]."""
 
     def __init__(
-        self, hidden: Sequence[int], *, dropout: float = 0.0, batchnorm: bool = False
+        self,
+        hidden: Sequence[int],
+        *,
+        input_shape: Shape,
+        num_classes: int,
+        dropout: float = 0.0,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         blocks: list[nn.Module] = []
-        width = INPUT_SIZE
+        width = math.prod(input_shape)
         for size in hidden:
             layers: list[nn.Module] = [nn.Linear(width, size)]
             if batchnorm:
@@ -30,15 +37,16 @@ class MLP(nn.Module):
             blocks.append(nn.Sequential(*layers))
             width = size
         self.hidden = nn.ModuleList(blocks)
-        self.head = nn.Linear(width, NUM_CLASSES)
+        self.head = nn.Linear(width, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 784] -> logits [B, 10]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, C, H, W] -> logits [B, classes]
+        x = x.flatten(1)
         for block in self.hidden:
             x = block(x)
         return self.head(x)
 
     def first_layer(self) -> nn.Linear:
-        """Return the input layer, whose weight rows are 28×28 templates."""
+        """Return the input layer, whose weight rows are templates of the image's shape."""
         layer = cast(nn.Sequential, self.hidden[0])[0]
         assert isinstance(layer, nn.Linear)
         return layer
@@ -46,7 +54,7 @@ class MLP(nn.Module):
     def first_activations(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the first hidden layer's pre-activation and post-ReLU values for ``x``."""
         block = cast(nn.Sequential, self.hidden[0])
-        pre = x
+        pre = x.flatten(1)
         for layer in block:
             if isinstance(layer, nn.ReLU):
                 return pre, layer(pre)
@@ -58,10 +66,17 @@ class CNN(nn.Module):
     """A small convnet: two 3×3 conv blocks with max-pooling, then an MLP head."""
 
     def __init__(
-        self, hidden: Sequence[int], *, dropout: float = 0.0, batchnorm: bool = False
+        self,
+        hidden: Sequence[int],
+        *,
+        input_shape: Shape,
+        num_classes: int,
+        dropout: float = 0.0,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         channels = 16, 32
+        image_channels, height, width_px = input_shape
 
         def block(cin: int, cout: int) -> nn.Sequential:
             layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1)]
@@ -70,19 +85,20 @@ class CNN(nn.Module):
             layers += [nn.ReLU(), nn.MaxPool2d(2)]
             return nn.Sequential(*layers)
 
-        self.features = nn.Sequential(block(1, channels[0]), block(channels[0], channels[1]))
+        self.features = nn.Sequential(
+            block(image_channels, channels[0]), block(channels[0], channels[1])
+        )
         head: list[nn.Module] = [nn.Flatten()]
-        width = channels[1] * 7 * 7
+        width = channels[1] * (height // 4) * (width_px // 4)  # two 2×2 poolings
         for size in hidden:
             head += [nn.Linear(width, size), nn.ReLU()]
             if dropout > 0:
                 head.append(nn.Dropout(dropout))
             width = size
-        head.append(nn.Linear(width, NUM_CLASSES))
+        head.append(nn.Linear(width, num_classes))
         self.classifier = nn.Sequential(*head)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 784] -> logits [B, 10]
-        x = x.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, C, H, W] -> logits [B, classes]
         return self.classifier(self.features(x))
 
     def first_layer(self) -> nn.Conv2d:
@@ -94,7 +110,7 @@ class CNN(nn.Module):
     def first_activations(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the first conv layer's feature maps before and after ReLU."""
         block = cast(nn.Sequential, self.features[0])
-        pre = x.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+        pre = x
         for layer in block:
             if isinstance(layer, nn.ReLU):
                 return pre, layer(pre)
@@ -102,12 +118,20 @@ class CNN(nn.Module):
         raise RuntimeError("first conv block has no ReLU")
 
 
-def build(kind: str, hidden: Sequence[int], *, dropout: float, batchnorm: bool) -> nn.Module:
-    """Return a freshly initialised network of ``kind`` ("mlp" or "cnn")."""
-    if kind == "mlp":
-        return MLP(hidden, dropout=dropout, batchnorm=batchnorm)
-    if kind == "cnn":
-        return CNN(hidden, dropout=dropout, batchnorm=batchnorm)
+def build(
+    kind: str,
+    hidden: Sequence[int],
+    *,
+    input_shape: Shape,
+    num_classes: int,
+    dropout: float,
+    batchnorm: bool,
+) -> nn.Module:
+    """Return a freshly initialised built-in network of ``kind`` ("mlp" or "cnn")."""
+    if kind in ("mlp", "cnn"):
+        network = MLP if kind == "mlp" else CNN
+        return network(hidden, input_shape=input_shape, num_classes=num_classes,
+                       dropout=dropout, batchnorm=batchnorm)  # fmt: skip
     raise ValueError(f"unknown model kind {kind!r}; allowed: mlp, cnn")
 
 

@@ -41,7 +41,7 @@ from reportgen import rundir
 from reportgen.config import ModelSection, TrainSection
 from reportgen.data import Split
 from reportgen.errors import ReportgenError, RunDirError
-from reportgen.models import build
+from reportgen.factory import build_network
 from reportgen.seeding import derive_seed, generator, seed_everything
 from reportgen.train import EpochRecord, TrainResult, TrainState, train_model
 
@@ -63,6 +63,9 @@ class ModelJob:
     val: Split
     checkpoint: Path  # written after every epoch, resumed from if present
     threads: int
+    input_shape: tuple[int, int, int]  # [channels, height, width]
+    num_classes: int
+    code_dir: Path | None = None  # where a python model's factory module may be imported from
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ def train_one(job: ModelJob, *, on_epoch: OnEpoch, on_step: OnStep) -> Trained:
     start = time.perf_counter()
     seed_everything(derive_seed(job.seed, "init"), threads=job.threads)
     spec = job.spec
-    model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm)
+    model = build_network(job.name, spec, input_shape=job.input_shape,
+                          num_classes=job.num_classes, code_dir=job.code_dir)  # fmt: skip
     model.to(job.train.x.device)
 
     def checkpoint(record: EpochRecord, state: TrainState) -> None:
@@ -252,9 +256,9 @@ def _work(job: ModelJob, messages: Any) -> None:
 
 def _rebuild(job: ModelJob, state: bytes, result: TrainResult, seconds: float) -> Trained:
     """Return a worker's result as a model of this process (the global RNG left as it was)."""
-    spec = job.spec
     with torch.random.fork_rng(devices=[]):
-        model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm)
+        model = build_network(job.name, job.spec, input_shape=job.input_shape,
+                              num_classes=job.num_classes, code_dir=job.code_dir)  # fmt: skip
     model.load_state_dict(torch.load(io.BytesIO(state), weights_only=True))
     return Trained(job.name, model, result, seconds)
 

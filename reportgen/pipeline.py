@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reportgen import evaluate, figures, gate, measure, report, rundir
+from reportgen import datasets, evaluate, figures, gate, measure, report, rundir
 from reportgen.config import Config, ModelSection, parse_toml, to_toml, with_date
-from reportgen.data import DataFiles, Dataset, ensure_mnist, load_dataset
+from reportgen.data import Dataset
 from reportgen.environment import describe
 from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
 from reportgen.events import Event, Progress, RunLog, silent
+from reportgen.factory import build_network, check_output
 from reportgen.metrics import Metrics, ModelMetrics
 from reportgen.models import parameter_count
 from reportgen.parallel import ModelJob, Trained, save_state, train_all
@@ -87,35 +88,55 @@ def resolve_device(requested: str) -> torch.device:
 
 def stage_data(
     config: Config, progress: Progress, *, root: str | None = None
-) -> tuple[DataFiles, Dataset]:
-    """Obtain and verify MNIST (from ``root``, default ``data.root``), decode and split it."""
-    root = config.data.root if root is None else root
-    files = ensure_mnist(
-        root,
-        download=config.data.download,
+) -> tuple[datasets.Acquired, Dataset]:
+    """Obtain and verify the data (from ``root``, default ``data.root``), decode and split it."""
+    acquired, dataset = datasets.load(
+        config,
+        root=root,
         progress=lambda message: progress(Event("info", stage="data", message=message)),
     )
-    dataset = load_dataset(
-        root,
-        seed=config.seed,
-        val_size=config.data.val_size,
-        limit_train=config.data.limit_train,
-        limit_test=config.data.limit_test,
-    )
-    return files, dataset
+    datasets.check_report(config, dataset)
+    return acquired, dataset
 
 
 def _to_device(dataset: Dataset, device: torch.device) -> Dataset:
     if device.type == "cpu":
         return dataset
-    move = lambda s: type(s)(s.x.to(device), s.y.to(device), s.index)  # noqa: E731
     return dataclasses.replace(
-        dataset, train=move(dataset.train), val=move(dataset.val), test=move(dataset.test)
+        dataset,
+        train=dataset.train.to(device),
+        val=dataset.val.to(device),
+        test=dataset.test.to(device),
     )
 
 
+def stage_check_models(
+    config: Config, dataset: Dataset, *, code_dir: Path | None, device: torch.device
+) -> None:
+    """Build each network once and run one batch through it before any training.
+
+    A factory that cannot be imported, raises, returns no module or a network
+    whose output is not ``[batch, classes]`` stops the run here, with one
+    line.  The networks built are thrown away and the global RNG is left as
+    it was, so the training that follows is exactly what it would have been.
+    """
+    info = dataset.info
+    batch = dataset.train.inputs(slice(0, min(config.data.batch_size, len(dataset.train))))
+    for name, spec in config.model_items():
+        with torch.random.fork_rng(devices=[]):
+            network = build_network(name, spec, input_shape=info.image_shape,
+                                    num_classes=info.num_classes, code_dir=code_dir)  # fmt: skip
+            check_output(name, network.to(device), batch, info.num_classes)
+
+
 def stage_train(
-    config: Config, dataset: Dataset, *, device: torch.device, work: Path, progress: Progress
+    config: Config,
+    dataset: Dataset,
+    *,
+    device: torch.device,
+    work: Path,
+    progress: Progress,
+    code_dir: Path | None = None,
 ) -> list[Trained]:
     """Train every model from a fresh seed state, checkpointing each after every epoch.
 
@@ -135,6 +156,9 @@ def stage_train(
             val=dataset.val,
             checkpoint=work / f"{name}.ckpt",
             threads=model_threads(config, device),
+            input_shape=dataset.info.image_shape,
+            num_classes=dataset.info.num_classes,
+            code_dir=code_dir,
         )
         for name, spec in config.model_items()
     ]
@@ -178,8 +202,8 @@ def stage_evaluate(
 ) -> ModelOutcome:
     """Predict the whole test set and measure the final train accuracy (eval mode)."""
     batch = config.train.eval_batch_size
-    proba = evaluate.predict_proba(model, dataset.test.x, batch_size=batch)
-    train_pred = evaluate.predict_proba(model, dataset.train.x, batch_size=batch).argmax(axis=1)
+    proba = evaluate.predict_proba(model, dataset.test, batch_size=batch)
+    train_pred = evaluate.predict_proba(model, dataset.train, batch_size=batch).argmax(axis=1)
     train_accuracy = evaluate.accuracy(dataset.train.y.cpu().numpy(), train_pred)
     divergence = vars(result.divergence) if result.divergence else None
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -197,14 +221,21 @@ def history_frame(outcomes: list[ModelOutcome]) -> pd.DataFrame:
 
 
 def predictions_frame(outcomes: list[ModelOutcome], dataset: Dataset) -> pd.DataFrame:
-    """Return one row per model and test image: label, prediction and class probabilities."""
+    """Return one row per model and test image: label, prediction and class probabilities.
+
+    Classes appear by index and by name; an image folder's rows name the test file.
+    """
     frames = []
     index = dataset.test.index.numpy()
     labels = dataset.test.y.cpu().numpy()
+    names = np.asarray(dataset.info.classes, dtype=object)
+    files = {"file": list(dataset.info.test_files)} if dataset.info.test_files else {}
     for o in outcomes:
         frame = pd.DataFrame(
-            {"model": o.name, "index": index, "label": labels, "prediction": o.predictions}
-        )
+            {"model": o.name, "index": index, **files, "label": labels,
+             "label_name": names[labels], "prediction": o.predictions,
+             "prediction_name": names[o.predictions]}
+        )  # fmt: skip
         probs = pd.DataFrame(o.proba, columns=[f"p{k}" for k in range(o.proba.shape[1])])
         frames.append(pd.concat([frame, probs], axis=1))
     return pd.concat(frames, ignore_index=True)
@@ -237,6 +268,7 @@ def run(
     data_root: str | None = None,
     config_templates: bool = True,
     fill_date: bool = True,
+    code_dir: Path | None = None,
 ) -> Run:
     """Train, evaluate and report on both models; return the published run.
 
@@ -245,7 +277,9 @@ def run(
     ``data.root``, and ``config_templates=False`` renders with the packaged
     templates only, ignoring ``report.templates``; neither changes the
     configuration written into the run (``verify`` uses both, so that a
-    downloaded run's paths are never used).
+    downloaded run's paths are never used).  ``code_dir`` is where a
+    ``kind = "python"`` model's factory module may be imported from besides
+    the installed packages: the directory of the config file.
 
     The output path is checked before any work (:func:`rundir.check_target`):
     only a new path, an empty directory or a previous run is replaced.
@@ -272,7 +306,7 @@ def run(
         return _run_in(
             config, final, staging, resume=resume, argv=argv, log=RunLog(progress), device=device,
             data_root=config.data.root if data_root is None else data_root,
-            templates=config.report.templates if config_templates else None,
+            templates=config.report.templates if config_templates else None, code_dir=code_dir,
         )  # fmt: skip
     except OSError as e:
         # A full disk or a vanished directory: say where, and that the work is kept.
@@ -304,6 +338,7 @@ def _run_in(
     device: torch.device,
     data_root: str,
     templates: str | None,
+    code_dir: Path | None,
 ) -> Run:
     """Build the run in ``staging``, then publish it at ``final``."""
     progress = log.event
@@ -319,11 +354,13 @@ def _run_in(
     timings: dict[str, float] = {}
 
     with _timed(timings, "data", progress):
-        files, dataset = stage_data(config, progress, root=data_root)
+        acquired, dataset = stage_data(config, progress, root=data_root)
         dataset = _to_device(dataset, device)
+        stage_check_models(config, dataset, code_dir=code_dir, device=device)
 
     with _timed(timings, "train", progress):
-        models = stage_train(config, dataset, device=device, work=paths.work, progress=progress)
+        models = stage_train(config, dataset, device=device, work=paths.work, progress=progress,
+                             code_dir=code_dir)  # fmt: skip
     outcomes = []
     for (name, spec), trained in zip(config.model_items(), models, strict=True):
         timings[f"train:{name}"] = round(trained.seconds, 3)
@@ -356,8 +393,8 @@ def _run_in(
         "run_name": config.run.name,
         "seed": config.seed,
         "command": argv or [],
-        "data_files": files.sha256,
-        "data_source": files.source,
+        "data_files": acquired.fingerprint,
+        "data_source": acquired.source,
         "environment": describe(str(device), config.runtime.threads),
     }
     with _timed(timings, "render", progress):
@@ -385,11 +422,13 @@ def model_figures(
 ) -> Iterator[figures.FigureJob]:
     """Yield the figures of one model, as jobs on plain data (torch stays in this process)."""
     name, network = outcome.name, outcome.spec.kind
-    images = dataset.test_images  # [N, 28, 28] uint8
+    images = dataset.test_images  # [N, H, W] or [N, H, W, 3] uint8
     y_test = dataset.test.y.cpu().numpy()
     y_pred = outcome.predictions
     sample = model.sample_index
-    pre, post = evaluate.first_activations(outcome.model, dataset.test.x[sample])
+    pre, post = evaluate.first_activations(
+        outcome.model, dataset.test.inputs(slice(sample, sample + 1))[0]
+    )
     wrong = np.asarray(model.misclassified, dtype=np.int64)
     # What each kind of figure of figures.FIGURES is drawn from: (args, keyword args).
     inputs: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {

@@ -22,7 +22,7 @@ from torch import nn
 from torch.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
 
 from reportgen.config import ModelSection, TrainSection
-from reportgen.data import Split
+from reportgen.data import Split, normalize
 from reportgen.optim import make_optimizer, make_scheduler
 
 # A NaN/inf loss is looked for every DIVERGENCE_CHECK_STEPS steps and at the end
@@ -85,8 +85,9 @@ def evaluate_loss(model: nn.Module, split: Split, *, batch_size: int) -> tuple[f
     loss_sum = torch.zeros((), dtype=torch.float64, device=split.x.device)
     correct = torch.zeros((), dtype=torch.int64, device=split.x.device)
     for start in range(0, len(split), batch_size):
-        x, y = split.x[start : start + batch_size], split.y[start : start + batch_size]
-        logits = model(x)
+        rows = slice(start, start + batch_size)
+        logits = model(split.inputs(rows))
+        y = split.y[rows]
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(dim=1) == y).sum()
     model.train(was_training)
@@ -147,7 +148,7 @@ def train_model(
         order = torch.randperm(n, generator=shuffle).to(train.x.device)  # [N]
         labels = train.y[order]  # [N]
         steps = _train_epoch(
-            model, train.x, order, labels, optimizer=optimizer, batch_size=batch_size, l1=spec.l1,
+            model, train, order, labels, optimizer=optimizer, batch_size=batch_size, l1=spec.l1,
             step_scheduler=scheduler if isinstance(scheduler, OneCycleLR) else None,
             on_step=on_step,
         )  # fmt: skip
@@ -189,13 +190,13 @@ class _EpochSteps:
     """One pass of training steps: what each step computed, and where a loss was not finite."""
 
     losses: torch.Tensor  # [steps] mean cross-entropy of each step
-    logits: torch.Tensor  # [N, 10] in the epoch's order
+    logits: torch.Tensor  # [N, classes] in the epoch's order
     diverged_at: int | None  # the step whose check found a NaN/inf loss
 
 
 def _train_epoch(
     model: nn.Module,
-    images: torch.Tensor,
+    split: Split,
     order: torch.Tensor,
     labels: torch.Tensor,
     *,
@@ -205,18 +206,21 @@ def _train_epoch(
     step_scheduler: OneCycleLR | None,
     on_step: StepCallback | None,
 ) -> _EpochSteps:
-    """Take one training step per batch of ``images`` in ``order``; ``labels`` are in that order."""
+    """Take one training step per batch of ``split`` in ``order``; ``labels`` are in that order."""
     model.train()
     steps = math.ceil(len(order) / batch_size)
+    images = split.x  # [N, C, H, W] uint8
     buffer = torch.empty((batch_size, *images.shape[1:]), dtype=images.dtype, device=images.device)
     losses: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     batches = zip(order.split(batch_size), labels.split(batch_size), strict=True)
     for step, (index, y) in enumerate(batches, start=1):  # [B], [B]
-        # Gather the batch with one copy into the same buffer: no allocation per step.
-        x = torch.index_select(images, 0, index, out=buffer[: len(index)])  # [B, 784]
+        # Gather the batch's bytes into the same buffer, then normalise them: the split
+        # stays one byte per pixel.
+        pixels = torch.index_select(images, 0, index, out=buffer[: len(index)])  # [B, C, H, W]
+        x = normalize(pixels, split.mean, split.std)
         # Forward: logits, loss, and the objective the gradients are taken of.
-        batch_logits = model(x)  # [B, 10]
+        batch_logits = model(x)  # [B, classes]
         loss = F.cross_entropy(batch_logits, y)
         objective = loss + l1 * l1_penalty(model) if l1 > 0 else loss
         # Backward, then update the weights (and the rate, for a per-step schedule).

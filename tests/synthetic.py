@@ -105,7 +105,7 @@ def model_metrics(
 ) -> ModelMetrics:
     """Return one model's metrics, measured on made-up predictions of the given accuracy."""
     y_true, y_pred = _predictions(ACCURACY[name], seed)
-    matrix = evaluate.confusion(y_true, y_pred)
+    matrix = evaluate.confusion(y_true, y_pred, num_classes=10)
     errors = evaluate.class_errors(matrix)
     test_accuracy = evaluate.accuracy(y_true, y_pred)
     train_accuracy = min(1.0, test_accuracy + 0.02)
@@ -117,7 +117,7 @@ def model_metrics(
         test_accuracy=test_accuracy,
         train_test_gap=train_accuracy - test_accuracy,
         test_loss=0.3125,
-        classification_report=evaluate.classification_report(y_true, y_pred),
+        classification_report=evaluate.classification_report(y_true, y_pred, num_classes=10),
         confusion_matrix=matrix.tolist(),
         class_errors=errors,
         worst_classes=evaluate.worst_classes(errors),

@@ -29,6 +29,11 @@ def bench() -> Iterator[ModuleType]:
         yield module
 
 
+def pixels(n: int) -> torch.Tensor:
+    """Return ``n`` random 28×28 grey images as the splits hold them (uint8)."""
+    return torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8)
+
+
 def test_epoch_flops_are_the_issues_figure(bench: ModuleType) -> None:
     # 784·256 + 256·128 + 128·10 MACs per image, ×2 FLOP, ×3 for forward and backward.
     assert bench.mlp_epoch_flops(60_000) == 6 * (784 * 256 + 256 * 128 + 128 * 10) * 60_000
@@ -37,7 +42,7 @@ def test_epoch_flops_are_the_issues_figure(bench: ModuleType) -> None:
 
 def test_epochs_are_timed_apart_from_what_runs_between_them(bench: ModuleType) -> None:
     torch.manual_seed(0)
-    split = Split(torch.randn(256, 784), torch.randint(0, 10, (256,)), torch.arange(256))
+    split = Split(pixels(256), torch.randint(0, 10, (256,)), torch.arange(256))
     calls: list[int] = []
 
     def between() -> None:
@@ -54,9 +59,9 @@ def test_epochs_are_timed_apart_from_what_runs_between_them(bench: ModuleType) -
 
 def test_the_training_pass_is_timed_apart_from_the_validation_pass(bench: ModuleType) -> None:
     torch.manual_seed(0)
-    small = Split(torch.randn(64, 784), torch.randint(0, 10, (64,)), torch.arange(64))
+    small = Split(pixels(64), torch.randint(0, 10, (64,)), torch.arange(64))
     # A validation set 300 times the training set: its pass dominates each epoch's end.
-    large = Split(torch.randn(19_200, 784), torch.randint(0, 10, (19_200,)), torch.arange(19_200))
+    large = Split(pixels(19_200), torch.randint(0, 10, (19_200,)), torch.arange(19_200))
     times = bench.reportgen_epochs(small, large, epochs=2, threads=1)
     assert all(end > 5 * train for train, end in zip(times.train, times.end, strict=True))
 

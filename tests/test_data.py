@@ -90,7 +90,7 @@ def test_corrupted_file_is_reacquired(fake_mnist: Path, monkeypatch: pytest.Monk
     path = data.raw_dir(fake_mnist) / "train-labels-idx1-ubyte"
     good = path.read_bytes()
     path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
-    monkeypatch.setattr(data, "_from_torchvision", lambda root: path.write_bytes(good))
+    monkeypatch.setattr(data, "_from_torchvision", lambda root, *kind: path.write_bytes(good))
     assert ensure_mnist(fake_mnist).source == "torchvision download"
 
 
@@ -219,13 +219,20 @@ def test_rebuild_refuses_malicious_pickle(tmp_path: Path) -> None:
 def test_load_dataset_splits_and_normalizes(fake_mnist: Path) -> None:
     dataset = load_dataset(fake_mnist, seed=0, val_size=100)
     assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (N_TRAIN - 100, 100, N_TEST)
-    assert dataset.train.x.shape == (N_TRAIN - 100, 784) and dataset.train.x.dtype == torch.float32
+    # One byte per pixel in memory; the models' inputs are normalised per batch.
+    assert (
+        dataset.train.x.shape == (N_TRAIN - 100, 1, 28, 28) and dataset.train.x.dtype == torch.uint8
+    )
     assert set(dataset.train.index.tolist()).isdisjoint(dataset.val.index.tolist())
     images, labels = make_digits(N_TRAIN, seed=1)
     i = int(dataset.val.index[0])
-    expected = (images[i].reshape(-1) / 255.0 - data.MEAN) / data.STD
-    np.testing.assert_allclose(dataset.val.x[0].numpy(), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(dataset.val.x[0, 0].numpy(), images[i])
+    inputs = dataset.val.inputs(slice(0, 2))
+    assert inputs.shape == (2, 1, 28, 28) and inputs.dtype == torch.float32
+    expected = (images[i] / 255.0 - data.MEAN) / data.STD
+    np.testing.assert_allclose(inputs[0, 0].numpy(), expected, rtol=1e-6, atol=1e-6)
     assert int(dataset.val.y[0]) == labels[i]
+    assert dataset.info.classes == tuple("0123456789") and dataset.info.image_shape == (1, 28, 28)
     assert dataset.test_images.dtype == np.uint8 and dataset.test_images.shape == (N_TEST, 28, 28)
 
 
@@ -241,3 +248,87 @@ def test_limits(fake_mnist: Path) -> None:
     dataset = load_dataset(fake_mnist, seed=0, val_size=100, limit_train=50, limit_test=30)
     assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (50, 100, 30)
     assert dataset.test.index.tolist() == list(range(30))
+
+
+def test_per_batch_normalisation_is_bit_identical_to_a_whole_set_one() -> None:
+    # One channel: the same float operations as normalising the whole set at once,
+    # so MNIST's inputs (and every trained bit) are what they were.
+    images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    whole = ((images.reshape(5, -1).float() / 255.0) - data.MEAN) / data.STD
+    assert torch.equal(data.normalize(images).reshape(5, -1), whole)
+    rgb = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    mean, std = (0.1, 0.5, 0.9), (0.2, 0.3, 0.4)
+    out = data.normalize(rgb, mean, std)
+    for c in range(3):
+        expected = (rgb[:, c].float() / 255.0 - mean[c]) / std[c]
+        torch.testing.assert_close(out[:, c], expected)
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST
+
+
+def _fake_fashion(tmp_path: Path) -> tuple[Path, dict[str, data.FileSpec], dict[str, bytes]]:
+    """Return a fake Debian folder of recompressed .gz files and the specs of their content."""
+    images, labels = make_digits(30, seed=7)
+    test_images, test_labels = make_digits(10, seed=8)
+    arrays = {
+        "train-images-idx3-ubyte": images, "train-labels-idx1-ubyte": labels,
+        "t10k-images-idx3-ubyte": test_images, "t10k-labels-idx1-ubyte": test_labels,
+    }  # fmt: skip
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    specs, raw = {}, {}
+    for name, array in arrays.items():
+        buffer = io.BytesIO()
+        write_idx(buffer, array)
+        raw[name] = buffer.getvalue()
+        specs[name] = data.FileSpec(len(raw[name]), data.sha256_bytes(raw[name]))
+        # Recompressed at another level: the .gz bytes differ, the content does not.
+        (debian / f"{name}.gz").write_bytes(gzip.compress(raw[name], compresslevel=1, mtime=0))
+    return debian, specs, raw
+
+
+def test_fashion_mnist_from_the_debian_package_is_verified_uncompressed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    debian, specs, raw = _fake_fashion(tmp_path)
+
+    def offline(*args: object) -> None:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(data, "_from_torchvision", offline)
+    root = tmp_path / "root"
+    files = ensure_mnist(root, files=specs, dataset=data.FASHION_MNIST, debian=debian)
+    assert files.source == f"Debian package in {debian}"
+    target = data.raw_dir(root, data.FASHION_MNIST)
+    assert target == root / "FashionMNIST" / "raw"
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == raw
+    # Cached now: the next call reads nothing from the package.
+    assert ensure_mnist(root, files=specs, dataset=data.FASHION_MNIST, debian=tmp_path).source == (
+        "cache"
+    )
+
+
+def test_a_corrupted_debian_file_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    debian, specs, raw = _fake_fashion(tmp_path)
+    name = "t10k-labels-idx1-ubyte"
+    (debian / f"{name}.gz").write_bytes(gzip.compress(raw[name][:-1] + b"\x09"))
+    monkeypatch.setattr(data, "_from_torchvision", lambda *args: None)
+    with pytest.raises(DataError) as caught:
+        ensure_mnist(tmp_path / "root", files=specs, dataset=data.FASHION_MNIST, debian=debian)
+    message = str(caught.value)
+    assert f"{name}.gz does not verify" in message and "\n" not in message
+    # The error names the folder to fill and both ways to fill it.
+    assert str(data.raw_dir(tmp_path / "root", data.FASHION_MNIST)) in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert not (data.raw_dir(tmp_path / "root", data.FASHION_MNIST) / name).exists()
+
+
+def test_fashion_mnist_pins_the_published_raw_files() -> None:
+    # The uncompressed files' published MD5s are in the comment beside the pins;
+    # the sizes are those of 60 000 / 10 000 28×28 images and labels.
+    sizes = {n: f.size for n, f in data.FASHION_FILES.items()}
+    assert sizes == {n: f.size for n, f in data.MNIST_FILES.items()}
+    assert data.FASHION_CLASSES[0] == "T-shirt/top" and len(data.FASHION_CLASSES) == 10

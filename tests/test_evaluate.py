@@ -19,7 +19,7 @@ def labels() -> tuple[np.ndarray, np.ndarray]:
 
 def test_classification_report_matches_sklearn(labels: tuple[np.ndarray, np.ndarray]) -> None:
     y_true, y_pred = labels
-    ours = evaluate.classification_report(y_true, y_pred)
+    ours = evaluate.classification_report(y_true, y_pred, num_classes=10)
     theirs = sk_report(y_true, y_pred, output_dict=True, zero_division=0)
     for row in ours.classes:
         ref = theirs[str(row.label)]
@@ -34,8 +34,8 @@ def test_classification_report_matches_sklearn(labels: tuple[np.ndarray, np.ndar
 
 def test_class_errors_are_one_minus_recall(labels: tuple[np.ndarray, np.ndarray]) -> None:
     y_true, y_pred = labels
-    matrix = evaluate.confusion(y_true, y_pred)
-    report = evaluate.classification_report(y_true, y_pred)
+    matrix = evaluate.confusion(y_true, y_pred, num_classes=10)
+    report = evaluate.classification_report(y_true, y_pred, num_classes=10)
     errors = evaluate.class_errors(matrix)
     for row, cls in zip(errors, report.classes, strict=True):
         assert row.error_rate == pytest.approx(1 - cls.recall)
@@ -49,7 +49,7 @@ def test_class_errors_are_one_minus_recall(labels: tuple[np.ndarray, np.ndarray]
 def test_confused_pairs_and_worst_classes() -> None:
     y_true = np.array([4] * 10 + [3] * 10 + [5] * 10)
     y_pred = np.array([9] * 6 + [4] * 4 + [8] * 3 + [3] * 7 + [5] * 10)
-    matrix = evaluate.confusion(y_true, y_pred)
+    matrix = evaluate.confusion(y_true, y_pred, num_classes=10)
     assert evaluate.most_confused_pairs(matrix, count=5) == [
         ConfusedPair(true=4, pred=9, count=6),
         ConfusedPair(true=3, pred=8, count=3),
@@ -63,7 +63,7 @@ def test_confused_pairs_and_worst_classes() -> None:
 def test_pair_galleries_configured_first_then_new_automatic_pairs() -> None:
     y_true = np.array([4, 4, 4, 3, 3, 5, 5, 5, 5, 8, 1])
     y_pred = np.array([9, 4, 9, 8, 8, 3, 3, 3, 5, 3, 1])
-    matrix = evaluate.confusion(y_true, y_pred)
+    matrix = evaluate.confusion(y_true, y_pred, num_classes=10)
     galleries = evaluate.pair_galleries(
         matrix, y_true, y_pred, configured=[(4, 9), (7, 1)], auto=2, limit=1,
         figure=lambda t, p: f"m_{t}_{p}",

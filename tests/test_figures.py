@@ -211,7 +211,7 @@ def test_class_error_bars_are_one_minus_sklearn_recall(
     labels: tuple[np.ndarray, np.ndarray],
 ) -> None:
     y_true, y_pred = labels
-    errors = evaluate.class_errors(evaluate.confusion(y_true, y_pred))
+    errors = evaluate.class_errors(evaluate.confusion(y_true, y_pred, num_classes=10))
     fig = figures.class_errors_figure(
         [row.error_rate for row in errors], model="m", worst=evaluate.worst_classes(errors)
     )
@@ -222,7 +222,7 @@ def test_class_error_bars_are_one_minus_sklearn_recall(
 
 def test_confusion_counts_rows_sum_to_supports(labels: tuple[np.ndarray, np.ndarray]) -> None:
     y_true, y_pred = labels
-    matrix = evaluate.confusion(y_true, y_pred)
+    matrix = evaluate.confusion(y_true, y_pred, num_classes=10)
     fig = figures.confusion_figure(matrix, model="m")
     counts_mesh, percent_mesh = (ax.collections[0] for ax in visible_axes(fig))
     drawn = np.ma.filled(counts_mesh.get_array(), 0).reshape(10, 10)

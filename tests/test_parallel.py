@@ -27,6 +27,8 @@ def _jobs(root: Path, work: Path, config: Config) -> list[ModelJob]:
             val=dataset.val,
             checkpoint=work / f"{name}.ckpt",
             threads=1,
+            input_shape=(1, 28, 28),
+            num_classes=10,
         )
         for name, spec in config.model_items()
     ]

@@ -93,7 +93,7 @@ def test_weights_load_into_a_fresh_model(two_runs: tuple[Path, Path]) -> None:
     from reportgen.models import MLP
 
     state = torch.load(two_runs[0] / "models" / "regularized.pt", weights_only=True)
-    model = MLP([256, 128], dropout=0.3, batchnorm=True)
+    model = MLP([256, 128], dropout=0.3, batchnorm=True, input_shape=(1, 28, 28), num_classes=10)
     model.load_state_dict(state)
 
 
@@ -119,7 +119,8 @@ def test_a_cnn_run_trains_evaluates_and_reports(cnn_run: Path) -> None:
         assert model["test_accuracy"] > 0.5, name  # ten classes: chance is 0.1
         assert model["train_accuracy"] > 0.5, name
         fresh = CNN([32], dropout=0.3 if name == "regularized" else 0.0,
-                    batchnorm=name == "regularized")  # fmt: skip
+                    batchnorm=name == "regularized", input_shape=(1, 28, 28),
+                    num_classes=10)  # fmt: skip
         assert model["parameters"] == parameter_count(fresh)
         state = torch.load(cnn_run / "models" / f"{name}.pt", weights_only=True)
         fresh.load_state_dict(state)

@@ -11,12 +11,14 @@ from reportgen.models import build
 from reportgen.seeding import derive_seed, generator, seed_everything
 from reportgen.train import l1_penalty, train_model
 
+MNIST = {"input_shape": (1, 28, 28), "num_classes": 10}
+
 
 def _train(root: Path, config: Config, name: str) -> tuple[dict[str, torch.Tensor], list]:
     dataset = load_dataset(root, seed=config.seed, val_size=100)
     spec = getattr(config.models, name)
     seed_everything(derive_seed(config.seed, "init"), threads=1)
-    model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm)
+    model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm, **MNIST)
     shuffle = generator(derive_seed(config.seed, "shuffle"))
     result = train_model(
         model, dataset.train, dataset.val,
@@ -91,7 +93,7 @@ def test_every_optimizer_and_scheduler_trains(
 
 
 def test_l1_penalty_sums_weights_not_biases() -> None:
-    model = build("mlp", [2], dropout=0, batchnorm=False)
+    model = build("mlp", [2], dropout=0, batchnorm=False, **MNIST)
     with torch.no_grad():
         for p in model.parameters():
             p.fill_(-0.5)
@@ -104,7 +106,7 @@ def test_divergence_stops_training(fake_mnist: Path) -> None:
                                 "train.momentum=0.99", "models.baseline.hidden=[64]"])  # fmt: skip
     dataset = load_dataset(fake_mnist, seed=0, val_size=100)
     seed_everything(0, threads=1)
-    model = build("mlp", [64], dropout=0, batchnorm=False)
+    model = build("mlp", [64], dropout=0, batchnorm=False, **MNIST)
     with torch.no_grad():
         model.head.weight.mul_(1e4)
     result = train_model(
