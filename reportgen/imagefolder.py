@@ -168,7 +168,8 @@ def _entries(root: Path, rel_dir: str) -> list[os.DirEntry[str]]:
         raise DataError(f"{rel_dir}/: cannot be listed ({_reason(e)})") from e
     for entry in entries:
         rel = f"{rel_dir}/{entry.name}"
-        _check_name(rel)
+        if entry.is_symlink() or entry.is_dir(follow_symlinks=False) or _is_image_name(rel):
+            _check_name(rel)  # the names that will be shown; a skipped file's may be anything
         if entry.is_symlink():
             raise DataError(
                 f"{rel}: a symbolic link; data.path must hold its images itself, not link to them"
