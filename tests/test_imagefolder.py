@@ -522,3 +522,24 @@ def test_fixture_is_learnable_by_a_small_mlp(tmp_path: Path) -> None:
     with torch.no_grad():
         accuracy = (model(test_x).argmax(1) == data.test.labels).float().mean().item()
     assert accuracy >= 0.6  # chance is 0.25; about 0.9 is typical
+
+
+@pytest.mark.parametrize(
+    ("extension", "lossless"),
+    [
+        (".png", True),
+        (".bmp", True),
+        (".ppm", True),
+        (".tiff", True),
+        (".webp", False),
+        (".jpg", False),
+    ],
+)
+def test_every_listed_format_decodes(extension: str, lossless: bool) -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(6, 5, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=Image.registered_extensions()[extension])
+    decoded = decode_image(buffer.getvalue(), f"a{extension}", channels=3, image_size=None)
+    assert decoded.shape == (3, 6, 5)
+    assert np.array_equal(decoded, pixels.transpose(2, 0, 1)) == lossless
