@@ -114,7 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     verify.add_argument(
         "--data-root", type=Path, metavar="DIR",
-        help="where the MNIST files are (default: the per-user cache; never the run's data.root)",
+        help="where the MNIST/Fashion-MNIST files are (default: the per-user cache; never the "
+        "run's data.root)",
+    )  # fmt: skip
+    verify.add_argument(
+        "--data-path", type=Path, metavar="DIR",
+        help="the image folder of an imagefolder run (default: the run's data.path)",
+    )  # fmt: skip
+    verify.add_argument(
+        "--allow-code", action="store_true",
+        help="import the factory module a kind = \"python\" model names (from the installed "
+        "packages or the current directory; never from the run directory) and re-run it",
     )  # fmt: skip
 
     compare = commands.add_parser(
@@ -142,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="environment variable holding the SMTP password")  # fmt: skip
     email.add_argument("--eml-out", type=Path, metavar="FILE", help="write the message here")
 
-    data = commands.add_parser("data", parents=[common], help="obtain and verify the MNIST files")
+    data = commands.add_parser(
+        "data", parents=[common], help="obtain and verify the data (MNIST, Fashion-MNIST)"
+    )
     _add_config_options(data)
 
     show = commands.add_parser(
@@ -225,15 +237,7 @@ def _error(message: str, debug: bool) -> None:
 def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> int:
     # Each command imports what it needs: `config` must not wait for torch or WeasyPrint.
     if args.command == "data":
-        from reportgen.data import ensure_mnist
-
-        config = _load(args)
-        files = ensure_mnist(config.data.root, download=config.data.download,
-                             progress=lambda m: display.info(m))  # fmt: skip
-        for name, digest in files.sha256.items():
-            display.out(f"{digest}  {files.directory / name}")
-        display.out(f"MNIST verified in {files.directory} (source: {files.source})")
-        return EXIT_OK
+        return _data(args, display)
     if args.command == "config":
         display.out(to_toml(_load(args)).rstrip("\n"))
         return EXIT_OK
@@ -241,8 +245,10 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
         from reportgen import pipeline
 
         config = _load(args)
+        path = _config_path(args.config)
+        code_dir = path.parent if path is not None else Path.cwd()
         result = pipeline.run(config, out=args.out, resume=args.resume, argv=["reportgen", *argv],
-                              progress=display.event)  # fmt: skip
+                              progress=display.event, code_dir=code_dir)  # fmt: skip
         display.close()
         status = EXIT_OK
         for t in result.failed_thresholds:
@@ -280,13 +286,42 @@ def _render(args: argparse.Namespace, display: Display) -> int:
     return EXIT_OK
 
 
+def _data(args: argparse.Namespace, display: Display) -> int:
+    """Obtain and verify the configured dataset's files, or fingerprint an image folder."""
+    from reportgen import data, datasets
+
+    config = _load(args)
+    section = config.data
+    if section.dataset == "imagefolder":
+        from reportgen.imagefolder import scan_image_folder
+
+        scan = scan_image_folder(datasets.folder_path(section), channels=section.channels,
+                                 image_size=section.image_size)  # fmt: skip
+        display.out(f"{scan.fingerprint}  {scan.root}")
+        display.out(f"image folder verified: {len(scan.classes)} classes")
+        return EXIT_OK
+    spec = data.IDX_DATASETS[section.dataset]
+    files = data.ensure_mnist(section.root, download=section.download, dataset=spec,
+                              progress=lambda m: display.info(m))  # fmt: skip
+    for name, digest in files.sha256.items():
+        display.out(f"{digest}  {files.directory / name}")
+    display.out(f"{spec.title} verified in {files.directory} (source: {files.source})")
+    return EXIT_OK
+
+
 def _verify(args: argparse.Namespace, display: Display) -> int:
     """Re-run a run and print a line per artifact: match, differs, missing or extra."""
     from reportgen.verify import verify_run
 
     data_root = None if args.data_root is None else str(args.data_root)
-    result = verify_run(args.run_dir, data_root=data_root, progress=display.event)
+    result = verify_run(
+        args.run_dir, data_root=data_root, data_path=args.data_path,
+        allow_code=args.allow_code, progress=display.event, info=display.info,
+    )  # fmt: skip
     display.close()
+    if result.data_problem is not None:
+        display.err(f"reportgen: not reproduced: {result.data_problem}")
+        return EXIT_FAILURE
     width = max((len(c.path) for c in result.checks), default=10)
     for check in result.checks:
         display.out(f"{check.status:8} {check.path:{width}}")

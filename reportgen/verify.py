@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reportgen import rundir
-from reportgen.config import default_data_root
+from reportgen.config import Config, default_data_root, validate
+from reportgen.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,11 @@ class Verification:
     checks: list[ArtifactCheck]
     environment: list[str]
     notes: list[str] = field(default_factory=list)
+    data_problem: str | None = None  # the data differ from the run's fingerprint: not re-run
 
     @property
     def ok(self) -> bool:
-        return all(c.status == "match" for c in self.checks)
+        return self.data_problem is None and all(c.status == "match" for c in self.checks)
 
 
 def compare_artifacts(
@@ -73,8 +75,55 @@ def environment_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> l
     return lines
 
 
+def python_factories(config: Config) -> list[str]:
+    """Return ``models.NAME.factory = module:callable`` for every model that runs user code."""
+    return [
+        f"models.{name}.factory = {spec.factory}"
+        for name, spec in config.model_items()
+        if spec.kind == "python"
+    ]
+
+
+def data_problem(
+    config: Config, recorded: Mapping[str, str], *, data_path: Path | None
+) -> str | None:
+    """Return why the data now differ from the fingerprint the run recorded, or None.
+
+    MNIST and Fashion-MNIST are pinned by their official hashes, so a run
+    that recorded other ones was made from other files; an image folder is
+    fingerprinted again (paths and contents, nothing decoded).
+    """
+    from reportgen import data, datasets
+
+    if config.data.dataset == "imagefolder":
+        from reportgen.imagefolder import folder_fingerprint
+
+        path = data_path if data_path is not None else datasets.folder_path(config.data)
+        current = {"folder": folder_fingerprint(path)}
+        where = f"the image folder {path}"
+    else:
+        spec = data.IDX_DATASETS[config.data.dataset]
+        current = {name: f.sha256 for name, f in spec.files.items()}
+        where = f"the official {spec.title} files"
+    if dict(recorded) == current:
+        return None
+    changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    first = changed[0]
+    return (
+        f"the data differ from the run's fingerprint: {where} have {first} "
+        f"{str(current.get(first))[:12]}…, the run recorded {str(recorded.get(first))[:12]}… "
+        "(a file was added, removed, renamed or changed)"
+    )
+
+
 def verify_run(
-    run_dir: Path, *, data_root: str | None = None, progress: Any = None
+    run_dir: Path,
+    *,
+    data_root: str | None = None,
+    data_path: Path | None = None,
+    allow_code: bool = False,
+    progress: Any = None,
+    info: Callable[[str], None] = lambda message: None,
 ) -> Verification:
     """Re-run ``run_dir`` from its resolved config into a temporary directory and compare.
 
@@ -82,24 +131,48 @@ def verify_run(
     manifest is checked first and a run whose files differ from it is
     refused before anything is built.  Of the run's config, only settings
     are used: the data come from ``data_root`` (default: the per-user cache,
-    never the run's ``data.root``) and the report is rendered with the
-    packaged templates only (never the run's ``report.templates``).
+    never the run's ``data.root``) or, for an image folder, ``data_path``
+    (default: the run's ``data.path``), whose fingerprint must match the
+    run's before anything is trained; the report is rendered with the
+    packaged templates only (never the run's ``report.templates``).  A run
+    whose config names a ``kind = "python"`` factory is re-run only with
+    ``allow_code``, importing from the installed packages and the current
+    directory, never from the run directory.
 
     Raises
     ------
     RunDirError
         ``run_dir`` is not a run, or a file differs from its manifest.
+    ConfigError
+        The run needs user code and ``allow_code`` is false.
     """
     from reportgen import pipeline
     from reportgen.context import read_config
 
     manifest = rundir.read_intact(run_dir, action="verify")
     config, _ = read_config(run_dir, manifest)
+    factories = python_factories(config)
+    if factories and not allow_code:
+        raise ConfigError(
+            f"{run_dir}: its config runs user code ({'; '.join(factories)}); verifying it "
+            "imports that module: pass --allow-code if you trust it"
+        )
+    problem = data_problem(config, manifest["data_files"], data_path=data_path)
+    if problem is not None:
+        return Verification(checks=[], environment=[], data_problem=problem)
+    if data_path is not None:
+        config = _with_data_path(config, data_path)
+    code_dir = Path.cwd()
+    if factories:
+        _refuse_code_inside(run_dir, code_dir)
+        where = f"from the installed packages or {code_dir}"
+        info(f"importing user code: {'; '.join(factories)} ({where})")
     with tempfile.TemporaryDirectory(prefix="reportgen-verify-") as tmp:
         kwargs = {"progress": progress} if progress is not None else {}
         rerun = pipeline.run(
             config, out=Path(tmp) / "run", data_root=data_root or default_data_root(),
-            config_templates=False, fill_date=False, **kwargs,
+            config_templates=False, fill_date=False, code_dir=code_dir if factories else None,
+            **kwargs,
         )  # fmt: skip
         reproduced = rundir.read_manifest(rerun.path)
     notes = []
@@ -108,8 +181,30 @@ def verify_run(
             "the run was rendered with report.templates; verify renders with the packaged "
             "templates only, so report.html and report.pdf are expected to differ"
         )
+    if data_path is not None:
+        notes.append(
+            f"the images were read from {data_path}; config.toml records data.path, so it is "
+            "expected to differ if that path differs"
+        )
     return Verification(
         checks=compare_artifacts(manifest["artifacts"], reproduced["artifacts"]),
         environment=environment_differences(manifest["environment"], reproduced["environment"]),
         notes=notes,
     )
+
+
+def _with_data_path(config: Config, path: Path) -> Config:
+    """Return ``config`` reading its image folder from ``path``."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    data["data"]["path"] = str(path)
+    return validate(data)
+
+
+def _refuse_code_inside(run_dir: Path, code_dir: Path) -> None:
+    """Refuse to import from a directory that is, or is inside, the run directory."""
+    run, here = run_dir.resolve(), code_dir.resolve()
+    if here == run or run in here.parents:
+        raise ConfigError(
+            f"{run_dir}: verify never imports code from inside a run directory; "
+            "run it from another directory"
+        )
