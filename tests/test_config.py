@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -99,8 +100,14 @@ def test_parse_override_values_as_toml(override: str, value: object) -> None:
         ),
         (["train.epoch=3"], r"train\.epoch: unknown key .*did you mean 'train\.epochs'\?"),
         (["train.epochs='ten'"], r"train\.epochs: Input should be a valid integer"),
-        (["report.confused_pairs=[[4, -1]]"], r"report\.confused_pairs\.0\.1: a class index must be 0"),
-        (["report.confused_pairs=[[4, 1.5]]"], r"report\.confused_pairs\.0\.1: must be a class index"),
+        (
+            ["report.confused_pairs=[[4, -1]]"],
+            r"report\.confused_pairs\.0\.1: a class index must be 0",
+        ),
+        (
+            ["report.confused_pairs=[[4, 1.5]]"],
+            r"report\.confused_pairs\.0\.1: must be a class index",
+        ),
         (["report.confused_pairs=[[4, 4]]"], r"not a confusion"),
         (["data.val_size=60000"], r"data\.val_size \(60000\) must be below the 60000 training"),
         (["data.val_size=10000", "data.limit_train=55000"], r"data\.limit_train \(55000\) exceeds"),
@@ -300,3 +307,68 @@ def test_bad_source_date_epoch_is_one_line(raw: str) -> None:
 def test_impossible_dates_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"run\.date: must be an ISO date"):
         load_config(None, ['run.date="2024-02-30"'])
+
+
+# --------------------------------------------------------------------------- data and models
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["data.dataset=cifar"], r"data\.dataset: Input should be 'mnist', 'fashion-mnist' or"),
+        (["data.dataset=imagefolder"], r"data\.path is required with data\.dataset"),
+        (["data.path=imgs"], r"data\.path applies to data\.dataset = \"imagefolder\" only"),
+        (["data.image_size=32"], r"data\.image_size applies to data\.dataset = \"imagefolder\""),
+        (["data.dataset=imagefolder", "data.path=x", "data.channels=2"],
+         r"data\.channels: must be 1 \(grey\) or 3 \(RGB\) \(got 2\)"),
+        (["data.dataset=imagefolder", "data.path=x", "data.image_size=2"],
+         r"data\.image_size: Input should be greater than or equal to 4"),
+        (["data.dataset=imagefolder", "data.path=' '"], r"data\.path: must name the image folder"),
+        (["models.baseline.kind=python"], r"kind = \"python\" needs factory"),
+        (["models.baseline.kind=python", "models.baseline.factory=m:f",
+          "models.baseline.hidden=[8]"], r"hidden applies to the built-in mlp and cnn only"),
+        (["models.baseline.kind=python", "models.baseline.factory=m:f",
+          "models.baseline.args={x=[{a=1}]}"], r"args\.x: arrays of tables are not supported"),
+        (["models.baseline.args={width=8}"], r"args applies to kind = \"python\" only"),
+        (["report.layer=''", "report.confused_pairs=[['', 1]]"], r"must be a class index"),
+    ],
+)  # fmt: skip
+def test_data_and_model_settings_name_the_key(overrides: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(None, overrides)
+
+
+def test_one_regularized_key_keeps_the_other_regularized_defaults() -> None:
+    # Setting one key of [models.regularized] must not turn it into a plain model.
+    config = load_config(None, ["models.regularized.hidden=[64]"])
+    reg = config.models.regularized
+    assert reg.hidden == (64,)
+    assert (reg.dropout, reg.batchnorm, reg.weight_decay, reg.scheduler) == (
+        0.3,
+        True,
+        1e-4,
+        "step",
+    )
+    # A python regularized model keeps the optimiser and schedule defaults, and no dropout.
+    config = load_config(None, ["models.regularized.kind=python", "models.regularized.factory=m:f"])
+    reg = config.models.regularized
+    assert (reg.weight_decay, reg.scheduler, reg.dropout, reg.batchnorm) == (
+        1e-4,
+        "step",
+        0.0,
+        False,
+    )
+
+
+def test_a_python_model_round_trips_through_the_resolved_config() -> None:
+    config = load_config(None, [
+        "models.baseline.kind=python", "models.baseline.factory=nets.deep:make",
+        "models.baseline.args={width=8, names=['a', 'b'], inner={depth=2}}",
+        "data.dataset=imagefolder", "data.path=imgs", "data.image_size=32", "data.channels=1",
+    ])  # fmt: skip
+    text = to_toml(config)
+    assert "hidden" not in text.split("[models.baseline]")[1].split("[models.regularized]")[0]
+    assert 'factory = "nets.deep:make"' in text and "[models.baseline.args]" in text
+    again = validate(tomllib.loads(text))
+    assert again == config
+    assert again.models.baseline.args == {"width": 8, "names": ["a", "b"], "inner": {"depth": 2}}

@@ -36,8 +36,7 @@ def _jobs(root: Path, work: Path, config: Config) -> list[ModelJob]:
 
 @pytest.fixture
 def config() -> Config:
-    # A section given in part is filled with the section defaults, not the regularized
-    # model's: its dropout (which draws from torch's global RNG) is set here.
+    # The regularized model's dropout draws from torch's global RNG: spelled out here.
     return load_config(None, ["train.epochs=2", "models.baseline.hidden=[32]",
                               "models.regularized.hidden=[32, 16]",
                               "models.regularized.dropout=0.3",

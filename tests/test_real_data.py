@@ -110,3 +110,28 @@ def test_pdf_has_every_section_and_both_accuracies(default_runs: list[Path]) -> 
     for model in metrics["models"].values():
         assert f"{100 * model['test_accuracy']:.2f}%" in text
     assert (run / "report.pdf").stat().st_size < 5 * 2**20
+
+
+def test_fashion_mnist_comes_from_the_debian_package_and_names_its_classes(
+    tmp_path: Path,
+) -> None:
+    # An empty root and no network: the files come from `apt-get install
+    # dataset-fashion-mnist`, verified on their uncompressed content.
+    overrides = [f"data.root={json.dumps(str(tmp_path / 'cache'))}", "data.dataset=fashion-mnist",
+                 "train.epochs=2", "data.limit_train=10000", "report.pdf=false"]  # fmt: skip
+    run = pipeline.run(load_config(None, overrides), out=tmp_path / "fashion")
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["data_source"] in {
+        "torchvision download",
+        f"Debian package in {data.DEBIAN_FASHION_DIR}",
+    }
+    assert manifest["data_files"] == {n: f.sha256 for n, f in data.FASHION_FILES.items()}
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    assert metrics["dataset"]["classes"] == list(data.FASHION_CLASSES)
+    assert metrics["dataset"]["test_support"] == [1000] * 10
+    for model in metrics["models"].values():
+        assert model["test_accuracy"] > 0.80  # 2 epochs on 10 000 images; ~0.88 at the default
+    html = (run.path / "report.html").read_text()
+    assert "Fashion-MNIST classifier report" in html and "Ankle boot" in html
+    frame = (run.path / "predictions.csv").read_text().splitlines()
+    assert frame[0].startswith("model,index,label,label_name,prediction,prediction_name,p0")

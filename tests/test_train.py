@@ -27,7 +27,7 @@ def _train(root: Path, config: Config, name: str) -> tuple[dict[str, torch.Tenso
     return model.state_dict(), result.history
 
 
-# A section given in part is filled with the section defaults, not the regularized model's.
+# The regularized model's settings, spelled out (with a faster step schedule).
 REGULARIZED = ["models.regularized.dropout=0.3", "models.regularized.batchnorm=true",
                "models.regularized.weight_decay=0.0001", "models.regularized.scheduler=step",
                "models.regularized.step_size=1"]  # fmt: skip

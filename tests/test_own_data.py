@@ -1,0 +1,256 @@
+"""Your own data and model: an image folder and a factory network, end to end.
+
+The factory module and the config are the README's example, taken from its
+"Your own data and model" section, so the documented example is the one
+that runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import confusion_matrix, f1_score
+
+from reportgen import rundir
+from reportgen.cli import main
+
+from .imagefolder_fixture import make_image_folder
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ("circle", "cross", "square", "triangle")
+
+
+def readme_example() -> tuple[str, str]:
+    """Return the README example's ``mynets.py`` and ``shapes.toml``."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Your own data and model", 1)[1].split("\n## ", 1)[0]
+    module = re.search(r"`mynets\.py`:\n\n```python\n(.+?)```", section, re.DOTALL)
+    config = re.search(r"`shapes\.toml`:\n\n```toml\n(.+?)```", section, re.DOTALL)
+    assert module is not None and config is not None
+    return module.group(1), config.group(1)
+
+
+def make_project(root: Path) -> Path:
+    """Write the README's example project (module, config, image folder) into ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    module, config = readme_example()
+    (root / "mynets.py").write_text(module)
+    (root / "shapes.toml").write_text(config)
+    # RGB shapes of three sizes, resized by data.image_size.
+    make_image_folder(root / "shapes", classes=CLASSES, per_class_train=40, per_class_test=15)
+    return root
+
+
+def run_in(project: Path, out: Path, *args: str) -> int:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(project)
+        return main(["--quiet", "run", "--config", "shapes.toml", "--out", str(out), *args])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_project(tmp_path_factory.mktemp("own") / "project")
+
+
+@pytest.fixture(scope="module")
+def own_run(project: Path) -> Path:
+    out = project.parent / "run-a"
+    assert run_in(project, out) == 0
+    return out
+
+
+def test_the_folder_and_the_factory_model_run_end_to_end(own_run: Path) -> None:
+    metrics = json.loads((own_run / "metrics.json").read_text())
+    dataset = metrics["dataset"]
+    assert dataset["kind"] == "imagefolder" and dataset["classes"] == list(CLASSES)
+    assert dataset["image_shape"] == [3, 16, 16]
+    assert len(dataset["mean"]) == len(dataset["std"]) == 3
+    assert dataset["fingerprint"]["method"] == "folder-sha256"
+    assert dataset["test_size"] == 4 * 15 and dataset["test_support"] == [15] * 4
+    # A tenth of the 160 training images is held out for validation.
+    assert (dataset["train_size"], dataset["val_size"]) == (144, 16)
+    for name, model in metrics["models"].items():
+        assert model["test_accuracy"] > 0.5, name  # four classes: chance is 0.25
+        assert len(model["confusion_matrix"]) == 4
+    assert rundir.check_artifacts(own_run, rundir.read_manifest(own_run)["artifacts"]) == []
+
+
+def test_metrics_agree_with_a_recomputation_from_predictions_csv(own_run: Path) -> None:
+    metrics = json.loads((own_run / "metrics.json").read_text())
+    frame = pd.read_csv(own_run / "predictions.csv")
+    assert list(frame.columns[:7]) == [
+        "model", "index", "file", "label", "label_name", "prediction", "prediction_name",
+    ]  # fmt: skip
+    assert [f"p{k}" for k in range(4)] == list(frame.columns[7:])
+    for name, model in metrics["models"].items():
+        rows = frame[frame["model"] == name]
+        y, p = rows["label"].to_numpy(), rows["prediction"].to_numpy()
+        assert (rows["label_name"] == [CLASSES[k] for k in y]).all()
+        assert (rows["prediction_name"] == [CLASSES[k] for k in p]).all()
+        assert rows["file"].str.match(r"test/(circle|cross|square|triangle)/\d+\.png").all()
+        # The class is the file's folder.
+        assert (rows["file"].str.split("/").str[1] == rows["label_name"]).all()
+        proba = rows[[f"p{k}" for k in range(4)]].to_numpy()
+        assert (proba.argmax(axis=1) == p).all()
+        assert model["test_accuracy"] == pytest.approx(float(np.mean(y == p)), abs=1e-12)
+        assert model["confusion_matrix"] == confusion_matrix(y, p, labels=range(4)).tolist()
+        macro = model["classification_report"]["macro_avg"]["f1"]
+        assert macro == pytest.approx(f1_score(y, p, average="macro", zero_division=0), abs=1e-12)
+
+
+def test_class_names_are_in_the_report(own_run: Path) -> None:
+    html = (own_run / "report.html").read_text()
+    assert "Shapes classifier report" in html and "Image-folder classifier evaluation" in html
+    for name in CLASSES:
+        assert f'<th scope="row">{name}' in html
+    assert "mynets:small_convnet(width=8)" in html
+    # The configured pair default is none on other data: galleries are the automatic ones.
+    metrics = json.loads((own_run / "metrics.json").read_text())
+    for model in metrics["models"].values():
+        assert all(g["source"] == "auto" for g in model["pair_galleries"])
+
+
+def test_two_runs_of_the_same_folder_are_byte_identical(project: Path, own_run: Path) -> None:
+    again = project.parent / "run-b"
+    assert run_in(project, again) == 0
+    first = rundir.read_manifest(own_run)["artifacts"]
+    second = rundir.read_manifest(again)["artifacts"]
+    assert first == second
+
+
+def test_renaming_one_image_changes_the_fingerprint_and_verify_says_so(
+    project: Path, own_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = project.parent / "renamed"
+    shutil.copytree(project, copy)
+    image = copy / "shapes" / "train" / "circle" / "000.png"
+    image.rename(image.with_name("000-renamed.png"))
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(copy)
+        # Without --allow-code, a run whose config names a factory is not re-run.
+        assert main(["--quiet", "verify", str(own_run)]) == 2
+        refused = capsys.readouterr().err.strip()
+        assert refused.count("\n") == 0 and "--allow-code" in refused
+        assert "models.regularized.factory = mynets:small_convnet" in refused
+        assert main(["--quiet", "verify", str(own_run), "--allow-code"]) == 1
+    err = capsys.readouterr().err
+    assert "the data differ from the run's fingerprint" in err
+    assert "the image folder shapes" in err
+
+
+def test_a_data_fingerprint_recorded_for_each_dataset(own_run: Path) -> None:
+    manifest = rundir.read_manifest(own_run)
+    metrics = json.loads((own_run / "metrics.json").read_text())
+    assert manifest["data_files"] == metrics["dataset"]["fingerprint"]["sha256"]
+    assert list(manifest["data_files"]) == ["folder"]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+FACTORY_ERRORS = {
+    "module not found": (
+        "nosuchmodule:make", r"models\.regularized\.factory: no module named 'nosuchmodule'"
+    ),
+    "attribute missing": (
+        "mynets:missing", r"models\.regularized\.factory: module 'mynets' has no attribute"
+    ),
+    "factory raises": (
+        "badnets:raises",
+        r"models\.regularized\.factory: the factory raised ValueError: width must be even",
+    ),
+    "not a module": (
+        "badnets:not_a_module",
+        r"models\.regularized\.factory: the factory returned dict, not a torch\.nn\.Module",
+    ),
+    "wrong output shape": (
+        "badnets:wrong_shape",
+        r"models\.regularized: the network's output for a batch of shape \[32, 3, 16, 16\] is "
+        r"\[32, 7\]; it must be \[32, 4\]",
+    ),
+    "module raises on import": (
+        "brokenmodule:make", r"importing 'brokenmodule' failed: RuntimeError: broken on import"
+    ),
+}
+BAD_NETS = '''
+from torch import nn
+
+
+def raises(num_classes, width=8):
+    raise ValueError("width must be even")
+
+
+def not_a_module():
+    return {"layers": 2}
+
+
+def wrong_shape(input_shape):
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0] * input_shape[1] ** 2, 7))
+'''
+
+
+@pytest.mark.parametrize("case", sorted(FACTORY_ERRORS))
+def test_factory_errors_are_one_line_before_any_training(
+    case: str, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    factory, expected = FACTORY_ERRORS[case]
+    (project / "badnets.py").write_text(BAD_NETS)
+    (project / "brokenmodule.py").write_text("raise RuntimeError('broken on import')\n")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    status = run_in(project, out, "--set", f"models.regularized.factory={factory}",
+                    "--set", "models.regularized.args={}")  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert status == 2, err
+    assert err.count("\n") == 0 and err.startswith("reportgen: error: ")
+    assert re.search(expected, err), err
+    # Nothing was trained: no checkpoint was written into the unfinished run.
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("models.regularized.dropout=0.2", r"dropout applies to the built-in mlp and cnn only"),
+        ("models.regularized.batchnorm=true", r"batchnorm applies to the built-in mlp and cnn"),
+        ("models.baseline.factory=mynets:small_convnet", r"factory applies to kind = \"python\""),
+        ("models.regularized.factory=mynets", r"must be \"package\.module:callable\""),
+        ("models.regularized.args.num_classes=3", r"args\.num_classes is set by reportgen"),
+        ("report.confused_pairs=[[\"circle\", \"hexagon\"]]", r"no class named 'hexagon'"),
+        ("report.confused_pairs=[[0, 4]]", r"class 4 does not exist \(classes are 0–3\)"),
+        ("report.sample_index=60", r"report\.sample_index \(60\) must be below the number of test"),
+        ("data.limit_test=61", r"data\.limit_test \(61\) exceeds the 60 images"),
+        ("data.path=\"no-such-folder\"", r"data\.path"),
+    ],
+)
+def test_bad_settings_for_own_data_are_one_line(
+    override: str, expected: str, project: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    capsys.readouterr()
+    assert run_in(project, tmp_path / "out", "--set", override) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and re.search(expected, err), err
+
+
+def test_configured_pairs_by_name(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "named"
+    overrides = ["--set", 'report.confused_pairs=[["square", "circle"], [3, 1]]',
+                 "--set", "train.epochs=1", "--set", "report.pdf=false"]  # fmt: skip
+    assert run_in(project, out, *overrides) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    configured = [
+        (g["true"], g["pred"])
+        for g in metrics["models"]["baseline"]["pair_galleries"]
+        if g["source"] == "config"
+    ]
+    assert configured == [(2, 0), (3, 1)]
+    html = (out / "report.html").read_text()
+    assert "True square, predicted circle" in html
