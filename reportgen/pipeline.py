@@ -391,29 +391,32 @@ def model_figures(
     sample = model.sample_index
     pre, post = evaluate.first_activations(outcome.model, dataset.test.x[sample])
     wrong = np.asarray(model.misclassified, dtype=np.int64)
+    classes = list(dataset.info.classes)
     # What each kind of figure of figures.FIGURES is drawn from: (args, keyword args).
     inputs: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
         "weights": (
             (evaluate.first_layer_weights(outcome.model),),
             {"model": name, "count": config.report.n_weights,
-             "unit": "Kernel" if network == "cnn" else "Neuron"},
+             "unit": "Kernel" if network == "cnn" else "Neuron",
+             "image_shape": dataset.info.image_shape},
         ),
         "activations": (
             (images[sample], post) if network == "cnn" else (images[sample], pre, post),
             {"model": name, "index": sample, "label": int(y_test[sample]),
-             "prediction": int(y_pred[sample])},
+             "prediction": int(y_pred[sample]), "classes": classes},
         ),
         "misclassified": (
             (images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]]),
-            {"model": name, "total": int(np.count_nonzero(y_pred != y_test))},
+            {"model": name, "total": int(np.count_nonzero(y_pred != y_test)),
+             "classes": classes},
         ),
         "curves": (
             (history_frame([outcome]),), {"model": name, "color": figures.model_color(position)}
         ),
-        "confusion": ((model.confusion_matrix,), {"model": name}),
+        "confusion": ((model.confusion_matrix,), {"model": name, "classes": classes}),
         "class_errors": (
             ([row.error_rate for row in model.class_errors],),
-            {"model": name, "worst": model.worst_classes},
+            {"model": name, "worst": model.worst_classes, "classes": classes},
         ),
     }  # fmt: skip
     for kind in figures.kinds("model"):
@@ -426,7 +429,7 @@ def model_figures(
         yield figures.FigureJob(gallery.figure, pair.build,
                                 (images[shown], shown, outcome.proba[shown, gallery.pred]),
                                 {"model": name, "true": gallery.true, "pred": gallery.pred,
-                                 "total": gallery.count})  # fmt: skip
+                                 "total": gallery.count, "classes": classes})  # fmt: skip
 
 
 def stage_figures(
