@@ -20,6 +20,7 @@ from sklearn.metrics import recall_score
 from reportgen import evaluate, figures, measure, pipeline, rundir
 from reportgen.config import ModelSection, load_config
 from reportgen.data import MNIST_CLASSES, Dataset, Split, mnist_info
+from reportgen.errors import ConfigError
 from reportgen.models import CNN, MLP, build
 from reportgen.train import EpochRecord
 
@@ -717,6 +718,127 @@ def test_a_layer_output_is_drawn_as_bars_or_maps_with_its_name() -> None:
 def test_classes_and_images_that_do_not_fit_are_refused(draw, message) -> None:
     with pytest.raises(ValueError, match=message):
         draw()
+
+
+# --------------------------------------------------------------------------- any network
+
+
+class TinyResNet(torch.nn.Module):
+    """A user's network: an RGB stem convolution, one residual block with in-place ReLUs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.act = torch.nn.ReLU(inplace=True)
+        self.block = torch.nn.Sequential(
+            torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+        )
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.stem(x))
+        x = self.act(x + self.block(x))
+        return self.head(self.pool(x).flatten(1))
+
+
+def flat_rgb() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 7), torch.nn.ReLU())
+
+
+class Tokens(torch.nn.Module):
+    """A network whose first layer is an embedding: nothing in it maps onto an image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(256, 4)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x.long().clamp(0, 255)).mean(dim=(1, 2)))
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "expected"),
+    [
+        (lambda: MLP([16, 8], batchnorm=True), GREY, ("hidden.0.0", (16, 784), "Neuron")),
+        (lambda: CNN([8]), GREY, ("features.0.0", (16, 1, 3, 3), "Kernel")),
+        (TinyResNet, (3, 32, 32), ("stem", (8, 3, 3, 3), "Kernel")),
+        (flat_rgb, (3, 32, 32), ("1", (7, 3072), "Neuron")),
+        (flat_rgb, GREY, None),  # a linear layer over other features than this image's
+        (TinyResNet, GREY, None),  # a convolution over three channels, on grey images
+        (Tokens, GREY, None),
+        (lambda: torch.nn.Sequential(torch.nn.Flatten()), GREY, None),  # no parameters
+        (lambda: torch.nn.Conv2d(3, 6, 3, groups=3), (3, 8, 8), None),  # per-channel kernels
+        (lambda: torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 4, 3)),
+         (3, 8, 8), None),  # the first layer with parameters is a normalisation
+    ],
+)  # fmt: skip
+def test_image_layer_weights_finds_the_first_layer_only_where_it_maps_onto_the_image(
+    make, shape, expected
+) -> None:
+    torch.manual_seed(0)
+    model = make()
+    found = evaluate.image_layer_weights(model, shape)
+    if expected is None:
+        assert found is None
+        return
+    assert found is not None
+    name, weights, unit = found
+    assert (name, weights.shape, unit) == expected
+    assert np.array_equal(weights, dict(model.named_modules())[name].weight.detach().numpy())
+    weights[...] = 0  # a copy: drawing can never change the model
+    assert dict(model.named_modules())[name].weight.abs().sum() > 0
+    fig = figures.weights_figure(weights, model="m", count=4, unit=unit, image_shape=shape)
+    assert len(visible_axes(fig)) == 4
+
+
+def test_layer_output_defaults_to_the_first_layer_and_matches_the_built_in_readouts() -> None:
+    torch.manual_seed(0)
+    mlp = MLP([16, 8])
+    mlp.train()
+    x = torch.randn(1, 784)
+    pre, post = evaluate.first_activations(mlp, x[0])
+    assert not mlp.training
+    name, output = evaluate.layer_output(mlp, x, layer=None)
+    assert name == "hidden.0.0" and np.allclose(output, pre)
+    name, output = evaluate.layer_output(mlp, x, layer="hidden.0.1")
+    assert name == "hidden.0.1" and np.allclose(output, post)
+    cnn = CNN([8])
+    maps_pre, _ = evaluate.first_activations(cnn, x[0])
+    name, maps = evaluate.layer_output(cnn, x, layer=None)
+    assert (name, maps.shape) == ("features.0.0", (16, 28, 28))
+    assert np.allclose(maps, maps_pre)
+
+
+def test_layer_output_reads_any_network_before_in_place_operations() -> None:
+    torch.manual_seed(0)
+    model = TinyResNet()
+    x = torch.randn(1, 3, 32, 32)
+    name, stem = evaluate.layer_output(model, x, layer=None)
+    assert name == "stem" and stem.shape == (8, 32, 32)
+    assert np.allclose(stem, model.stem(x)[0].detach().numpy(), atol=1e-6)
+    assert stem.min() < 0  # the in-place ReLU that follows did not change the copy
+    assert evaluate.layer_output(model, x, layer="head")[1].shape == (5,)
+    assert evaluate.layer_output(model, x, layer="block.1")[1].shape == (8, 32, 32)
+    # [1, 8, 1, 1] per image is 3-D; a module that gives [batch, c, h] or none has no figure
+    assert evaluate.layer_output(model, x, layer="pool")[1].shape == (8, 1, 1)
+    seq = torch.nn.Sequential(torch.nn.Unflatten(1, (4, 6)), torch.nn.Linear(6, 2))
+    assert evaluate.layer_output(seq, torch.randn(1, 24), layer="1") is None
+    assert evaluate.layer_output(torch.nn.Sequential(torch.nn.Flatten()), x, layer=None) is None
+
+
+def test_an_unknown_layer_is_a_config_error_naming_the_closest_modules() -> None:
+    model = TinyResNet()
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.raises(ConfigError) as error:
+        evaluate.layer_output(model, x, layer="blok.0")
+    message = str(error.value)
+    assert message.startswith("report.layer: the model has no module 'blok.0'; modules: block.0, ")
+    assert "\n" not in message and len(message.split(", ")) == evaluate.MAX_LAYER_NAMES
+    assert error.value.exit_status == 2
+    with pytest.raises(ValueError, match=r"a batch of one input; got shape \(2, 3, 32, 32\)"):
+        evaluate.layer_output(model, torch.randn(2, 3, 32, 32), layer=None)
 
 
 def test_long_worst_class_names_get_a_title_line_of_their_own() -> None:
