@@ -308,7 +308,14 @@ def _model_view(
         if figure is None:
             where = rundir.RunPaths(root).metrics
             raise RunDirError(f"{where}: models.{name}.figures: no {kind.kind!r} figure")
-        alt, caption = kind.for_network(network).describe(**slots, n=counts.get(kind.kind, 0))
+        if kind.kind in model.figure_notes:  # the figure cannot apply: its sentence instead
+            alt = caption = model.figure_notes[kind.kind]
+        else:
+            layer = model.figure_layers.get(kind.kind)
+            variant = "python" if layer is not None else network
+            alt, caption = kind.for_network(variant).describe(
+                **slots, n=counts.get(kind.kind, 0), layer=layer
+            )
         figures[kind.kind] = read_figure(root, figure, metrics, manifest, alt=alt, caption=caption)
     pair_figures = []
     for gallery in model.pair_galleries:

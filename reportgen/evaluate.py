@@ -1,12 +1,14 @@
 """Predictions -> metrics, as the types of :mod:`reportgen.metrics`.
 
-The functions over label arrays and confusion matrices are pure.  Three read
-a network: :func:`predict_proba`, :func:`first_layer_weights` and
-:func:`first_activations`; the two that run it switch it to eval mode first.
+The functions over label arrays and confusion matrices are pure.  The others
+read a network: :func:`predict_proba`, :func:`image_layer_weights`,
+:func:`layer_output`, :func:`first_layer_weights` and
+:func:`first_activations`; those that run it switch it to eval mode first.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -15,6 +17,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
 from reportgen.data import Split
+from reportgen.errors import ConfigError
 from reportgen.metrics import (
     AverageScores,
     ClassError,
@@ -173,8 +176,100 @@ def pair_galleries(
     ]
 
 
+def _first_with_parameters(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """Return the first module, in ``named_modules()`` order, that holds parameters itself."""
+    for name, module in model.named_modules():
+        if next(module.parameters(recurse=False), None) is not None:
+            return name, module
+    return None
+
+
+def image_layer_weights(
+    model: nn.Module, image_shape: tuple[int, int, int]
+) -> tuple[str, np.ndarray, str] | None:
+    """Return the first layer's name, weights and unit when they map onto the image, else None.
+
+    The first layer is the first module with parameters, in ``named_modules()``
+    order.  It maps onto a ``(C, H, W)`` image when it is an ``nn.Linear`` over
+    the flattened image (``in_features == C*H*W``: one weight row per neuron,
+    "Neuron") or an ``nn.Conv2d`` over its ``C`` channels without groups (one
+    ``[C, k, k]`` kernel per output channel, "Kernel").  Any other first layer
+    (an embedding, a normalisation, a linear layer on other features) gives
+    None: the report then says the weights figure does not apply.
+    """
+    first = _first_with_parameters(model)
+    if first is None:
+        return None
+    name, module = first
+    channels, height, width = image_shape
+    if isinstance(module, nn.Linear) and module.in_features == channels * height * width:
+        unit = "Neuron"
+    elif isinstance(module, nn.Conv2d) and module.groups == 1 and module.in_channels == channels:
+        unit = "Kernel"
+    else:
+        return None
+    return name, module.weight.detach().float().cpu().numpy().copy(), unit
+
+
+MAX_LAYER_NAMES = 5  # names an unknown report.layer's message suggests
+
+
+@torch.inference_mode()
+def layer_output(
+    model: nn.Module, x: torch.Tensor, *, layer: str | None
+) -> tuple[str, np.ndarray] | None:
+    """Return a module's name and its output ``[units]`` or ``[channels, h, w]`` for one input.
+
+    ``x`` is a batch of one, shaped as the model takes it; the model runs in
+    eval mode with a forward hook on the module named ``layer`` (a name from
+    ``named_modules()``), or by default on the first module with parameters.
+    The output loses its batch dimension.  None when there is no such module
+    to default to, or the output is not one tensor of 1 or 3 dimensions per
+    image (the caller says in a sentence that it cannot be drawn).
+
+    Raises
+    ------
+    ConfigError
+        ``layer`` names no module; the message lists the closest names.
+    """
+    if x.shape[0] != 1:
+        raise ValueError(f"x must be a batch of one input; got shape {tuple(x.shape)}")
+    modules = {name: module for name, module in model.named_modules() if name}
+    if layer is None:
+        first = _first_with_parameters(model)
+        if first is None:
+            return None
+        layer, module = first
+    elif layer in modules:
+        module = modules[layer]
+    else:
+        close = difflib.get_close_matches(layer, list(modules), n=MAX_LAYER_NAMES, cutoff=0.0)
+        allowed = ", ".join(close) if close else "none (the model has no submodules)"
+        raise ConfigError(f"report.layer: the model has no module {layer!r}; modules: {allowed}")
+    captured: list[object] = []
+
+    def keep(_module: nn.Module, _args: object, output: object) -> None:
+        if not captured:  # a module called twice: its first output is the one after the input
+            # A copy: a later in-place op (ReLU(inplace=True)) would change the output itself.
+            captured.append(output.clone() if isinstance(output, torch.Tensor) else output)
+
+    model.eval()
+    handle = module.register_forward_hook(keep)
+    try:
+        model(x)
+    finally:
+        handle.remove()
+    output = captured[0] if captured else None
+    if not isinstance(output, torch.Tensor) or output.ndim not in (2, 4) or output.shape[0] != 1:
+        return None
+    return layer, output[0].detach().float().cpu().numpy().copy()
+
+
 def first_layer_weights(model: nn.Module) -> np.ndarray:
-    """Return the first layer's weights: ``[units, 784]`` (MLP) or ``[channels, 1, k, k]`` (CNN)."""
+    """Return the first layer's weights of a built-in MLP or CNN.
+
+    Superseded by :func:`image_layer_weights`, which reads any network.
+    """
     if not isinstance(model, MLP | CNN):
         raise TypeError(f"expected an MLP or CNN from reportgen.models; got {type(model).__name__}")
     return model.first_layer().weight.detach().cpu().numpy().copy()

@@ -506,8 +506,9 @@ def load_image_folder(
         c, h, w = scan.shape
         raise DataError(
             f"data.path {scan.root}: its images need {_mib(scan.bytes_needed)} as uint8 "
-            f"{c}×{h}×{w} tensors, over the memory budget of {_mib(budget_bytes)}; "
-            "set a smaller data.image_size or use fewer images"
+            f"{c}×{h}×{w} tensors, over the memory budget of {_mib(budget_bytes)} "
+            "(data.memory_mb); set a smaller data.image_size, use fewer images, or raise "
+            "data.memory_mb"
         )
     decoded: dict[str, FolderSplit] = {}
     with _strict_pil():

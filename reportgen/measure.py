@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reportgen import datasets, diagnosis, evaluate, rundir, stats
+from reportgen import datasets, diagnosis, evaluate, layers, rundir, stats
 from reportgen.config import Config, ReportSection
 from reportgen.figures import figure_name, kinds
 from reportgen.metrics import (
@@ -39,6 +39,15 @@ if TYPE_CHECKING:
     from reportgen.pipeline import ModelOutcome
 
 
+def views(config: Config, outcome: ModelOutcome, dataset: Dataset) -> layers.LayerViews:
+    """Return what one model's weights and activations figures show."""
+    sample = config.report.sample_index
+    return layers.layer_views(
+        outcome.model, outcome.spec.kind, dataset.test.inputs(slice(sample, sample + 1)),
+        image_shape=dataset.info.image_shape, layer=config.report.layer, name=outcome.name,
+    )  # fmt: skip
+
+
 def model_metrics(
     outcome: ModelOutcome,
     y_test: np.ndarray,
@@ -47,10 +56,13 @@ def model_metrics(
     seed: int,
     num_classes: int,
     pairs: Sequence[tuple[int, int]],
+    shown: layers.LayerViews | None = None,
 ) -> ModelMetrics:
     """Return every number the report shows about one model, and what its figures show.
 
-    ``pairs`` are the configured confused pairs, as class indices.
+    ``pairs`` are the configured confused pairs, as class indices; ``shown``
+    what the weights and activations figures show (the modules they are drawn
+    from, and the sentences shown instead of a figure that cannot apply).
     """
     y_pred = outcome.predictions
     matrix = evaluate.confusion(y_test, y_pred, num_classes=num_classes)
@@ -96,6 +108,8 @@ def model_metrics(
             limit=report.n_pair_examples,
             figure=lambda true, pred: figure_name("pair", outcome.name, true=true, pred=pred),
         ),
+        figure_layers=dict(shown.layers) if shown else {},
+        figure_notes=dict(shown.notes) if shown else {},
         figures={kind.kind: figure_name(kind.kind, outcome.name) for kind in kinds("model")},
     )
 
@@ -170,7 +184,8 @@ def build_metrics(
     pairs = datasets.confused_pairs(config, dataset.info)
     models = {
         o.name: model_metrics(o, y_test, report=config.report, seed=config.seed,
-                              num_classes=dataset.info.num_classes, pairs=pairs)
+                              num_classes=dataset.info.num_classes, pairs=pairs,
+                              shown=views(config, o, dataset))
         for o in outcomes
     }  # fmt: skip
     paired = None

@@ -210,6 +210,17 @@ class ModelMetrics(_Contract):
         description="every configured pair, then the `report.auto_pairs` most confused pairs "
         "not configured already"
     )
+    figure_layers: dict[str, str] = Field(
+        default_factory=dict,
+        description="figure kind → the module (a `named_modules()` name) the weights or "
+        "activations figure shows, when it is drawn from a module of the network: a "
+        '`kind = "python"` model, or `report.layer`',
+    )
+    figure_notes: dict[str, str] = Field(
+        default_factory=dict,
+        description="figure kind → the sentence the report shows instead, when that figure "
+        "cannot apply to the network (its figure is that sentence)",
+    )
     figures: dict[str, str] = Field(
         description="figure kind → figure name, for weights, activations, misclassified, "
         "curves, confusion and class_errors"

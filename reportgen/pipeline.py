@@ -421,43 +421,50 @@ def model_figures(
     config: Config, position: int, outcome: ModelOutcome, model: ModelMetrics, dataset: Dataset
 ) -> Iterator[figures.FigureJob]:
     """Yield the figures of one model, as jobs on plain data (torch stays in this process)."""
-    name, network = outcome.name, outcome.spec.kind
+    name = outcome.name
     images = dataset.test_images  # [N, H, W] or [N, H, W, 3] uint8
     y_test = dataset.test.y.cpu().numpy()
     y_pred = outcome.predictions
     sample = model.sample_index
-    pre, post = evaluate.first_activations(
-        outcome.model, dataset.test.inputs(slice(sample, sample + 1))[0]
-    )
+    seen = measure.views(config, outcome, dataset)
     wrong = np.asarray(model.misclassified, dtype=np.int64)
+    classes = list(dataset.info.classes)
     # What each kind of figure of figures.FIGURES is drawn from: (args, keyword args).
     inputs: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
         "weights": (
-            (evaluate.first_layer_weights(outcome.model),),
-            {"model": name, "count": config.report.n_weights,
-             "unit": "Kernel" if network == "cnn" else "Neuron"},
+            (seen.weights,),
+            {"model": name, "count": config.report.n_weights, "unit": seen.unit,
+             "image_shape": dataset.info.image_shape},
         ),
         "activations": (
-            (images[sample], post) if network == "cnn" else (images[sample], pre, post),
+            (images[sample], *(seen.activations or ())),
             {"model": name, "index": sample, "label": int(y_test[sample]),
-             "prediction": int(y_pred[sample])},
+             "prediction": int(y_pred[sample]), "classes": classes,
+             **({"layer": model.figure_layers["activations"]}
+                if "activations" in model.figure_layers else {})},
         ),
         "misclassified": (
             (images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]]),
-            {"model": name, "total": int(np.count_nonzero(y_pred != y_test))},
+            {"model": name, "total": int(np.count_nonzero(y_pred != y_test)),
+             "classes": classes},
         ),
         "curves": (
             (history_frame([outcome]),), {"model": name, "color": figures.model_color(position)}
         ),
-        "confusion": ((model.confusion_matrix,), {"model": name}),
+        "confusion": ((model.confusion_matrix,), {"model": name, "classes": classes}),
         "class_errors": (
             ([row.error_rate for row in model.class_errors],),
-            {"model": name, "worst": model.worst_classes},
+            {"model": name, "worst": model.worst_classes, "classes": classes},
         ),
     }  # fmt: skip
     for kind in figures.kinds("model"):
+        if kind.kind in model.figure_notes:  # the figure cannot apply: its sentence instead
+            title = f"{name}: {kind.kind} figure not drawn"
+            yield figures.FigureJob(model.figures[kind.kind], figures.notice_figure,
+                                    (model.figure_notes[kind.kind],), {"title": title})  # fmt: skip
+            continue
         args, kwargs = inputs[kind.kind]
-        build = kind.for_network(network).build
+        build = kind.for_network(seen.variant.get(kind.kind, outcome.spec.kind)).build
         yield figures.FigureJob(model.figures[kind.kind], build, args, kwargs)
     pair = figures.FIGURES["pair"]
     for gallery in model.pair_galleries:
@@ -465,7 +472,7 @@ def model_figures(
         yield figures.FigureJob(gallery.figure, pair.build,
                                 (images[shown], shown, outcome.proba[shown, gallery.pred]),
                                 {"model": name, "true": gallery.true, "pred": gallery.pred,
-                                 "total": gallery.count})  # fmt: skip
+                                 "total": gallery.count, "classes": classes})  # fmt: skip
 
 
 def stage_figures(

@@ -55,7 +55,7 @@ def test_figure_text_comes_from_the_registry(page: dict[str, Any]) -> None:
     assert (baseline.figures["weights"].alt, baseline.figures["weights"].caption) == (alt, caption)
     gallery = baseline.metrics.pair_galleries[0]
     figure = baseline.pair_figures[0]
-    assert figure.alt == "Test images of digit 4 that the baseline model predicted as 9"
+    assert figure.alt == "Test images of class 4 that the baseline model predicted as 9"
     assert figure.caption == (
         f"True 4, predicted 9: {gallery.count} test images of the baseline model "
         f"(configured pair); {len(gallery.indices)} shown."
@@ -84,7 +84,7 @@ def test_summary_sentences(page: dict[str, Any]) -> None:
 
 def test_errors_sentence_without_errors(page: dict[str, Any]) -> None:
     clean = page["models"][0].metrics.model_copy(update={"worst_classes": [], "confused_pairs": []})
-    assert context.errors_sentence("baseline", clean) == (
+    assert context.errors_sentence("baseline", clean, list("0123456789")) == (
         "The baseline model misclassifies none of the test images."
     )
 

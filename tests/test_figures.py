@@ -8,23 +8,29 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import recall_score
 
 from reportgen import evaluate, figures, measure, pipeline, rundir
 from reportgen.config import ModelSection, load_config
-from reportgen.data import Dataset, Split
+from reportgen.data import MNIST_CLASSES, Dataset, Split, mnist_info
+from reportgen.errors import ConfigError
 from reportgen.models import CNN, MLP, build
 from reportgen.train import EpochRecord
 
 from .conftest import make_digits
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MNIST_NET: dict[str, Any] = {"input_shape": (1, 28, 28), "num_classes": 10}
+DIGITS = list(MNIST_CLASSES)
+GREY = (1, 28, 28)
 
 
 @pytest.fixture(scope="module")
@@ -85,23 +91,33 @@ def all_figures(digits: tuple[np.ndarray, np.ndarray]) -> dict[str, Figure]:
     rng = np.random.default_rng(1)
     history = history_frame()
     return {
-        "weights": figures.weights_figure(rng.normal(size=(32, 784)), model="m", count=10),
+        "weights": figures.weights_figure(rng.normal(size=(32, 784)), model="m", count=10,
+                                          unit="Neuron", image_shape=GREY),
         "activations": figures.activations_figure(
             images[0], rng.normal(size=64), np.maximum(rng.normal(size=64), 0),
-            model="m", index=0, label=int(labels_[0]), prediction=3,
+            model="m", index=0, label=int(labels_[0]), prediction=3, classes=DIGITS,
         ),
         "feature_maps": figures.feature_maps_figure(
-            images[0], rng.random((16, 28, 28)), model="m", index=0, label=1, prediction=1
+            images[0], rng.random((16, 28, 28)), model="m", index=0, label=1, prediction=1,
+            classes=DIGITS,
+        ),
+        "layer_output": figures.layer_output_figure(
+            images[0], rng.normal(size=40), model="m", index=0, label=1, prediction=1,
+            classes=DIGITS, layer="head.fc",
         ),
         "misclassified": figures.misclassified_figure(
-            images[:7], labels_[:7], (labels_[:7] + 1) % 10, rng.random(7), model="m", total=12
+            images[:7], labels_[:7], (labels_[:7] + 1) % 10, rng.random(7), model="m", total=12,
+            classes=DIGITS,
         ),
         "pair": figures.pair_figure(
-            images[:5], np.arange(5) * 3, rng.random(5), model="m", true=4, pred=9, total=5
+            images[:5], np.arange(5) * 3, rng.random(5), model="m", true=4, pred=9, total=5,
+            classes=DIGITS,
         ),
         "curves": figures.curves_figure(history[history.model == "baseline"], model="m"),
-        "confusion": figures.confusion_figure(rng.integers(0, 30, (10, 10)), model="m"),
-        "class_errors": figures.class_errors_figure(rng.random(10) / 10, model="m", worst=[2]),
+        "confusion": figures.confusion_figure(rng.integers(0, 30, (10, 10)), model="m",
+                                              classes=DIGITS),
+        "class_errors": figures.class_errors_figure(rng.random(10) / 10, model="m", worst=[2],
+                                                    classes=DIGITS),
         "compare_curves": figures.compare_curves_figure(history),
         "lr": figures.lr_figure(history),
         "compare_history": figures.compare_history_figure(runs_history()),
@@ -113,6 +129,7 @@ EXPECTED = {
     "weights": (10, "first-layer weights of neurons 0–9"),
     "activations": (3, "first hidden layer for test image #0"),
     "feature_maps": (17, "first convolution's feature maps"),
+    "layer_output": (2, "module ‘head.fc’ for test image #0"),
     "misclassified": (7, "misclassified test images (first 7 of 12, lowest test index first)"),
     "pair": (5, "true 4 predicted as 9 (5 test images, 5 shown)"),
     "curves": (2, "training curves"),
@@ -125,7 +142,11 @@ EXPECTED = {
 
 
 def test_every_builder_of_the_registry_is_checked_here() -> None:
-    variants = [v for kind in figures.FIGURES.values() for v in (kind, kind.for_network("cnn"))]
+    variants = [
+        kind.for_network(network)
+        for kind in figures.FIGURES.values()
+        for network in ("mlp", "cnn", "python")
+    ]
     assert {v.build for v in variants} == {getattr(figures, f"{name}_figure") for name in EXPECTED}
 
 
@@ -146,15 +167,15 @@ def test_each_figure_is_titled_labelled_and_rendered(digits: tuple[np.ndarray, n
 def test_weights_use_a_symmetric_diverging_scale() -> None:
     weights = np.zeros((12, 784))
     weights[3, 5], weights[7, 9] = 0.2, -0.5
-    fig = figures.weights_figure(weights, model="m", count=12)
+    fig = figures.weights_figure(weights, model="m", count=12, unit="Neuron", image_shape=GREY)
     clims = {ax.get_images()[0].get_clim() for ax in visible_axes(fig)}
     assert clims == {(-0.5, 0.5)}
     assert [ax.get_title() for ax in visible_axes(fig)][:3] == ["Neuron 0", "Neuron 1", "Neuron 2"]
 
 
 def test_conv_kernels_are_drawn_as_kernels() -> None:
-    kernels = CNN([16]).first_layer().weight.detach().numpy()
-    fig = figures.weights_figure(kernels, model="cnn", count=4, unit="Kernel")
+    kernels = CNN([16], **MNIST_NET).first_layer().weight.detach().numpy()
+    fig = figures.weights_figure(kernels, model="cnn", count=4, unit="Kernel", image_shape=GREY)
     assert [ax.get_title() for ax in visible_axes(fig)] == [f"Kernel {k}" for k in range(4)]
     assert visible_axes(fig)[0].get_images()[0].get_array().shape == (3, 3)
 
@@ -163,23 +184,24 @@ def test_misclassified_titles_show_truth_prediction_and_probability(
     digits: tuple[np.ndarray, np.ndarray],
 ) -> None:
     images, _ = digits
-    fig = figures.misclassified_figure(images[:2], [4, 3], [9, 5], [0.87, 0.5], model="m", total=2)
+    fig = figures.misclassified_figure(images[:2], [4, 3], [9, 5], [0.87, 0.5], model="m", total=2,
+                                       classes=DIGITS)  # fmt: skip
     assert [ax.get_title() for ax in visible_axes(fig)] == [
-        "True: 4, Pred: 9\np=0.87",
-        "True: 3, Pred: 5\np=0.50",
+        "True: 4\nPred: 9\np=0.87",
+        "True: 3\nPred: 5\np=0.50",
     ]
 
 
 def test_pair_without_examples_says_so() -> None:
     empty = np.zeros((0, 28, 28), dtype=np.uint8)
-    fig = figures.pair_figure(empty, [], [], model="m", true=4, pred=9, total=0)
+    fig = figures.pair_figure(empty, [], [], model="m", true=4, pred=9, total=0, classes=DIGITS)
     assert "no test image of 4 was predicted as 9" in texts(fig)
     assert "true 4 predicted as 9" in suptitle(fig)
 
 
 def test_nothing_misclassified_says_so() -> None:
     empty = np.zeros((0, 28, 28), dtype=np.uint8)
-    fig = figures.misclassified_figure(empty, [], [], [], model="m", total=0)
+    fig = figures.misclassified_figure(empty, [], [], [], model="m", total=0, classes=DIGITS)
     assert "no test image was misclassified" in texts(fig)
 
 
@@ -213,7 +235,10 @@ def test_class_error_bars_are_one_minus_sklearn_recall(
     y_true, y_pred = labels
     errors = evaluate.class_errors(evaluate.confusion(y_true, y_pred, num_classes=10))
     fig = figures.class_errors_figure(
-        [row.error_rate for row in errors], model="m", worst=evaluate.worst_classes(errors)
+        [row.error_rate for row in errors],
+        model="m",
+        worst=evaluate.worst_classes(errors),
+        classes=DIGITS,
     )
     heights = [bar.get_height() for bar in visible_axes(fig)[0].patches]
     recall = recall_score(y_true, y_pred, labels=list(range(10)), average=None, zero_division=0)
@@ -223,7 +248,7 @@ def test_class_error_bars_are_one_minus_sklearn_recall(
 def test_confusion_counts_rows_sum_to_supports(labels: tuple[np.ndarray, np.ndarray]) -> None:
     y_true, y_pred = labels
     matrix = evaluate.confusion(y_true, y_pred, num_classes=10)
-    fig = figures.confusion_figure(matrix, model="m")
+    fig = figures.confusion_figure(matrix, model="m", classes=DIGITS)
     counts_mesh, percent_mesh = (ax.collections[0] for ax in visible_axes(fig))
     drawn = np.ma.filled(counts_mesh.get_array(), 0).reshape(10, 10)
     assert drawn.sum(axis=1).tolist() == np.bincount(y_true, minlength=10).tolist()
@@ -235,16 +260,23 @@ def test_confusion_counts_rows_sum_to_supports(labels: tuple[np.ndarray, np.ndar
     ("draw", "message"),
     [
         (lambda d: figures.misclassified_figure(d[:3], [1, 2], [3, 4, 5], [0.1] * 3, model="m",
-                                                total=3),
+                                                total=3, classes=DIGITS),
          "images, labels, predictions, confidence must have the same length; got images 3, "
          "labels 2"),
         (lambda d: figures.pair_figure(d[:2].astype(float), [1, 2], [0.5, 0.5], model="m",
-                                       true=1, pred=2, total=2), "uint8"),
+                                       true=1, pred=2, total=2, classes=DIGITS),
+         r"images must be uint8 pixels \[N, H, W\] \(grey\) or \[N, H, W, 3\] \(RGB\); "
+         r"got float64 of shape \(2, 28, 28\)"),
         (lambda d: figures.activations_figure(d[0], np.ones(5), np.ones(4), model="m", index=0,
-                                              label=0, prediction=0), "same length"),
-        (lambda d: figures.confusion_figure(np.ones((3, 4)), model="m"), "square"),
-        (lambda d: figures.weights_figure(np.ones((4, 10)), model="m"), "10 is not a square"),
-        (lambda d: figures.class_errors_figure([0.1, 0.2], model="m", worst=[5]),
+                                              label=0, prediction=0, classes=DIGITS),
+         "same length"),
+        (lambda d: figures.confusion_figure(np.ones((3, 4)), model="m", classes=DIGITS),
+         "square"),
+        (lambda d: figures.weights_figure(np.ones((4, 10)), model="m", count=4, unit="Neuron",
+                                          image_shape=GREY),
+         "weights rows have 10 inputs, which do not reshape to the image's 1×28×28 = 784"),
+        (lambda d: figures.class_errors_figure([0.1, 0.2], model="m", worst=[5],
+                                               classes=["a", "b"]),
          r"worst classes \[5\]"),
         (lambda d: figures.curves_figure(pd.DataFrame({"epoch": [1]}), model="m"),
          "history lacks column"),
@@ -268,7 +300,8 @@ history = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "epoch": [1, 2, 3] * 2,
                         "train_accuracy": rng.random(6), "val_accuracy": rng.random(6)})
 built = [
     figures.misclassified_figure(images, np.arange(10), (np.arange(10) + 3) % 10,
-                                 np.linspace(0.2, 0.9, 10), model="m", total=10),
+                                 np.linspace(0.2, 0.9, 10), model="m", total=10,
+                                 classes=[str(k) for k in range(10)]),
     figures.compare_curves_figure(history),
 ]
 png = b"".join(figures.render_png(fig) for fig in built)
@@ -305,11 +338,11 @@ def test_figures_drawn_in_worker_processes_have_the_same_bytes(
     Job = figures.FigureJob
     jobs = [
         Job("weights", figures.weights_figure, (rng.normal(size=(32, 784)),),
-            {"model": "m", "count": 10}),
+            {"model": "m", "count": 10, "unit": "Neuron", "image_shape": GREY}),
         Job("confusion", figures.confusion_figure, (rng.integers(0, 30, (10, 10)),),
-            {"model": "m"}),
+            {"model": "m", "classes": DIGITS}),
         Job("pair", figures.pair_figure, (images[:5], np.arange(5) * 3, rng.random(5)),
-            {"model": "m", "true": 4, "pred": 9, "total": 5}),
+            {"model": "m", "true": 4, "pred": 9, "total": 5, "classes": DIGITS}),
         Job("compare_curves", figures.compare_curves_figure, (history,)),
         Job("lr", figures.lr_figure, (history,)),
     ]  # fmt: skip
@@ -337,14 +370,14 @@ def test_png_has_no_software_stamp() -> None:
 
 def test_first_layer_readouts_match_the_model() -> None:
     torch.manual_seed(0)
-    model = MLP([16, 8], batchnorm=True)
+    model = MLP([16, 8], batchnorm=True, **MNIST_NET)
     weights = evaluate.first_layer_weights(model)
     assert weights.shape == (16, 784)
-    pre, post = evaluate.first_activations(model, torch.randn(784))
+    pre, post = evaluate.first_activations(model, torch.randn(1, 28, 28))
     assert pre.shape == post.shape == (16,)
     assert np.array_equal(post, np.maximum(pre, 0))
     assert not model.training  # activations are read in eval mode
-    _, maps_post = evaluate.first_activations(CNN([8]), torch.randn(784))
+    _, maps_post = evaluate.first_activations(CNN([8], **MNIST_NET), torch.randn(1, 28, 28))
     assert maps_post.shape == (16, 28, 28)
     with pytest.raises(TypeError, match="expected an MLP or CNN"):
         evaluate.first_layer_weights(torch.nn.Linear(2, 2))
@@ -353,7 +386,7 @@ def test_first_layer_readouts_match_the_model() -> None:
 def outcome(name: str, kind: str, dataset: Dataset, seed: int) -> pipeline.ModelOutcome:
     """A model with made-up (but self-consistent) predictions, as the figure stage sees it."""
     torch.manual_seed(seed)
-    model = build(kind, [16], dropout=0.0, batchnorm=False)
+    model = build(kind, [16], dropout=0.0, batchnorm=False, **MNIST_NET)
     rng = np.random.default_rng(seed)
     y = dataset.test.y.numpy()
     logits = (
@@ -369,9 +402,9 @@ def outcome(name: str, kind: str, dataset: Dataset, seed: int) -> pipeline.Model
 
 def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: Path) -> None:
     images, y = make_digits(120, seed=4)
-    x = torch.from_numpy(images.reshape(120, -1).astype(np.float32) / 255)
+    x = torch.from_numpy(images).unsqueeze(1)  # [N, 1, 28, 28] uint8
     test = Split(x, torch.from_numpy(y).long(), torch.arange(120))
-    dataset = Dataset(test, test, test, images)
+    dataset = Dataset(test, test, test, mnist_info())
     config = load_config(None, [
         "report.confused_pairs=[[4, 9], [1, 7]]", "report.auto_pairs=1", "report.n_weights=4",
         "report.n_misclassified=4", "report.n_pair_examples=3", "report.bootstrap_resamples=100",
@@ -415,8 +448,433 @@ def test_compare_history_draws_every_run_and_model() -> None:
 
 @pytest.mark.parametrize("kind", list(figures.FIGURES))
 def test_every_caption_fills_from_the_slots_pages_give(kind: str) -> None:
-    slots = {"model": "m", "n": 3, "index": 0, "true": 4, "pred": 9, "images": "2 test images",
-             "why": "configured pair", "shown": 2}  # fmt: skip
-    for variant in (figures.FIGURES[kind], figures.FIGURES[kind].for_network("cnn")):
-        alt, caption = variant.describe(**slots)
+    slots = {"model": "m", "n": 3, "index": 0, "true": "Shirt", "pred": "T-shirt/top",
+             "images": "2 test images", "why": "configured pair", "shown": 2}  # fmt: skip
+    for network in ("mlp", "cnn", "python"):
+        variant = figures.FIGURES[kind].for_network(network)
+        layer = {"layer": "features.0"} if network == "python" else {}
+        alt, caption = variant.describe(**slots, **layer)
         assert alt and caption.endswith(".") and "{" not in alt + caption
+        for mnist_only in ("28×28", "784", "digit", "3×3"):
+            assert mnist_only not in alt + caption, (kind, network)
+    if kind == "pair":
+        assert alt == "Test images of class Shirt that the m model predicted as T-shirt/top"
+
+
+# ---------------------------------------------------------------- any classes, any images
+
+LONG = "very-long-class-name-number-{}"
+
+
+def class_names(k: int) -> list[str]:
+    """``k`` class names, every third one long and differing from the others only at its end."""
+    return [LONG.format(i) if i % 3 == 1 else f"class {i}" for i in range(k)]
+
+
+def make_images(kind: str, n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (n, 28, 28) if kind == "grey" else (n, 32, 32, 3)
+    return rng.integers(0, 256, size=shape).astype(np.uint8)
+
+
+def class_figures(k: int, kind: str) -> dict[str, Figure]:
+    """Every figure that shows classes or images, for ``k`` classes and grey or RGB images."""
+    rng = np.random.default_rng(k)
+    names = class_names(k)
+    images = make_images(kind, 12)
+    shape = GREY if kind == "grey" else (3, 32, 32)
+    labels = np.arange(12) % k
+    wrong = (labels + 1) % k
+    inputs = int(np.prod(shape))
+    sample = {"model": "m", "index": 3, "label": 1, "prediction": k - 1, "classes": names}
+    return {
+        "weights": figures.weights_figure(rng.normal(size=(16, inputs)), model="m", count=10,
+                                          unit="Neuron", image_shape=shape),
+        "kernels": figures.weights_figure(rng.normal(size=(8, shape[0], 3, 3)), model="m",
+                                          count=8, unit="Kernel", image_shape=shape),
+        "activations": figures.activations_figure(images[0], rng.normal(size=32),
+                                                  np.maximum(rng.normal(size=32), 0), **sample),
+        "feature_maps": figures.feature_maps_figure(images[0], rng.random((8, 14, 14)),
+                                                    **sample),
+        "misclassified": figures.misclassified_figure(images, labels, wrong, rng.random(12),
+                                                      model="m", total=20, classes=names),
+        "pair": figures.pair_figure(images[:3], [1, 5, 9], rng.random(3), model="m", true=1,
+                                    pred=0, total=3, classes=names),
+        "confusion": figures.confusion_figure(rng.integers(0, 9, (k, k)), model="m",
+                                              classes=names),
+        "class_errors": figures.class_errors_figure(rng.random(k) / 4, model="m", classes=names,
+                                                    worst=[1, 0]),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgb"])
+@pytest.mark.parametrize("k", [2, 10, 25])
+def test_every_figure_draws_any_classes_and_images_to_the_same_bytes_twice(
+    k: int, kind: str
+) -> None:
+    first = {name: figures.render_png(fig) for name, fig in class_figures(k, kind).items()}
+    again = {name: figures.render_png(fig) for name, fig in class_figures(k, kind).items()}
+    assert first == again
+    assert all(png.startswith(PNG_SIGNATURE) for png in first.values())
+    assert len(set(first.values())) == len(first)  # every figure drew something of its own
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgb"])
+def test_images_are_drawn_grey_on_the_ink_map_or_in_colour_as_they_are(kind: str) -> None:
+    images = make_images(kind, 3)
+    fig = figures.misclassified_figure(images, [0, 1, 0], [1, 0, 1], [0.5] * 3, model="m",
+                                       total=3, classes=["a", "b"])  # fmt: skip
+    drawn = [ax.get_images()[0] for ax in visible_axes(fig)]
+    assert all(np.array_equal(image.get_array(), pixels) for image, pixels in zip(drawn, images))
+    if kind == "grey":
+        assert {(image.get_cmap().name, image.get_clim()) for image in drawn} == {
+            (figures.DIGIT_CMAP, (0.0, 255.0))
+        }
+
+
+def test_class_names_title_the_panels_and_long_ones_are_cut_but_kept_apart() -> None:
+    names = class_names(25)
+    images = make_images("rgb", 3)
+    fig = figures.misclassified_figure(images, [4, 7, 2], [7, 4, 3], [0.9, 0.8, 0.7], model="m",
+                                       total=3, classes=names)  # fmt: skip
+    titles = [ax.get_title() for ax in visible_axes(fig)]
+    true_4, pred_7 = (line.split(": ", 1)[1] for line in titles[0].split("\n")[:2])
+    assert true_4.endswith("…er-4") and pred_7.endswith("…er-7")  # cut in the middle: 4 ≠ 7
+    assert titles[2] == "True: class 2\nPred: class 3\np=0.70"
+    width = max(len(line) for title in titles for line in title.split("\n"))
+    assert width <= figures._panel_chars(5, font_size=7.5)
+    # Names that stay apart when cut at the end are cut at the end.
+    fashion = ["T-shirt/top", "Trouser", "A-rather-long-name-for-a-bag"]
+    fig = figures.misclassified_figure(images[:1], [2], [0], [0.5], model="m", total=1,
+                                       classes=fashion)  # fmt: skip
+    true_line = visible_axes(fig)[0].get_title().split("\n")[0]
+    assert true_line.startswith("True: A-rather-lo") and true_line.endswith("…")
+
+
+def test_pair_and_sample_titles_name_the_classes() -> None:
+    fashion = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt"]
+    images = make_images("grey", 2)
+    fig = figures.pair_figure(images, [3, 8], [0.6, 0.7], model="m", true=6, pred=0, total=2,
+                              classes=fashion)  # fmt: skip
+    assert suptitle(fig) == "m: true Shirt predicted as T-shirt/top (2 test images, 2 shown)"
+    empty = figures.pair_figure(images[:0], [], [], model="m", true=6, pred=0, total=0,
+                                classes=fashion)  # fmt: skip
+    assert "no test image of Shirt was predicted as T-shirt/top" in texts(empty)
+    fig = figures.activations_figure(images[0], None, np.ones(4), model="m", index=5, label=6,
+                                     prediction=0, classes=fashion)  # fmt: skip
+    assert visible_axes(fig)[0].get_title() == "Test image #5\ntrue: Shirt\npred: T-shirt/top"
+    fig = figures.activations_figure(images[0], None, np.ones(4), model="m", index=5, label=1,
+                                     prediction=2, classes=["0", "1", "2"])  # fmt: skip
+    assert visible_axes(fig)[0].get_title() == "Test image #5\ntrue 1 · predicted 2"
+
+
+def tick_texts(labels) -> list[str]:
+    return [label.get_text() for label in labels]
+
+
+def test_confusion_ticks_are_the_class_names_and_adapt_to_many_classes() -> None:
+    rng = np.random.default_rng(2)
+    ten = figures.confusion_figure(rng.integers(1, 9, (10, 10)), model="m", classes=DIGITS)
+    for ax in visible_axes(ten):
+        assert tick_texts(ax.get_xticklabels()) == DIGITS
+        assert tick_texts(ax.get_yticklabels()) == DIGITS
+        assert len(ax.texts) == 100  # every cell annotated
+        assert {label.get_rotation() for label in ax.get_xticklabels()} == {0.0}
+    names = class_names(25)
+    many = figures.confusion_figure(rng.integers(1, 9, (25, 25)), model="m", classes=names)
+    axes = visible_axes(many)
+    assert axes[0].get_position().y0 > axes[1].get_position().y1  # stacked, full width
+    assert many.get_figheight() > 2 * ten.get_figheight()
+    for ax in axes:
+        shown = tick_texts(ax.get_xticklabels())
+        assert shown == tick_texts(ax.get_yticklabels())
+        assert len(set(shown)) == 25 and shown[0] == "class 0"
+        cut = [name for name in shown if name != names[shown.index(name)]]
+        assert cut and all("…" in name and len(name) == 20 for name in cut)
+        assert {label.get_rotation() for label in ax.get_xticklabels()} == {90.0}
+        assert len(ax.texts) == 0  # no cell values at 25 classes
+    hundred = figures.confusion_figure(np.eye(100, dtype=int) * 5, model="m",
+                                       classes=[f"c{i}" for i in range(100)])  # fmt: skip
+    ax = visible_axes(hundred)[0]
+    assert tick_texts(ax.get_xticklabels())[:2] == ["0", "5"]
+    assert ax.get_xlabel() == "predicted label (index)"
+
+
+def test_confusion_shrinks_cell_values_between_12_and_20_classes() -> None:
+    fig = figures.confusion_figure(np.full((15, 15), 3), model="m", classes=class_names(15))
+    sizes = {text.get_fontsize() for ax in visible_axes(fig) for text in ax.texts}
+    assert sizes == {4.0}
+
+
+@pytest.mark.parametrize("k", [2, 10, 25])
+def test_class_error_bars_follow_the_classes(k: int) -> None:
+    rates = np.linspace(0.01, 0.3, k)
+    names = class_names(k)
+    fig = figures.class_errors_figure(rates, model="m", classes=names, worst=[k - 1, 0])
+    ax = visible_axes(fig)[0]
+    bars = ax.patches
+    if k <= figures.VERTICAL_BAR_CLASSES:
+        assert [bar.get_height() for bar in bars] == pytest.approx(rates)
+        assert tick_texts(ax.get_xticklabels())[0] == "class 0"
+    else:  # horizontal, class 0 on top
+        assert [bar.get_width() for bar in bars] == pytest.approx(rates)
+        assert tick_texts(ax.get_yticklabels()) == names  # 30 characters fit beside a bar
+        assert ax.get_ylim() == (k - 0.5, -0.5)
+        assert fig.get_figheight() > 4
+    highlight = mpl_color(figures.HIGHLIGHT)
+    assert [i for i, bar in enumerate(bars) if bar.get_facecolor() == highlight] == [0, k - 1]
+    worst = {2: "very-long-class-nam…", 10: "class 9", 25: "class 24"}[k]
+    assert suptitle(fig) == f"m: per-class error rate (worst: {worst}, class 0)"
+
+
+def mpl_color(hex_color: str) -> tuple[float, ...]:
+    from matplotlib.colors import to_rgba
+
+    return to_rgba(hex_color)
+
+
+def test_rgb_weights_are_colour_images_with_zero_at_mid_grey() -> None:
+    weights = np.zeros((3, 3 * 4 * 5))
+    weights[0, 0] = 0.5  # red of pixel (0, 0)
+    weights[1, 20 + 6] = -0.25  # green of pixel (1, 1)
+    fig = figures.weights_figure(weights, model="m", count=3, unit="Neuron", image_shape=(3, 4, 5))
+    panels = [ax.get_images()[0].get_array() for ax in visible_axes(fig)]
+    assert [panel.shape for panel in panels] == [(4, 5, 3)] * 3
+    assert panels[0][0, 0].tolist() == [1.0, 0.5, 0.5]
+    assert panels[1][1, 1].tolist() == [0.5, 0.25, 0.5]
+    assert np.all(panels[2] == 0.5)
+    assert "mid-grey is 0" in suptitle(fig) and "±0.5" in suptitle(fig)
+    assert [ax for ax in fig.get_axes() if ax.get_label() == "<colorbar>"] == []
+
+
+def test_rgb_kernels_are_colour_kernels_and_grey_ones_keep_the_colour_bar() -> None:
+    kernels = np.random.default_rng(0).normal(size=(6, 3, 5, 5))
+    fig = figures.weights_figure(kernels, model="m", count=4, unit="Kernel", image_shape=(3, 9, 9))
+    assert [ax.get_title() for ax in visible_axes(fig)] == [f"Kernel {k}" for k in range(4)]
+    assert visible_axes(fig)[0].get_images()[0].get_array().shape == (5, 5, 3)
+    grey = figures.weights_figure(kernels[:, :1], model="m", count=4, unit="Kernel",
+                                  image_shape=(1, 9, 9))  # fmt: skip
+    assert len([ax for ax in grey.get_axes() if ax.get_label() == "<colorbar>"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("weights", "shape", "message"),
+    [
+        (np.ones((4, 784)), (3, 28, 28), "784 inputs, which do not reshape to the image's "
+                                         "3×28×28 = 2352"),
+        (np.ones((4, 1, 3, 3)), (3, 32, 32), "take 1 input channels; the image has 3"),
+        (np.ones((4, 3, 3)), (3, 32, 32), "have one input channel; the image has 3"),
+        (np.ones((4, 4 * 9)), (4, 3, 3), r"C 1 \(grey\) or 3 \(RGB\); got \(4, 3, 3\)"),
+        (np.ones(5), (1, 28, 28), "weights must be 2-D or 3-D or 4-D"),
+    ],
+)  # fmt: skip
+def test_weights_that_do_not_map_onto_the_image_are_refused(weights, shape, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        figures.weights_figure(weights, model="m", count=4, unit="Neuron", image_shape=shape)
+
+
+def test_a_layer_output_is_drawn_as_bars_or_maps_with_its_name() -> None:
+    image = make_images("rgb", 1)[0]
+    common = {"model": "m", "index": 0, "label": 0, "prediction": 1, "classes": ["a", "b"]}
+    bars = figures.layer_output_figure(image, np.array([-1.0, 2.0, 0.5]), layer="fc", **common)
+    assert len(visible_axes(bars)) == 2
+    chart = visible_axes(bars)[1]
+    assert chart.get_title() == "Output: 3 units (negative in vermillion)"
+    segments = chart.collections[0].get_segments()
+    assert [segment[1][1] for segment in segments] == [-1.0, 2.0, 0.5]
+    assert suptitle(bars) == "m: module ‘fc’ for test image #0"
+    maps = figures.layer_output_figure(image, -np.ones((40, 4, 4)), layer="conv", **common)
+    assert len(visible_axes(maps)) == 1 + figures.MAX_MAPS
+    assert suptitle(maps) == "m: module ‘conv’ for test image #0 (first 32 of 40 maps)"
+    assert visible_axes(maps)[1].get_images()[0].get_clim() == (-1.0, 0.0)  # negatives shown
+    with pytest.raises(ValueError, match=r"\[units\] or \[channels, h, w\] to draw; got shape"):
+        figures.layer_output_figure(image, np.ones((2, 3)), layer="x", **common)
+
+
+@pytest.mark.parametrize(
+    ("draw", "message"),
+    [
+        (lambda: figures.misclassified_figure(make_images("grey", 2), [0, 3], [1, 0], [0.5] * 2,
+                                              model="m", total=2, classes=["a", "b"]),
+         r"labels \[3\] are not classes: there are 2 class names \(indices 0–1\)"),
+        (lambda: figures.pair_figure(make_images("grey", 1), [0], [0.5], model="m", true=0,
+                                     pred=-1, total=1, classes=["a", "b"]),
+         r"true and pred \[-1\] are not classes"),
+        (lambda: figures.activations_figure(make_images("grey", 1)[0], None, np.ones(3),
+                                            model="m", index=0, label=0, prediction=9,
+                                            classes=["a", "b"]),
+         r"label and prediction \[9\] are not classes"),
+        (lambda: figures.confusion_figure(np.ones((3, 3), int), model="m", classes=["a", "b"]),
+         "classes has 2 names for a confusion matrix of 3 classes"),
+        (lambda: figures.class_errors_figure([0.1, 0.2, 0.3], model="m", classes=["a"]),
+         "classes has 1 names for error rates of 3 classes"),
+        (lambda: figures.misclassified_figure(np.zeros((1, 8, 8, 4), np.uint8), [0], [1], [0.5],
+                                              model="m", total=1, classes=["a", "b"]),
+         r"\[N, H, W, 3\] \(RGB\); got uint8 of shape \(1, 8, 8, 4\)"),
+        (lambda: figures.feature_maps_figure(np.zeros((8, 8, 2), np.uint8), np.ones((2, 3, 3)),
+                                             model="m", index=0, label=0, prediction=0,
+                                             classes=["a"]),
+         r"image must be uint8 pixels \[H, W\] \(grey\) or \[H, W, 3\] \(RGB\)"),
+    ],
+)  # fmt: skip
+def test_classes_and_images_that_do_not_fit_are_refused(draw, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        draw()
+
+
+# --------------------------------------------------------------------------- any network
+
+
+class TinyResNet(torch.nn.Module):
+    """A user's network: an RGB stem convolution, one residual block with in-place ReLUs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.act = torch.nn.ReLU(inplace=True)
+        self.block = torch.nn.Sequential(
+            torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.BatchNorm2d(8)
+        )
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.stem(x))
+        x = self.act(x + self.block(x))
+        return self.head(self.pool(x).flatten(1))
+
+
+def flat_rgb() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 7), torch.nn.ReLU())
+
+
+class Tokens(torch.nn.Module):
+    """A network whose first layer is an embedding: nothing in it maps onto an image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(256, 4)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x.long().clamp(0, 255)).mean(dim=(1, 2)))
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "expected"),
+    [
+        (lambda: MLP([16, 8], batchnorm=True, **MNIST_NET), GREY,
+         ("hidden.0.0", (16, 784), "Neuron")),
+        (lambda: CNN([8], **MNIST_NET), GREY, ("features.0.0", (16, 1, 3, 3), "Kernel")),
+        (TinyResNet, (3, 32, 32), ("stem", (8, 3, 3, 3), "Kernel")),
+        (flat_rgb, (3, 32, 32), ("1", (7, 3072), "Neuron")),
+        (flat_rgb, GREY, None),  # a linear layer over other features than this image's
+        (TinyResNet, GREY, None),  # a convolution over three channels, on grey images
+        (Tokens, GREY, None),
+        (lambda: torch.nn.Sequential(torch.nn.Flatten()), GREY, None),  # no parameters
+        (lambda: torch.nn.Conv2d(3, 6, 3, groups=3), (3, 8, 8), None),  # per-channel kernels
+        (lambda: torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 4, 3)),
+         (3, 8, 8), None),  # the first layer with parameters is a normalisation
+    ],
+)  # fmt: skip
+def test_image_layer_weights_finds_the_first_layer_only_where_it_maps_onto_the_image(
+    make, shape, expected
+) -> None:
+    torch.manual_seed(0)
+    model = make()
+    found = evaluate.image_layer_weights(model, shape)
+    if expected is None:
+        assert found is None
+        return
+    assert found is not None
+    name, weights, unit = found
+    assert (name, weights.shape, unit) == expected
+    assert np.array_equal(weights, dict(model.named_modules())[name].weight.detach().numpy())
+    weights[...] = 0  # a copy: drawing can never change the model
+    assert dict(model.named_modules())[name].weight.abs().sum() > 0
+    fig = figures.weights_figure(weights, model="m", count=4, unit=unit, image_shape=shape)
+    assert len(visible_axes(fig)) == 4
+
+
+def test_layer_output_defaults_to_the_first_layer_and_matches_the_built_in_readouts() -> None:
+    torch.manual_seed(0)
+    mlp = MLP([16, 8], **MNIST_NET)
+    mlp.train()
+    x = torch.randn(1, 1, 28, 28)
+    pre, post = evaluate.first_activations(mlp, x[0])
+    assert not mlp.training
+    name, output = evaluate.layer_output(mlp, x, layer=None)
+    assert name == "hidden.0.0" and np.allclose(output, pre)
+    name, output = evaluate.layer_output(mlp, x, layer="hidden.0.1")
+    assert name == "hidden.0.1" and np.allclose(output, post)
+    cnn = CNN([8], **MNIST_NET)
+    maps_pre, _ = evaluate.first_activations(cnn, x[0])
+    name, maps = evaluate.layer_output(cnn, x, layer=None)
+    assert (name, maps.shape) == ("features.0.0", (16, 28, 28))
+    assert np.allclose(maps, maps_pre)
+
+
+def test_layer_output_reads_any_network_before_in_place_operations() -> None:
+    torch.manual_seed(0)
+    model = TinyResNet()
+    x = torch.randn(1, 3, 32, 32)
+    name, stem = evaluate.layer_output(model, x, layer=None)
+    assert name == "stem" and stem.shape == (8, 32, 32)
+    assert np.allclose(stem, model.stem(x)[0].detach().numpy(), atol=1e-6)
+    assert stem.min() < 0  # the in-place ReLU that follows did not change the copy
+    assert evaluate.layer_output(model, x, layer="head")[1].shape == (5,)
+    assert evaluate.layer_output(model, x, layer="block.1")[1].shape == (8, 32, 32)
+    # [1, 8, 1, 1] per image is 3-D; a module that gives [batch, c, h] or none has no figure
+    assert evaluate.layer_output(model, x, layer="pool")[1].shape == (8, 1, 1)
+    seq = torch.nn.Sequential(torch.nn.Unflatten(1, (4, 6)), torch.nn.Linear(6, 2))
+    assert evaluate.layer_output(seq, torch.randn(1, 24), layer="1") is None
+    assert evaluate.layer_output(torch.nn.Sequential(torch.nn.Flatten()), x, layer=None) is None
+
+
+def test_an_unknown_layer_is_a_config_error_naming_the_closest_modules() -> None:
+    model = TinyResNet()
+    x = torch.randn(1, 3, 32, 32)
+    with pytest.raises(ConfigError) as error:
+        evaluate.layer_output(model, x, layer="blok.0")
+    message = str(error.value)
+    assert message.startswith("report.layer: the model has no module 'blok.0'; modules: block.0, ")
+    assert "\n" not in message and len(message.split(", ")) == evaluate.MAX_LAYER_NAMES
+    assert error.value.exit_status == 2
+    with pytest.raises(ValueError, match=r"a batch of one input; got shape \(2, 3, 32, 32\)"):
+        evaluate.layer_output(model, torch.randn(2, 3, 32, 32), layer=None)
+
+
+def test_long_worst_class_names_get_a_title_line_of_their_own() -> None:
+    names = class_names(25)
+    fig = figures.class_errors_figure(np.full(25, 0.1), model="regularized", classes=names,
+                                      worst=[1, 4, 7])  # fmt: skip
+    first, second = suptitle(fig).split("\n")
+    assert first == "regularized: per-class error rate"
+    assert second.startswith("(worst: very-long-cla…") and second.count("…") == 3
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    assert fig._suptitle is not None
+    assert fig._suptitle.get_window_extent(renderer).width < fig.bbox.width  # not clipped
+
+
+def test_class_names_are_drawn_as_written_never_as_math() -> None:
+    names = ["$a$", "a", r"cost in $\frac$"]  # as math: an italic a, and an error
+    fig = figures.confusion_figure(np.full((3, 3), 2), model="m", classes=names)
+    assert figures.render_png(fig).startswith(PNG_SIGNATURE)
+    ax = visible_axes(fig)[0]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    widths = [label.get_window_extent(renderer).width for label in ax.get_yticklabels()]
+    assert widths[0] > 2 * widths[1]  # "$a$" is drawn with its dollar signs
+
+
+def test_titles_wrap_only_when_a_line_would_not_fit() -> None:
+    images = make_images("grey", 2)
+    short = figures.misclassified_figure(images, [0, 1], [1, 0], [0.5] * 2, model="regularized",
+                                         total=1234, classes=["a", "b"])  # fmt: skip
+    assert "\n" not in suptitle(short)
+    long = figures.misclassified_figure(images, [0, 1], [1, 0], [0.5] * 2, model="m" * 40,
+                                        total=1234, classes=["a", "b"])  # fmt: skip
+    assert (
+        suptitle(long)
+        == "m" * 40 + ": misclassified test images\n(first 2 of 1234, lowest test index first)"
+    )
+    assert long.get_figheight() == pytest.approx(short.get_figheight() + figures.TITLE_LINE_IN)

@@ -21,6 +21,7 @@ from reportgen import rundir
 from reportgen.cli import main
 
 from .imagefolder_fixture import make_image_folder
+from .test_imagefolder import ERRORS as FOLDER_ERRORS
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("circle", "cross", "square", "triangle")
@@ -157,10 +158,12 @@ def test_a_data_fingerprint_recorded_for_each_dataset(own_run: Path) -> None:
 
 FACTORY_ERRORS = {
     "module not found": (
-        "nosuchmodule:make", r"models\.regularized\.factory: no module named 'nosuchmodule'"
+        "nosuchmodule:make",
+        r"models\.regularized\.factory: no module named 'nosuchmodule'",
     ),
     "attribute missing": (
-        "mynets:missing", r"models\.regularized\.factory: module 'mynets' has no attribute"
+        "mynets:missing",
+        r"models\.regularized\.factory: module 'mynets' has no attribute",
     ),
     "factory raises": (
         "badnets:raises",
@@ -176,10 +179,11 @@ FACTORY_ERRORS = {
         r"\[32, 7\]; it must be \[32, 4\]",
     ),
     "module raises on import": (
-        "brokenmodule:make", r"importing 'brokenmodule' failed: RuntimeError: broken on import"
+        "brokenmodule:make",
+        r"importing 'brokenmodule' failed: RuntimeError: broken on import",
     ),
 }
-BAD_NETS = '''
+BAD_NETS = """
 from torch import nn
 
 
@@ -193,7 +197,7 @@ def not_a_module():
 
 def wrong_shape(input_shape):
     return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0] * input_shape[1] ** 2, 7))
-'''
+"""
 
 
 @pytest.mark.parametrize("case", sorted(FACTORY_ERRORS))
@@ -223,11 +227,11 @@ def test_factory_errors_are_one_line_before_any_training(
         ("models.baseline.factory=mynets:small_convnet", r"factory applies to kind = \"python\""),
         ("models.regularized.factory=mynets", r"must be \"package\.module:callable\""),
         ("models.regularized.args.num_classes=3", r"args\.num_classes is set by reportgen"),
-        ("report.confused_pairs=[[\"circle\", \"hexagon\"]]", r"no class named 'hexagon'"),
+        ('report.confused_pairs=[["circle", "hexagon"]]', r"no class named 'hexagon'"),
         ("report.confused_pairs=[[0, 4]]", r"class 4 does not exist \(classes are 0–3\)"),
         ("report.sample_index=60", r"report\.sample_index \(60\) must be below the number of test"),
         ("data.limit_test=61", r"data\.limit_test \(61\) exceeds the 60 images"),
-        ("data.path=\"no-such-folder\"", r"data\.path"),
+        ('data.path="no-such-folder"', r"data\.path"),
     ],
 )
 def test_bad_settings_for_own_data_are_one_line(
@@ -254,3 +258,35 @@ def test_configured_pairs_by_name(project: Path, tmp_path: Path) -> None:
     assert configured == [(2, 0), (3, 1)]
     html = (out / "report.html").read_text()
     assert "True square, predicted circle" in html
+
+
+@pytest.mark.parametrize(
+    "position", range(len(FOLDER_ERRORS)), ids=[d.__name__ for d, _ in FOLDER_ERRORS]
+)
+def test_bad_image_folders_exit_1_with_one_line_naming_the_file(
+    position: int, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damage, message = FOLDER_ERRORS[position]
+    copy = tmp_path / "images"
+    shutil.copytree(project / "shapes", copy, symlinks=True)
+    damage(copy)
+    capsys.readouterr()
+    status = run_in(project, tmp_path / "out", "--set", f"data.path={json.dumps(str(copy))}")
+    err = capsys.readouterr().err.strip()
+    assert status == 1, err
+    assert err.count("\n") == 0, err
+    assert re.search(message.replace("^", "reportgen: error: ", 1), err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_over_the_memory_budget_is_refused_before_decoding(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    # 220 RGB images of 256×256 need about 41 MiB decoded, over a 16 MiB budget.
+    status = run_in(project, tmp_path / "out", "--set", "data.image_size=256",
+                    "--set", "data.memory_mb=16")  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert status == 1 and err.count("\n") == 0, err
+    assert "its images need 41.3 MiB (43,255,520 bytes) as uint8 3×256×256 tensors" in err
+    assert "over the memory budget of 16.0 MiB (16,777,216 bytes) (data.memory_mb)" in err

@@ -45,7 +45,9 @@ def test_run_writes_every_artifact(two_runs: tuple[Path, Path]) -> None:
     assert history[0] == "model,epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr"
     assert len(history) == 1 + 2 * 2
     predictions = (run / "predictions.csv").read_text().splitlines()
-    assert predictions[0] == "model,index,label,prediction," + ",".join(f"p{k}" for k in range(10))
+    assert predictions[0] == "model,index,label,label_name,prediction,prediction_name," + ",".join(
+        f"p{k}" for k in range(10)
+    )
     assert len(predictions) == 1 + 2 * N_TEST
     assert not list(run.parent.glob(".*"))  # nothing partial left behind
     # The run is dated in its resolved config, so re-rendering later keeps the bytes.
