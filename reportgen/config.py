@@ -332,7 +332,9 @@ class ReportSection(_Section):
     n_pair_examples: Int = Field(default=8, ge=1, le=64)
     # None: [[4, 9]] on MNIST, none (automatic pairs only) on other data
     confused_pairs: tuple[tuple[ClassRef, ClassRef], ...] | None = None
-    layer: str | None = None  # module (named_modules name) whose output the activations show
+    # The module (a named_modules() name) whose output the activations figure shows: one
+    # name for every model, or a table of model → name.
+    layer: str | dict[str, str] | None = None
     auto_pairs: Int = Field(default=3, ge=0, le=20)
     bootstrap_resamples: Int = Field(default=1_000, ge=100, le=100_000)
     templates: str | None = None
@@ -347,6 +349,11 @@ class ReportSection(_Section):
             if true == pred:
                 raise ValueError(f"pair [{true}, {pred}] is not a confusion: labels must differ")
         return value
+
+
+def _layer_for(report: ReportSection, model: str) -> str | None:
+    layer = report.layer
+    return layer.get(model) if isinstance(layer, dict) else layer
 
 
 class GateSection(_Section):
@@ -391,6 +398,21 @@ class Config(_Section):
                 f"of test images ({limit})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _layers_of_known_models(self) -> Config:
+        if isinstance(self.report.layer, dict):
+            models = list(ModelsSection.model_fields)
+            unknown = [name for name in self.report.layer if name not in models]
+            if unknown:
+                raise ValueError(
+                    f"report.layer.{unknown[0]}: no such model (models: {', '.join(models)})"
+                )
+        return self
+
+    def layer(self, model: str) -> str | None:
+        """Return ``report.layer`` for ``model``: its own entry, the shared name, or None."""
+        return _layer_for(self.report, model)
 
     def model_items(self) -> list[tuple[str, ModelSection]]:
         """Return ``(name, section)`` for every model, in training order."""

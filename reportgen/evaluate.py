@@ -216,7 +216,7 @@ MAX_LAYER_NAMES = 5  # names an unknown report.layer's message suggests
 
 @torch.inference_mode()
 def layer_output(
-    model: nn.Module, x: torch.Tensor, *, layer: str | None
+    model: nn.Module, x: torch.Tensor, *, layer: str | None, key: str = "report.layer"
 ) -> tuple[str, np.ndarray] | None:
     """Return a module's name and its output ``[units]`` or ``[channels, h, w]`` for one input.
 
@@ -245,7 +245,7 @@ def layer_output(
     else:
         close = difflib.get_close_matches(layer, list(modules), n=MAX_LAYER_NAMES, cutoff=0.0)
         allowed = ", ".join(close) if close else "none (the model has no submodules)"
-        raise ConfigError(f"report.layer: the model has no module {layer!r}; modules: {allowed}")
+        raise ConfigError(f"{key}: the model has no module {layer!r}; modules: {allowed}")
     captured: list[object] = []
 
     def keep(_module: nn.Module, _args: object, output: object) -> None:

@@ -44,7 +44,7 @@ def views(config: Config, outcome: ModelOutcome, dataset: Dataset) -> layers.Lay
     sample = config.report.sample_index
     return layers.layer_views(
         outcome.model, outcome.spec.kind, dataset.test.inputs(slice(sample, sample + 1)),
-        image_shape=dataset.info.image_shape, layer=config.report.layer, name=outcome.name,
+        image_shape=dataset.info.image_shape, layer=config.layer(outcome.name), name=outcome.name,
     )  # fmt: skip
 
 

@@ -116,9 +116,10 @@ def stage_check_models(
     """Build each network once and run one batch through it before any training.
 
     A factory that cannot be imported, raises, returns no module or a network
-    whose output is not ``[batch, classes]`` stops the run here, with one
-    line.  The networks built are thrown away and the global RNG is left as
-    it was, so the training that follows is exactly what it would have been.
+    whose output is not ``[batch, classes]``, or a ``report.layer`` that
+    names no module of it, stops the run here, with one line.  The networks
+    built are thrown away and the global RNG is left as it was, so the
+    training that follows is exactly what it would have been.
     """
     info = dataset.info
     batch = dataset.train.inputs(slice(0, min(config.data.batch_size, len(dataset.train))))
@@ -127,6 +128,10 @@ def stage_check_models(
             network = build_network(name, spec, input_shape=info.image_shape,
                                     num_classes=info.num_classes, code_dir=code_dir)  # fmt: skip
             check_output(name, network.to(device), batch, info.num_classes)
+            layer = config.layer(name)
+            if layer is not None:  # a module the network does not have fails now, not later
+                key = f"report.layer ({name})"
+                evaluate.layer_output(network, batch[:1], layer=layer, key=key)
 
 
 def stage_train(

@@ -197,6 +197,13 @@ def not_a_module():
 
 def wrong_shape(input_shape):
     return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0] * input_shape[1] ** 2, 7))
+
+
+def norm_first(num_classes, input_shape):
+    channels, height, width = input_shape
+    return nn.Sequential(
+        nn.BatchNorm2d(channels), nn.Flatten(), nn.Linear(channels * height * width, num_classes)
+    )
 """
 
 
@@ -290,3 +297,36 @@ def test_a_folder_over_the_memory_budget_is_refused_before_decoding(
     assert status == 1 and err.count("\n") == 0, err
     assert "its images need 41.3 MiB (43,255,520 bytes) as uint8 3×256×256 tensors" in err
     assert "over the memory budget of 16.0 MiB (16,777,216 bytes) (data.memory_mb)" in err
+
+
+def test_a_figure_that_cannot_apply_is_one_sentence(project: Path, tmp_path: Path) -> None:
+    (project / "badnets.py").write_text(BAD_NETS)
+    out = tmp_path / "norm-first"
+    overrides = ["--set", "models.regularized.factory=badnets:norm_first",
+                 "--set", "models.regularized.args={}", "--set", "train.epochs=1",
+                 "--set", "report.pdf=false"]  # fmt: skip
+    assert run_in(project, out, *overrides) == 0
+    model = json.loads((out / "metrics.json").read_text())["models"]["regularized"]
+    note = model["figure_notes"]["weights"]
+    assert note == (
+        "The weights figure does not apply to the regularized model: its first layer with "
+        "parameters, 0 (BatchNorm2d), is neither a linear layer over the image's pixels nor a "
+        "convolution over its channels."
+    )
+    # The activations figure shows the output of that first layer: maps of the image's shape.
+    assert model["figure_layers"] == {"activations": "0"}
+    html = (out / "report.html").read_text()
+    assert note.replace("'", "&#39;") in html
+    assert "the output it produces in module 0 of the regularized model" in html
+
+
+def test_report_layer_picks_the_module_the_activations_show(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "layer"
+    overrides = ["--set", "report.layer={regularized=\"2\", baseline=\"hidden.0.1\"}",
+                 "--set", "train.epochs=1",
+                 "--set", "report.pdf=false"]  # fmt: skip
+    assert run_in(project, out, *overrides) == 0
+    models = json.loads((out / "metrics.json").read_text())["models"]
+    # The factory's module 2 is its first max-pooling; the MLP's hidden.0.1 its first ReLU.
+    assert models["regularized"]["figure_layers"] == {"weights": "0", "activations": "2"}
+    assert models["baseline"]["figure_layers"] == {"activations": "hidden.0.1"}
