@@ -236,10 +236,22 @@ class LocalExecutor:
 # --------------------------------------------------------------------------- Ray
 
 
-def remote_run(task: RunTask, setup: WorkerSetup | None) -> bytes:
+# Ray sets OMP_NUM_THREADS in its workers; a run records these variables (in
+# torch's parallel_info, shown by its report), so a task takes the driver's values.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def remote_run(
+    task: RunTask, setup: WorkerSetup | None, thread_variables: dict[str, str | None]
+) -> bytes:
     """The Ray task: build the run in a temporary folder and return it as an archive."""
     from reportgen.runarchive import pack_run
 
+    for name, value in thread_variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     if setup is not None:
         setup()
     with tempfile.TemporaryDirectory(prefix="reportgen-run-") as folder:
@@ -300,7 +312,8 @@ class RayExecutor:
 
     def submit(self, task: RunTask) -> str:
         options = {"num_cpus": task.threads, "num_gpus": 1 if task.gpu else 0, "max_retries": 0}
-        ref = self._function.options(**options).remote(task, self.setup)
+        variables = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+        ref = self._function.options(**options).remote(task, self.setup, variables)
         self._running[ref] = task
         return "a Ray task"
 
