@@ -63,7 +63,7 @@ def seed_dots_figure(
     """
     _require_columns(rows, DOT_COLUMNS)
     _require_columns(summary, SUMMARY_COLUMNS)
-    title = f"{metric.capitalize()} per seed"
+    title = f"{metric[:1].upper()}{metric[1:]} per seed"
     if rows.empty:
         return _message(_figure(1.0), "no run finished", title=title)
     points = list(dict.fromkeys(rows["point"]))
@@ -185,7 +185,7 @@ def effect_figure(
         deviation and every seed as a small dot.
     """
     _require_columns(rows, EFFECT_COLUMNS)
-    title = f"{metric.capitalize()} against {key}"
+    title = f"{metric[:1].upper()}{metric[1:]} against {key}"
     if rows.empty:
         return _message(_figure(1.0), "no run finished", title=title)
     lines = list(dict.fromkeys(rows["line"]))

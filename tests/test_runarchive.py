@@ -36,7 +36,8 @@ def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfil
 def test_quick_run_round_trips_and_verifies(quick_run: Path, tmp_path: Path) -> None:
     data = pack_run(quick_run)
     assert pack_run(quick_run) == data  # the same run, the same bytes
-    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        names = archive.getnames()
     assert names == sorted(names, key=lambda n: n.split("/"))
     assert not any(n.startswith("/") or ".." in n.split("/") for n in names)
     dest = tmp_path / "copy"

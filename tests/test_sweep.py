@@ -49,7 +49,7 @@ def sweep_file(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory
     """The default configuration over five seeds, small enough to take seconds per run."""
     folder = tmp_path_factory.mktemp("sweepfile")
     settings = quick_settings(
-        quick_mnist.root, "data.limit_train=120", "train.lr=0.0001", "run.date=\"2024-05-06\""
+        quick_mnist.root, "data.limit_train=120", "train.lr=0.0001", 'run.date="2024-05-06"'
     )
     return write_sweep(folder / "seeds.toml", seeds=SEEDS, overrides=settings)
 
@@ -166,8 +166,9 @@ def test_workers_never_oversubscribe_the_cores() -> None:
         local_workers(2, 2, 2)
 
 
-def test_an_output_that_is_not_a_sweep_is_refused(sweep_file: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_output_that_is_not_a_sweep_is_refused(
+    sweep_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "busy"
     out.mkdir()
     (out / "notes.txt").write_text("mine")

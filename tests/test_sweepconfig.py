@@ -49,9 +49,11 @@ def _write(tmp_path: Path, text: str) -> Path:
             'seeds = [0]\n[[points]]\n"train.lr" = 0.1\n[[points]]\ntrain.lr = 0.1\n',
             r"point 2: the same overrides as point 1",
         ),
-        ('seeds = [0]\n[[points]]\nlabel = "a"\n[[points]]\nlabel = "a"\n"train.lr" = 0.1\n',
-         r"label 'a' is used by point 1 too"),
-        ('seeds = [0]\npoints = []\n', r"points: must be a non-empty array of tables"),
+        (
+            'seeds = [0]\n[[points]]\nlabel = "a"\n[[points]]\nlabel = "a"\n"train.lr" = 0.1\n',
+            r"label 'a' is used by point 1 too",
+        ),
+        ("seeds = [0]\npoints = []\n", r"points: must be a non-empty array of tables"),
         ('seeds = [0]\n[grid]\n"train.lr" = [0.1]\n[[points]]\n', r"either \[grid\] or"),
         ('seeds = [0]\n[overrides]\n"train.epoch" = 1\n', r"did you mean 'train.epochs'\?"),
         ('seeds = [0]\nconfig = "missing.toml"\n', r"missing.toml: config file not found"),
@@ -109,7 +111,8 @@ def test_points_labels_are_sanitised_and_base_is_applied(tmp_path: Path) -> None
     path = _write(
         tmp_path,
         'config = "base.toml"\nseeds = [0]\n[overrides]\n"train.lr" = 0.01\n'
-        '[[points]]\nlabel = "../../etc é"\n"train.optimizer" = "sgd"\n[[points]]\nmodels.baseline.hidden = [64, 32]\n'
+        '[[points]]\nlabel = "../../etc é"\n"train.optimizer" = "sgd"\n'
+        "[[points]]\nmodels.baseline.hidden = [64, 32]\n"
         "[[points]]\n",
     )
     spec = load_sweep(path)
