@@ -201,6 +201,8 @@ def difference_sentence(difference: PairedDifference, *, metric: str = "test acc
     """Return one plain sentence: which is higher, by how much, and whether seeds explain it."""
     d = difference
     seeds = formatting.count(len(d.differences), "seed")
+    if not any(d.differences):  # e.g. a model the swept key does not touch
+        return f"Over {seeds}, {metric} is the same for {d.second} as for {d.first} on every seed."
     if d.mean == 0:
         claim = f"{metric} is the same for {d.second} as for {d.first} on average"
     else:

@@ -107,6 +107,8 @@ def _short_names(keys: Sequence[str]) -> dict[str, str]:
 
 def value_text(value: Any) -> str:
     """Return a swept value as a label shows it: ``0.3``, ``sgd``, ``[256,128]``, ``true``."""
+    if value is None:
+        return "unset"
     if isinstance(value, str):
         return value
     return toml_value(value).replace(" ", "")

@@ -31,7 +31,8 @@ DOT_COLUMNS = ("point", "model", "seed", "value")
 SUMMARY_COLUMNS = ("point", "model", "mean", "sd", "low", "high")
 CURVE_COLUMNS = ("model", "seed", "epoch", "val_loss", "val_accuracy")
 EFFECT_COLUMNS = ("x", "line", "seed", "value")
-ROW_IN = 0.22  # height of one point × model row of the dot plot
+ROW_IN = 0.22
+MAX_EPOCH_TICKS = 12  # height of one point × model row of the dot plot
 
 
 @_styled
@@ -147,6 +148,9 @@ def averaged_curves_figure(history: pd.DataFrame, *, point: str) -> Figure:
                 ax.fill_between(mean.index, (mean - sd).to_numpy(), (mean + sd).to_numpy(),
                                 color=style["color"], alpha=0.2, linewidth=0)  # fmt: skip
     loss_accuracy_axes(ax_loss, ax_acc, titles=("Validation loss", "Validation accuracy"))
+    epochs = sorted(history["epoch"].unique())
+    if len(epochs) <= MAX_EPOCH_TICKS:  # a tick per epoch, never a fraction of one
+        ax_loss.set_xticks(epochs)
     seeds = history["seed"].nunique()
     handles: list[Line2D | Patch] = [
         Line2D([], [], label=model, **_line_style(m)) for m, model in enumerate(models)

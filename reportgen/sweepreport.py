@@ -408,7 +408,7 @@ def _curves(runs: Sequence[RunData], label: str) -> pd.DataFrame:
 def _effect_rows(spec: SweepSpec, document: SweepDocument, key: str | None) -> pd.DataFrame:
     """Return the rows of one effect figure: per run and model, x, line, seed, test accuracy."""
     points = {p.label: p for p in spec.points}
-    others = [k for k in spec.keys if k != key]
+    others = [k for k in spec.keys if k != key] if key is not None else []
     rows = []
     for run in document.runs:
         point = points[run.point]
@@ -433,6 +433,8 @@ def figure_pngs(
         found.append((f"seeds_{metric}", figures.render_png(fig), alt, caption))
     for i, point in enumerate(spec.points):
         history = _curves(runs, point.label)
+        if history.empty:  # no run of the point finished: the tables say so
+            continue
         fig = averaged_curves_figure(history, point=point.label)
         seeds = history["seed"].nunique()
         alt, caption = SWEEP_FIGURES["averaged_curves"].describe(point=point.label, seeds=seeds)

@@ -113,3 +113,11 @@ def test_paired_inputs_are_checked() -> None:
         seedstats.paired_difference([0.1, 0.2], [0.1], names=("a", "b"), seed=0)
     with pytest.raises(ValueError, match="finite"):
         seedstats.summarize([0.1, float("nan")], seed=0)
+
+
+def test_identical_runs_are_called_identical() -> None:
+    result = seedstats.paired_difference(ACCURACIES, ACCURACIES, names=("a", "b"), seed=0)
+    assert (result.mean, result.probability, result.exceeds) == (0.0, 0.5, False)
+    assert seedstats.difference_sentence(result) == (
+        "Over 5 seeds, test accuracy is the same for b as for a on every seed."
+    )

@@ -273,3 +273,52 @@ def test_driver_killed_with_sigkill_loses_nothing_and_resume_redoes_nothing(
     assert "points/base/seed-1: attempt 1 continuing from its checkpoint" in log
     assert checkpoints  # the interrupted run had one to continue from
     assert tree(out) == tree(uninterrupted)
+
+
+def test_points_sweep_compares_points_and_reports_failures(
+    quick_mnist: QuickMnist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = quick_settings(quick_mnist.root, "data.limit_train=120", "train.lr=0.0001")
+    sweep = write_sweep(
+        tmp_path / "points.toml", seeds=[0, 1], overrides=settings,
+        extra='[[points]]\nlabel = "a"\n"models.regularized.dropout" = 0.2\n'
+        '[[points]]\nlabel = "b"\n"models.regularized.dropout" = 0.4\n'
+        '[[points]]\nlabel = "broken"\n"data.root" = "/nonexistent-reportgen-data"\n',
+    )  # fmt: skip
+    out = tmp_path / "sweep"
+    setup = functools.partial(accept_files, plain_specs(quick_mnist.specs))
+    result = run_sweep(load_sweep(sweep), out, LocalExecutor(out.absolute(), workers=2,
+                                                              setup=setup))  # fmt: skip
+    assert sorted(result.failed) == ["points/broken/seed-0", "points/broken/seed-1"]
+    assert all("data.root" in error for error in result.failed.values())
+    assert len(result.succeeded) == 4
+    log = (out / LOG_NAME).read_text()
+    assert log.count("points/broken/seed-0: attempt 1 failed") == 1
+    assert "points/broken/seed-0: failed after 2 attempts" in log
+    assert (out / MARKER).exists() and not (out / rundir.MANIFEST).exists()  # unfinished
+
+    document = parse_sweep((out / "sweep.json").read_bytes())
+    assert [r.status for r in document.runs] == ["ok"] * 4 + ["failed"] * 2
+    between = [c for c in document.comparisons if c.scope == "points"]
+    # The broken point has no run to compare.
+    assert [(c.model, c.first, c.second) for c in between] == [
+        ("baseline", "a", "b"), ("regularized", "a", "b")
+    ]  # fmt: skip
+    regularized = next(c for c in between if c.model == "regularized" and c.second == "b")
+    accuracy = {
+        (r.point, r.seed): r.models["regularized"].test_accuracy for r in document.runs if r.models
+    }
+    assert regularized.differences == [accuracy[("b", s)] - accuracy[("a", s)] for s in (0, 1)]
+    baseline = next(c for c in between if c.model == "baseline")
+    assert baseline.differences == [0.0, 0.0]  # the baseline does not depend on the dropout
+    assert (out / "figures/effect_1.png").is_file()
+    html = (out / "sweep.html").read_text()
+    assert "2 of 6 runs failed" in html and "Point against point" in html
+    assert (out / "sweep.csv").read_text().count(",failed,") == 2
+
+    # Running it again redoes only the failed runs, and the exit status says they failed.
+    status = main(["--quiet", "sweep", str(sweep), "--out", str(out), "--no-pdf"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("reportgen: run failed: points/broken/seed-") == 2
+    assert (out / LOG_NAME).read_text().count("complete already; kept") == 4
