@@ -180,6 +180,11 @@ class LocalExecutor:
         return process, here
 
     def submit(self, task: RunTask) -> str:
+        for process, connection in [w for w in self._idle if not w[0].is_alive()]:
+            # It sent its result, then died (killed between two runs): replace it.
+            self._idle.remove((process, connection))
+            process.join()
+            connection.close()
         if not self._idle:
             if len(self._busy) >= self.slots:
                 raise RuntimeError("no free worker: wait() for one first")

@@ -28,10 +28,10 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reportgen import rundir
 from reportgen.config import Config, parse_toml, to_toml, with_date
@@ -39,6 +39,9 @@ from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirErr
 from reportgen.events import Event, Progress, silent
 from reportgen.executors import Executor, RunTask
 from reportgen.sweepconfig import SweepSpec
+
+if TYPE_CHECKING:
+    from reportgen.sweepreport import MeanThreshold
 
 MARKER = ".reportgen-sweep"
 POINTS = "points"
@@ -78,11 +81,11 @@ class SweepResult:
     skipped: list[str] = field(default_factory=list)  # complete already
     succeeded: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # key -> the last error
-    thresholds: list[Any] = field(default_factory=list)  # sweepreport.MeanThreshold
+    thresholds: list[MeanThreshold] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
-    def failed_thresholds(self) -> list[Any]:
+    def failed_thresholds(self) -> list[MeanThreshold]:
         return [t for t in self.thresholds if not t.passed]
 
 
@@ -353,7 +356,7 @@ def run_sweep(
     out: Path,
     executor: Executor | None = None,
     *,
-    make_executor: Any = None,
+    make_executor: Callable[[], Executor] | None = None,
     resume: bool = False,
     fail_under: Mapping[str, float] | None = None,
     argv: Sequence[str] = (),
@@ -392,8 +395,10 @@ def run_sweep(
             log.runs(len(result.skipped), len(planned), 0)
             timings: dict[str, float] = {}
             if pending:
-                executor = executor or make_executor()
-                assert executor is not None
+                if executor is None:
+                    if make_executor is None:
+                        raise ValueError("run_sweep needs an executor or make_executor")
+                    executor = make_executor()
                 log.info(
                     f"{len(pending)} of {len(planned)} runs to do on the {executor.name} executor"
                 )

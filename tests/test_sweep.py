@@ -322,3 +322,47 @@ def test_points_sweep_compares_points_and_reports_failures(
     assert status == 1
     assert err.count("reportgen: run failed: points/broken/seed-") == 2
     assert (out / LOG_NAME).read_text().count("complete already; kept") == 4
+
+
+@pytest.mark.parametrize(
+    ("given", "environ", "expected"),
+    [(None, {}, "local"), (None, {"RAY_ADDRESS": "127.0.0.1:6379"}, "127.0.0.1:6379"),
+     ("auto", {"RAY_ADDRESS": "127.0.0.1:6379"}, "auto")],
+)  # fmt: skip
+def test_ray_address_is_the_option_then_the_environment_then_a_local_instance(
+    given: str | None, environ: dict[str, str], expected: str
+) -> None:
+    from reportgen.executors import ray_address
+
+    assert ray_address(given, environ) == expected
+
+
+def test_a_sweep_being_written_is_not_written_by_a_second_driver(
+    sweep_file: Path, tmp_path: Path
+) -> None:
+    import fcntl
+
+    from reportgen.errors import RunDirError
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    with open(out / MARKER, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RunDirError, match="another reportgen sweep is writing it"):
+            run_sweep(load_sweep(sweep_file), out, make_executor=lambda: None)  # type: ignore[arg-type,return-value]
+    assert sorted(os.listdir(out)) == [MARKER]
+
+
+def test_progress_is_one_line_per_finished_run_off_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    from reportgen.cli import Display
+    from reportgen.sweep import SweepLog
+
+    stream = io.StringIO()
+    display = Display(quiet=False, verbose=False, stream=stream)
+    log = SweepLog(Path(os.devnull), display.event)
+    log.runs(3, 10, 1)
+    assert stream.getvalue() == "sweep: runs 3/10 done, 1 failed\n"
