@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from reportgen import __version__
 from reportgen.config import Config, load_config, to_toml
@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="environment variable holding the SMTP password")  # fmt: skip
     email.add_argument("--eml-out", type=Path, metavar="FILE", help="write the message here")
 
+    _add_sweep_parser(commands, common)
+
     data = commands.add_parser(
         "data", parents=[common], help="obtain and verify the data (MNIST, Fashion-MNIST)"
     )
@@ -162,6 +164,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(show)
     return parser
+
+
+def _add_sweep_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    sweep = commands.add_parser(
+        "sweep", parents=[common], help="run a grid of settings over several seeds, one report"
+    )
+    sweep.add_argument("sweep_file", type=Path, metavar="SWEEP.toml")
+    sweep.add_argument("--out", "-o", type=Path,
+                       help="sweep directory (default: reports/sweep-<file name>)")  # fmt: skip
+    sweep.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="where the runs execute (default: local worker processes)")  # fmt: skip
+    sweep.add_argument("--workers", type=int, metavar="N",
+                       help="local: worker processes (default: cores // runtime.threads); "
+                       "ray: runs in flight at once (default: all)")  # fmt: skip
+    sweep.add_argument("--ray-address", metavar="ADDR",
+                       help="Ray cluster (default: $RAY_ADDRESS, else a new local one)"
+                       )  # fmt: skip
+    sweep.add_argument("--resume", action="store_true",
+                       help="finish an interrupted sweep (so does a re-invocation)")  # fmt: skip
+    sweep.add_argument("--yes", action="store_true",
+                       help="start a sweep of more than 200 runs")  # fmt: skip
+    sweep.add_argument("--no-pdf", action="store_true", help="write sweep.html but no sweep.pdf")
+    sweep.add_argument(
+        "--fail-under", action="append", default=[], metavar="MODEL.METRIC=VALUE",
+        help="CI gate (repeatable): exit 3 if the mean over seeds of any point is below VALUE",
+    )  # fmt: skip
 
 
 def _config_path(given: Path | None) -> Path | None:
@@ -273,7 +301,49 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
         return EXIT_OK
     if args.command == "email":
         return _email(args, display)
+    if args.command == "sweep":
+        return _sweep(args, ["reportgen", *argv], display)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _sweep(args: argparse.Namespace, argv: list[str], display: Display) -> int:
+    """Run a sweep and print its directory; exit 1 if a run failed, 3 if a threshold missed."""
+    from reportgen import executors, sweep
+    from reportgen.config import ModelsSection
+    from reportgen.sweepconfig import load_sweep
+
+    spec = load_sweep(args.sweep_file, yes=args.yes)
+    fail_under = sweep.parse_fail_under(args.fail_under, list(ModelsSection.model_fields))
+    out = args.out or Path("reports") / f"sweep-{args.sweep_file.stem}"
+    threads = max(point.config.runtime.threads for point in spec.points)
+    if args.executor == "local":
+        workers = executors.local_workers(args.workers, threads, executors.available_cores())
+
+        def make() -> executors.Executor:
+            display.info(f"sweep: {workers} local worker(s) × {threads} thread(s)")
+            return executors.LocalExecutor(Path(os.path.abspath(out)), workers=workers)
+
+    else:
+        if args.workers is not None and args.workers < 1:
+            raise ConfigError(f"--workers: must be at least 1 (got {args.workers})")
+
+        def make() -> executors.Executor:
+            return executors.RayExecutor(address=args.ray_address, slots=args.workers)
+
+    result = sweep.run_sweep(spec, out, make_executor=make, resume=args.resume,
+                             fail_under=fail_under, argv=argv, progress=display.event,
+                             pdf=not args.no_pdf)  # fmt: skip
+    display.close()
+    status = EXIT_OK
+    for key, error in result.failed.items():
+        display.err(f"reportgen: run failed: {key}: {error}")
+        status = EXIT_FAILURE
+    for t in result.failed_thresholds:
+        shown = "not measured" if t.value is None else f"{t.value:.4f}"
+        display.err(f"reportgen: threshold failed: {t.point}: mean {t.key} = {shown} < {t.minimum}")
+        status = status or EXIT_THRESHOLD
+    display.out(str(out))
+    return status
 
 
 def _render(args: argparse.Namespace, display: Display) -> int:
@@ -396,6 +466,8 @@ class Display:
             self.info(f"{event.stage}: done in {event.seconds:.1f} s")
         elif event.kind == "epoch" and self.verbose:
             self.info(f"{event.model}: {event.message}")
+        elif event.kind == "runs":
+            self.info(f"sweep: {event.message}")
         elif event.kind == "info":
             self.info(event.message)
 
@@ -419,6 +491,13 @@ class Display:
             self._progress.update(self._tasks[key], completed=event.done)
         elif event.kind == "stage_done":
             self._progress.console.print(f"{event.stage}: done in {event.seconds:.1f} s")
+        elif event.kind == "runs":
+            failed = event.failed
+            description = f"runs ({failed} failed)" if failed else "runs"
+            if "runs" not in self._tasks:
+                self._tasks["runs"] = self._progress.add_task(description, total=event.total)
+            self._progress.update(self._tasks["runs"], completed=event.done,
+                                  description=description)  # fmt: skip
         elif event.kind == "info":
             self._progress.console.print(event.message)
 

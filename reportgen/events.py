@@ -16,13 +16,14 @@ from dataclasses import dataclass
 class Event:
     """Something a progress display may show; the pipeline itself never prints."""
 
-    kind: str  # "stage", "stage_done", "epoch", "step", "info"
+    kind: str  # "stage", "stage_done", "epoch", "step", "info", "runs" (a sweep's)
     stage: str = ""
     model: str = ""
     message: str = ""
     done: int = 0
     total: int = 0
     seconds: float = 0.0
+    failed: int = 0  # "runs": how many of a sweep's runs failed
 
 
 Progress = Callable[[Event], None]

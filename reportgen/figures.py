@@ -1259,7 +1259,7 @@ def compare_history_figure(history: pd.DataFrame) -> Figure:
 
 # --------------------------------------------------------------------------- the registry
 
-Scope = Literal["run", "model", "pair", "compare"]
+Scope = Literal["run", "model", "pair", "compare", "sweep"]
 
 
 @dataclass(frozen=True)

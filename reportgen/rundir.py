@@ -196,8 +196,8 @@ def artifact_hashes(root: Path) -> dict[str, dict[str, Any]]:
 # --------------------------------------------------------------------------- the manifest
 
 
-RUN_KIND, COMPARE_KIND = "run", "compare"
-KIND_NAMES = {RUN_KIND: "run", COMPARE_KIND: "comparison"}
+RUN_KIND, COMPARE_KIND, SWEEP_KIND = "run", "compare", "sweep"
+KIND_NAMES = {RUN_KIND: "run", COMPARE_KIND: "comparison", SWEEP_KIND: "sweep"}
 MANIFEST_MAX_BYTES = 16 << 20  # a real manifest is a few kB; a huge one is not a manifest
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -259,7 +259,18 @@ class CompareManifest(_Manifest):
     inputs: dict[str, str]  # run label -> SHA-256 of that run's manifest.json
 
 
-MANIFEST_MODELS: dict[str, type[_Manifest]] = {RUN_KIND: RunManifest, COMPARE_KIND: CompareManifest}
+class SweepManifest(_Manifest):
+    """``manifest.json`` of a sweep (``reportgen sweep``): its own files and every run's."""
+
+    kind: Literal["sweep"]
+    runs: list[str]  # every run's folder, relative to the sweep
+
+
+MANIFEST_MODELS: dict[str, type[_Manifest]] = {
+    RUN_KIND: RunManifest,
+    COMPARE_KIND: CompareManifest,
+    SWEEP_KIND: SweepManifest,
+}
 
 
 def check_relpath(rel: str) -> str:

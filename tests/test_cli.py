@@ -157,14 +157,20 @@ LIGHT_COMMAND = """
 import sys
 from reportgen.cli import main
 status = main(sys.argv[1:])
-heavy = sorted({"torch", "matplotlib", "weasyprint", "pandas", "seaborn"} & set(sys.modules))
+heavy = sorted({"torch", "matplotlib", "weasyprint", "pandas", "seaborn", "ray"} & set(sys.modules))
 print(status, ",".join(heavy) or "-")
 """
 
 
 @pytest.mark.parametrize(
     ("args", "status"),
-    [(["--help"], 0), (["config"], 0), (["config", "--set", "seed=-1"], 2), (["nope"], 2)],
+    [
+        (["--help"], 0),
+        (["config"], 0),
+        (["config", "--set", "seed=-1"], 2),
+        (["nope"], 2),
+        (["sweep", "--help"], 0),
+    ],
 )
 def test_help_config_and_usage_errors_load_no_heavy_library(
     args: list[str], status: int, tmp_path: Path

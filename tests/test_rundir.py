@@ -268,7 +268,7 @@ ENTRY = {"sha256": "0" * 64, "size": 1}
         ({"environment": None}, "environment"),
         ({"environment": {**ENVIRONMENT, "threads": "2"}}, "environment.threads"),
         ({"schema": 2}, "schema"),
-        ({"kind": "sweep"}, "unknown kind 'sweep'"),
+        ({"kind": "notebook"}, "unknown kind 'notebook'"),
     ],
 )
 def test_malformed_manifests_are_refused_naming_the_field(

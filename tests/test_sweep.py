@@ -1,0 +1,368 @@
+"""Tests for `reportgen sweep`: the same bytes on every executor, faults, resume, the report."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reportgen import data, rundir
+from reportgen.cli import main
+from reportgen.errors import ConfigError
+from reportgen.executors import LocalExecutor, RayExecutor, local_workers
+from reportgen.sweep import LOG_NAME, MARKER, TIMINGS, run_sweep
+from reportgen.sweepconfig import load_sweep
+from reportgen.sweepmetrics import parse_sweep
+
+from .conftest import QuickMnist, fake_cli_env
+from .sweep_support import accept_files, plain_specs, quick_settings, write_sweep
+
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")
+SEEDS = [0, 1, 2, 3, 4]
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Return the SHA-256 of every file below ``root`` but those that record an execution."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        name = path.name
+        timing = rel in (TIMINGS, LOG_NAME, rundir.MANIFEST) or (
+            rel.startswith("points/") and name in (rundir.MANIFEST, rundir.LOG)
+        )
+        if path.is_file() and not timing:
+            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture(scope="module")
+def sweep_file(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default configuration over five seeds, small enough to take seconds per run."""
+    folder = tmp_path_factory.mktemp("sweepfile")
+    settings = quick_settings(
+        quick_mnist.root, "data.limit_train=120", "train.lr=0.0001", 'run.date="2024-05-06"'
+    )
+    return write_sweep(folder / "seeds.toml", seeds=SEEDS, overrides=settings)
+
+
+@pytest.fixture(scope="module")
+def local_sweep(
+    sweep_file: Path, quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("local") / "sweep"
+    setup = functools.partial(accept_files, plain_specs(quick_mnist.specs))
+    executor = LocalExecutor(out.absolute(), workers=2, setup=setup)
+    result = run_sweep(load_sweep(sweep_file), out, executor)
+    assert result.failed == {} and len(result.succeeded) == len(SEEDS)
+    return out
+
+
+def test_local_sweep_writes_every_run_and_the_report(local_sweep: Path) -> None:
+    for seed in SEEDS:
+        rundir.read_intact(local_sweep / f"points/base/seed-{seed}", action="check")
+    manifest = rundir.read_intact(local_sweep, action="check", kind=rundir.SWEEP_KIND)
+    assert rundir.unlisted(local_sweep, manifest) == []
+    assert not (local_sweep / MARKER).exists()
+    document = parse_sweep((local_sweep / "sweep.json").read_bytes())
+    assert [run.seed for run in document.runs] == SEEDS
+    stats = document.points[0].models["regularized"].test_accuracy
+    per_run = [
+        json.loads((local_sweep / f"points/base/seed-{s}/metrics.json").read_text())["models"][
+            "regularized"]["test_accuracy"]
+        for s in SEEDS
+    ]  # fmt: skip
+    assert stats.values == per_run
+    assert stats.mean == pytest.approx(sum(per_run) / len(per_run))
+    comparison = document.comparisons[0]
+    assert comparison.scope == "models" and comparison.tests == len(SEEDS)
+    html = (local_sweep / "sweep.html").read_text()
+    assert 'href="points/base/seed-3/report.html"' in html
+    assert comparison.sentence.split(";")[0] in html.replace("&#43;", "+")
+    assert "points/base/seed-0/figures" not in html  # no run's image is embedded
+    csv = (local_sweep / "sweep.csv").read_text().splitlines()
+    assert len(csv) == 1 + len(SEEDS) and csv[0].startswith("run,point,seed,status")
+    assert (local_sweep / "sweep.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_ray_sweep_is_byte_identical_to_the_local_one(
+    sweep_file: Path, quick_mnist: QuickMnist, local_sweep: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    import ray
+
+    out = tmp_path / "sweep"
+    setup = functools.partial(accept_files, plain_specs(quick_mnist.specs))
+    executor = RayExecutor(setup=setup, num_cpus=2)  # a local instance of the test's own
+    assert executor.address == "local"
+    result = run_sweep(load_sweep(sweep_file), out, executor)
+    assert not ray.is_initialized()  # the instance it started is shut down
+    assert result.failed == {}
+    assert tree(out) == tree(local_sweep)
+    assert "on a Ray task" in (out / LOG_NAME).read_text()
+
+
+def test_each_run_equals_a_plain_run_of_its_point_and_seed(
+    local_sweep: Path, quick_mnist: QuickMnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data, "MNIST_FILES", quick_mnist.specs)
+    out = tmp_path / "plain"
+    config = local_sweep / "points/base/config.toml"
+    assert main(["--quiet", "run", "--config", str(config), "--set", "seed=3", "--out",
+                 str(out)]) == 0  # fmt: skip
+    ours = rundir.read_manifest(local_sweep / "points/base/seed-3")["artifacts"]
+    assert rundir.read_manifest(out)["artifacts"] == ours
+
+
+def test_reinvocation_keeps_every_run_and_the_gate_reads_seed_means(
+    sweep_file: Path, local_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "again"
+    import shutil
+
+    shutil.copytree(local_sweep, out)
+    before = {p: p.stat().st_mtime_ns for p in out.glob("points/base/seed-*/manifest.json")}
+    mean = parse_sweep((out / "sweep.json").read_bytes()).points[0].models["baseline"]
+    threshold = round(mean.test_accuracy.mean + 0.001, 4)
+    status = main(["--quiet", "sweep", str(sweep_file), "--out", str(out), "--fail-under",
+                   f"baseline.test_accuracy={threshold}"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 3, err
+    assert re.search(r"threshold failed: base: mean baseline.test_accuracy = 0\.\d{4} < ", err)
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing redone
+    assert (out / LOG_NAME).read_text().count("complete already; kept") == len(SEEDS)
+    assert tree(out) == tree(local_sweep)
+    assert main(["--quiet", "sweep", str(sweep_file), "--out", str(out), "--fail-under",
+                 f"baseline.test_accuracy={threshold - 0.01:.4f}"]) == 0  # fmt: skip
+
+
+def test_ray_missing_is_a_one_line_error(
+    sweep_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    status = main(["sweep", str(sweep_file), "--out", str(tmp_path / "o"), "--executor", "ray"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err == (
+        "reportgen: error: --executor ray needs Ray, which is not installed: "
+        "pip install 'reportgen[ray]'\n"
+    )
+
+
+def test_workers_never_oversubscribe_the_cores() -> None:
+    assert local_workers(None, 1, 2) == 2
+    assert local_workers(None, 2, 2) == 1
+    assert local_workers(None, 4, 2) == 1
+    with pytest.raises(ConfigError, match=r"--workers 2 with runtime.threads = 2 needs 4 cores"):
+        local_workers(2, 2, 2)
+
+
+def test_an_output_that_is_not_a_sweep_is_refused(
+    sweep_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["sweep", str(sweep_file), "--out", str(out)]) == 2
+    assert "not a reportgen sweep" in capsys.readouterr().err
+    assert main(["sweep", str(sweep_file), "--out", str(tmp_path / "new"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
+# --------------------------------------------------------------------------- kills
+
+
+@pytest.fixture(scope="module")
+def kill_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A sweep file of two slow-enough runs, one worker, and the environment of fake_cli."""
+    folder = tmp_path_factory.mktemp("kill")
+    environ = fake_cli_env(folder / "data")
+    settings = quick_settings(folder / "data", "train.epochs=3", "data.batch_size=8",
+                              'run.date="2024-05-06"')  # fmt: skip
+    return write_sweep(folder / "kill.toml", seeds=[0, 1], overrides=settings), environ
+
+
+def _sweep(sweep: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(FAKE_CLI), "sweep", str(sweep), "--out", str(out),
+            "--workers", "1", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(kill_env: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+                  ) -> Path:  # fmt: skip
+    sweep, environ = kill_env
+    out = tmp_path_factory.mktemp("uninterrupted") / "sweep"
+    done = subprocess.run(_sweep(sweep, out), env=environ, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def _wait(predicate, process: subprocess.Popen[str], what: str, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"the sweep ended before {what}: {process.stderr.read()}")  # type: ignore[union-attr]
+        time.sleep(0.02)
+    raise AssertionError(f"{what} never happened")
+
+
+def _log(out: Path) -> str:
+    path = out / LOG_NAME
+    return path.read_text() if path.exists() else ""
+
+
+def test_a_worker_killed_by_pid_costs_only_its_attempt(
+    kill_env: tuple[Path, dict[str, str]], uninterrupted: Path, tmp_path: Path
+) -> None:
+    sweep, environ = kill_env
+    out = tmp_path / "sweep"
+    process = subprocess.Popen(_sweep(sweep, out), env=environ, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    started = re.compile(r"points/base/seed-0: attempt 1 started on pid (\d+)")
+    partial = rundir.partial_path(out / "points/base/seed-0")
+    _wait(lambda: started.search(_log(out)) and list(partial.glob("work/*.ckpt")), process,
+          "the first checkpoint")  # fmt: skip
+    pid = int(started.search(_log(out)).group(1))  # type: ignore[union-attr]
+    os.kill(pid, signal.SIGKILL)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    log = _log(out)
+    assert f"attempt 1 failed (worker process {pid} ended during the run (exit code -9))" in log
+    assert "points/base/seed-0: attempt 2 continuing from its checkpoint" in log
+    assert tree(out) == tree(uninterrupted)
+
+
+def test_driver_killed_with_sigkill_loses_nothing_and_resume_redoes_nothing(
+    kill_env: tuple[Path, dict[str, str]], uninterrupted: Path, tmp_path: Path
+) -> None:
+    sweep, environ = kill_env
+    out = tmp_path / "sweep"
+    process = subprocess.Popen(_sweep(sweep, out), env=environ, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    first = out / "points/base/seed-0"
+    partial = rundir.partial_path(out / "points/base/seed-1")
+    _wait(lambda: first.is_dir() and list(partial.glob("work/*.ckpt")), process,
+          "the second run's first checkpoint")  # fmt: skip
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    kept = (first / rundir.MANIFEST).stat()
+    rundir.read_intact(first, action="check")
+    time.sleep(0.5)  # an orphaned worker would write now: it must have ended with its driver
+    checkpoints = {p: p.stat().st_mtime_ns for p in partial.glob("work/*.ckpt")}
+
+    resumed = subprocess.run(_sweep(sweep, out, "--resume"), env=environ, capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    after = (first / rundir.MANIFEST).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
+    log = _log(out)
+    assert "points/base/seed-0: complete already; kept" in log
+    assert "points/base/seed-1: attempt 1 continuing from its checkpoint" in log
+    assert checkpoints  # the interrupted run had one to continue from
+    assert tree(out) == tree(uninterrupted)
+
+
+def test_points_sweep_compares_points_and_reports_failures(
+    quick_mnist: QuickMnist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = quick_settings(quick_mnist.root, "data.limit_train=120", "train.lr=0.0001")
+    sweep = write_sweep(
+        tmp_path / "points.toml", seeds=[0, 1], overrides=settings,
+        extra='[[points]]\nlabel = "a"\n"models.regularized.dropout" = 0.2\n'
+        '[[points]]\nlabel = "b"\n"models.regularized.dropout" = 0.4\n'
+        '[[points]]\nlabel = "broken"\n"data.root" = "/nonexistent-reportgen-data"\n',
+    )  # fmt: skip
+    out = tmp_path / "sweep"
+    setup = functools.partial(accept_files, plain_specs(quick_mnist.specs))
+    result = run_sweep(load_sweep(sweep), out, LocalExecutor(out.absolute(), workers=2,
+                                                              setup=setup))  # fmt: skip
+    assert sorted(result.failed) == ["points/broken/seed-0", "points/broken/seed-1"]
+    assert all("data.root" in error for error in result.failed.values())
+    assert len(result.succeeded) == 4
+    log = (out / LOG_NAME).read_text()
+    assert log.count("points/broken/seed-0: attempt 1 failed") == 1
+    assert "points/broken/seed-0: failed after 2 attempts" in log
+    assert (out / MARKER).exists() and not (out / rundir.MANIFEST).exists()  # unfinished
+
+    document = parse_sweep((out / "sweep.json").read_bytes())
+    assert [r.status for r in document.runs] == ["ok"] * 4 + ["failed"] * 2
+    between = [c for c in document.comparisons if c.scope == "points"]
+    # The broken point has no run to compare.
+    assert [(c.model, c.first, c.second) for c in between] == [
+        ("baseline", "a", "b"), ("regularized", "a", "b")
+    ]  # fmt: skip
+    regularized = next(c for c in between if c.model == "regularized" and c.second == "b")
+    accuracy = {
+        (r.point, r.seed): r.models["regularized"].test_accuracy for r in document.runs if r.models
+    }
+    assert regularized.differences == [accuracy[("b", s)] - accuracy[("a", s)] for s in (0, 1)]
+    baseline = next(c for c in between if c.model == "baseline")
+    assert baseline.differences == [0.0, 0.0]  # the baseline does not depend on the dropout
+    assert (out / "figures/effect_1.png").is_file()
+    html = (out / "sweep.html").read_text()
+    assert "2 of 6 runs failed" in html and "Point against point" in html
+    assert (out / "sweep.csv").read_text().count(",failed,") == 2
+
+    # Running it again redoes only the failed runs, and the exit status says they failed.
+    status = main(["--quiet", "sweep", str(sweep), "--out", str(out), "--no-pdf"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("reportgen: run failed: points/broken/seed-") == 2
+    assert (out / LOG_NAME).read_text().count("complete already; kept") == 4
+
+
+@pytest.mark.parametrize(
+    ("given", "environ", "expected"),
+    [(None, {}, "local"), (None, {"RAY_ADDRESS": "127.0.0.1:6379"}, "127.0.0.1:6379"),
+     ("auto", {"RAY_ADDRESS": "127.0.0.1:6379"}, "auto")],
+)  # fmt: skip
+def test_ray_address_is_the_option_then_the_environment_then_a_local_instance(
+    given: str | None, environ: dict[str, str], expected: str
+) -> None:
+    from reportgen.executors import ray_address
+
+    assert ray_address(given, environ) == expected
+
+
+def test_a_sweep_being_written_is_not_written_by_a_second_driver(
+    sweep_file: Path, tmp_path: Path
+) -> None:
+    import fcntl
+
+    from reportgen.errors import RunDirError
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    with open(out / MARKER, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RunDirError, match="another reportgen sweep is writing it"):
+            run_sweep(load_sweep(sweep_file), out, make_executor=lambda: None)  # type: ignore[arg-type,return-value]
+    assert sorted(os.listdir(out)) == [MARKER]
+
+
+def test_progress_is_one_line_per_finished_run_off_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    from reportgen.cli import Display
+    from reportgen.sweep import SweepLog
+
+    stream = io.StringIO()
+    display = Display(quiet=False, verbose=False, stream=stream)
+    log = SweepLog(Path(os.devnull), display.event)
+    log.runs(3, 10, 1)
+    assert stream.getvalue() == "sweep: runs 3/10 done, 1 failed\n"
