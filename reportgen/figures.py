@@ -391,6 +391,9 @@ def _epoch_axis(ax: Axes) -> None:
     ax.set_xlabel("epoch")
 
 
+ACCURACY_TOP = 1.002  # room for a marker at 100%, not for a tick beyond it
+
+
 def loss_accuracy_axes(ax_loss: Axes, ax_acc: Axes, *, titles: tuple[str, str]) -> None:
     """Title and label a loss panel and an accuracy panel (in percent), both over epochs."""
     ax_loss.set_title(titles[0])
@@ -398,6 +401,9 @@ def loss_accuracy_axes(ax_loss: Axes, ax_acc: Axes, *, titles: tuple[str, str]) 
     ax_acc.set_title(titles[1])
     ax_acc.set_ylabel("accuracy")
     ax_acc.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
+    low, high = ax_acc.get_ylim()
+    if high > ACCURACY_TOP:  # the margin above 100%: a tick there would read "100.5%"
+        ax_acc.set_ylim(low, ACCURACY_TOP)
     for ax in (ax_loss, ax_acc):
         _epoch_axis(ax)
 

@@ -878,3 +878,18 @@ def test_titles_wrap_only_when_a_line_would_not_fit() -> None:
         == "m" * 40 + ": misclassified test images\n(first 2 of 1234, lowest test index first)"
     )
     assert long.get_figheight() == pytest.approx(short.get_figheight() + figures.TITLE_LINE_IN)
+
+
+def test_an_accuracy_axis_never_reads_beyond_100_percent() -> None:
+    history = pd.DataFrame({
+        "model": ["a"] * 3 + ["b"] * 3, "epoch": [1, 2, 3] * 2,
+        "train_loss": [0.3, 0.1, 0.01] * 2, "val_loss": [0.3, 0.2, 0.1] * 2,
+        "train_accuracy": [0.6, 1.0, 1.0] * 2, "val_accuracy": [0.5, 0.9, 1.0] * 2,
+        "lr": [1e-3] * 6,
+    })  # fmt: skip
+    for fig in (figures.compare_curves_figure(history),
+                figures.curves_figure(history[history["model"] == "a"], model="a")):  # fmt: skip
+        accuracy = visible_axes(fig)[1]
+        assert accuracy.get_ylim()[1] <= figures.ACCURACY_TOP
+        shown = [t for t in accuracy.get_yticks() if t <= accuracy.get_ylim()[1]]
+        assert max(shown) <= 1.0
