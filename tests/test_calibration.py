@@ -23,7 +23,10 @@ def logits_and_labels(n: int, seed: int, *, classes: int = 10) -> tuple[np.ndarr
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize(
     ("norm", "ours"),
-    [("l1", calibration.expected_calibration_error), ("max", calibration.maximum_calibration_error)],
+    [
+        ("l1", calibration.expected_calibration_error),
+        ("max", calibration.maximum_calibration_error),
+    ],
 )
 def test_ece_and_mce_agree_with_torchmetrics(seed: int, norm: str, ours) -> None:
     logits, labels = logits_and_labels(3_000, seed)

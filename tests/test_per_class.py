@@ -1,4 +1,4 @@
-"""Per-class intervals from the accuracy's resamples; per-class recall differences, Holm-corrected."""
+"""Per-class intervals from the accuracy's resamples; recall differences, Holm-corrected."""
 
 from __future__ import annotations
 
