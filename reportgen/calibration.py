@@ -317,7 +317,10 @@ def confidence_verdict(name: str, result: Calibration) -> str:
             "its probabilities"
         )
     else:
-        reading = f"well calibrated: the temperature fitted on the validation split is {t}"
+        reading = (
+            f"neither over- nor under-confident as a whole: the temperature fitted on the "
+            f"validation split, {t}, barely changes its probabilities"
+        )
     if min(abs(np.log(result.temperature) - end) for end in LOG_T_RANGE) < 1e-6:
         reading += (
             f" (a bound of the search, {np.exp(LOG_T_RANGE[0]):g}–{np.exp(LOG_T_RANGE[1]):g}: "

@@ -130,7 +130,9 @@ def test_the_verdict_reads_the_temperature() -> None:
     rescaled = calibration.calibrate(
         logits / same.temperature, labels, logits / same.temperature, labels
     )
-    assert " well calibrated: " in calibration.confidence_verdict("m", rescaled)
+    assert " neither over- nor under-confident as a whole: " in calibration.confidence_verdict(
+        "m", rescaled
+    )
 
 
 @pytest.mark.parametrize(
