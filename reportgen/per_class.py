@@ -315,7 +315,7 @@ def recall_verdict(
 ) -> str:
     """Return one or two plain sentences: on which classes the second model's recall differs."""
     first, second = names
-    correction = f"after Holm's correction for {len(rows)} classes (α = {alpha:g})"
+    correction = f"after Holm’s correction for {len(rows)} classes (α = {alpha:g})"
     ranked = sorted(rows, key=lambda r: (-abs(r.estimate), r.label))
     better = [r for r in ranked if r.significant and r.estimate > 0]
     worse = [r for r in ranked if r.significant and r.estimate < 0]
@@ -328,9 +328,9 @@ def recall_verdict(
     claims = []
     if better:
         listed = _join([_difference(r, class_names, level) for r in better])
-        claims.append(f"the {second} model's recall is significantly higher on {listed}")
+        claims.append(f"the {second} model’s recall is significantly higher on {listed}")
     if worse:
         listed = _join([_difference(r, class_names, level) for r in worse])
-        subject = "it" if better else f"the {second} model's recall"
+        subject = "it" if better else f"the {second} model’s recall"
         claims.append(f"{subject} is significantly lower on {listed}")
     return f"Compared with the {first} model, {'; '.join(claims)}, {correction}."

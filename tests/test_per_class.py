@@ -96,10 +96,10 @@ def test_recall_differences_are_exact_mcnemar_per_class() -> None:
     two = result.rows[2]
     assert two.significant and two.estimate > 0.1
     assert result.verdict.startswith(
-        "Compared with the base model, the better model's recall is significantly higher on "
+        "Compared with the base model, the better model’s recall is significantly higher on "
         "class two (+"
     )
-    assert "after Holm's correction for 4 classes (α = 0.05)." in result.verdict
+    assert "after Holm’s correction for 4 classes (α = 0.05)." in result.verdict
 
 
 def test_no_difference_is_said_plainly() -> None:
@@ -110,7 +110,7 @@ def test_no_difference_is_said_plainly() -> None:
     assert not any(row.significant for row in result.rows)
     assert result.verdict.startswith(
         "No per-class recall difference between the a and b models is significant after "
-        "Holm's correction for 4 classes"
+        "Holm’s correction for 4 classes"
     )
     assert all(row.p_adjusted == 1.0 for row in result.rows)
 
@@ -121,7 +121,7 @@ def test_a_worse_class_is_named_too() -> None:
     result = per_class.recall_differences(
         y_true, first, second, names=("a", "b"), class_names=NAMES, resamples=100, seed=1
     )
-    assert "the b model's recall is significantly lower on class one (−" in result.verdict
+    assert "the b model’s recall is significantly lower on class one (−" in result.verdict
 
 
 def test_a_class_without_test_images_counts_as_no_difference() -> None:
