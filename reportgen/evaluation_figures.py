@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # curves needs scikit-learn, which drawing does not
 
 HIGHLIGHTED = 3  # classes drawn in colour and named in a curve figure's legend
 OTHERS = "#c8c8c8"  # every other class: light grey, behind the highlighted ones
-INK_LEVEL = 96  # the image's outline on an attribution map: this grey level (0–255)
+NO_INK = (0.82, 0.82, 0.82, 1.0)  # an attribution map's pixels where the image is black
 NAME_CHARS = 12  # longer class names are shortened in panel titles
 TRIPLES_PER_ROW = 3  # image, map toward the predicted class, map toward the true class
 GAP = 0.3  # width of the gap between two images' triples, in panel widths
@@ -329,13 +329,6 @@ def pr_figure(
 # --------------------------------------------------------------------------- attributions
 
 
-def _grey(image: np.ndarray) -> np.ndarray:
-    """Return a display image as one grey level per pixel (luminance for RGB)."""
-    if image.ndim == 3:
-        return image[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    return image.astype(np.float64)
-
-
 def _show_image(ax: Axes, image: np.ndarray) -> None:
     if image.ndim == 3:
         ax.imshow(image)  # RGB as it is
@@ -344,11 +337,23 @@ def _show_image(ax: Axes, image: np.ndarray) -> None:
     base._image_axes(ax)
 
 
+def map_colours(values: np.ndarray, image: np.ndarray, limit: float) -> np.ndarray:
+    """Return an attribution map as RGBA: diverging colours on the ink, grey where there is none.
+
+    With the black baseline a black pixel gets no attribution, so painting
+    those pixels grey shows the image's shape without hiding any value.
+    (A contour line over the map would too, but Agg's blending of a line
+    over an image is not reproducible to the last bit.)
+    """
+    norm = mpl.colors.Normalize(vmin=-limit, vmax=limit)
+    rgba = mpl.colormaps[base.WEIGHT_CMAP](norm(values))
+    blank = image.reshape(*image.shape[:2], -1).max(axis=-1) == 0
+    rgba[blank] = NO_INK
+    return rgba
+
+
 def _show_map(ax: Axes, values: np.ndarray, image: np.ndarray, limit: float) -> None:
-    ax.imshow(values, cmap=base.WEIGHT_CMAP, vmin=-limit, vmax=limit)
-    grey = _grey(image)
-    if grey.max() > INK_LEVEL > grey.min():
-        ax.contour(grey, levels=[INK_LEVEL], colors="#555555", linewidths=0.4)
+    ax.imshow(map_colours(values, image, limit))
     base._image_axes(ax)
 
 
@@ -398,7 +403,7 @@ def attribution_figure(
     Figure
         Rows of triples: the image, then the two maps on one diverging scale
         per image, centred at zero (red raises the class's score, blue lowers
-        it), with the image's outline over them.
+        it); where the image is black, the maps are grey.
     """
     with _style():
         pixels = _display_images(images)
@@ -439,8 +444,10 @@ def attribution_figure(
                              fontsize=6)  # fmt: skip
         shown = f"first {count} of {total}" if total > count else f"{count}"
         fig.suptitle(f"{heading} ({shown} shown)")
-        fig.supxlabel("red: raises that class's score · blue: lowers it · grey outline: the ink",
-                      fontsize=7)  # fmt: skip
+        fig.supxlabel(
+            "red: raises that class's score · blue: lowers it · grey: no ink, no attribution",
+            fontsize=7,
+        )
         return fig
 
 

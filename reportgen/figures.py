@@ -994,7 +994,8 @@ FIGURES: dict[str, FigureKind] = {
             "toward the predicted and the true class",
             "Why the {model} model chose the wrong class: each misclassified image, then "
             "Integrated Gradients toward the predicted class and toward the true class (red "
-            "raises the class’s score, blue lowers it; black-image baseline, {steps} steps). "
+            "raises the class’s score, blue lowers it, grey is no ink; black-image baseline, "
+            "{steps} steps). "
             "Red ink in the middle map that is blue in the right one pushed the model toward "
             "the wrong class. {evidence}",
         ),
@@ -1004,7 +1005,7 @@ FIGURES: dict[str, FigureKind] = {
             "Integrated Gradients maps toward {pred} and toward {true}",
             "Why the {model} model read {true} as {pred}: each image, then Integrated Gradients "
             "toward {pred} (predicted) and toward {true} (true); red raises the class’s score, "
-            "blue lowers it (black-image baseline, {steps} steps). {evidence}",
+            "blue lowers it, grey is no ink (black-image baseline, {steps} steps). {evidence}",
         ),
         FigureKind(
             "pair", "pair", pair_figure,

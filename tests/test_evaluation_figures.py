@@ -98,9 +98,15 @@ def test_attributions_draw_image_and_two_maps_per_image(rgb: bool) -> None:
     assert len(visible) == 15
     titles = [ax.get_title() for ax in visible]
     assert titles[:3] == ["#0\ntrue four", "toward nine\n(predicted)", "toward four\n(true)"]
-    map_image = visible[1].images[0]
-    low, high = map_image.get_clim()
-    assert low == -high and high == pytest.approx(np.abs(maps[:, 0]).max())  # centred at 0
+    limit = np.abs(maps[:, 0]).max()
+    drawn = visible[1].images[0].get_array()
+    assert np.array_equal(drawn, evaluation_figures.map_colours(maps[0, 0], images[0], limit))
+    # Centred at 0: a zero attribution on ink is white; no ink at all is grey.
+    blank = images[0].reshape(28, 28, -1).max(axis=-1) == 0
+    assert (drawn[blank] == evaluation_figures.NO_INK).all()
+    zero = evaluation_figures.map_colours(np.zeros((28, 28)), images[0], limit)
+    assert (zero[~blank][:, :3] > 0.95).all()
+    assert not visible[1].collections  # no line over the map: Agg's blending is not exact
     figures.render_png(fig)
 
 
