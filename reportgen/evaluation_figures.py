@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import matplotlib as mpl
@@ -31,7 +32,10 @@ OTHERS = "#c8c8c8"  # every other class: light grey, behind the highlighted ones
 NO_INK = (0.82, 0.82, 0.82, 1.0)  # an attribution map's pixels where the image is black
 NAME_CHARS = 12  # longer class names are shortened in panel titles
 TRIPLES_PER_ROW = 3  # image, map toward the predicted class, map toward the true class
-GAP = 0.3  # width of the gap between two images' triples, in panel widths
+# An attribution figure's geometry, in inches (its width is reportgen.figures.WIDTH_IN).
+MARGIN, PAD, GAP = 0.05, 0.06, 0.25  # page edge, between panels, between two images' triples
+TITLE, HEADER, FOOTER = 0.3, 0.28, 0.24  # panel titles, figure title, legend line
+LEGEND = "red: raises that class's score · blue: lowers it · grey: no ink, no attribution"
 
 
 def _style() -> AbstractContextManager[None]:
@@ -418,17 +422,12 @@ def attribution_figure(
         heading = f"{model}: attributions, {title}"
         if count == 0:
             return base._message(base._figure(1.0), "no image to attribute", title=heading)
-        rows = math.ceil(count / TRIPLES_PER_ROW)
-        fig = base._figure(base._grid_height(rows, 3 * TRIPLES_PER_ROW + 1, title_lines=2) + 0.3)
-        # Three panels per image, a narrow gap between one image's panels and the next's.
-        ratios = [*([1.0, 1.0, 1.0, GAP] * TRIPLES_PER_ROW)][:-1]
-        grid = fig.add_gridspec(rows, len(ratios), width_ratios=ratios)
-        for slot in range(rows * 3 * TRIPLES_PER_ROW):
+        place = _Triples(math.ceil(count / TRIPLES_PER_ROW))
+        fig = base._figure(place.height)
+        fig.set_layout_engine("none")  # placed by hand: no layout solver over dozens of panels
+        for slot in range(count * 3):
             image_at, part = divmod(slot, 3)
-            if image_at >= count:
-                break
-            row, column = divmod(image_at, TRIPLES_PER_ROW)
-            ax = fig.add_subplot(grid[row, 4 * column + part])
+            ax = fig.add_axes(place.rect(image_at, part))
             image = pixels[image_at]
             limit = float(max(np.abs(pred_maps[image_at]).max(), np.abs(true_maps[image_at]).max()))
             limit = limit if limit > 0 else 1.0
@@ -443,12 +442,34 @@ def attribution_figure(
                 ax.set_title(f"toward {named}\n({'predicted' if part == 1 else 'true'})",
                              fontsize=6)  # fmt: skip
         shown = f"first {count} of {total}" if total > count else f"{count}"
-        fig.suptitle(f"{heading} ({shown} shown)")
-        fig.supxlabel(
-            "red: raises that class's score · blue: lowers it · grey: no ink, no attribution",
-            fontsize=7,
-        )
+        fig.suptitle(f"{heading} ({shown} shown)", y=1 - 0.06 / place.height, va="top")
+        fig.text(0.5, 0.05 / place.height, LEGEND, ha="center", va="bottom", fontsize=7)
         return fig
+
+
+@dataclass(frozen=True)
+class _Triples:
+    """Where each panel of an attribution figure goes: rows of image–map–map triples."""
+
+    rows: int
+
+    @property
+    def side(self) -> float:
+        """Return a panel's side (in): the width shared by the panels once gaps are taken."""
+        gaps = 2 * MARGIN + TRIPLES_PER_ROW * 2 * PAD + (TRIPLES_PER_ROW - 1) * GAP
+        return (base.WIDTH_IN - gaps) / (3 * TRIPLES_PER_ROW)
+
+    @property
+    def height(self) -> float:
+        return HEADER + self.rows * (self.side + TITLE + PAD) + FOOTER
+
+    def rect(self, image_at: int, part: int) -> tuple[float, float, float, float]:
+        """Return ``(left, bottom, width, height)`` of one panel, as figure fractions."""
+        row, column = divmod(image_at, TRIPLES_PER_ROW)
+        left = MARGIN + column * (3 * self.side + 2 * PAD + GAP) + part * (self.side + PAD)
+        top = self.height - HEADER - row * (self.side + TITLE + PAD) - TITLE
+        width, height = base.WIDTH_IN, self.height
+        return (left / width, (top - self.side) / height, self.side / width, self.side / height)
 
 
 # Imported last: reportgen.figures imports this module for its registry, and
