@@ -30,12 +30,13 @@ if TYPE_CHECKING:  # curves needs scikit-learn, which drawing does not
 HIGHLIGHTED = 3  # classes drawn in colour and named in a curve figure's legend
 OTHERS = "#c8c8c8"  # every other class: light grey, behind the highlighted ones
 NO_INK = (0.82, 0.82, 0.82, 1.0)  # an attribution map's pixels where the image is black
-NAME_CHARS = 12  # longer class names are shortened in panel titles
+NAME_CHARS = 13  # longer class names are shortened in panel titles (6 pt, 0.64 in wide)
+LEGEND_CHARS = 28  # … and in legends
 TRIPLES_PER_ROW = 3  # image, map toward the predicted class, map toward the true class
 # An attribution figure's geometry, in inches (its width is reportgen.figures.WIDTH_IN).
 MARGIN, PAD, GAP = 0.05, 0.06, 0.25  # page edge, between panels, between two images' triples
 TITLE, HEADER, FOOTER = 0.3, 0.28, 0.24  # panel titles, figure title, legend line
-LEGEND = "red: raises that class's score · blue: lowers it · grey: no ink, no attribution"
+LEGEND = "maps: toward the class named above · red raises its score · blue lowers it · grey: no ink"
 
 
 def _style() -> AbstractContextManager[None]:
@@ -49,7 +50,7 @@ def _style() -> AbstractContextManager[None]:
 
 def short(name: str, limit: int = NAME_CHARS) -> str:
     """Return a class name that fits a panel title: cut to ``limit`` characters with "…"."""
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+    return name if len(name) <= limit else name[: limit - 1].rstrip() + "…"
 
 
 # --------------------------------------------------------------------------- calibration
@@ -71,7 +72,8 @@ def _reliability_panel(ax: Axes, bins: Bins) -> None:
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-    ax.legend(loc="upper left")
+    # Framed: a low-confidence bin that is right can reach the top left corner.
+    ax.legend(loc="upper left", frameon=True, framealpha=0.9, edgecolor="none")
 
 
 def _counts_panel(ax: Axes, bins: Bins) -> None:
@@ -209,9 +211,10 @@ def _curve_panel(
     for rank, label in enumerate(lowest):
         curve = curves[label]
         assert curve is not None  # a class with an area has a curve
+        name = short(classes[label], LEGEND_CHARS)
         ax.plot(*points(curve), color=base.OKABE_ITO[(rank + 1) % len(base.OKABE_ITO)],
                 linewidth=1.6, drawstyle="steps-post",
-                label=f"{short(classes[label])} ({area} {areas[label]:.4f})")  # fmt: skip
+                label=f"{name} ({area} {areas[label]:.4f})")  # fmt: skip
     ax.plot(*points(micro), color="#000000", linewidth=1.0, linestyle="--",
             drawstyle="steps-post", label="micro-average")  # fmt: skip
     if len(curves) > len(lowest):
@@ -434,13 +437,12 @@ def attribution_figure(
             true_name, pred_name = short(true_names[image_at]), short(predicted_names[image_at])
             if part == 0:
                 _show_image(ax, image)
-                ax.set_title(f"#{positions[image_at]}\ntrue {true_name}", fontsize=6)
-            else:
+                ax.set_title(f"test image\n#{positions[image_at]}", fontsize=6)
+            else:  # the map toward the class named above it
                 values = pred_maps[image_at] if part == 1 else true_maps[image_at]
                 _show_map(ax, values, image, limit)
                 named = pred_name if part == 1 else true_name
-                ax.set_title(f"toward {named}\n({'predicted' if part == 1 else 'true'})",
-                             fontsize=6)  # fmt: skip
+                ax.set_title(f"{named}\n({'predicted' if part == 1 else 'true'})", fontsize=6)
         shown = f"first {count} of {total}" if total > count else f"{count}"
         fig.suptitle(f"{heading} ({shown} shown)", y=1 - 0.06 / place.height, va="top")
         fig.text(0.5, 0.05 / place.height, LEGEND, ha="center", va="bottom", fontsize=7)

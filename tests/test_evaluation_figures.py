@@ -80,6 +80,7 @@ def test_curves_highlight_the_worst_classes_by_name(kind: str) -> None:
 def test_long_class_names_are_shortened() -> None:
     assert evaluation_figures.short("Ankle boot") == "Ankle boot"
     assert evaluation_figures.short("a very long class name indeed") == "a very long…"
+    assert evaluation_figures.short("a very long class name indeed", 9) == "a very l…"
 
 
 @pytest.mark.parametrize("rgb", [False, True])
@@ -97,7 +98,7 @@ def test_attributions_draw_image_and_two_maps_per_image(rgb: bool) -> None:
     visible = fig.axes
     assert len(visible) == 15
     titles = [ax.get_title() for ax in visible]
-    assert titles[:3] == ["#0\ntrue four", "toward nine\n(predicted)", "toward four\n(true)"]
+    assert titles[:3] == ["test image\n#0", "nine\n(predicted)", "four\n(true)"]
     limit = np.abs(maps[:, 0]).max()
     drawn = visible[1].images[0].get_array()
     assert np.array_equal(drawn, evaluation_figures.map_colours(maps[0, 0], images[0], limit))
