@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients
 from numpy.typing import ArrayLike
 from torch import nn
 
@@ -140,6 +139,9 @@ def integrated_gradients(
     goal = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=inputs.device)
     if goal.shape != (inputs.shape[0],):
         raise ValueError(f"targets must be [{inputs.shape[0]}]; got {tuple(goal.shape)}")
+    # Imported here: Captum takes a third of a second to import, and only this needs it.
+    from captum.attr import IntegratedGradients
+
     model.eval()
     explainer = IntegratedGradients(model)
     per_call = max(1, internal_batch_size // steps)
