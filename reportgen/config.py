@@ -339,6 +339,8 @@ class ReportSection(_Section):
     bootstrap_resamples: Int = Field(default=1_000, ge=100, le=100_000)
     templates: str | None = None
     pdf: bool = True
+    attributions: bool = True
+    attribution_steps: Int = Field(default=50, ge=4, le=1_000)
 
     @field_validator("confused_pairs")
     @classmethod

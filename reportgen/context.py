@@ -17,10 +17,11 @@ import base64
 import datetime as dt
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from reportgen import __version__, rundir
 from reportgen.config import (
@@ -34,8 +35,13 @@ from reportgen.errors import ConfigError, RenderError, ReportgenError, RunDirErr
 from reportgen.figures import FIGURES, figure_name, kinds
 from reportgen.formatting import count, level, num, pct
 from reportgen.metrics import (
+    AttributionGallery,
+    ClassRanking,
+    ClassRecallDifference,
+    ClassScores,
     DatasetInfo,
     Divergence,
+    EvidenceRegion,
     Metrics,
     ModelMetrics,
     Significance,
@@ -88,6 +94,10 @@ class ModelView:
     figures: Mapping[str, Figure]  # by kind: every per-model kind of figures.FIGURES
     pair_figures: tuple[Figure, ...]  # one per confused-pair gallery, in metrics order
     warning: str | None  # set when training diverged
+    # The deeper evaluation: classes worst first, and the attribution figures (none when off).
+    interval_rows: tuple[ClassScores, ...] = ()  # lowest F1 first
+    ranking_rows: tuple[ClassRanking, ...] = ()  # lowest AUC first
+    attribution_figures: tuple[Figure, ...] = ()
 
     @property
     def diverged(self) -> bool:
@@ -249,7 +259,102 @@ def summary_paragraphs(metrics: Metrics) -> list[str]:
     paragraphs += [diagnosis_sentence(name, m) for name, m in models.items()]
     classes = metrics.dataset.classes
     paragraphs += [errors_sentence(name, m, classes) for name, m in models.items()]
+    paragraphs += deeper_paragraphs(metrics)
     return paragraphs
+
+
+# --------------------------------------------------------------------------- deeper evaluation
+
+
+def deeper_paragraphs(metrics: Metrics) -> list[str]:
+    """Return the summary's sentences on calibration and per-class differences."""
+    paragraphs = [m.calibration.verdict for m in metrics.models.values()]
+    if metrics.significance is not None:
+        paragraphs.append(metrics.significance.class_recall.verdict)
+    return paragraphs
+
+
+def ranking_sentence(name: str, model: ModelMetrics, classes: Sequence[str]) -> str:
+    """Return the averaged ROC and precision–recall areas and the class ranked worst."""
+    ranked = model.one_vs_rest
+    sentence = (
+        f"One class against the rest, the {name} model reaches a macro-averaged ROC AUC of "
+        f"{num(ranked.macro_auc)} (micro {num(ranked.micro_auc)}) and a macro-averaged average "
+        f"precision of {num(ranked.macro_average_precision)} "
+        f"(micro {num(ranked.micro_average_precision)})"
+    )
+    worst = worst_ranked(model)
+    if worst and worst[0].auc is not None:
+        sentence += f"; its probabilities rank class {classes[worst[0].label]} worst"
+        sentence += f" (AUC {num(worst[0].auc)})"
+    return sentence + "."
+
+
+def worst_ranked(model: ModelMetrics) -> list[ClassRanking]:
+    """Return the one-vs-rest rows, lowest AUC first (undefined last, then by class)."""
+    return sorted(
+        model.one_vs_rest.classes,
+        key=lambda row: (row.auc is None, row.auc or 0.0, row.label),
+    )
+
+
+def worst_scored(model: ModelMetrics) -> list[ClassScores]:
+    """Return the classification report's rows, lowest F1 first (then by class)."""
+    return sorted(model.classification_report.classes, key=lambda row: (row.f1, row.label))
+
+
+def recall_rows(significance: Significance) -> list[ClassRecallDifference]:
+    """Return the per-class recall differences, clearest first: adjusted p, then size."""
+    return sorted(
+        significance.class_recall.classes,
+        key=lambda row: (row.p_adjusted, -abs(row.estimate), row.label),
+    )
+
+
+def evidence_sentence(gallery: AttributionGallery, classes: Sequence[str]) -> str:
+    """Return where the evidence for the wrong class lies across a gallery's images."""
+    images = gallery.images
+    if not images:
+        return "No image to attribute."
+    if gallery.true is not None and gallery.pred is not None:
+        what = f"evidence for {classes[gallery.pred]} over {classes[gallery.true]}"
+    else:
+        what = "evidence for the predicted over the true class"
+    regions = [image.region for image in images if image.region is not None]
+    if not regions:
+        return f"No pixel holds {what}."
+    order = get_args(EvidenceRegion)
+    tally = sorted(Counter(regions).items(), key=lambda item: (-item[1], order.index(item[0])))
+    (top, times), rest = tally[0], tally[1:]
+    sentence = (
+        f"The cell of a 3 × 3 grid over the image that holds most {what} is the {top} in "
+        f"{times} of {count(len(images), 'image')}"
+    )
+    if rest:
+        sentence += "; then " + _join([f"the {region} ({n})" for region, n in rest[:2]])
+    return sentence + "."
+
+
+def _attribution_figures(
+    root: Path, name: str, metrics: Metrics, manifest: Mapping[str, Any]
+) -> tuple[Figure, ...]:
+    shown = metrics.models[name].attributions
+    if shown is None:
+        return ()
+    classes = metrics.dataset.classes
+    result = []
+    for gallery in shown.galleries:
+        slots = {"model": name, "steps": shown.steps,
+                 "evidence": evidence_sentence(gallery, classes)}  # fmt: skip
+        if gallery.source == "pair" and gallery.true is not None and gallery.pred is not None:
+            kind = FIGURES["pair_attributions"]
+            slots |= {"true": classes[gallery.true], "pred": classes[gallery.pred]}
+        else:
+            kind = FIGURES["misclassified_attributions"]
+        alt, caption = kind.describe(**slots)
+        figure = read_figure(root, gallery.figure, metrics, manifest, alt=alt, caption=caption)
+        result.append(figure)
+    return tuple(result)
 
 
 def describe_model(spec: ModelSection, dataset: DatasetInfo) -> str:
@@ -337,6 +442,9 @@ def _model_view(
         figures=figures,
         pair_figures=tuple(pair_figures),
         warning=divergence_sentence(name, model.divergence) if model.divergence else None,
+        interval_rows=tuple(worst_scored(model)),
+        ranking_rows=tuple(worst_ranked(model)),
+        attribution_figures=_attribution_figures(root, name, metrics, manifest),
     )
 
 
@@ -420,6 +528,11 @@ def build_context(
         "warnings": summary_warnings(metrics),
         "summary": summary_paragraphs(metrics),
         "significance": metrics.significance,
+        "class_recall_rows": recall_rows(metrics.significance) if metrics.significance else [],
+        "ranking_sentences": {
+            name: ranking_sentence(name, m, metrics.dataset.classes)
+            for name, m in metrics.models.items()
+        },
         "ci_level": models[0].metrics.accuracy_ci.level,
         "training": {
             "optimizer": config.train.optimizer,

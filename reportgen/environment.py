@@ -15,7 +15,7 @@ from torch import __config__ as torch_config  # a public module: its parallel_in
 
 PACKAGES = (
     "torch", "torchvision", "numpy", "scikit-learn", "scipy", "matplotlib", "seaborn",
-    "pandas", "jinja2", "weasyprint", "pydantic", "fonttools",
+    "pandas", "jinja2", "weasyprint", "pydantic", "fonttools", "captum",
 )  # fmt: skip
 
 

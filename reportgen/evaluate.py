@@ -16,10 +16,12 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from torch import nn
 
+from reportgen import per_class
 from reportgen.data import Split
 from reportgen.errors import ConfigError
 from reportgen.metrics import (
     AverageScores,
+    Bounds,
     ClassError,
     ClassificationReport,
     ClassScores,
@@ -41,6 +43,21 @@ def predict_proba(model: nn.Module, split: Split, *, batch_size: int) -> np.ndar
     return torch.cat(chunks).numpy()
 
 
+@torch.inference_mode()
+def predict_logits(model: nn.Module, split: Split, *, batch_size: int) -> np.ndarray:
+    """Return the logits ``[N, classes]`` of ``model`` in eval mode, as float64.
+
+    Calibration and temperature scaling need the logits themselves: float32
+    probabilities round a confident prediction to exactly 1.
+    """
+    model.eval()
+    chunks = [
+        model(split.inputs(slice(start, start + batch_size))).cpu()
+        for start in range(0, len(split), batch_size)
+    ]
+    return torch.cat(chunks).to(torch.float64).numpy()
+
+
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Return the fraction of matching labels."""
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
@@ -53,16 +70,21 @@ def mean_log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
 
 
 def classification_report(
-    y_true: np.ndarray, y_pred: np.ndarray, *, num_classes: int
+    y_true: np.ndarray, y_pred: np.ndarray, *, num_classes: int, resamples: int, seed: int
 ) -> ClassificationReport:
     """Return per-class precision/recall/F1/support plus accuracy and macro/weighted/micro averages.
 
     Classes absent from both arrays get zeros rather than a warning, so small
-    generated test sets report every label.
+    generated test sets report every label.  Each class's scores get
+    percentile-bootstrap intervals from the resamples ``resamples`` and
+    ``seed`` draw: pass the accuracy interval's, and they share its draws.
     """
     labels = list(range(num_classes))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
+    )
+    intervals = per_class.class_intervals(
+        y_true, y_pred, classes=num_classes, resamples=resamples, seed=seed
     )
     averages = {}
     for average in ("macro", "weighted", "micro"):
@@ -74,10 +96,17 @@ def classification_report(
         )
     classes = [
         ClassScores(label=label, precision=float(precision[label]), recall=float(recall[label]),
-                    f1=float(f1[label]), support=int(support[label]))
+                    f1=float(f1[label]), support=int(support[label]),
+                    precision_ci=_bounds(intervals[label].precision),
+                    recall_ci=_bounds(intervals[label].recall),
+                    f1_ci=_bounds(intervals[label].f1))
         for label in labels
     ]  # fmt: skip
     return ClassificationReport(classes=classes, accuracy=accuracy(y_true, y_pred), **averages)
+
+
+def _bounds(interval: per_class.Bounds) -> Bounds:
+    return Bounds(low=interval.low, high=interval.high)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, *, num_classes: int) -> np.ndarray:

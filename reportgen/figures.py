@@ -47,6 +47,8 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from matplotlib.typing import LineStyleType
 from numpy.typing import ArrayLike
 
+from reportgen import evaluation_figures
+
 WIDTH_IN = 6.7  # 17 cm: the A4 text width the PDF report uses
 DPI = 180
 
@@ -1265,7 +1267,9 @@ def compare_history_figure(history: pd.DataFrame) -> Figure:
 
 # --------------------------------------------------------------------------- the registry
 
-Scope = Literal["run", "model", "pair", "compare", "sweep"]
+# "attribution": one per model and "pair_attribution" one per confused pair, when
+# report.attributions is on.
+Scope = Literal["run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution"]
 
 
 @dataclass(frozen=True)
@@ -1374,6 +1378,50 @@ FIGURES: dict[str, FigureKind] = {
             "Per-class error rate (1 − recall) of the {model} model on the test set.",
         ),
         FigureKind(
+            "reliability", "model", evaluation_figures.reliability_figure,
+            "Reliability diagram of the {model} model with the number of test images per "
+            "confidence bin, and equal-mass bins before and after temperature scaling",
+            "Calibration of the {model} model on the test set. Left: accuracy against "
+            "top-class confidence in equal-width bins (the gap to the diagonal hatched in "
+            "vermillion), and below, the test images in each bin on a log scale. Right: "
+            "equal-mass bins before and after temperature scaling, as error rate against "
+            "1 − confidence on log axes, so that confidences near 100% spread out; on the "
+            "diagonal the model is calibrated, above it over-confident.",
+        ),
+        FigureKind(
+            "roc", "model", evaluation_figures.roc_figure,
+            "One-vs-rest ROC curves per class of the {model} model on a log false-positive axis",
+            "One-vs-rest ROC curves of the {model} model, one per class, with the "
+            "false-positive rate on a log scale so that near-perfect curves stay apart; the "
+            "classes with the lowest AUC are in colour, the others grey.",
+        ),
+        FigureKind(
+            "pr", "model", evaluation_figures.pr_figure,
+            "One-vs-rest precision–recall curves per class of the {model} model",
+            "One-vs-rest precision–recall curves of the {model} model over the whole range "
+            "(left) and zoomed on high recall (right); the classes with the lowest average "
+            "precision are in colour, the others grey.",
+        ),
+        FigureKind(
+            "misclassified_attributions", "attribution", evaluation_figures.attribution_figure,
+            "Misclassified test images of the {model} model beside Integrated Gradients maps "
+            "toward the predicted and the true class",
+            "Why the {model} model chose the wrong class: each misclassified image, then "
+            "Integrated Gradients toward the predicted class and toward the true class (red "
+            "raises the class’s score, blue lowers it, grey is no ink; black-image baseline, "
+            "{steps} steps). "
+            "Red ink in the middle map that is blue in the right one pushed the model toward "
+            "the wrong class. {evidence}",
+        ),
+        FigureKind(
+            "pair_attributions", "pair_attribution", evaluation_figures.attribution_figure,
+            "Test images of {true} that the {model} model predicted as {pred}, beside "
+            "Integrated Gradients maps toward {pred} and toward {true}",
+            "Why the {model} model read {true} as {pred}: each image, then Integrated Gradients "
+            "toward {pred} (predicted) and toward {true} (true); red raises the class’s score, "
+            "blue lowers it, grey is no ink (black-image baseline, {steps} steps). {evidence}",
+        ),
+        FigureKind(
             "pair", "pair", pair_figure,
             "Test images of class {true} that the {model} model predicted as {pred}",
             "True {true}, predicted {pred}: {images} of the {model} model ({why}); {shown} "
@@ -1397,8 +1445,10 @@ def kinds(scope: Scope) -> list[FigureKind]:
 def figure_name(kind: str, model: str = "", *, true: int = 0, pred: int = 0) -> str:
     """Return a figure's name in a run: ``lr``, ``baseline_weights``, ``baseline_pair_4_as_9``."""
     scope = FIGURES[kind].scope
-    if scope == "model":
+    if scope in ("model", "attribution"):
         return f"{model}_{kind}"
     if scope == "pair":
         return f"{model}_pair_{true}_as_{pred}"
+    if scope == "pair_attribution":
+        return f"{model}_pair_{true}_as_{pred}_attributions"
     return kind

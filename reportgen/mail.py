@@ -106,6 +106,7 @@ def _all_figures(context: Mapping[str, Any]) -> Iterator[Figure]:
     for model in context["models"]:
         yield from model.figures.values()
         yield from model.pair_figures
+        yield from model.attribution_figures
 
 
 def default_subject(context: Mapping[str, Any]) -> str:

@@ -15,11 +15,29 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reportgen import datasets, diagnosis, evaluate, layers, rundir, stats
+from reportgen import (
+    attribution,
+    calibration,
+    datasets,
+    diagnosis,
+    evaluate,
+    layers,
+    per_class,
+    rundir,
+    stats,
+)
 from reportgen.config import Config, ReportSection
+from reportgen.curves import rankings
 from reportgen.figures import figure_name, kinds
 from reportgen.metrics import (
     AccuracyInterval,
+    AttributedImage,
+    AttributionGallery,
+    Attributions,
+    Calibration,
+    ClassRanking,
+    ClassRecallComparison,
+    ClassRecallDifference,
     ComparisonRow,
     CurveDiagnosis,
     DataFingerprint,
@@ -29,6 +47,9 @@ from reportgen.metrics import (
     McNemarTest,
     Metrics,
     ModelMetrics,
+    OneVsRest,
+    PairGallery,
+    ReliabilityBin,
     RunInfo,
     Significance,
 )
@@ -54,6 +75,7 @@ def model_metrics(
     *,
     report: ReportSection,
     seed: int,
+    y_val: np.ndarray,
     num_classes: int,
     pairs: Sequence[tuple[int, int]],
     shown: layers.LayerViews | None = None,
@@ -72,6 +94,16 @@ def model_metrics(
     interval = stats.accuracy_interval(
         y_pred == y_test, resamples=report.bootstrap_resamples, seed=derive_seed(seed, "bootstrap")
     )
+    misclassified = evaluate.misclassified_indices(y_test, y_pred, limit=report.n_misclassified)
+    galleries = evaluate.pair_galleries(
+        matrix,
+        y_test,
+        y_pred,
+        configured=pairs,
+        auto=report.auto_pairs,
+        limit=report.n_pair_examples,
+        figure=lambda true, pred: figure_name("pair", outcome.name, true=true, pred=pred),
+    )
     divergence = outcome.divergence
     curves = diagnosis.diagnose(
         [vars(record) for record in outcome.history],
@@ -86,7 +118,11 @@ def model_metrics(
         train_test_gap=outcome.train_accuracy - test_accuracy,
         test_loss=evaluate.mean_log_loss(y_test, outcome.proba),
         classification_report=evaluate.classification_report(
-            y_test, y_pred, num_classes=num_classes
+            y_test,
+            y_pred,
+            num_classes=num_classes,
+            resamples=report.bootstrap_resamples,
+            seed=derive_seed(seed, "bootstrap"),
         ),
         confusion_matrix=matrix.tolist(),
         class_errors=errors,
@@ -98,29 +134,130 @@ def model_metrics(
         ),
         diagnosis=CurveDiagnosis.model_validate(asdict(curves)),
         sample_index=report.sample_index,
-        misclassified=evaluate.misclassified_indices(y_test, y_pred, limit=report.n_misclassified),
-        pair_galleries=evaluate.pair_galleries(
-            matrix,
-            y_test,
-            y_pred,
-            configured=pairs,
-            auto=report.auto_pairs,
-            limit=report.n_pair_examples,
-            figure=lambda true, pred: figure_name("pair", outcome.name, true=true, pred=pred),
-        ),
+        misclassified=misclassified,
+        pair_galleries=galleries,
         figure_layers=dict(shown.layers) if shown else {},
         figure_notes=dict(shown.notes) if shown else {},
         figures={kind.kind: figure_name(kind.kind, outcome.name) for kind in kinds("model")},
+        calibration=calibration_metrics(
+            outcome.name, outcome.test_logits, y_test, outcome.val_logits, y_val
+        ),
+        one_vs_rest=one_vs_rest(outcome.proba, y_test),
+        attributions=attribution_metrics(outcome, y_test, misclassified, galleries),
+    )
+
+
+def _fraction(value: float) -> float | None:
+    """Return a NumPy float as a plain float, NaN (an empty bin) as None."""
+    return None if np.isnan(value) else float(value)
+
+
+def _bins(bins: calibration.Bins) -> list[ReliabilityBin]:
+    return [
+        ReliabilityBin(low=_fraction(low), high=_fraction(high), count=int(count),
+                       confidence=_fraction(conf), accuracy=_fraction(acc))
+        for low, high, count, conf, acc in zip(
+            bins.low, bins.high, bins.count, bins.confidence, bins.accuracy, strict=True
+        )
+    ]  # fmt: skip
+
+
+def calibration_metrics(
+    name: str,
+    test_logits: np.ndarray,
+    y_test: np.ndarray,
+    val_logits: np.ndarray,
+    y_val: np.ndarray,
+) -> Calibration:
+    """Return a model's test calibration, and after a temperature fitted on the validation split."""
+    result = calibration.calibrate(test_logits, y_test, val_logits, y_val)
+    return Calibration(
+        bins=len(result.bins.count),
+        ece=result.ece,
+        mce=result.mce,
+        adaptive_ece=result.adaptive_ece,
+        brier=result.brier,
+        nll=result.nll,
+        mean_confidence=result.mean_confidence,
+        temperature=result.temperature,
+        ece_scaled=result.ece_scaled,
+        adaptive_ece_scaled=result.adaptive_ece_scaled,
+        nll_scaled=result.nll_scaled,
+        reliability=_bins(result.bins),
+        equal_mass=_bins(result.equal_mass),
+        equal_mass_scaled=_bins(result.equal_mass_scaled),
+        verdict=calibration.confidence_verdict(name, result),
+    )
+
+
+def one_vs_rest(proba: np.ndarray, y_test: np.ndarray) -> OneVsRest:
+    """Return the one-vs-rest ROC and precision–recall areas of a model's test probabilities."""
+    result = rankings(proba, y_test)
+    return OneVsRest(
+        classes=[ClassRanking(**asdict(row)) for row in result.classes],
+        macro_auc=result.macro_auc,
+        micro_auc=result.micro_auc,
+        macro_average_precision=result.macro_average_precision,
+        micro_average_precision=result.micro_average_precision,
+    )
+
+
+def attribution_metrics(
+    outcome: ModelOutcome,
+    y_test: np.ndarray,
+    misclassified: Sequence[int],
+    galleries: Sequence[PairGallery],
+) -> Attributions | None:
+    """Return where the evidence for the wrong class lies in each attributed image, if any."""
+    maps = outcome.attributions
+    if maps is None:
+        return None
+    y_pred = outcome.predictions
+
+    def images(indices: Sequence[int]) -> list[AttributedImage]:
+        toward_pred, toward_true = maps.select(indices)
+        rows = []
+        for index, pred_map, true_map in zip(indices, toward_pred, toward_true, strict=True):
+            region, share = attribution.evidence_region(pred_map, true_map)
+            rows.append(AttributedImage(index=index, true=int(y_test[index]),
+                                        pred=int(y_pred[index]), region=region,  # type: ignore[arg-type]
+                                        region_share=share))  # fmt: skip
+        return rows
+
+    shown = [
+        AttributionGallery(source="misclassified", true=None, pred=None,
+                           figure=figure_name("misclassified_attributions", outcome.name),
+                           images=images(attribution.attributed(misclassified)))
+    ]  # fmt: skip
+    shown += [
+        AttributionGallery(source="pair", true=g.true, pred=g.pred,
+                           figure=figure_name("pair_attributions", outcome.name, true=g.true,
+                                              pred=g.pred),
+                           images=images(attribution.attributed(g.indices)))
+        for g in galleries
+    ]  # fmt: skip
+    return Attributions(
+        method="integrated-gradients", baseline="black", steps=maps.steps, galleries=shown
     )
 
 
 def significance(
-    first: ModelOutcome, second: ModelOutcome, y_test: np.ndarray, *, resamples: int, seed: int
+    first: ModelOutcome,
+    second: ModelOutcome,
+    y_test: np.ndarray,
+    *,
+    resamples: int,
+    seed: int,
+    class_names: Sequence[str],
 ) -> Significance:
     """Return the paired comparison of two models (McNemar, bootstrap interval, verdict)."""
     result = stats.compare(
         first.predictions == y_test, second.predictions == y_test, names=(first.name, second.name),
         resamples=resamples, seed=derive_seed(seed, "bootstrap"),
+    )  # fmt: skip
+    by_class = per_class.recall_differences(
+        y_test, first.predictions, second.predictions, names=(first.name, second.name),
+        class_names=class_names, resamples=resamples, seed=derive_seed(seed, "bootstrap"),
     )  # fmt: skip
     return Significance(
         models=result.models,
@@ -129,6 +266,19 @@ def significance(
         alpha=result.alpha,
         significant=result.significant,
         verdict=result.verdict,
+        class_recall=class_recall(by_class),
+    )
+
+
+def class_recall(comparison: per_class.RecallComparison) -> ClassRecallComparison:
+    """Return the per-class recall comparison as ``metrics.json``'s type."""
+    return ClassRecallComparison(
+        correction="holm",
+        level=comparison.level,
+        resamples=comparison.resamples,
+        alpha=comparison.alpha,
+        classes=[ClassRecallDifference(**asdict(row)) for row in comparison.rows],
+        verdict=comparison.verdict,
     )
 
 
@@ -153,6 +303,8 @@ def figure_paths(models: Mapping[str, ModelMetrics]) -> dict[str, str]:
     names = [kind.kind for kind in kinds("run")]
     for model in models.values():
         names += [*model.figures.values(), *(gallery.figure for gallery in model.pair_galleries)]
+        if model.attributions is not None:
+            names += [shown.figure for shown in model.attributions.galleries]
     return {name: rundir.RunPaths(Path()).figure(name).as_posix() for name in names}
 
 
@@ -182,8 +334,9 @@ def build_metrics(
 ) -> Metrics:
     """Return the whole ``metrics.json`` document of a run."""
     pairs = datasets.confused_pairs(config, dataset.info)
+    y_val = dataset.val.y.cpu().numpy()
     models = {
-        o.name: model_metrics(o, y_test, report=config.report, seed=config.seed,
+        o.name: model_metrics(o, y_test, report=config.report, seed=config.seed, y_val=y_val,
                               num_classes=dataset.info.num_classes, pairs=pairs,
                               shown=views(config, o, dataset))
         for o in outcomes
@@ -193,6 +346,7 @@ def build_metrics(
         paired = significance(
             outcomes[0], outcomes[1], y_test,
             resamples=config.report.bootstrap_resamples, seed=config.seed,
+            class_names=dataset.info.classes,
         )  # fmt: skip
     return Metrics(
         schema=1,

@@ -91,12 +91,23 @@ class DatasetInfo(_Contract):
 # --------------------------------------------------------------------------- one model
 
 
+class Bounds(_Contract):
+    low: Fraction = Field(description="lower bound")
+    high: Fraction = Field(description="upper bound")
+
+
 class ClassScores(_Contract):
     label: Label = Field(description="the class")
     precision: Fraction = Field(description="of the predictions of this class, the share right")
     recall: Fraction = Field(description="of the test images of this class, the share found")
     f1: Fraction = Field(description="harmonic mean of precision and recall")
     support: Count = Field(description="test images of this class")
+    precision_ci: Bounds = Field(
+        description="percentile-bootstrap interval of precision at `accuracy_ci.level`, from "
+        "the same resamples as `accuracy_ci`"
+    )
+    recall_ci: Bounds = Field(description="interval of recall, from the same resamples")
+    f1_ci: Bounds = Field(description="interval of F1, from the same resamples")
 
 
 class AverageScores(_Contract):
@@ -169,6 +180,122 @@ class PairGallery(_Contract):
     figure: str = Field(description="name of the gallery's figure")
 
 
+class ReliabilityBin(_Contract):
+    low: Fraction | None = Field(
+        description="equal-width: the bin's lower edge (exclusive); equal-mass: its lowest "
+        "confidence, null when empty"
+    )
+    high: Fraction | None = Field(
+        description="equal-width: the bin's upper edge (inclusive); equal-mass: its highest "
+        "confidence, null when empty"
+    )
+    count: Count = Field(description="test images whose top-class confidence falls in the bin")
+    confidence: Fraction | None = Field(description="their mean confidence, null when empty")
+    accuracy: Fraction | None = Field(
+        description="the share of them classified correctly, null when empty"
+    )
+
+
+class Calibration(_Contract):
+    bins: Count = Field(description="confidence bins of the calibration errors, 15")
+    ece: Fraction = Field(
+        description="expected calibration error on the test set: Σ (bin count / images) · "
+        "|accuracy − confidence| over equal-width bins of top-class confidence (Guo et al. 2017)"
+    )
+    mce: Fraction = Field(description="maximum calibration error: the largest bin gap")
+    adaptive_ece: Fraction = Field(
+        description="the ECE over equal-mass bins (each holds the same number of test images)"
+    )
+    brier: float = Field(
+        ge=0, le=2, description="multiclass Brier score: mean of Σ_k (p_k − [y = k])², in [0, 2]"
+    )
+    nll: float = Field(ge=0, description="test negative log-likelihood (float64 logits)")
+    mean_confidence: Fraction = Field(description="mean top-class probability on the test set")
+    temperature: float = Field(
+        gt=0,
+        description="T minimising the validation split's NLL of softmax(logits / T): above 1 "
+        "the model is over-confident, below 1 under-confident",
+    )
+    ece_scaled: Fraction = Field(description="test ECE after dividing the logits by T")
+    adaptive_ece_scaled: Fraction = Field(description="test equal-mass ECE after scaling")
+    nll_scaled: float = Field(ge=0, description="test NLL after scaling")
+    reliability: list[ReliabilityBin] = Field(
+        description="the equal-width bins of `ece`, lowest confidence first"
+    )
+    equal_mass: list[ReliabilityBin] = Field(
+        description="the equal-mass bins of `adaptive_ece`, lowest confidence first"
+    )
+    equal_mass_scaled: list[ReliabilityBin] = Field(
+        description="the equal-mass bins after temperature scaling"
+    )
+    verdict: str = Field(
+        description="one plain sentence: over- or under-confident, and what scaling changes"
+    )
+
+
+class ClassRanking(_Contract):
+    label: Label = Field(description="the class, against all others")
+    positives: Count = Field(description="test images of this class")
+    auc: Fraction | None = Field(
+        description="area under the one-vs-rest ROC curve, null without positives or negatives"
+    )
+    average_precision: Fraction | None = Field(
+        description="average precision (area under the precision–recall curve), null likewise"
+    )
+
+
+class OneVsRest(_Contract):
+    classes: list[ClassRanking] = Field(description="one row per class, class 0 first")
+    macro_auc: Fraction | None = Field(description="mean AUC over the classes that have one")
+    micro_auc: Fraction = Field(description="AUC of every (image, class) pair pooled")
+    macro_average_precision: Fraction | None = Field(
+        description="mean average precision over the classes that have one"
+    )
+    micro_average_precision: Fraction = Field(
+        description="average precision of every (image, class) pair pooled"
+    )
+
+
+EvidenceRegion = Literal[
+    "top left", "top centre", "top right", "middle left", "centre", "middle right",
+    "bottom left", "bottom centre", "bottom right",
+]  # fmt: skip
+
+
+class AttributedImage(_Contract):
+    index: Count = Field(description="test position")
+    true: Label = Field(description="the true class")
+    pred: Label = Field(description="the class predicted")
+    region: EvidenceRegion | None = Field(
+        description="the cell of a 3 × 3 grid over the image holding most of the evidence for "
+        "`pred` over `true` (the positive part of the two maps' difference), null if none"
+    )
+    region_share: Fraction = Field(description="the share of that evidence in `region`")
+
+
+class AttributionGallery(_Contract):
+    source: Literal["misclassified", "pair"] = Field(
+        description='"misclassified": the misclassified grid; "pair": a confused-pair gallery'
+    )
+    true: Label | None = Field(description="the pair's true class, null for the grid")
+    pred: Label | None = Field(description="the pair's predicted class, null for the grid")
+    figure: str = Field(description="name of the attribution figure")
+    images: list[AttributedImage] = Field(description="the images of the grid or gallery")
+
+
+class Attributions(_Contract):
+    method: Literal["integrated-gradients"] = Field(
+        description="Captum's IntegratedGradients on the logits"
+    )
+    baseline: Literal["black"] = Field(
+        description="the path's start: the all-black image, normalised as the model sees it"
+    )
+    steps: Count = Field(description="Gauss–Legendre steps of the path integral")
+    galleries: list[AttributionGallery] = Field(
+        description="the misclassified grid, then every confused-pair gallery, in their order"
+    )
+
+
 class ModelMetrics(_Contract):
     parameters: Count = Field(description="trainable parameters")
     epochs: Count = Field(description="epochs completed")
@@ -223,7 +350,18 @@ class ModelMetrics(_Contract):
     )
     figures: dict[str, str] = Field(
         description="figure kind → figure name, for weights, activations, misclassified, "
-        "curves, confusion and class_errors"
+        "curves, confusion, class_errors, reliability, roc and pr"
+    )
+    calibration: Calibration = Field(
+        description="how far the test probabilities can be trusted, before and after "
+        "temperature scaling"
+    )
+    one_vs_rest: OneVsRest = Field(
+        description="one-vs-rest ROC and precision–recall areas per class and averaged"
+    )
+    attributions: Attributions | None = Field(
+        description="Integrated Gradients maps of the misclassified images shown, null when "
+        "`report.attributions` is off"
     )
 
     @model_validator(mode="after")
@@ -262,6 +400,35 @@ class DifferenceInterval(_Contract):
     resamples: Count = Field(description="bootstrap resamples, the same as the accuracies'")
 
 
+class ClassRecallDifference(_Contract):
+    label: Label = Field(description="the class")
+    support: Count = Field(description="its test images")
+    first_recall: Fraction = Field(description="the first model's recall of the class")
+    second_recall: Fraction = Field(description="the second model's recall of the class")
+    estimate: float = Field(ge=-1, le=1, description="second − first recall")
+    low: float = Field(ge=-1, le=1, description="lower bound (paired bootstrap, same resamples)")
+    high: float = Field(ge=-1, le=1, description="upper bound (paired bootstrap, same resamples)")
+    b: Count = Field(description="images of the class only the first model classifies correctly")
+    c: Count = Field(description="images of the class only the second model classifies correctly")
+    p_value: Fraction = Field(description="exact McNemar test on the class's images")
+    p_adjusted: Fraction = Field(description="Holm-adjusted over all classes")
+    significant: bool = Field(description="p_adjusted < alpha")
+
+
+class ClassRecallComparison(_Contract):
+    correction: Literal["holm"] = Field(
+        description="how the p-values are adjusted for testing every class: Holm's step-down"
+    )
+    level: Fraction = Field(description="coverage of the intervals, 0.95")
+    resamples: Count = Field(description="bootstrap resamples, the same as the accuracies'")
+    alpha: Fraction = Field(description="family-wise significance level, 0.05")
+    classes: list[ClassRecallDifference] = Field(description="one row per class, class 0 first")
+    verdict: str = Field(
+        description="plain sentences: on which classes the second model's recall is "
+        "significantly higher or lower, or that no class difference is clear"
+    )
+
+
 class Significance(_Contract):
     models: tuple[str, str] = Field(description='[first, second], e.g. ["baseline", "regularized"]')
     mcnemar: McNemarTest = Field(description="McNemar's exact test on the paired predictions")
@@ -270,6 +437,9 @@ class Significance(_Contract):
     significant: bool = Field(description="p_value < alpha")
     verdict: str = Field(
         description="one plain sentence: which model is more accurate, and whether significantly"
+    )
+    class_recall: ClassRecallComparison = Field(
+        description="per-class recall differences, second − first, with Holm-adjusted p-values"
     )
 
 
@@ -309,7 +479,19 @@ class Metrics(_Contract):
             unknown = [m for m in self.significance.models if m not in self.models]
             if unknown:
                 raise ValueError(f"significance.models: no model {', '.join(map(repr, unknown))}")
+        self._one_row_per_class()
         return self
+
+    def _one_row_per_class(self) -> None:
+        classes = len(self.dataset.classes)
+        tables = {f"models.{name}.one_vs_rest.classes": [row.label for row in m.one_vs_rest.classes]
+                  for name, m in self.models.items()}  # fmt: skip
+        if self.significance is not None:
+            rows = self.significance.class_recall.classes
+            tables["significance.class_recall.classes"] = [row.label for row in rows]
+        for where, labels in tables.items():
+            if labels != list(range(classes)):
+                raise ValueError(f"{where}: need one row per class, 0 to {classes - 1}, in order")
 
     def dump(self) -> dict[str, Any]:
         """Return the document as JSON data, ready for :func:`rundir.write_json`."""
@@ -321,6 +503,9 @@ def _named_figures(name: str, model: ModelMetrics) -> Iterator[tuple[str, str]]:
         yield f"models.{name}.figures.{kind}", figure
     for position, gallery in enumerate(model.pair_galleries):
         yield f"models.{name}.pair_galleries[{position}].figure", gallery.figure
+    if model.attributions is not None:
+        for position, shown in enumerate(model.attributions.galleries):
+            yield f"models.{name}.attributions.galleries[{position}].figure", shown.figure
 
 
 # --------------------------------------------------------------------------- reading

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +19,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reportgen import datasets, evaluate, figures, gate, measure, report, rundir
+from reportgen import (
+    attribution,
+    curves,
+    datasets,
+    evaluate,
+    figures,
+    gate,
+    measure,
+    report,
+    rundir,
+)
+from reportgen.attribution import AttributionMaps
+from reportgen.calibration import Bins
 from reportgen.config import Config, ModelSection, parse_toml, to_toml, with_date
-from reportgen.data import Dataset
+from reportgen.data import Dataset, Split
 from reportgen.environment import describe
 from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
 from reportgen.events import Event, Progress, RunLog, silent
 from reportgen.factory import build_network, check_output
-from reportgen.metrics import Metrics, ModelMetrics
+from reportgen.metrics import Metrics, ModelMetrics, ReliabilityBin
 from reportgen.models import parameter_count
 from reportgen.parallel import ModelJob, Trained, save_state, train_all
 from reportgen.seeding import seed_everything
@@ -48,6 +60,9 @@ class ModelOutcome:
     train_accuracy: float
     state_dict: dict[str, torch.Tensor]
     model: torch.nn.Module
+    test_logits: np.ndarray  # [N_test, classes] float64
+    val_logits: np.ndarray  # [N_val, classes] float64: temperature scaling is fitted on them
+    attributions: AttributionMaps | None = None  # the misclassified images shown, when on
 
     @property
     def predictions(self) -> np.ndarray:
@@ -212,10 +227,33 @@ def stage_evaluate(
     train_accuracy = evaluate.accuracy(dataset.train.y.cpu().numpy(), train_pred)
     divergence = vars(result.divergence) if result.divergence else None
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    test_logits = evaluate.predict_logits(model, dataset.test, batch_size=batch)
+    val_logits = evaluate.predict_logits(model, dataset.val, batch_size=batch)
     return ModelOutcome(
         name, spec, result.history, divergence, parameter_count(model), proba, train_accuracy,
-        state, model,
+        state, model, test_logits, val_logits,
     )  # fmt: skip
+
+
+def model_inputs(split: Split, indices: np.ndarray) -> torch.Tensor:
+    """Return the normalised model inputs of ``split``'s images at ``indices``."""
+    return split.inputs(torch.as_tensor(indices, dtype=torch.int64, device=split.x.device))
+
+
+def stage_attributions(config: Config, outcome: ModelOutcome, dataset: Dataset) -> ModelOutcome:
+    """Return ``outcome`` with Integrated Gradients maps of every misclassified image shown."""
+    y_test = dataset.test.y.cpu().numpy()
+    info = dataset.info
+    shown = attribution.shown_indices(
+        y_test, outcome.predictions, config.report, num_classes=info.num_classes,
+        pairs=datasets.confused_pairs(config, info),
+    )  # fmt: skip
+    maps = attribution.attribute(
+        outcome.model, model_inputs(dataset.test, shown), indices=shown,
+        predicted=outcome.predictions[shown], true=y_test[shown], image_shape=info.image_shape,
+        mean=info.mean, std=info.std, steps=config.report.attribution_steps,
+    )  # fmt: skip
+    return dataclasses.replace(outcome, attributions=maps)
 
 
 def history_frame(outcomes: list[ModelOutcome]) -> pd.DataFrame:
@@ -372,6 +410,9 @@ def _run_in(
         with _timed(timings, f"evaluate:{name}", progress):
             outcome = stage_evaluate(config, name, spec, trained.model, trained.result, dataset)
             save_state(paths.weights(name), outcome.state_dict)
+        if config.report.attributions:
+            with _timed(timings, f"attributions:{name}", progress):
+                outcome = stage_attributions(config, outcome, dataset)
         outcomes.append(outcome)
 
     with _timed(timings, "metrics", progress):
@@ -462,6 +503,7 @@ def model_figures(
             {"model": name, "worst": model.worst_classes, "classes": classes},
         ),
     }  # fmt: skip
+    inputs.update(evaluation_inputs(outcome, model, y_test, dataset.info.classes))
     for kind in figures.kinds("model"):
         if kind.kind in model.figure_notes:  # the figure cannot apply: its sentence instead
             title = f"{name}: {kind.kind} figure not drawn"
@@ -478,6 +520,63 @@ def model_figures(
                                 (images[shown], shown, outcome.proba[shown, gallery.pred]),
                                 {"model": name, "true": gallery.true, "pred": gallery.pred,
                                  "total": gallery.count, "classes": classes})  # fmt: skip
+    yield from attribution_jobs(outcome, model, dataset)
+
+
+def _bins(rows: list[ReliabilityBin]) -> Bins:
+    """Return ``metrics.json``'s bins as arrays to draw (an empty bin's values as NaN)."""
+    value = lambda v: np.nan if v is None else v  # noqa: E731
+    return Bins(
+        low=np.array([value(b.low) for b in rows], dtype=np.float64),
+        high=np.array([value(b.high) for b in rows], dtype=np.float64),
+        count=np.array([b.count for b in rows], dtype=np.int64),
+        confidence=np.array([value(b.confidence) for b in rows], dtype=np.float64),
+        accuracy=np.array([value(b.accuracy) for b in rows], dtype=np.float64),
+    )
+
+
+def evaluation_inputs(
+    outcome: ModelOutcome, model: ModelMetrics, y_test: np.ndarray, classes: Sequence[str]
+) -> dict[str, tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Return what the calibration, ROC and precision–recall figures are drawn from."""
+    name, calibrated, ranked = outcome.name, model.calibration, model.one_vs_rest.classes
+    roc, roc_micro = curves.roc_curves(outcome.proba, y_test)
+    pr, pr_micro = curves.pr_curves(outcome.proba, y_test)
+    bins = (_bins(calibrated.reliability), _bins(calibrated.equal_mass),
+            _bins(calibrated.equal_mass_scaled))  # fmt: skip
+    return {
+        "reliability": (bins, {"model": name, "temperature": calibrated.temperature}),
+        "roc": ((roc, roc_micro, [row.auc for row in ranked]),
+                {"model": name, "classes": list(classes)}),
+        "pr": ((pr, pr_micro, [row.average_precision for row in ranked]),
+               {"model": name, "classes": list(classes)}),
+    }  # fmt: skip
+
+
+def attribution_jobs(
+    outcome: ModelOutcome, model: ModelMetrics, dataset: Dataset
+) -> Iterator[figures.FigureJob]:
+    """Yield the attribution figures: the misclassified grid's, then each confused pair's."""
+    if model.attributions is None or outcome.attributions is None:
+        return
+    classes = dataset.info.classes
+    totals = [len(model.misclassified)] + [g.count for g in model.pair_galleries]
+    for shown, total in zip(model.attributions.galleries, totals, strict=True):
+        indices = np.asarray([image.index for image in shown.images], dtype=np.int64)
+        toward_pred, toward_true = outcome.attributions.select(indices)
+        if shown.source == "misclassified":
+            kind, title = "misclassified_attributions", "misclassified test images"
+        else:
+            assert shown.true is not None and shown.pred is not None
+            kind = "pair_attributions"
+            title = f"true {classes[shown.true]} predicted as {classes[shown.pred]}"
+        yield figures.FigureJob(
+            shown.figure, figures.FIGURES[kind].build,
+            (dataset.test_images[indices], toward_pred, toward_true, indices,
+             [classes[image.true] for image in shown.images],
+             [classes[image.pred] for image in shown.images]),
+            {"model": outcome.name, "title": title, "total": total},
+        )  # fmt: skip
 
 
 def stage_figures(

@@ -9,6 +9,7 @@ explicit seed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,16 +150,29 @@ def bootstrap_accuracies(
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1; got {resamples}")
     n = rows.shape[1]
-    rng = np.random.default_rng(seed)
     counts = np.empty((resamples, rows.shape[0]), dtype=np.int64)
+    for start, index in resample_indices(n, resamples=resamples, seed=seed):
+        for model, row in enumerate(rows):
+            counts[start : start + len(index), model] = row[index].sum(axis=1)
+    # Integer counts over n: the same floats however the work is chunked.
+    return counts / n
+
+
+def resample_indices(n: int, *, resamples: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield the bootstrap's resampled test positions, a chunk at a time.
+
+    Each item is ``(first resample, positions [chunk, n])``; the positions
+    depend only on ``n``, ``resamples`` and ``seed``.  Every interval of a
+    run draws from here, so the accuracy's and the per-class intervals rest
+    on the same resamples.
+    """
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1; got {resamples}")
+    rng = np.random.default_rng(seed)
     chunk = max(1, BOOTSTRAP_CHUNK_ELEMENTS // n)
     for start in range(0, resamples, chunk):
         stop = min(start + chunk, resamples)
-        index = rng.integers(0, n, size=(stop - start, n))  # [chunk, n]
-        for model, row in enumerate(rows):
-            counts[start:stop, model] = row[index].sum(axis=1)
-    # Integer counts over n: the same floats however the work is chunked.
-    return counts / n
+        yield start, rng.integers(0, n, size=(stop - start, n))  # [chunk, n]
 
 
 def percentile_interval(

@@ -18,12 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from reportgen import evaluate, measure, rundir
+from reportgen import calibration, evaluate, measure, per_class, rundir
 from reportgen.data import MNIST_CLASSES, MNIST_FILES
 from reportgen.figures import figure_name, kinds
 from reportgen.metrics import (
     DATASET_NAME,
     AccuracyInterval,
+    AttributedImage,
+    AttributionGallery,
+    Attributions,
     CurveDiagnosis,
     DataFingerprint,
     DatasetInfo,
@@ -32,11 +35,14 @@ from reportgen.metrics import (
     McNemarTest,
     Metrics,
     ModelMetrics,
+    PairGallery,
     RunInfo,
     Significance,
 )
 
 MODELS = ("baseline", "regularized")
+# (model, seed, 0: labels / 1: predictions): the labels, then each model's predictions.
+CLASS_RECALL_INPUTS = (("baseline", 0, 0), ("baseline", 0, 1), ("regularized", 1, 1))
 ACCURACY = {"baseline": 0.90, "regularized": 0.93}
 TEST_SIZE = 1_000
 CONFIG = """seed = 7
@@ -91,13 +97,50 @@ def png(text: str) -> bytes:
     )
 
 
-def _predictions(accuracy: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _predictions(
+    accuracy: float, seed: int, size: int = TEST_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    y_true = np.repeat(np.arange(10), TEST_SIZE // 10)
+    y_true = np.repeat(np.arange(10), size // 10)
     y_pred = y_true.copy()
-    wrong = rng.random(TEST_SIZE) > accuracy
+    wrong = rng.random(size) > accuracy
     y_pred[wrong] = (y_true[wrong] + rng.choice([1, 5], size=int(wrong.sum()))) % 10
     return y_true, y_pred
+
+
+def _logits(y_pred: np.ndarray, seed: int) -> np.ndarray:
+    """Return made-up float64 logits whose argmax is ``y_pred``: confident, with some spread."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(len(y_pred), 10))
+    logits[np.arange(len(y_pred)), y_pred] += 4.0 + rng.exponential(2.0, size=len(y_pred))
+    return logits
+
+
+def _attributions(
+    name: str, galleries: list[PairGallery], misclassified: list[int]
+) -> Attributions:
+    """Return made-up attribution summaries for the grid and each gallery (regions in turn)."""
+    regions = ["top centre", "centre", "top centre", "bottom left", None]
+
+    def images(indices: list[int], true: int, pred: int) -> list[AttributedImage]:
+        return [
+            AttributedImage(index=i, true=true, pred=pred, region=regions[k % len(regions)],
+                            region_share=0.0 if regions[k % len(regions)] is None else 0.4)
+            for k, i in enumerate(indices[:12])
+        ]  # fmt: skip
+
+    shown = [
+        AttributionGallery(source="misclassified", true=None, pred=None,
+                           figure=figure_name("misclassified_attributions", name),
+                           images=images(misclassified, 4, 9))
+    ]  # fmt: skip
+    shown += [
+        AttributionGallery(source="pair", true=g.true, pred=g.pred,
+                           figure=figure_name("pair_attributions", name, true=g.true, pred=g.pred),
+                           images=images(g.indices, g.true, g.pred))
+        for g in galleries
+    ]  # fmt: skip
+    return Attributions(method="integrated-gradients", baseline="black", steps=50, galleries=shown)
 
 
 def model_metrics(
@@ -109,6 +152,18 @@ def model_metrics(
     errors = evaluate.class_errors(matrix)
     test_accuracy = evaluate.accuracy(y_true, y_pred)
     train_accuracy = min(1.0, test_accuracy + 0.02)
+    test_logits = _logits(y_pred, seed)
+    y_val, val_pred = _predictions(ACCURACY[name], seed + 10, size=500)
+    misclassified = evaluate.misclassified_indices(y_true, y_pred, limit=10)
+    galleries = evaluate.pair_galleries(
+        matrix,
+        y_true,
+        y_pred,
+        configured=[(4, 9)],
+        auto=1,
+        limit=8,
+        figure=lambda true, pred: figure_name("pair", name, true=true, pred=pred),
+    )
     return ModelMetrics(
         parameters=235_146 if name == "baseline" else 235_914,
         epochs=3,
@@ -117,7 +172,9 @@ def model_metrics(
         test_accuracy=test_accuracy,
         train_test_gap=train_accuracy - test_accuracy,
         test_loss=0.3125,
-        classification_report=evaluate.classification_report(y_true, y_pred, num_classes=10),
+        classification_report=evaluate.classification_report(
+            y_true, y_pred, num_classes=10, resamples=200, seed=seed
+        ),
         confusion_matrix=matrix.tolist(),
         class_errors=errors,
         worst_classes=evaluate.worst_classes(errors),
@@ -132,17 +189,14 @@ def model_metrics(
             evidence=["validation loss fell in 2 of 2 epochs"],
         ),
         sample_index=0,
-        misclassified=evaluate.misclassified_indices(y_true, y_pred, limit=10),
-        pair_galleries=evaluate.pair_galleries(
-            matrix,
-            y_true,
-            y_pred,
-            configured=[(4, 9)],
-            auto=1,
-            limit=8,
-            figure=lambda true, pred: figure_name("pair", name, true=true, pred=pred),
-        ),
+        misclassified=misclassified,
+        pair_galleries=galleries,
         figures={kind.kind: figure_name(kind.kind, name) for kind in kinds("model")},
+        calibration=measure.calibration_metrics(
+            name, test_logits, y_true, _logits(val_pred, seed + 20), y_val
+        ),
+        one_vs_rest=measure.one_vs_rest(calibration.softmax(test_logits), y_true),
+        attributions=_attributions(name, galleries, misclassified),
     )
 
 
@@ -181,6 +235,15 @@ def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Met
             alpha=0.05,
             significant=True,
             verdict="The regularized model is significantly more accurate than the baseline.",
+            class_recall=measure.class_recall(
+                per_class.recall_differences(
+                    *(_predictions(ACCURACY[m], seed)[i] for m, seed, i in CLASS_RECALL_INPUTS),
+                    names=MODELS,
+                    class_names=MNIST_CLASSES,
+                    resamples=200,
+                    seed=7,
+                )
+            ),
         ),
         figures=measure.figure_paths(models),
     )

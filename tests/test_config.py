@@ -85,6 +85,11 @@ def test_parse_override_values_as_toml(override: str, value: object) -> None:
         ),
         (["train.lr=-1"], r"train\.lr: Input should be greater than 0"),
         (["train.epochs=0"], r"train\.epochs: Input should be greater than or equal to 1"),
+        (
+            ["report.attribution_steps=2"],
+            r"report\.attribution_steps: Input should be greater than or equal to 4",
+        ),
+        (["report.attributions=maybe"], r"report\.attributions: Input should be a valid boolean"),
         (["data.batch_size=0"], r"data\.batch_size"),
         (
             ["models.regularized.dropout=1"],

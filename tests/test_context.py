@@ -171,3 +171,74 @@ def test_malformed_config_is_a_render_error(copy_run: Path) -> None:
     synthetic.rehash(copy_run)
     with pytest.raises(RenderError, match=r"config\.toml: seed"):
         context.build_context(copy_run)
+
+
+# --------------------------------------------------------------------------- deeper evaluation
+
+
+def test_summary_ends_with_calibration_and_per_class_differences(page: dict[str, Any]) -> None:
+    document = synthetic.metrics()
+    assert page["summary"][-3:] == [
+        document.models["baseline"].calibration.verdict,
+        document.models["regularized"].calibration.verdict,
+        document.significance.class_recall.verdict,
+    ]
+    assert page["summary"][-1].startswith("No per-class recall difference between the baseline")
+
+
+def test_new_tables_list_classes_worst_first(page: dict[str, Any]) -> None:
+    for view in page["models"]:
+        f1 = [row.f1 for row in view.interval_rows]
+        auc = [row.auc for row in view.ranking_rows]
+        assert f1 == sorted(f1) and len(f1) == 10
+        assert auc == sorted(auc) and len(auc) == 10
+    p_adjusted = [row.p_adjusted for row in page["class_recall_rows"]]
+    assert p_adjusted == sorted(p_adjusted) and len(p_adjusted) == 10
+    assert page["classes"] == [str(k) for k in range(10)]
+    worst = page["models"][0].ranking_rows[0]
+    assert page["ranking_sentences"]["baseline"].endswith(
+        f"; its probabilities rank class {worst.label} worst (AUC {worst.auc:.4f})."
+    )
+
+
+def test_attribution_figures_say_where_the_wrong_evidence_lies(page: dict[str, Any]) -> None:
+    baseline = page["models"][0]
+    shown = baseline.metrics.attributions
+    assert [f.name for f in baseline.attribution_figures] == [g.figure for g in shown.galleries]
+    grid, pair = baseline.attribution_figures[:2]
+    assert grid.caption.startswith("Why the baseline model chose the wrong class: ")
+    assert "black-image baseline, 50 steps" in grid.caption
+    # The synthetic regions repeat "top centre", "centre", "top centre", "bottom left", none.
+    assert grid.caption.endswith(
+        "The cell of a 3 × 3 grid over the image that holds most evidence for the predicted "
+        "over the true class is the top centre in 4 of 10 images; then the centre (2) and "
+        "the bottom left (2)."
+    )
+    assert pair.alt == (
+        "Test images of 4 that the baseline model predicted as 9, beside Integrated "
+        "Gradients maps toward 9 and toward 4"
+    )
+    assert "holds most evidence for 9 over 4 is the top centre" in pair.caption
+
+
+def test_evidence_sentence_without_images_or_evidence() -> None:
+    gallery = synthetic.metrics().models["baseline"].attributions.galleries[1]
+    classes = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    empty = gallery.model_copy(update={"images": []})
+    assert context.evidence_sentence(empty, classes) == "No image to attribute."
+    none = gallery.model_copy(
+        update={"images": [i.model_copy(update={"region": None}) for i in gallery.images]}
+    )
+    assert context.evidence_sentence(none, classes) == "No pixel holds evidence for nine over four."
+
+
+def test_attributions_switched_off(copy_run: Path) -> None:
+    def off(data: dict[str, Any]) -> None:
+        for model in data["models"].values():
+            for gallery in model["attributions"]["galleries"]:
+                del data["figures"][gallery["figure"]]
+            model["attributions"] = None
+
+    synthetic.write_metrics(copy_run, synthetic.edited(off))
+    page = context.build_context(copy_run, environ={})
+    assert all(view.attribution_figures == () for view in page["models"])

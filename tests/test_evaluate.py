@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import classification_report as sk_report
 
-from reportgen import evaluate
+from reportgen import calibration, evaluate, per_class
+from reportgen.data import Split
 from reportgen.metrics import ConfusedPair
+from reportgen.models import MLP
 
 
 @pytest.fixture
@@ -19,7 +22,7 @@ def labels() -> tuple[np.ndarray, np.ndarray]:
 
 def test_classification_report_matches_sklearn(labels: tuple[np.ndarray, np.ndarray]) -> None:
     y_true, y_pred = labels
-    ours = evaluate.classification_report(y_true, y_pred, num_classes=10)
+    ours = evaluate.classification_report(y_true, y_pred, num_classes=10, resamples=200, seed=3)
     theirs = sk_report(y_true, y_pred, output_dict=True, zero_division=0)
     for row in ours.classes:
         ref = theirs[str(row.label)]
@@ -30,12 +33,31 @@ def test_classification_report_matches_sklearn(labels: tuple[np.ndarray, np.ndar
     assert ours.macro_avg.f1 == pytest.approx(theirs["macro avg"]["f1-score"])
     assert ours.weighted_avg.recall == pytest.approx(theirs["weighted avg"]["recall"])
     assert ours.micro_avg.f1 == pytest.approx(ours.accuracy)  # single-label: micro = accuracy
+    intervals = per_class.class_intervals(y_true, y_pred, classes=10, resamples=200, seed=3)
+    for row, interval in zip(ours.classes, intervals, strict=True):
+        assert (row.recall_ci.low, row.recall_ci.high) == (
+            interval.recall.low,
+            interval.recall.high,
+        )
+        assert row.precision_ci.low <= row.precision_ci.high and row.f1_ci.low <= row.f1_ci.high
+
+
+def test_logits_are_what_the_probabilities_are_made_of() -> None:
+    torch.manual_seed(0)
+    model = MLP([16], batchnorm=True, input_shape=(1, 28, 28), num_classes=10)
+    x = Split(torch.randint(0, 256, (50, 1, 28, 28), dtype=torch.uint8),
+              torch.zeros(50, dtype=torch.int64), torch.arange(50))  # fmt: skip
+    logits = evaluate.predict_logits(model, x, batch_size=16)
+    proba = evaluate.predict_proba(model, x, batch_size=16)
+    assert logits.dtype == np.float64 and logits.shape == (50, 10)
+    assert calibration.softmax(logits) == pytest.approx(proba, abs=1e-6)
+    assert not model.training
 
 
 def test_class_errors_are_one_minus_recall(labels: tuple[np.ndarray, np.ndarray]) -> None:
     y_true, y_pred = labels
     matrix = evaluate.confusion(y_true, y_pred, num_classes=10)
-    report = evaluate.classification_report(y_true, y_pred, num_classes=10)
+    report = evaluate.classification_report(y_true, y_pred, num_classes=10, resamples=100, seed=0)
     errors = evaluate.class_errors(matrix)
     for row, cls in zip(errors, report.classes, strict=True):
         assert row.error_rate == pytest.approx(1 - cls.recall)

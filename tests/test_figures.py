@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import recall_score
 
-from reportgen import evaluate, figures, measure, pipeline, rundir
+from reportgen import evaluate, evaluation_figures, figures, measure, pipeline, rundir
 from reportgen.config import ModelSection, load_config
 from reportgen.data import MNIST_CLASSES, Dataset, Split, mnist_info
 from reportgen.errors import ConfigError
@@ -124,6 +124,7 @@ def all_figures(digits: tuple[np.ndarray, np.ndarray]) -> dict[str, Figure]:
     }  # fmt: skip
 
 
+EVALUATION = ("reliability", "roc", "pr", "attribution")
 EXPECTED = {
     # kind: (visible axes, words in the title)
     "weights": (10, "first-layer weights of neurons 0–9"),
@@ -147,7 +148,12 @@ def test_every_builder_of_the_registry_is_checked_here() -> None:
         for kind in figures.FIGURES.values()
         for network in ("mlp", "cnn", "python")
     ]
-    assert {v.build for v in variants} == {getattr(figures, f"{name}_figure") for name in EXPECTED}
+    # The deeper evaluation's figures are checked in test_evaluation_figures.py.
+    deeper = {getattr(evaluation_figures, f"{name}_figure") for name in EVALUATION}
+    assert {v.build for v in variants} - deeper == {
+        getattr(figures, f"{name}_figure") for name in EXPECTED
+    }
+    assert {v.build for v in variants} >= deeper
 
 
 def test_each_figure_is_titled_labelled_and_rendered(digits: tuple[np.ndarray, np.ndarray]) -> None:
@@ -397,7 +403,7 @@ def outcome(name: str, kind: str, dataset: Dataset, seed: int) -> pipeline.Model
         EpochRecord(e, 0.5 / e, 0.8 + e / 50, 0.4 / e, 0.8 + e / 60, 1e-3) for e in (1, 2, 3)
     ]
     return pipeline.ModelOutcome(name, ModelSection(kind=kind), history, None, 0, proba, 0.9,
-                                 {}, model)  # fmt: skip
+                                 {}, model, logits, logits)  # fmt: skip
 
 
 def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: Path) -> None:
@@ -410,13 +416,15 @@ def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: P
         "report.n_misclassified=4", "report.n_pair_examples=3", "report.bootstrap_resamples=100",
     ])  # fmt: skip
     outcomes = [outcome("baseline", "mlp", dataset, 0), outcome("regularized", "cnn", dataset, 1)]
+    # The baseline's misclassified images are attributed, the regularized model's are not.
+    outcomes[0] = pipeline.stage_attributions(config, outcomes[0], dataset)
     metrics = measure.build_metrics(config, outcomes, dataset, y.astype(np.int64))
     paths = rundir.RunPaths(tmp_path)
     pipeline.stage_figures(config, outcomes, dataset, metrics, paths)
 
     listed = metrics.figures
     assert {p.stem for p in paths.figures.glob("*.png")} == set(listed)
-    assert len(listed) == 2 * (6 + 3) + 2
+    assert len(listed) == 2 * (9 + 3) + 2 + (1 + 3)  # the baseline's attribution figures
     assert all((tmp_path / rel).is_file() for rel in listed.values())
     for o in outcomes:
         model = metrics.models[o.name]
@@ -429,6 +437,16 @@ def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: P
             assert gallery.figure in listed
             assert all(y[i] == gallery.true for i in gallery.indices)
             assert all(o.predictions[i] == gallery.pred for i in gallery.indices)
+    shown = metrics.models["baseline"].attributions
+    assert shown is not None and metrics.models["regularized"].attributions is None
+    assert [g.figure for g in shown.galleries] == [
+        "baseline_misclassified_attributions", "baseline_pair_4_as_9_attributions",
+        "baseline_pair_1_as_7_attributions", *(
+            f"baseline_pair_{g.true}_as_{g.pred}_attributions"
+            for g in metrics.models["baseline"].pair_galleries[2:]
+        ),
+    ]  # fmt: skip
+    assert [i.index for i in shown.galleries[0].images] == metrics.models["baseline"].misclassified
     significance = metrics.significance
     assert significance is not None and significance.models == ("baseline", "regularized")
     assert significance.significant == (significance.mcnemar.p_value < 0.05)
@@ -449,7 +467,8 @@ def test_compare_history_draws_every_run_and_model() -> None:
 @pytest.mark.parametrize("kind", list(figures.FIGURES))
 def test_every_caption_fills_from_the_slots_pages_give(kind: str) -> None:
     slots = {"model": "m", "n": 3, "index": 0, "true": "Shirt", "pred": "T-shirt/top",
-             "images": "2 test images", "why": "configured pair", "shown": 2}  # fmt: skip
+             "images": "2 test images", "why": "configured pair", "shown": 2, "steps": 50,
+             "evidence": "The evidence lies in the centre."}  # fmt: skip
     for network in ("mlp", "cnn", "python"):
         variant = figures.FIGURES[kind].for_network(network)
         layer = {"layer": "features.0"} if network == "python" else {}

@@ -89,7 +89,7 @@ def check_delivered(parsed: EmailMessage, run_dir: Path) -> None:
     cids = set(re.findall(r'src="cid:([^"]+)"', html))
     assert cids
     inline = {
-        str(part["Content-ID"]).strip("<>"): part
+        str(part["Content-ID"]).strip().strip("<>"): part  # a long one is folded
         for part in parsed.walk()
         if part.get("Content-ID") is not None
     }

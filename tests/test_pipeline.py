@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from reportgen import data, pipeline, rundir
 from reportgen.config import load_config
+from reportgen.metrics import read_metrics
 
 from .conftest import N_TEST, QuickMnist, make_quick_run, quick_overrides, write_fake_mnist
 
@@ -134,3 +136,33 @@ def test_a_cnn_run_trains_evaluates_and_reports(cnn_run: Path) -> None:
         assert f"First convolutional layer kernels of the {name} model" in html
     assert (cnn_run / "report.pdf").read_bytes().startswith(b"%PDF-")
     assert rundir.check_artifacts(cnn_run, rundir.read_manifest(cnn_run)["artifacts"]) == []
+
+
+def test_a_run_reports_the_deeper_evaluation(quick_run: Path) -> None:
+    manifest = rundir.read_manifest(quick_run)
+    metrics = read_metrics(quick_run, manifest)
+    assert {"attributions:baseline", "attributions:regularized"} <= set(manifest["timings_s"])
+    assert "captum" in manifest["environment"]["versions"]
+    html = (quick_run / "report.html").read_text()
+    for name, model in metrics.models.items():
+        calibrated = model.calibration
+        assert sum(b.count for b in calibrated.reliability) == metrics.dataset.test_size
+        assert sum(b.count for b in calibrated.equal_mass) == metrics.dataset.test_size
+        assert calibrated.temperature > 0 and calibrated.verdict.startswith(f"The {name} model")
+        assert [r.positives for r in model.one_vs_rest.classes] == metrics.dataset.test_support
+        for row in model.classification_report.classes:
+            assert row.recall_ci.low <= row.recall_ci.high
+        shown = model.attributions
+        assert shown is not None and shown.steps == 50
+        assert [g.source for g in shown.galleries] == ["misclassified"] + ["pair"] * len(
+            model.pair_galleries
+        )
+        figures = [*(model.figures[k] for k in ("reliability", "roc", "pr")),
+                   *(g.figure for g in shown.galleries)]  # fmt: skip
+        for figure in figures:
+            assert (quick_run / metrics.figures[figure]).read_bytes().startswith(b"\x89PNG")
+            assert f'id="fig-{figure}"' in html
+        for section in ("calibration", "ranking", "attributions"):
+            assert f'id="model-{name}-{section}"' in html
+    assert metrics.significance is not None
+    assert escape(metrics.significance.class_recall.verdict) in html

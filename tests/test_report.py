@@ -27,6 +27,7 @@ from reportgen import __version__, context, report, rundir
 from reportgen.errors import RenderError, TemplateError
 from reportgen.formatting import pct
 from reportgen.metrics import Divergence, parse_metrics
+from tests import synthetic
 from tests.synthetic import make_run
 
 GOLDEN = Path(__file__).parent / "golden" / "report.html"
@@ -39,10 +40,13 @@ SECTION_HEADINGS = [
     "Model: baseline",
     "Model: regularized",
     "Classification report",
+    "Calibration",
+    "ROC and precision–recall",
     "Confusion matrix",
     "Per-class errors",
     "Misclassified test images",
     "Confused pairs",
+    "Attributions",
     "Learned weights",
     "Activations",
     "Reproducibility",
@@ -135,7 +139,8 @@ def test_html_references_nothing_outside_itself(html: str) -> None:
 
 def test_every_image_is_embedded_with_alt_text(html: str) -> None:
     images = [attrs for tag, attrs in _parse(html).tags if tag == "img"]
-    assert len(images) == 2 + 2 * (6 + 2)  # shared curves + 6 kinds and 2 pairs per model
+    # shared curves + per model: 9 kinds, 2 pairs, and attributions of the grid and each pair
+    assert len(images) == 2 + 2 * (9 + 2 + 1 + 2)
     for attrs in images:
         assert (attrs["src"] or "").startswith("data:image/png;base64,")
         assert (attrs.get("alt") or "").strip()
@@ -214,6 +219,32 @@ def test_divergence_is_shown(tmp_path: Path) -> None:
     assert "diverged in epoch 2" in html and "2.3026" in html
     assert "Lower train.lr" in html
     assert html.count('class="callout danger" role="alert"') == 2  # summary and model section
+
+
+def test_html_shows_the_deeper_evaluation(html: str, page: dict[str, Any]) -> None:
+    for view in page["models"]:
+        calibration = view.metrics.calibration
+        assert calibration.verdict in html and pct(calibration.ece_scaled) in html
+        assert page["ranking_sentences"][view.name] in html
+        assert f"{view.metrics.one_vs_rest.macro_auc:.4f}" in html
+        for figure in view.attribution_figures:
+            assert f'id="fig-{figure.name}"' in html
+    assert page["significance"].class_recall.verdict in html
+    assert "Holm’s step-down correction" in html
+    assert html.count("95% bootstrap intervals of each class’s precision, recall and F1") == 2
+
+
+def test_attributions_switched_off_are_said_to_be(copy_run: Path) -> None:
+    def off(data: dict[str, Any]) -> None:
+        for model in data["models"].values():
+            for gallery in model["attributions"]["galleries"]:
+                del data["figures"][gallery["figure"]]
+            model["attributions"] = None
+
+    synthetic.write_metrics(copy_run, synthetic.edited(off))
+    html = report.render_html(context.build_context(copy_run, environ={}))
+    assert html.count("Attributions are switched off for this run") == 2
+    assert "attributions" not in re.findall(r'id="fig-[^"]+"', html).__str__()
 
 
 def test_html_matches_golden_file(html: str) -> None:
