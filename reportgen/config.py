@@ -49,6 +49,8 @@ Float = Annotated[float, BeforeValidator(_refuse_bool)]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 SchedulerName = Literal["none", "step", "exponential", "plateau", "cosine", "onecycle"]
+
+
 def _class_ref(value: Any) -> int | str:
     # A class index or a class name; which classes exist is known once the data is read.
     if isinstance(value, bool):
