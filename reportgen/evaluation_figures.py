@@ -273,6 +273,9 @@ def roc_figure(
         return fig
 
 
+MIN_ZOOM_TOP = 0.99  # the zoom's lower limit is at most this: a band even for perfect curves
+
+
 def pr_figure(
     curves: Sequence[Curve | None],
     micro: Curve,
@@ -324,7 +327,8 @@ def pr_figure(
         # bottom and shows where the curves bend.
         reached = [c.y[(c.x >= 0.8) & (c.x <= 0.995)] for c in (*curves, micro) if c is not None]
         low = min((float(r.min()) for r in reached if r.size), default=0.0)
-        low = max(0.0, low - 0.05 * (1.0 - low))
+        # Every curve at 100% precision there: still show a band below it.
+        low = max(0.0, min(low - 0.05 * (1.0 - low), MIN_ZOOM_TOP))
         ax_zoom.set_xlim(0.8, 1.002)
         ax_zoom.set_ylim(low, 1.0 + 0.03 * (1.0 - low))
         ax_zoom.set_title("Zoom: recall ≥ 80%")

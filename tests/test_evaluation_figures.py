@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -128,3 +130,15 @@ def test_nothing_to_attribute_says_so() -> None:
             np.zeros((1, 28, 28)), np.zeros((1, 28, 28)), np.zeros((1, 28, 28)), [0],
             ["a"], ["b"], model="m", title="t", total=1,
         )  # fmt: skip
+
+
+def test_perfect_precision_curves_still_get_a_zoom_band() -> None:
+    y = np.repeat(np.arange(3), 20)
+    proba = np.eye(3)[y] * 0.9 + 0.1 / 3  # every class ranked perfectly
+    pr, micro = curves.pr_curves(proba, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns about an empty y range
+        fig = evaluation_figures.pr_figure(pr, micro, [1.0, 1.0, 1.0], model="m",
+                                           classes=["a", "b", "c"])  # fmt: skip
+    low, high = fig.axes[1].get_ylim()
+    assert low <= evaluation_figures.MIN_ZOOM_TOP < 1.0 < high
