@@ -9,6 +9,7 @@ the normalisation and a fingerprint of the data.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from reportgen import data
 from reportgen.config import DEFAULT_VAL_SIZE, Config, DataSection
 from reportgen.data import DataInfo, Dataset, Progress, take
 from reportgen.errors import ConfigError
+from reportgen.formatting import first_few
 
 
 @dataclass(frozen=True)
@@ -139,11 +141,9 @@ def class_index(ref: int | str, info: DataInfo, key: str) -> int:
         return ref
     if ref in classes:
         return classes.index(ref)
-    import difflib
-
     close = difflib.get_close_matches(ref, classes, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    shown = ", ".join(repr(c) for c in classes[:12]) + (", …" if len(classes) > 12 else "")
+    shown = first_few([repr(c) for c in classes], 12)
     raise ConfigError(f"{key}: no class named {ref!r} (classes: {shown}){hint}")
 
 

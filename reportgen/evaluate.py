@@ -58,6 +58,15 @@ def predict_logits(model: nn.Module, split: Split, *, batch_size: int) -> np.nda
     return torch.cat(chunks).to(torch.float64).numpy()
 
 
+def proba_from_logits(logits: np.ndarray) -> np.ndarray:
+    """Return the float32 softmax probabilities of :func:`predict_logits`' logits.
+
+    The float64 logits hold float32 values exactly, so these are the
+    probabilities :func:`predict_proba` computes, without running the model again.
+    """
+    return torch.softmax(torch.from_numpy(logits).float(), dim=1).numpy()
+
+
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Return the fraction of matching labels."""
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
@@ -205,7 +214,7 @@ def pair_galleries(
     ]
 
 
-def _first_with_parameters(model: nn.Module) -> tuple[str, nn.Module] | None:
+def first_with_parameters(model: nn.Module) -> tuple[str, nn.Module] | None:
     """Return the first module, in ``named_modules()`` order, that holds parameters itself."""
     for name, module in model.named_modules():
         if next(module.parameters(recurse=False), None) is not None:
@@ -226,7 +235,7 @@ def image_layer_weights(
     (an embedding, a normalisation, a linear layer on other features) gives
     None: the report then says the weights figure does not apply.
     """
-    first = _first_with_parameters(model)
+    first = first_with_parameters(model)
     if first is None:
         return None
     name, module = first
@@ -265,7 +274,7 @@ def layer_output(
         raise ValueError(f"x must be a batch of one input; got shape {tuple(x.shape)}")
     modules = {name: module for name, module in model.named_modules() if name}
     if layer is None:
-        first = _first_with_parameters(model)
+        first = first_with_parameters(model)
         if first is None:
             return None
         layer, module = first

@@ -6,6 +6,8 @@ precision wherever it appears.  They are also the templates' filters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 MISSING = "—"  # a value that was not measured
 MINUS = "\N{MINUS SIGN}"
 P_FLOOR = 0.001  # smaller p-values are shown as "< 0.001"
@@ -63,3 +65,8 @@ def yesno(value: bool) -> str:
 def count(number: int, noun: str) -> str:
     """Return ``"1 image"``, ``"1,009 images"``: a count with its noun in the right number."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def first_few(items: Sequence[str], limit: int = 5) -> str:
+    """Return the first ``limit`` items joined by commas, "…" when there are more (for messages)."""
+    return ", ".join(items[:limit]) + (", …" if len(items) > limit else "")

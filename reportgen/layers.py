@@ -32,10 +32,11 @@ class LayerViews:
 
 
 def _first_layer(model: nn.Module) -> str:
-    for name, module in model.named_modules():
-        if next(module.parameters(recurse=False), None) is not None:
-            return f"{name or 'the model itself'} ({type(module).__name__})"
-    return "none: the network has no parameters"
+    first = evaluate.first_with_parameters(model)
+    if first is None:
+        return "none: the network has no parameters"
+    name, module = first
+    return f"{name or 'the model itself'} ({type(module).__name__})"
 
 
 def layer_views(

@@ -222,13 +222,13 @@ def stage_evaluate(
 ) -> ModelOutcome:
     """Predict the whole test set and measure the final train accuracy (eval mode)."""
     batch = config.train.eval_batch_size
-    proba = evaluate.predict_proba(model, dataset.test, batch_size=batch)
+    test_logits = evaluate.predict_logits(model, dataset.test, batch_size=batch)
+    val_logits = evaluate.predict_logits(model, dataset.val, batch_size=batch)
+    proba = evaluate.proba_from_logits(test_logits)  # one pass over the test set, not two
     train_pred = evaluate.predict_proba(model, dataset.train, batch_size=batch).argmax(axis=1)
     train_accuracy = evaluate.accuracy(dataset.train.y.cpu().numpy(), train_pred)
     divergence = vars(result.divergence) if result.divergence else None
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    test_logits = evaluate.predict_logits(model, dataset.test, batch_size=batch)
-    val_logits = evaluate.predict_logits(model, dataset.val, batch_size=batch)
     return ModelOutcome(
         name, spec, result.history, divergence, parameter_count(model), proba, train_accuracy,
         state, model, test_logits, val_logits,

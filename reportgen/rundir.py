@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reportgen.errors import RunDirError
+from reportgen.formatting import first_few
 
 MANIFEST = "manifest.json"
 LOG = "run.log"  # this execution's log: timings vary, so it is outside the hashed artifacts
@@ -517,7 +518,7 @@ def check_target(final: Path, *, kind: str = RUN_KIND) -> None:
         return
     if not (final / MANIFEST).exists():
         names = sorted(p.name for p in final.iterdir())
-        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+        shown = first_few(names)
         raise RunDirError(
             f"{final}: not empty and not a reportgen {what} (holds {shown}); "
             "refusing to replace it: give a new or empty directory"
@@ -533,7 +534,7 @@ def check_target(final: Path, *, kind: str = RUN_KIND) -> None:
         )
     extra = unlisted(final, manifest)
     if extra:
-        shown = ", ".join(extra[:5]) + (", …" if len(extra) > 5 else "")
+        shown = first_few(extra)
         raise RunDirError(
             f"{final}: holds files its {MANIFEST} does not list ({shown}); "
             "refusing to replace it: move them away or give another directory"
@@ -541,7 +542,7 @@ def check_target(final: Path, *, kind: str = RUN_KIND) -> None:
     changed = [line.split(":", 1)[0] for line in check_artifacts(final, manifest["artifacts"])]
     changed = [rel for rel in changed if (final / rel).exists() or (final / rel).is_symlink()]
     if changed:
-        shown = ", ".join(changed[:5]) + (", …" if len(changed) > 5 else "")
+        shown = first_few(changed)
         raise RunDirError(
             f"{final}: files changed since reportgen wrote them ({shown}); "
             "refusing to replace it: move them away or give another directory"

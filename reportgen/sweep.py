@@ -38,6 +38,7 @@ from reportgen.config import Config, parse_toml, to_toml, with_date
 from reportgen.errors import ConfigError, OutputError, ReportgenError, RunDirError
 from reportgen.events import Event, Progress, silent
 from reportgen.executors import Executor, RunTask
+from reportgen.formatting import first_few
 from reportgen.sweepconfig import SweepSpec
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ def open_sweep_dir(out: Path, spec: SweepSpec, *, resume: bool) -> Iterator[None
     if unfinished:
         extra = _unexpected(out, spec)
         if extra:
-            shown = ", ".join(extra[:5]) + (", …" if len(extra) > 5 else "")
+            shown = first_few(extra)
             raise RunDirError(
                 f"{out}: holds what this sweep would not write ({shown}); an unfinished sweep "
                 "of other points or seeds? give another --out, or move them away"

@@ -103,3 +103,14 @@ def test_mean_log_loss() -> None:
     assert evaluate.mean_log_loss(np.array([0, 1]), proba) == pytest.approx(
         -(np.log(0.5) + np.log(0.75)) / 2
     )
+
+
+def test_probabilities_from_the_logits_are_those_of_the_model() -> None:
+    torch.manual_seed(1)
+    model = MLP([16], input_shape=(1, 28, 28), num_classes=10)
+    x = Split(torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8),
+              torch.zeros(40, dtype=torch.int64), torch.arange(40))  # fmt: skip
+    logits = evaluate.predict_logits(model, x, batch_size=40)
+    assert np.array_equal(
+        evaluate.proba_from_logits(logits), evaluate.predict_proba(model, x, batch_size=40)
+    )
