@@ -476,11 +476,6 @@ def idx_info(dataset: IdxDataset) -> DataInfo:
     )
 
 
-def mnist_info() -> DataInfo:
-    """Return the description of MNIST."""
-    return idx_info(MNIST)
-
-
 @dataclass(frozen=True)
 class Dataset:
     """Train / validation / test splits and what the data is."""

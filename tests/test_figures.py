@@ -20,7 +20,7 @@ from sklearn.metrics import recall_score
 
 from reportgen import evaluate, evaluation_figures, figures, measure, pipeline, rundir
 from reportgen.config import ModelSection, load_config
-from reportgen.data import MNIST_CLASSES, Dataset, Split, mnist_info
+from reportgen.data import MNIST, MNIST_CLASSES, Dataset, Split, idx_info
 from reportgen.errors import ConfigError
 from reportgen.models import CNN, MLP, build
 from reportgen.train import EpochRecord
@@ -410,7 +410,7 @@ def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: P
     images, y = make_digits(120, seed=4)
     x = torch.from_numpy(images).unsqueeze(1)  # [N, 1, 28, 28] uint8
     test = Split(x, torch.from_numpy(y).long(), torch.arange(120))
-    dataset = Dataset(test, test, test, mnist_info())
+    dataset = Dataset(test, test, test, idx_info(MNIST))
     config = load_config(None, [
         "report.confused_pairs=[[4, 9], [1, 7]]", "report.auto_pairs=1", "report.n_weights=4",
         "report.n_misclassified=4", "report.n_pair_examples=3", "report.bootstrap_resamples=100",
