@@ -33,19 +33,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from reportgen.config import load_config
-from reportgen.data import Split, ensure_mnist
-from reportgen.evaluate import predict_proba
-from reportgen.models import MLP
-from reportgen.pipeline import model_threads, resolve_device
-from reportgen.seeding import generator, seed_everything
-from reportgen.train import EpochRecord, TrainState, train_model
+from reportgen.artifacts.manifest import RunManifest, read_manifest
+from reportgen.config.loading import load_config
+from reportgen.core.seeding import generator, seed_everything
+from reportgen.data.acquire import ensure_idx
+from reportgen.data.idx import MNIST
+from reportgen.data.tensors import Split
+from reportgen.evaluate.predict import predict_proba
+from reportgen.run.stages import model_threads, resolve_device
+from reportgen.train.loop import EpochRecord, TrainState, train_model
+from reportgen.train.networks import MLP
 
 BATCH = 64
 EPOCHS = 10  # one warm-up, then the median of nine: robust to a few seconds of a slow host
 HIDDEN = (256, 128)
 MNIST_SHAPE: dict[str, Any] = {"input_shape": (1, 28, 28), "num_classes": 10}
 SCALING_SIZES = (7_500, 15_000, 30_000, 60_000)
+
+
+def mnist_split(x: torch.Tensor, y: torch.Tensor, index: torch.Tensor) -> Split:
+    """Return MNIST images as a split, normalised per batch with MNIST's statistics."""
+    return Split(x, y, index, (MNIST.mean,), (MNIST.std,))
 
 
 def mlp_epoch_flops(samples: int, widths: tuple[int, ...] = (784, *HIDDEN, 10)) -> float:
@@ -125,7 +133,7 @@ def full_train_split(root: str, limit: int = 0) -> Split:
     train = MNIST(root, train=True, download=False)
     index = torch.arange(limit or len(train.targets))
     images = train.data.unsqueeze(1)  # [N, 1, 28, 28] uint8, normalised per batch
-    return Split(images[index].contiguous(), train.targets[index].long(), index)
+    return mnist_split(images[index].contiguous(), train.targets[index].long(), index)
 
 
 @dataclass
@@ -193,10 +201,10 @@ def default_run(config_path: Path, overrides: list[str]) -> dict[str, Any]:
         wall = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"default run failed with status {status}")
-        manifest = json.loads((out / "manifest.json").read_text())
+        manifest = read_manifest(out, RunManifest)
     return {
         "default_run_wall_s": round(wall, 2),
-        "default_run_stage_s": manifest["timings_s"],
+        "default_run_stage_s": manifest.timings_s,
         "default_run_peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
     }
 
@@ -216,12 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     root = os.path.expanduser(args.data_root or config.data.root)
     threads = config.runtime.threads
     per_model = model_threads(config, resolve_device(config.runtime.device))
-    ensure_mnist(root)
+    ensure_idx(root)
     seed_everything(0, threads=threads)
 
     tutorial_s = tutorial_epoch(root)
     split = full_train_split(root)
-    val = Split(split.x[:5_000], split.y[:5_000], split.index[:5_000])
+    val = mnist_split(split.x[:5_000], split.y[:5_000], split.index[:5_000])
     # The roofline is the SGEMM rate on as many threads as the trainer uses.
     sgemm = Sgemm(per_model)
     sgemm.burst()
@@ -235,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     from torchvision.datasets import MNIST
 
     test = MNIST(root, train=False, download=False)
-    test_split = Split(test.data.unsqueeze(1), test.targets.long(), torch.arange(len(test.data)))
+    test_split = mnist_split(
+        test.data.unsqueeze(1), test.targets.long(), torch.arange(len(test.data))
+    )
     model = MLP(HIDDEN, **MNIST_SHAPE).eval()
     predict_proba(model, test_split, batch_size=config.train.eval_batch_size)  # warm-up
     start = time.perf_counter()
@@ -266,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_scaling:
         scaling = {}
         for size in SCALING_SIZES:
-            part = Split(split.x[:size], split.y[:size], split.index[:size])
+            part = mnist_split(split.x[:size], split.y[:size], split.index[:size])
             spans = reportgen_epochs(part, val, epochs=3, threads=per_model).train
             seconds = statistics.median(spans[1:])
             scaling[str(size)] = {"epoch_s": round(seconds, 3),

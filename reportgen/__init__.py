@@ -1,29 +1,35 @@
-"""reportgen: reproducible batch reports for PyTorch image classifiers on MNIST.
+"""reportgen: reproducible batch reports for PyTorch image classifiers.
 
 The public API is :func:`run`, which takes a validated :class:`Config` and
-returns the published :class:`Run`.
+returns the published :class:`Run`, and :func:`load_config`, which reads one.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from reportgen.core.version import VERSION as __version__
+
 __all__ = ["Config", "Run", "__version__", "load_config", "run"]
 
 if TYPE_CHECKING:
-    from reportgen.config import Config, load_config
-    from reportgen.pipeline import Run, run
+    from reportgen.config.loading import load_config
+    from reportgen.config.schema import Config
+    from reportgen.run.pipeline import Run, run
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `reportgen --help` must not pay for importing torch.
-    if name in {"Config", "load_config"}:
-        from reportgen import config
+    if name == "Config":
+        from reportgen.config.schema import Config
 
-        return getattr(config, name)
+        return Config
+    if name == "load_config":
+        from reportgen.config.loading import load_config
+
+        return load_config
     if name in {"Run", "run"}:
-        from reportgen import pipeline
+        from reportgen.run import pipeline
 
         return getattr(pipeline, name)
     raise AttributeError(name)

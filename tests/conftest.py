@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pytest
 
-from reportgen import data
-from reportgen.data import FileSpec, write_idx
+from reportgen.config.loading import load_config
+from reportgen.data import idx, sources
+from reportgen.data.idx import FileSpec, write_idx
+from reportgen.data.tensors import Dataset
 
 N_TRAIN, N_TEST = 600, 200
 
@@ -33,7 +38,7 @@ def write_fake_mnist(
     root: Path, *, n_train: int = N_TRAIN, n_test: int = N_TEST
 ) -> dict[str, FileSpec]:
     """Write generated IDX files under ``root/MNIST/raw`` and return their specs."""
-    raw = data.raw_dir(root)
+    raw = idx.raw_dir(root)
     raw.mkdir(parents=True, exist_ok=True)
     train_x, train_y = make_digits(n_train, seed=1)
     test_x, test_y = make_digits(n_test, seed=2)
@@ -54,17 +59,33 @@ def write_fake_mnist(
     return specs
 
 
+def load_mnist(
+    root: Path, *, seed: int = 0, val_size: int = 100, limit_train: int = 0, limit_test: int = 0
+) -> Dataset:
+    """Return the MNIST files under ``root``, split as a run with these settings does."""
+    config = load_config(None, [
+        f"data.root={json.dumps(str(root))}", "data.download=false", f"seed={seed}",
+        f"data.val_size={val_size}", f"data.limit_train={limit_train}",
+        f"data.limit_test={limit_test}",
+    ])  # fmt: skip
+    return sources.load(config)[1]
+
+
 @pytest.fixture
 def fake_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data root holding generated MNIST files that the code accepts as verified."""
     root = tmp_path / "data"
     specs = write_fake_mnist(root)
-    monkeypatch.setattr(data, "MNIST_FILES", specs)
+    monkeypatch.setattr(idx, "MNIST_FILES", specs)
     return root
 
 
 def quick_overrides(root: Path) -> list[str]:
-    """Return ``--set`` options for a fast run on the generated dataset."""
+    """Return ``--set`` options for a fast run on the generated dataset.
+
+    One thread trains the models one after another in this process (no worker
+    to start) and no PDF is laid out: a test that needs either sets it again.
+    """
     return [
         f"data.root={json.dumps(str(root))}",
         "data.val_size=100",
@@ -73,6 +94,8 @@ def quick_overrides(root: Path) -> list[str]:
         "data.batch_size=32",
         "train.eval_batch_size=256",
         "report.bootstrap_resamples=200",
+        "runtime.threads=1",
+        "report.pdf=false",
     ]
 
 
@@ -89,6 +112,41 @@ class QuickMnist(NamedTuple):
     specs: dict[str, FileSpec]
 
 
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]
+) -> Path:
+    """Return a folder that ``build`` fills once for the whole test session.
+
+    With pytest-xdist every worker is a session of its own; the folder is then
+    made in the directory the workers share, under a lock, by the first worker
+    that asks for it, and the others use it as it is (read-only, like every
+    session fixture here).
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of one run
+    folder = base / f"shared-{name}"
+    with open(base / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base / f"shared-{name}.built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (base / f"shared-{name}.built").touch()
+    return folder
+
+
+def specs_of(root: Path) -> dict[str, FileSpec]:
+    """Return the specs that verify the IDX files under ``root/MNIST/raw``."""
+    raw = idx.raw_dir(root)
+    return {
+        name: FileSpec(
+            (raw / name).stat().st_size, hashlib.sha256((raw / name).read_bytes()).hexdigest()
+        )
+        for name in idx.MNIST_FILES
+    }
+
+
 @pytest.fixture(scope="session")
 def quick_mnist(tmp_path_factory: pytest.TempPathFactory) -> QuickMnist:
     """Generated MNIST shared by the session's quick runs.
@@ -98,17 +156,17 @@ def quick_mnist(tmp_path_factory: pytest.TempPathFactory) -> QuickMnist:
     A test that trains again from a quick run (verify, resume) patches it with
     ``quick_mnist.specs`` itself.
     """
-    root = tmp_path_factory.mktemp("quick_data")
-    return QuickMnist(root, write_fake_mnist(root))
+    root = built_once(tmp_path_factory, "quick_data", write_fake_mnist)
+    return QuickMnist(root, specs_of(root))
 
 
 def make_quick_run(mnist: QuickMnist, out: Path, *overrides: str) -> Path:
     """Run ``reportgen run`` on the generated data into ``out`` and return ``out``."""
-    from reportgen.cli import main
+    from reportgen.cli.main import main
 
     sets = [arg for item in (*quick_overrides(mnist.root), *overrides) for arg in ("--set", item)]
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(data, "MNIST_FILES", mnist.specs)
+        monkeypatch.setattr(idx, "MNIST_FILES", mnist.specs)
         assert main(["--quiet", "run", "--out", str(out), *sets]) == 0
     return out
 
@@ -116,14 +174,23 @@ def make_quick_run(mnist: QuickMnist, out: Path, *overrides: str) -> Path:
 @pytest.fixture(scope="session")
 def quick_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete run on the generated data, made once per session; read-only (copy to change)."""
-    return make_quick_run(quick_mnist, tmp_path_factory.mktemp("quick_run") / "quick")
+    folder = built_once(
+        tmp_path_factory, "quick_run",
+        lambda folder: make_quick_run(quick_mnist, folder / "quick", "report.pdf=true",
+                                      "runtime.threads=2"),
+    )  # fmt: skip
+    return folder / "quick"
 
 
 @pytest.fixture(scope="session")
 def quick_run_lr(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second session run that differs from ``quick_run`` only in ``train.lr``; read-only."""
-    out = tmp_path_factory.mktemp("quick_run_lr") / "quick-lr"
-    return make_quick_run(quick_mnist, out, "train.lr=0.002")
+    folder = built_once(
+        tmp_path_factory, "quick_run_lr",
+        lambda folder: make_quick_run(quick_mnist, folder / "quick-lr", "train.lr=0.002",
+                                      "report.pdf=true", "runtime.threads=2"),
+    )  # fmt: skip
+    return folder / "quick-lr"
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +198,7 @@ def quick_compare(
     quick_run: Path, quick_run_lr: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The output directory of ``reportgen compare`` on the two quick runs; read-only."""
-    from reportgen.cli import main
+    from reportgen.cli.main import main
 
     out = tmp_path_factory.mktemp("quick_compare") / "compare"
     assert main(["--quiet", "compare", str(quick_run), str(quick_run_lr), "--out", str(out)]) == 0

@@ -13,11 +13,11 @@ import os
 import signal
 import sys
 
-from reportgen import data
-from reportgen.cli import main
+from reportgen.cli.main import main
+from reportgen.data import idx
 
 _specs = json.loads(os.environ["REPORTGEN_TEST_FILES"])
-data.MNIST_FILES = {name: data.FileSpec(size, sha) for name, (size, sha) in _specs.items()}
+idx.MNIST_FILES = {name: idx.FileSpec(size, sha) for name, (size, sha) in _specs.items()}
 
 if __name__ == "__main__":  # training workers import this file again: run only once
     # The tests interrupt runs as Ctrl-C in a terminal would. A shell that starts the

@@ -6,15 +6,15 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from reportgen import data
-from reportgen.data import FileSpec
+from reportgen.data import idx
+from reportgen.data.idx import FileSpec
 
 from .conftest import quick_overrides
 
 
 def accept_files(specs: Mapping[str, tuple[int, str]]) -> None:
     """Worker setup: accept the generated MNIST files (``name -> (size, sha256)``)."""
-    data.MNIST_FILES = {name: FileSpec(size, sha) for name, (size, sha) in specs.items()}
+    idx.MNIST_FILES = {name: FileSpec(size, sha) for name, (size, sha) in specs.items()}
 
 
 def plain_specs(specs: Mapping[str, FileSpec]) -> dict[str, tuple[int, str]]:

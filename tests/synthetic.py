@@ -1,10 +1,11 @@
 """A synthetic but complete run directory, built through the metrics contract.
 
-``metrics.json`` is made with the same :mod:`reportgen.metrics` types, the
-same :mod:`reportgen.evaluate` functions and the same figure names as a real
-run, from made-up predictions, so the fixture cannot drift from what runs
-write; the figures are small fixed PNGs, so nothing needs MNIST, training or
-matplotlib.
+``metrics.json`` is made with the same :mod:`reportgen.artifacts.metrics`
+types, the same :mod:`reportgen.evaluate` functions and the same figure
+names as a real run, from made-up predictions, and the manifest with the
+same :class:`~reportgen.artifacts.manifest.RunManifest`, so the fixture
+cannot drift from what runs write; the figures are small fixed PNGs, so
+nothing needs MNIST, training or matplotlib.
 """
 
 from __future__ import annotations
@@ -18,11 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from reportgen import calibration, evaluate, measure, per_class, rundir
-from reportgen.data import MNIST_CLASSES, MNIST_FILES
-from reportgen.figures import figure_name, kinds
-from reportgen.metrics import (
+from reportgen.artifacts import layout
+from reportgen.artifacts.catalogue import figure_name, kinds
+from reportgen.artifacts.manifest import (
+    EnvironmentFacts,
+    RunManifest,
+    artifact_hashes,
+    read_any_manifest,
+)
+from reportgen.artifacts.metrics import (
     DATASET_NAME,
+    SCHEMA,
     AccuracyInterval,
     AttributedImage,
     AttributionGallery,
@@ -39,8 +46,17 @@ from reportgen.metrics import (
     RunInfo,
     Significance,
 )
+from reportgen.core import fileio
+from reportgen.data.idx import MNIST_CLASSES, MNIST_FILES
+from reportgen.evaluate import assemble, calibration, classification, per_class
+from reportgen.evaluate.probabilities import softmax
 
 MODELS = ("baseline", "regularized")
+HISTORY = (  # history.csv as a run writes it: every column, one epoch per model
+    "model,epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr\n"
+    "baseline,1,0.5,0.9,0.55,0.89,0.001\n"
+    "regularized,1,0.6,0.88,0.5,0.9,0.001\n"
+)
 # (model, seed, 0: labels / 1: predictions): the labels, then each model's predictions.
 CLASS_RECALL_INPUTS = (("baseline", 0, 0), ("baseline", 0, 1), ("regularized", 1, 1))
 ACCURACY = {"baseline": 0.90, "regularized": 0.93}
@@ -148,14 +164,15 @@ def model_metrics(
 ) -> ModelMetrics:
     """Return one model's metrics, measured on made-up predictions of the given accuracy."""
     y_true, y_pred = _predictions(ACCURACY[name], seed)
-    matrix = evaluate.confusion(y_true, y_pred, num_classes=10)
-    errors = evaluate.class_errors(matrix)
-    test_accuracy = evaluate.accuracy(y_true, y_pred)
+    matrix = classification.confusion(y_true, y_pred, num_classes=10)
+    errors = classification.class_errors(matrix)
+    test_accuracy = classification.accuracy(y_true, y_pred)
     train_accuracy = min(1.0, test_accuracy + 0.02)
     test_logits = _logits(y_pred, seed)
     y_val, val_pred = _predictions(ACCURACY[name], seed + 10, size=500)
-    misclassified = evaluate.misclassified_indices(y_true, y_pred, limit=10)
-    galleries = evaluate.pair_galleries(
+    calibrated = calibration.calibrate(test_logits, y_true, _logits(val_pred, seed + 20), y_val)
+    misclassified = classification.misclassified_indices(y_true, y_pred, limit=10)
+    galleries = classification.pair_galleries(
         matrix,
         y_true,
         y_pred,
@@ -171,14 +188,14 @@ def model_metrics(
         val_accuracy=test_accuracy - 0.005,
         test_accuracy=test_accuracy,
         train_test_gap=train_accuracy - test_accuracy,
-        test_loss=0.3125,
-        classification_report=evaluate.classification_report(
+        test_loss=calibrated.nll,
+        classification_report=classification.classification_report(
             y_true, y_pred, num_classes=10, resamples=200, seed=seed
         ),
         confusion_matrix=matrix.tolist(),
         class_errors=errors,
-        worst_classes=evaluate.worst_classes(errors),
-        confused_pairs=evaluate.most_confused_pairs(matrix, count=3),
+        worst_classes=classification.worst_classes(errors),
+        confused_pairs=classification.most_confused_pairs(matrix, count=3),
         divergence=divergence,
         accuracy_ci=AccuracyInterval(
             level=level, resamples=1000, low=test_accuracy - 0.018, high=test_accuracy + 0.017
@@ -192,10 +209,8 @@ def model_metrics(
         misclassified=misclassified,
         pair_galleries=galleries,
         figures={kind.kind: figure_name(kind.kind, name) for kind in kinds("model")},
-        calibration=measure.calibration_metrics(
-            name, test_logits, y_true, _logits(val_pred, seed + 20), y_val
-        ),
-        one_vs_rest=measure.one_vs_rest(calibration.softmax(test_logits), y_true),
+        calibration=assemble.calibration_metrics(name, calibrated),
+        one_vs_rest=assemble.one_vs_rest(softmax(test_logits), y_true),
         attributions=_attributions(name, galleries, misclassified),
     )
 
@@ -207,7 +222,7 @@ def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Met
         for seed, name in enumerate(MODELS)
     }
     return Metrics(
-        schema=1,
+        schema=SCHEMA,
         run=RunInfo(name="synthetic", seed=7),
         dataset=DatasetInfo(
             name=DATASET_NAME,
@@ -225,7 +240,7 @@ def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Met
             test_support=[TEST_SIZE // 10] * 10,
         ),
         models=models,
-        comparison=measure.comparison_rows(models),
+        comparison=assemble.comparison_rows(models),
         significance=Significance(
             models=MODELS,
             mcnemar=McNemarTest(b=12, c=41, p_value=0.00011),
@@ -235,7 +250,7 @@ def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Met
             alpha=0.05,
             significant=True,
             verdict="The regularized model is significantly more accurate than the baseline.",
-            class_recall=measure.class_recall(
+            class_recall=assemble.class_recall(
                 per_class.recall_differences(
                     *(_predictions(ACCURACY[m], seed)[i] for m, seed, i in CLASS_RECALL_INPUTS),
                     names=MODELS,
@@ -245,7 +260,7 @@ def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Met
                 )
             ),
         ),
-        figures=measure.figure_paths(models),
+        figures=assemble.figure_paths(models),
     )
 
 
@@ -262,15 +277,14 @@ def edited(edit: Callable[[dict[str, Any]], object], document: Metrics | None = 
 
 def write_metrics(root: Path, document: Metrics) -> None:
     """Write ``metrics.json`` and record its new hash, as a consistent (if edited) run."""
-    rundir.write_json(root / "metrics.json", document.dump())
+    document.write(root / "metrics.json")
     rehash(root)
 
 
 def rehash(root: Path) -> None:
     """Record every artifact's current hash in the run's manifest."""
-    manifest = json.loads((root / rundir.MANIFEST).read_text())
-    manifest["artifacts"] = rundir.artifact_hashes(root)
-    rundir.write_json(root / rundir.MANIFEST, manifest)
+    manifest = read_any_manifest(root)
+    manifest.model_copy(update={"artifacts": artifact_hashes(root)}).write(root / layout.MANIFEST)
 
 
 def make_run(
@@ -285,31 +299,29 @@ def make_run(
     root.mkdir(parents=True)
     # Written out in full (not from the defaults) so the golden file does not follow them.
     date_line = f"date = {json.dumps(date)}\n" if date is not None else ""
-    rundir.write_atomic(
+    fileio.write_atomic(
         root / "config.toml", CONFIG.format(title=json.dumps(title), date=date_line)
     )
     document = metrics(divergence=divergence, level=level)
     for name, rel in document.figures.items():
-        rundir.write_atomic(root / rel, png(name))
-    rundir.write_json(root / "metrics.json", document.dump())
-    rundir.write_atomic(root / "history.csv", "model,epoch\nbaseline,1\n")
-    rundir.write_atomic(root / "models" / "baseline.pt", b"weights")
-    manifest = {
-        "schema": 1,
-        "run_name": "synthetic",
-        "seed": 7,
-        "command": ["reportgen", "run", "--out", "somewhere/else"],
-        "data_files": {"t10k-images-idx3-ubyte": "ab" * 32, "train-images-idx3-ubyte": "cd" * 32},
-        "data_source": "cache",
-        "environment": {
-            "versions": {"python": "3.11.7", "torch": "2.14.1", "weasyprint": "70.0"},
-            "hardware": {"machine": "x86_64", "cpu": "Test CPU", "device": "cpu"},
-            "threads": 2,
-            "parallel_info": "ATen/Parallel:\n\tat::get_num_threads() : 2\n",
-            "git_commit": "0123456789abcdef0123456789abcdef01234567",
-        },
-        "timings_s": {"train:baseline": 12.345, "train:regularized": 23.456},
-        "artifacts": rundir.artifact_hashes(root),
-    }
-    rundir.write_json(root / rundir.MANIFEST, manifest)
+        fileio.write_atomic(root / rel, png(name))
+    document.write(root / "metrics.json")
+    fileio.write_atomic(root / "history.csv", HISTORY)
+    fileio.write_atomic(root / "models" / "baseline.pt", b"weights")
+    RunManifest(
+        run_name="synthetic",
+        seed=7,
+        command=["reportgen", "run", "--out", "somewhere/else"],
+        data_files={"t10k-images-idx3-ubyte": "ab" * 32, "train-images-idx3-ubyte": "cd" * 32},
+        data_source="cache",
+        environment=EnvironmentFacts(
+            versions={"python": "3.11.7", "torch": "2.14.1", "weasyprint": "70.0"},
+            hardware={"machine": "x86_64", "cpu": "Test CPU", "device": "cpu"},
+            threads=2,
+            parallel_info="ATen/Parallel:\n\tat::get_num_threads() : 2\n",
+            git_commit="0123456789abcdef0123456789abcdef01234567",
+        ),
+        timings_s={"train:baseline": 12.345, "train:regularized": 23.456},
+        artifacts=artifact_hashes(root),
+    ).write(root / layout.MANIFEST)
     return root

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from reportgen import attribution
-from reportgen.config import load_config
-from reportgen.data import MEAN, STD, normalize
-from reportgen.models import CNN, MLP
+from reportgen.artifacts.metrics import EvidenceRegion
+from reportgen.config.loading import load_config
+from reportgen.data.idx import MEAN, STD
+from reportgen.data.tensors import normalize
+from reportgen.evaluate import attribution
+from reportgen.train.networks import CNN, MLP
 
 from .conftest import make_digits
 
@@ -18,7 +22,8 @@ from .conftest import make_digits
 @pytest.fixture(scope="module")
 def inputs() -> torch.Tensor:
     images, _ = make_digits(6, seed=11)
-    return normalize(torch.from_numpy(images).unsqueeze(1))  # [6, 1, 28, 28], as models take them
+    # [6, 1, 28, 28], as models take them
+    return normalize(torch.from_numpy(images).unsqueeze(1), [MEAN], [STD])
 
 
 def networks() -> dict[str, nn.Module]:
@@ -35,7 +40,7 @@ def networks() -> dict[str, nn.Module]:
 
 def test_the_baseline_is_the_black_image_as_the_model_sees_it(inputs: torch.Tensor) -> None:
     baseline = attribution.black_baseline(inputs, [MEAN], [STD])
-    black = normalize(torch.zeros(1, 1, 28, 28, dtype=torch.uint8))
+    black = normalize(torch.zeros(1, 1, 28, 28, dtype=torch.uint8), [MEAN], [STD])
     assert baseline.shape == (1, 1, 28, 28) and torch.equal(baseline, black)
     rgb = torch.zeros(2, 3, 4, 4)
     per_channel = attribution.black_baseline(rgb, [0.5, 0.25, 0.0], [0.5, 0.25, 1.0])
@@ -97,10 +102,12 @@ def test_the_evidence_region_is_where_the_margin_is_positive() -> None:
     region, share = attribution.evidence_region(toward_pred, toward_true)
     assert (region, share) == ("top centre", pytest.approx(2 / 3))
     assert attribution.evidence_region(toward_true * 0, toward_true) == (None, 0.0)
-    assert set(attribution.REGIONS) == {
+    names = [attribution.region_name(r, c) for r in range(3) for c in range(3)]
+    assert names == [
         "top left", "top centre", "top right", "middle left", "centre", "middle right",
         "bottom left", "bottom centre", "bottom right",
-    }  # fmt: skip
+    ]  # fmt: skip
+    assert names == list(get_args(EvidenceRegion))  # every name metrics.json may hold
 
 
 def test_the_shown_images_are_the_grid_and_the_galleries_first_few() -> None:

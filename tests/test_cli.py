@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.cli import build_parser, main
+from reportgen.cli.main import build_parser, main
 
 from .conftest import fake_cli_env, quick_overrides
 
@@ -34,6 +34,16 @@ def _sets(overrides: list[str]) -> list[str]:
         (["config", "--set", "models.regularized.max_lr=inf"], "models.regularized.max_lr: "),
         (["run", "--set", 'data.root=""'], "data.root: must name a folder"),
         (["config", "--config", "/dev/zero"], "/dev/zero: larger than 1 MiB"),
+        # Checks only the data source can make (not load_config) still stop the CLI early.
+        (
+            ["run", "--set", "data.val_size=60000"],
+            "data.val_size (60000) must be below the 60000 training images",
+        ),
+        (
+            ["config", "--set", "data.path=imgs"],
+            'data.path: applies to data.dataset = "imagefolder" only',
+        ),
+        (["data", "--set", "data.dataset=imagefolder"], "data.path is required with data.dataset"),
     ],
 )
 def test_config_errors_exit_2_with_one_line(
@@ -155,7 +165,7 @@ def test_a_closed_pipe_ends_quietly() -> None:
 
 LIGHT_COMMAND = """
 import sys
-from reportgen.cli import main
+from reportgen.cli.main import main
 status = main(sys.argv[1:])
 heavy = sorted({"torch", "matplotlib", "weasyprint", "pandas", "seaborn", "ray"} & set(sys.modules))
 print(status, ",".join(heavy) or "-")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import data
-from reportgen.cli import main
+from reportgen.cli.main import main
+from reportgen.data import idx
 
 from .conftest import QuickMnist, quick_overrides
 
@@ -23,7 +23,7 @@ def _sets(overrides: list[str]) -> list[str]:
 @pytest.fixture
 def root(quick_mnist: QuickMnist, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The session's generated MNIST, accepted as verified for this test."""
-    monkeypatch.setattr(data, "MNIST_FILES", quick_mnist.specs)
+    monkeypatch.setattr(idx, "MNIST_FILES", quick_mnist.specs)
     return quick_mnist.root
 
 
@@ -42,7 +42,9 @@ def test_verify_fresh_run_then_tampered(
     out = capsys.readouterr().out
     assert "verified: all" in out and "differs" not in out
     metrics = copy / "metrics.json"
-    metrics.write_bytes(metrics.read_bytes().replace(b'"schema": 1', b'"schema": 2'))
+    original = metrics.read_bytes()
+    assert b'"schema": 2' in original  # metrics.json schema 2
+    metrics.write_bytes(original.replace(b'"schema": 2', b'"schema": 3'))
     assert main(["--quiet", "verify", str(copy), "--data-root", str(root)]) == 2
     captured = capsys.readouterr()
     assert "metrics.json: SHA-256" in captured.err and "refusing to verify" in captured.err
@@ -77,7 +79,16 @@ def test_render_with_one_overridden_template(
     shutil.copytree(run_dir, copy)
     templates = tmp_path / "templates"
     templates.mkdir()
+    # A file under its old top-level name is refused, naming its new place; nothing is written.
     (templates / "footer.html.j2").write_text("<footer>Custom footer for QA</footer>\n")
+    before = (copy / "report.html").read_bytes()
+    assert main(["render", str(copy), "--templates", str(templates)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "this template is now partials/footer.html.j2" in err
+    assert (copy / "report.html").read_bytes() == before
+    # In the new layout (partials/), the one overridden template is used.
+    (templates / "partials").mkdir()
+    (templates / "footer.html.j2").rename(templates / "partials" / "footer.html.j2")
     assert main(["render", str(copy), "--templates", str(templates)]) == 0
     html = (copy / "report.html").read_text()
     assert "Custom footer for QA" in html and "Executive summary" in html

@@ -8,6 +8,7 @@ full ``history.csv``; no training.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import re
 import shutil
@@ -19,12 +20,17 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from reportgen import compare, rundir
-from reportgen.config import apply_overrides, parse_toml, to_toml, validate
-from reportgen.context import PNG_SIGNATURE
-from reportgen.errors import ConfigError, RenderError, RunDirError
-from reportgen.formatting import MISSING, pct
-from reportgen.metrics import read_metrics
+from reportgen.artifacts import manifest as manifest_mod
+from reportgen.artifacts.metrics import read_metrics
+from reportgen.config import toml
+from reportgen.config.loading import apply_overrides, parse_toml, validate
+from reportgen.config.toml import to_toml
+from reportgen.core import fileio
+from reportgen.core.errors import ConfigError, RunDirError
+from reportgen.core.text import MISSING, pct
+from reportgen.report import compare_page, render
+from reportgen.report.page import PNG_SIGNATURE
+from reportgen.run import compare
 from tests import synthetic
 from tests.synthetic import make_run
 
@@ -44,7 +50,7 @@ def make_variant(
     make_run(root)
     data = parse_toml((root / "config.toml").read_text(encoding="utf-8"), source="config.toml")
     config = validate(apply_overrides(data, overrides))
-    rundir.write_atomic(root / "config.toml", to_toml(config))
+    fileio.write_atomic(root / "config.toml", to_toml(config))
 
     def edit(document: dict[str, Any]) -> None:
         for model, accuracy in zip(document["models"].values(), accuracies, strict=True):
@@ -61,7 +67,7 @@ def make_variant(
         document["significance"]["significant"] = significant
 
     metrics = synthetic.edited(edit)
-    rundir.write_json(root / "metrics.json", metrics.dump())
+    metrics.write(root / "metrics.json")
 
     rng = np.random.default_rng(int(accuracies[0] * 1e4))
     rows = [
@@ -77,12 +83,9 @@ def make_variant(
         for name in metrics.models
         for epoch in range(1, epochs + 1)
     ]
-    rundir.write_atomic(root / "history.csv", pd.DataFrame(rows).to_csv(index=False))
+    fileio.write_atomic(root / "history.csv", pd.DataFrame(rows).to_csv(index=False))
 
-    manifest = rundir.read_manifest(root)
-    rundir.write_json(
-        root / rundir.MANIFEST, {**manifest, "artifacts": rundir.artifact_hashes(root)}
-    )
+    synthetic.rehash(root)
     return root
 
 
@@ -127,12 +130,12 @@ def _row_keys(section: str) -> list[str]:
     ],
 )
 def test_run_labels(paths: list[str], labels: list[str]) -> None:
-    assert compare.run_labels([Path(p) for p in paths]) == labels
+    assert compare_page.run_labels([Path(p) for p in paths]) == labels
 
 
 def test_flatten() -> None:
     nested = {"seed": 1, "train": {"lr": 0.1}, "models": {"b": {"hidden": [2, 3]}}}
-    assert compare.flatten(nested) == {"seed": 1, "train.lr": 0.1, "models.b.hidden": [2, 3]}
+    assert toml.flatten(nested) == {"seed": 1, "train.lr": 0.1, "models.b.hidden": [2, 3]}
 
 
 @pytest.mark.parametrize(
@@ -149,11 +152,11 @@ def test_flatten() -> None:
     ],
 )
 def test_setting_text(value: Any, text: str) -> None:
-    assert compare.setting_text(value) == text
+    assert toml.setting_text(value) == text
 
 
 def test_setting_rows_mark_what_differs_from_the_first_run() -> None:
-    rows = compare.setting_rows([{"a": 1, "b": 2}, {"a": 1, "b": 3}, {"a": 1, "b": 2, "c": 0}])
+    rows = compare_page.setting_rows([{"a": 1, "b": 2}, {"a": 1, "b": 3}, {"a": 1, "b": 2, "c": 0}])
     by_key = {row.key: row for row in rows}
     assert [row.key for row in rows] == ["a", "b", "c"]
     assert not by_key["a"].differs and by_key["a"].changed == (False, False, False)
@@ -192,10 +195,11 @@ def test_differences_show_only_the_keys_that_differ(html: str) -> None:
 @pytest.mark.parametrize(("count", "verb"), [(1, "is"), (2, "are")])
 def test_differences_sentence_agrees_in_number(runs: list[Path], count: int, verb: str) -> None:
     inputs = compare.read_runs(runs[:2])
-    context = compare.build_context(inputs, PNG_SIGNATURE, environ={})
-    context["differences"] = context["differences"][:count]
-    html = compare.render_html(context)
-    total = len(context["settings"])
+    page = compare_page.build_context(inputs, PNG_SIGNATURE, environ={})
+    assert len(page.differences) >= count
+    page = dataclasses.replace(page, differences=page.differences[:count])
+    html = render.render_html(page)
+    total = len(page.settings)
     assert f"{count} of the {total} resolved settings {verb} not the same" in html
 
 
@@ -217,7 +221,7 @@ def test_metric_table_has_a_row_per_run_and_model(
     ]
     metrics_html = _section(html, "compare-metrics")
     for position, (_, _, accuracies) in enumerate(RUNS):
-        metrics = read_metrics(runs[position], rundir.read_manifest(runs[position]))
+        metrics = read_metrics(runs[position], manifest_mod.read_manifest(runs[position]))
         assert metrics.significance is not None
         rows = table.iloc[2 * position : 2 * position + 2]
         assert list(rows["test_accuracy"]) == list(accuracies)
@@ -304,10 +308,7 @@ def test_refuses_a_tampered_history(runs: list[Path], tmp_path: Path) -> None:
 
 def test_refuses_a_history_without_validation_columns(runs: list[Path], tmp_path: Path) -> None:
     copy = Path(shutil.copytree(runs[1], tmp_path / "copy"))
-    rundir.write_atomic(copy / "history.csv", "model,epoch,train_loss\nbaseline,1,0.5\n")
-    manifest = rundir.read_manifest(copy)
-    rundir.write_json(
-        copy / rundir.MANIFEST, {**manifest, "artifacts": rundir.artifact_hashes(copy)}
-    )
-    with pytest.raises(RenderError, match=r"lacks column.*val_loss, val_accuracy"):
+    fileio.write_atomic(copy / "history.csv", "model,epoch,train_loss\nbaseline,1,0.5\n")
+    synthetic.rehash(copy)
+    with pytest.raises(RunDirError, match=r"history\.csv: lacks column.*val_loss, val_accuracy"):
         compare.compare_runs([runs[0], copy], tmp_path / "out")

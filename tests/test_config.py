@@ -7,20 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.config import (
+from reportgen.config.dates import run_day, with_date
+from reportgen.config.loading import (
     MAX_CONFIG_BYTES,
-    Config,
     apply_overrides,
     load_config,
     parse_override,
     parse_toml,
     read_config_text,
-    run_day,
-    to_toml,
     validate,
-    with_date,
 )
-from reportgen.errors import ConfigError
+from reportgen.config.schema import Config
+from reportgen.config.toml import to_toml
+from reportgen.core.errors import ConfigError
+from reportgen.data.sources import check_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,8 +114,6 @@ def test_parse_override_values_as_toml(override: str, value: object) -> None:
             r"report\.confused_pairs\.0\.1: must be a class index",
         ),
         (["report.confused_pairs=[[4, 4]]"], r"not a confusion"),
-        (["data.val_size=60000"], r"data\.val_size \(60000\) must be below the 60000 training"),
-        (["data.val_size=10000", "data.limit_train=55000"], r"data\.limit_train \(55000\) exceeds"),
         (["run.name=.."], r"run\.name: must be one safe path component"),
         (["run.name=a/b"], r"run\.name"),
         (['run.name=""'], r"run\.name"),
@@ -132,7 +130,6 @@ def test_parse_override_values_as_toml(override: str, value: object) -> None:
         (["report.confused_pairs=[[false, 3]]"], r"report\.confused_pairs\.0\.0: must be a class"),
         (['gate.fail_under={"baseline.test_accuracy" = nan}'], r"gate\.fail_under\..*finite"),
         (['gate.fail_under={"baseline.test_accuracy" = true}'], r"gate\.fail_under\..*a number"),
-        (["report.sample_index=150", "data.limit_test=100"], r"report\.sample_index \(150\)"),
         (["train.lr=1", "train.lr.x=1"], r"train\.lr is a value, not a table"),
     ],
 )
@@ -321,9 +318,6 @@ def test_impossible_dates_are_refused() -> None:
     ("overrides", "expected"),
     [
         (["data.dataset=cifar"], r"data\.dataset: Input should be 'mnist', 'fashion-mnist' or"),
-        (["data.dataset=imagefolder"], r"data\.path is required with data\.dataset"),
-        (["data.path=imgs"], r"data\.path applies to data\.dataset = \"imagefolder\" only"),
-        (["data.image_size=32"], r"data\.image_size applies to data\.dataset = \"imagefolder\""),
         (["data.dataset=imagefolder", "data.path=x", "data.channels=2"],
          r"data\.channels: must be 1 \(grey\) or 3 \(RGB\) \(got 2\)"),
         (["data.dataset=imagefolder", "data.path=x", "data.image_size=2"],
@@ -341,6 +335,45 @@ def test_impossible_dates_are_refused() -> None:
 def test_data_and_model_settings_name_the_key(overrides: list[str], expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         load_config(None, overrides)
+
+
+# Settings that only the data source can judge: the schema (load_config) accepts them, and
+# check_config, which the CLI, the pipeline and the sweep call before any work, refuses them.
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["data.val_size=60000"], r"data\.val_size \(60000\) must be below the 60000 training"),
+        (["data.val_size=10000", "data.limit_train=55000"], r"data\.limit_train \(55000\) exceeds"),
+        (["data.limit_test=10001"], r"data\.limit_test \(10001\) exceeds the 10000 test images"),
+        (["report.sample_index=150", "data.limit_test=100"], r"report\.sample_index \(150\)"),
+        (["data.dataset=fashion-mnist", "data.val_size=60000"],
+         r"data\.val_size \(60000\) must be below the 60000 training"),
+        (["data.dataset=imagefolder"], r"data\.path is required with data\.dataset"),
+        (["data.path=imgs"], r"data\.path: applies to data\.dataset = \"imagefolder\" only"),
+        (["data.image_size=32"], r"data\.image_size: applies to data\.dataset = \"imagefolder\""),
+        (["data.memory_mb=64"], r"data\.memory_mb: applies to data\.dataset = \"imagefolder\""),
+    ],
+)  # fmt: skip
+def test_data_source_checks_name_the_key(overrides: list[str], expected: str) -> None:
+    config = load_config(None, overrides)
+    with pytest.raises(ConfigError, match=expected) as caught:
+        check_config(config)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["data.val_size=59999"],
+        ["data.val_size=10000", "data.limit_train=50000"],
+        ["report.sample_index=99", "data.limit_test=100"],
+        ["data.dataset=imagefolder", "data.path=imgs", "data.image_size=32"],
+    ],
+)
+def test_data_source_checks_accept_what_the_data_can_satisfy(overrides: list[str]) -> None:
+    config = load_config(None, overrides)
+    assert check_config(config) is config
 
 
 def test_one_regularized_key_keeps_the_other_regularized_defaults() -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reportgen.cli import main
+from reportgen.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = (REPO / "config.toml").read_text()

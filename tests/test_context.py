@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -10,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from reportgen import context, rundir
-from reportgen.errors import RenderError, RunDirError
-from reportgen.figures import FIGURES
+from reportgen.artifacts import layout
+from reportgen.artifacts.catalogue import FIGURES
+from reportgen.artifacts.manifest import RunManifest, read_manifest
+from reportgen.core.errors import RenderError, RunDirError
+from reportgen.report import run_page, sentences
 from tests import synthetic
 from tests.synthetic import make_run
 
@@ -24,8 +25,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(run_dir: Path) -> dict[str, Any]:
-    return context.build_context(run_dir, environ={})
+def page(run_dir: Path) -> run_page.RunPage:
+    return run_page.build_context(run_dir, environ={})
 
 
 @pytest.fixture
@@ -36,21 +37,21 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- what it holds
 
 
-def test_models_carry_their_metrics_and_every_figure(page: dict[str, Any]) -> None:
+def test_models_carry_their_metrics_and_every_figure(page: run_page.RunPage) -> None:
     document = synthetic.metrics()
-    assert [view.name for view in page["models"]] == list(document.models)
-    for view in page["models"]:
+    assert [view.name for view in page.models] == list(document.models)
+    for view in page.models:
         assert view.metrics == document.models[view.name]
         assert set(view.figures) == {k for k, f in FIGURES.items() if f.scope == "model"}
         assert [f.name for f in view.pair_figures] == [
             g.figure for g in view.metrics.pair_galleries
         ]
-    assert [f.name for f in page["shared_figures"]] == ["compare_curves", "lr"]
-    assert page["significance"] == document.significance
+    assert [f.name for f in page.shared_figures] == ["compare_curves", "lr"]
+    assert page.significance == document.significance
 
 
-def test_figure_text_comes_from_the_registry(page: dict[str, Any]) -> None:
-    baseline = page["models"][0]
+def test_figure_text_comes_from_the_registry(page: run_page.RunPage) -> None:
+    baseline = page.models[0]
     alt, caption = FIGURES["weights"].describe(model="baseline", n=10)
     assert (baseline.figures["weights"].alt, baseline.figures["weights"].caption) == (alt, caption)
     gallery = baseline.metrics.pair_galleries[0]
@@ -64,13 +65,13 @@ def test_figure_text_comes_from_the_registry(page: dict[str, Any]) -> None:
 
 def test_ci_level_comes_from_the_metrics(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", level=0.9)
-    page = context.build_context(run, environ={})
-    assert page["ci_level"] == 0.9
-    assert "(90% CI " in page["summary"][0] and "95%" not in page["summary"][0]
+    page = run_page.build_context(run, environ={})
+    assert page.ci_level == 0.9
+    assert "(90% CI " in page.summary[0] and "95%" not in page.summary[0]
 
 
-def test_summary_sentences(page: dict[str, Any]) -> None:
-    summary = page["summary"]
+def test_summary_sentences(page: run_page.RunPage) -> None:
+    summary = page.summary
     assert summary[0].startswith("Test accuracy on the 1,000 test images: ")
     assert "for the baseline model (95% CI " in summary[0]
     assert " and " in summary[0] and "for the regularized model (95% CI" in summary[0]
@@ -82,18 +83,18 @@ def test_summary_sentences(page: dict[str, Any]) -> None:
     assert "errs most on digit" in summary[4] and "most confused pairs" in summary[4]
 
 
-def test_errors_sentence_without_errors(page: dict[str, Any]) -> None:
-    clean = page["models"][0].metrics.model_copy(update={"worst_classes": [], "confused_pairs": []})
-    assert context.errors_sentence("baseline", clean, list("0123456789")) == (
+def test_errors_sentence_without_errors(page: run_page.RunPage) -> None:
+    clean = page.models[0].metrics.model_copy(update={"worst_classes": [], "confused_pairs": []})
+    assert sentences.errors_sentence("baseline", clean, page.dataset) == (
         "The baseline model misclassifies none of the test images."
     )
 
 
 def test_pipeline_manifest_can_be_passed_in(copy_run: Path) -> None:
-    manifest = json.loads((copy_run / rundir.MANIFEST).read_text())
-    (copy_run / rundir.MANIFEST).unlink()
-    page = context.build_context(copy_run, manifest=manifest, environ={})
-    assert page["reproducibility"]["seed"] == 7
+    manifest = read_manifest(copy_run, RunManifest)
+    (copy_run / layout.MANIFEST).unlink()
+    page = run_page.build_context(copy_run, manifest=manifest, environ={})
+    assert page.reproducibility.seed == 7
 
 
 # --------------------------------------------------------------------------- the date
@@ -111,13 +112,13 @@ def test_report_date_never_reads_the_clock(
     tmp_path: Path, date: str | None, environ: dict[str, str], expected: str
 ) -> None:
     run = make_run(tmp_path / "run", date=date)
-    assert context.build_context(run, environ=environ)["date"] == expected
+    assert run_page.build_context(run, environ=environ).date == expected
 
 
 def test_bad_source_date_epoch_is_a_render_error(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", date=None)
     with pytest.raises(RenderError, match="SOURCE_DATE_EPOCH"):
-        context.build_context(run, environ={"SOURCE_DATE_EPOCH": "yesterday"})
+        run_page.build_context(run, environ={"SOURCE_DATE_EPOCH": "yesterday"})
 
 
 # --------------------------------------------------------------------------- broken runs
@@ -125,7 +126,7 @@ def test_bad_source_date_epoch_is_a_render_error(tmp_path: Path) -> None:
 
 def test_not_a_run_is_a_run_dir_error(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="not a reportgen run"):
-        context.build_context(tmp_path)
+        run_page.build_context(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -139,14 +140,14 @@ def test_not_a_run_is_a_run_dir_error(tmp_path: Path) -> None:
 def test_missing_artifact(copy_run: Path, rel: str, match: str) -> None:
     (copy_run / rel).unlink()
     with pytest.raises(RunDirError, match=match):
-        context.build_context(copy_run)
+        run_page.build_context(copy_run)
 
 
 def test_tampered_artifact_is_refused(copy_run: Path) -> None:
     path = copy_run / "metrics.json"
     path.write_text(path.read_text().replace('"test_size": 1000', '"test_size": 1001'))
     with pytest.raises(RunDirError, match=re.escape("metrics.json does not match its SHA-256")):
-        context.build_context(copy_run)
+        run_page.build_context(copy_run)
 
 
 def test_a_model_without_one_of_its_figures_is_refused(copy_run: Path) -> None:
@@ -156,53 +157,53 @@ def test_a_model_without_one_of_its_figures_is_refused(copy_run: Path) -> None:
     models = {**document.models, "baseline": baseline.model_copy(update={"figures": figures})}
     synthetic.write_metrics(copy_run, document.model_copy(update={"models": models}))
     with pytest.raises(RunDirError, match=r"models\.baseline\.figures: no 'weights' figure"):
-        context.build_context(copy_run)
+        run_page.build_context(copy_run)
 
 
 def test_a_figure_that_is_not_png_is_a_render_error(copy_run: Path) -> None:
     (copy_run / "figures" / "lr.png").write_bytes(b"GIF89a")
     synthetic.rehash(copy_run)
     with pytest.raises(RenderError, match="not a PNG image"):
-        context.build_context(copy_run)
+        run_page.build_context(copy_run)
 
 
 def test_malformed_config_is_a_render_error(copy_run: Path) -> None:
     (copy_run / "config.toml").write_text("seed = 'x'\n")
     synthetic.rehash(copy_run)
     with pytest.raises(RenderError, match=r"config\.toml: seed"):
-        context.build_context(copy_run)
+        run_page.build_context(copy_run)
 
 
 # --------------------------------------------------------------------------- deeper evaluation
 
 
-def test_summary_ends_with_calibration_and_per_class_differences(page: dict[str, Any]) -> None:
+def test_summary_ends_with_calibration_and_per_class_differences(page: run_page.RunPage) -> None:
     document = synthetic.metrics()
-    assert page["summary"][-3:] == [
+    assert page.summary[-3:] == [
         document.models["baseline"].calibration.verdict,
         document.models["regularized"].calibration.verdict,
         document.significance.class_recall.verdict,
     ]
-    assert page["summary"][-1].startswith("No per-class recall difference between the baseline")
+    assert page.summary[-1].startswith("No per-class recall difference between the baseline")
 
 
-def test_new_tables_list_classes_worst_first(page: dict[str, Any]) -> None:
-    for view in page["models"]:
+def test_new_tables_list_classes_worst_first(page: run_page.RunPage) -> None:
+    for view in page.models:
         f1 = [row.f1 for row in view.interval_rows]
         auc = [row.auc for row in view.ranking_rows]
         assert f1 == sorted(f1) and len(f1) == 10
         assert auc == sorted(auc) and len(auc) == 10
-    p_adjusted = [row.p_adjusted for row in page["class_recall_rows"]]
+    p_adjusted = [row.p_adjusted for row in page.class_recall_rows]
     assert p_adjusted == sorted(p_adjusted) and len(p_adjusted) == 10
-    assert page["classes"] == [str(k) for k in range(10)]
-    worst = page["models"][0].ranking_rows[0]
-    assert page["ranking_sentences"]["baseline"].endswith(
+    assert page.classes == [str(k) for k in range(10)]
+    worst = page.models[0].ranking_rows[0]
+    assert page.ranking_sentences["baseline"].endswith(
         f"; its probabilities rank class {worst.label} worst (AUC {worst.auc:.4f})."
     )
 
 
-def test_attribution_figures_say_where_the_wrong_evidence_lies(page: dict[str, Any]) -> None:
-    baseline = page["models"][0]
+def test_attribution_figures_say_where_the_wrong_evidence_lies(page: run_page.RunPage) -> None:
+    baseline = page.models[0]
     shown = baseline.metrics.attributions
     assert [f.name for f in baseline.attribution_figures] == [g.figure for g in shown.galleries]
     grid, pair = baseline.attribution_figures[:2]
@@ -225,11 +226,13 @@ def test_evidence_sentence_without_images_or_evidence() -> None:
     gallery = synthetic.metrics().models["baseline"].attributions.galleries[1]
     classes = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     empty = gallery.model_copy(update={"images": []})
-    assert context.evidence_sentence(empty, classes) == "No image to attribute."
+    assert sentences.evidence_sentence(empty, classes) == "No image to attribute."
     none = gallery.model_copy(
         update={"images": [i.model_copy(update={"region": None}) for i in gallery.images]}
     )
-    assert context.evidence_sentence(none, classes) == "No pixel holds evidence for nine over four."
+    assert (
+        sentences.evidence_sentence(none, classes) == "No pixel holds evidence for nine over four."
+    )
 
 
 def test_attributions_switched_off(copy_run: Path) -> None:
@@ -240,5 +243,5 @@ def test_attributions_switched_off(copy_run: Path) -> None:
             model["attributions"] = None
 
     synthetic.write_metrics(copy_run, synthetic.edited(off))
-    page = context.build_context(copy_run, environ={})
-    assert all(view.attribution_figures == () for view in page["models"])
+    page = run_page.build_context(copy_run, environ={})
+    assert all(view.attribution_figures == () for view in page.models)

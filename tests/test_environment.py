@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import environment
+from reportgen.core import environment
 
 REPO = Path(__file__).resolve().parents[1]
 

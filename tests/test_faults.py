@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 import shutil
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import rundir
+from reportgen.artifacts import layout, manifest, publish
 
 from .conftest import fake_cli_env, quick_overrides
 
@@ -74,13 +73,13 @@ def old_run(env: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathF
     """A complete run with another seed: what a path holds before a run is killed."""
     root, environ = env
     out = tmp_path_factory.mktemp("old") / "run"
-    result = _run(_args(root, out, "--set", "seed=1", pdf=True), environ)
+    result = _run(_args(root, out, "--set", "seed=1"), environ)
     assert result.returncode == 0, result.stderr
     return out
 
 
-def _artifacts(run: Path) -> dict[str, dict[str, object]]:
-    return json.loads((run / "manifest.json").read_text())["artifacts"]
+def _artifacts(run: Path) -> dict[str, manifest.ArtifactEntry]:
+    return manifest.read_manifest(run).artifacts
 
 
 @pytest.mark.parametrize(
@@ -107,17 +106,17 @@ def test_kill_9_keeps_old_run_and_resume_is_byte_identical(
     # With the PDF: it is rendered after report.html, the window the kill lands in.
     process = subprocess.Popen(_args(root, out, pdf=True), env=environ, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for((rundir.partial_path(out), pattern), process)
+    _wait_for((publish.partial_path(out), pattern), process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     assert (out / "manifest.json").read_bytes() == old_manifest, where
-    assert rundir.check_artifacts(out, _artifacts(out)) == []
-    assert rundir.partial_path(out).is_dir()
+    assert manifest.check_artifacts(out, _artifacts(out)) == []
+    assert publish.partial_path(out).is_dir()
 
     resumed = _run(_args(root, out, "--resume", pdf=True), environ)
     assert resumed.returncode == 0, resumed.stderr
     assert _artifacts(out) == _artifacts(reference)
-    assert not rundir.partial_path(out).exists()
+    assert not publish.partial_path(out).exists()
 
 
 def _signal_after_first_checkpoint(
@@ -126,7 +125,7 @@ def _signal_after_first_checkpoint(
     """Start a long run, send ``signum`` once its first checkpoint exists; return it and stderr."""
     process = subprocess.Popen(_args(root, out, epochs=30), env=environ, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for((rundir.partial_path(out), "work/baseline.ckpt"), process)
+    _wait_for((publish.partial_path(out), "work/baseline.ckpt"), process)
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     return process, err
@@ -150,9 +149,9 @@ def test_resume_refuses_tampered_checkpoint(
 ) -> None:
     root, environ = env
     out = tmp_path / "run"
-    work = rundir.partial_path(out) / "work"
+    work = publish.partial_path(out) / "work"
     work.mkdir(parents=True)
-    (work.parent / rundir.PARTIAL_MARKER).write_text("run\n")
+    (work.parent / layout.PARTIAL_MARKER).write_text("run\n")
 
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
@@ -167,13 +166,23 @@ def test_resume_refuses_tampered_checkpoint(
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.fixture(scope="module")
+def killed(env: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The partial directory a run killed after its first checkpoint left; read-only (copy it)."""
+    root, environ = env
+    out = tmp_path_factory.mktemp("killed") / "run"
+    process, _ = _signal_after_first_checkpoint(root, out, environ, signal.SIGKILL)
+    assert process.returncode == -signal.SIGKILL
+    return publish.partial_path(out)
+
+
 @pytest.mark.parametrize("payload", ["pickle", "garbage"])
 def test_refused_checkpoint_is_one_line(
-    env: tuple[Path, dict[str, str]], tmp_path: Path, payload: str
+    env: tuple[Path, dict[str, str]], killed: Path, tmp_path: Path, payload: str
 ) -> None:
     root, environ = env
     out = tmp_path / "run"
-    _signal_after_first_checkpoint(root, out, environ, signal.SIGKILL)
+    shutil.copytree(killed, publish.partial_path(out))  # a real run's partial directory
 
     class Evil:
         def __reduce__(self) -> tuple[object, tuple[str]]:
@@ -182,7 +191,7 @@ def test_refused_checkpoint_is_one_line(
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     content = pickle.dumps(Evil()) if payload == "pickle" else b"\x80\x04not a checkpoint"
-    (rundir.partial_path(out) / "work" / "baseline.ckpt").write_bytes(content)
+    (publish.partial_path(out) / "work" / "baseline.ckpt").write_bytes(content)
     python, cli, *rest = _args(root, out, "--resume", epochs=30)
     result = _run([python, cli, "--quiet", *rest], environ)
     assert result.returncode == 2, result.stderr
@@ -205,9 +214,9 @@ def test_resume_with_another_config_is_refused(
 ) -> None:
     root, environ = env
     out = tmp_path / "run"
-    staging = rundir.partial_path(out)
+    staging = publish.partial_path(out)
     staging.mkdir()
-    (staging / rundir.PARTIAL_MARKER).write_text("run\n")
+    (staging / layout.PARTIAL_MARKER).write_text("run\n")
     (staging / "config.toml").write_text("seed = 99\n")
     result = _run(_args(root, out, "--resume"), environ)
     assert result.returncode == 2 and "config differs" in result.stderr

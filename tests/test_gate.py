@@ -4,10 +4,12 @@ from typing import Any
 
 import pytest
 
-from reportgen.config import load_config
-from reportgen.errors import ConfigError
-from reportgen.gate import GATE_METRICS, check_thresholds, summary_json, summary_markdown
-from reportgen.metrics import Metrics
+from reportgen.artifacts.metrics import Metrics
+from reportgen.artifacts.summary import parse_summary
+from reportgen.config.loading import load_config
+from reportgen.config.schema import GATE_METRICS
+from reportgen.core.errors import ConfigError
+from reportgen.evaluate.gate import METRIC_VALUES, check_thresholds, summary, summary_markdown
 from tests import synthetic
 
 
@@ -28,15 +30,15 @@ def _metrics() -> Metrics:
 
 @pytest.mark.parametrize("metric", list(GATE_METRICS))
 def test_every_gate_metric_reads_a_fraction(metric: str) -> None:
-    value = GATE_METRICS[metric](_metrics().models["baseline"])
+    value = METRIC_VALUES[metric](_metrics().models["baseline"])
     assert value is not None and 0 <= value <= 1
 
 
 def test_gate_metric_values() -> None:
     model = _metrics().models["baseline"]
-    assert GATE_METRICS["test_accuracy"](model) == 0.9796
-    assert GATE_METRICS["macro_f1"](model) == 0.9794
-    assert GATE_METRICS["val_accuracy"](model.model_copy(update={"val_accuracy": None})) is None
+    assert METRIC_VALUES["test_accuracy"](model) == 0.9796
+    assert METRIC_VALUES["macro_f1"](model) == 0.9794
+    assert METRIC_VALUES["val_accuracy"](model.model_copy(update={"val_accuracy": None})) is None
 
 
 @pytest.mark.parametrize(
@@ -55,8 +57,9 @@ def test_check_thresholds(minimums: dict[str, float], passed: list[bool]) -> Non
 
 def test_summary_markdown_table() -> None:
     thresholds = check_thresholds(_metrics(), {"baseline.test_accuracy": 0.98})
-    summary = summary_json(_metrics(), thresholds)
-    assert summary["passed"] is False
+    document = summary(_metrics(), thresholds)
+    assert document.passed is False
+    assert parse_summary(document.model_dump_json()) == document
     text = summary_markdown(_metrics(), thresholds)
     assert "| model | test accuracy | 95% CI | diagnosis |" in text
     assert "| baseline | 97.96% | 97.66% – 98.26% | good fit |" in text

@@ -24,12 +24,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
-from reportgen import mail, report, rundir
-from reportgen.cli import main
-from reportgen.context import build_context
-from reportgen.errors import ConfigError, RunDirError
-from reportgen.formatting import pct
-from reportgen.metrics import Metrics, read_metrics
+from reportgen.artifacts import layout
+from reportgen.artifacts import manifest as manifest_mod
+from reportgen.artifacts.metrics import Metrics, read_metrics
+from reportgen.cli.main import main
+from reportgen.core import fileio
+from reportgen.core.errors import ConfigError, RunDirError
+from reportgen.core.text import pct
+from reportgen.report import mail, render
+from reportgen.report.run_page import build_context
 from tests.synthetic import make_run
 
 PDF = b"%PDF-1.4\n% a stand-in for report.pdf\n%%EOF\n"
@@ -44,13 +47,12 @@ TO = ["alice@example.org", "bob@example.org"]
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic run with report.html rendered and a stand-in report.pdf."""
     root = make_run(tmp_path_factory.mktemp("mail") / "run")
-    html = report.render_html(build_context(root, environ={}))
-    rundir.write_atomic(root / "report.html", html)
-    rundir.write_atomic(root / "report.pdf", PDF)
-    manifest = rundir.read_manifest(root)
-    rundir.write_json(
-        root / rundir.MANIFEST, {**manifest, "artifacts": rundir.artifact_hashes(root)}
-    )
+    html = render.render_html(build_context(root, environ={}))
+    fileio.write_atomic(root / "report.html", html)
+    fileio.write_atomic(root / "report.pdf", PDF)
+    manifest = manifest_mod.read_manifest(root)
+    artifacts = manifest_mod.artifact_hashes(root)
+    manifest.model_copy(update={"artifacts": artifacts}).write(root / layout.MANIFEST)
     return root
 
 
@@ -78,7 +80,7 @@ def _text_part(message: EmailMessage) -> str:
 
 
 def _metrics(run_dir: Path) -> Metrics:
-    return read_metrics(run_dir, rundir.read_manifest(run_dir))
+    return read_metrics(run_dir, manifest_mod.read_manifest(run_dir))
 
 
 def check_delivered(parsed: EmailMessage, run_dir: Path) -> None:
@@ -254,9 +256,10 @@ def test_refuses_a_run_without_its_report(run_dir: Path, tmp_path: Path) -> None
     (copy / "report.pdf").unlink()
     with pytest.raises(RunDirError, match=r"report\.pdf: missing.*refusing to mail a tampered"):
         mail.build_message(copy, to=TO, sender=SENDER, environ={})
-    manifest = rundir.read_manifest(copy)  # a run made without a PDF does not list one
-    del manifest["artifacts"]["report.pdf"]
-    rundir.write_json(copy / rundir.MANIFEST, manifest)
+    manifest = manifest_mod.read_manifest(copy)  # a run made without a PDF does not list one
+    artifacts = {rel: e for rel, e in manifest.artifacts.items() if rel != "report.pdf"}
+    assert len(artifacts) == len(manifest.artifacts) - 1
+    manifest.model_copy(update={"artifacts": artifacts}).write(copy / layout.MANIFEST)
     with pytest.raises(RunDirError, match=r"report\.pdf is not listed .* render the report"):
         mail.build_message(copy, to=TO, sender=SENDER, environ={})
     with pytest.raises(RunDirError, match="not a reportgen run"):
@@ -265,10 +268,9 @@ def test_refuses_a_run_without_its_report(run_dir: Path, tmp_path: Path) -> None
 
 def test_refuses_a_report_that_differs_from_the_manifest(run_dir: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
-    manifest = rundir.read_manifest(copy)
-    rundir.write_json(
-        copy / rundir.MANIFEST, {**manifest, "artifacts": rundir.artifact_hashes(copy)}
-    )
+    manifest = manifest_mod.read_manifest(copy)
+    artifacts = manifest_mod.artifact_hashes(copy)
+    manifest.model_copy(update={"artifacts": artifacts}).write(copy / layout.MANIFEST)
     (copy / "report.pdf").write_bytes(PDF + b"changed")
     with pytest.raises(RunDirError, match=r"report\.pdf: SHA-256 .*tampered"):
         mail.build_message(copy, to=TO, sender=SENDER, environ={})

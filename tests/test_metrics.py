@@ -1,6 +1,6 @@
 """Tests for the metrics.json contract: what runs write fits it, anything else is one clear line.
 
-The README's schema table is checked against the models here, field by
+The schema table of docs/metrics-schema.md is checked against the models here, field by
 field, so the documentation cannot drift from the types either; rerun with
 ``REPORTGEN_UPDATE_README=1`` to rewrite the table after changing a field.
 """
@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from reportgen import rundir
-from reportgen.cli import main
-from reportgen.errors import RunDirError
-from reportgen.metrics import Metrics, parse_metrics, read_metrics
+from reportgen.artifacts import manifest
+from reportgen.artifacts.metrics import Metrics, parse_metrics, read_metrics
+from reportgen.cli.main import main
+from reportgen.core.errors import RunDirError
 from tests import synthetic
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+SCHEMA_PAGE = Path(__file__).resolve().parents[1] / "docs" / "metrics-schema.md"
 UPDATE_README = os.environ.get("REPORTGEN_UPDATE_README") == "1"
 
 
@@ -44,12 +44,12 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_the_synthetic_run_reads_back_equal(run_dir: Path) -> None:
-    assert read_metrics(run_dir, rundir.read_manifest(run_dir)) == synthetic.metrics()
+    assert read_metrics(run_dir, manifest.read_manifest(run_dir)) == synthetic.metrics()
 
 
 def test_a_pipeline_run_fits_the_contract_byte_for_byte(quick_run: Path) -> None:
     text = (quick_run / "metrics.json").read_text()
-    document = read_metrics(quick_run, rundir.read_manifest(quick_run))
+    document = read_metrics(quick_run, manifest.read_manifest(quick_run))
     assert json.dumps(document.dump(), indent=2, sort_keys=True) + "\n" == text
     assert list(document.models) == ["baseline", "regularized"]
 
@@ -97,7 +97,10 @@ EDITS: dict[str, tuple[Any, str]] = {
         lambda m: m["significance"]["mcnemar"].pop("p_value"),
         "significance.mcnemar.p_value: Field required",
     ),
-    "another schema": (lambda m: m.update(schema=2), "schema: Input should be 1"),
+    "another schema": (
+        lambda m: m.update(schema=1),
+        "schema 1 is not schema 2, which this version of reportgen reads: run it again",
+    ),
     "not an object": (lambda m: m.clear(), "schema: Field required (and 6 more)"),
     "a figure outside the run": (
         lambda m: m["figures"].update(lr="../../outside.png"),
@@ -128,7 +131,7 @@ def test_a_malformed_file_is_one_line_naming_the_field(
 ) -> None:
     _edit(copy_run, edit)
     with pytest.raises(RunDirError) as error:
-        read_metrics(copy_run, rundir.read_manifest(copy_run))
+        read_metrics(copy_run, manifest.read_manifest(copy_run))
     assert str(error.value).startswith(f"{copy_run / 'metrics.json'}: {match}")
     assert "\n" not in str(error.value)
 
@@ -178,11 +181,11 @@ def test_every_reader_exits_2_naming_the_field(
     )
 
 
-# --------------------------------------------------------------------------- the README
+# --------------------------------------------------------------------------- the schema page
 
 
 def _type_name(annotation: Any) -> str:
-    """Return how the README names a field's type."""
+    """Return how the schema page names a field's type."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Annotated:
         return _type_name(args[0])
@@ -229,26 +232,25 @@ def schema_rows(model: type[BaseModel] = Metrics, prefix: str = "") -> Iterator[
             yield from schema_rows(inner, f"{path}{step}.")
 
 
-def _readme_table() -> tuple[str, str]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## `metrics.json` schema", 1)[1].split("\n## ", 1)[0]
-    table = re.search(r"\| field \| type \| description \|\n(?:\|.*\|\n)+", section)
-    assert table is not None, "README's metrics.json section has no field table"
+def _schema_table() -> tuple[str, str]:
+    text = SCHEMA_PAGE.read_text(encoding="utf-8")
+    table = re.search(r"\| field \| type \| description \|\n(?:\|.*\|\n)+", text)
+    assert table is not None, "docs/metrics-schema.md has no field table"
     return text, table.group(0)
 
 
-def test_every_field_is_documented_in_the_readme() -> None:
+def test_every_field_is_documented_in_the_schema_page() -> None:
     rows = ["| field | type | description |", "| --- | --- | --- |"]
     rows += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
              for row in schema_rows()]  # fmt: skip
     expected = "\n".join(rows) + "\n"
-    text, table = _readme_table()
+    text, table = _schema_table()
     if UPDATE_README:
-        README.write_text(text.replace(table, expected), encoding="utf-8")
+        SCHEMA_PAGE.write_text(text.replace(table, expected), encoding="utf-8")
         table = expected
     assert table == expected, (
-        "README's metrics.json table differs from reportgen/metrics.py; if the change is "
-        "intended, rerun with REPORTGEN_UPDATE_README=1"
+        "docs/metrics-schema.md's table differs from reportgen/artifacts/metrics.py; if the "
+        "change is intended, rerun with REPORTGEN_UPDATE_README=1"
     )
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from reportgen.config import Config, ModelSection
-from reportgen.optim import make_optimizer, make_scheduler
+from reportgen.config.schema import Config, ModelSection
+from reportgen.train.optim import make_optimizer, make_scheduler
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """Your own data and model: an image folder and a factory network, end to end.
 
-The factory module and the config are the README's example, taken from its
-"Your own data and model" section, so the documented example is the one
-that runs.
+The factory module and the config are the documented example, taken from
+docs/own-data.md ("Your own data and model", linked from the README), so the
+documented example is the one that runs.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix, f1_score
 
-from reportgen import rundir
-from reportgen.cli import main
+from reportgen.artifacts import manifest as manifest_mod
+from reportgen.cli.main import main
 
 from .imagefolder_fixture import make_image_folder
 from .test_imagefolder import ERRORS as FOLDER_ERRORS
@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("circle", "cross", "square", "triangle")
 
 
-def readme_example() -> tuple[str, str]:
-    """Return the README example's ``mynets.py`` and ``shapes.toml``."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Your own data and model", 1)[1].split("\n## ", 1)[0]
+def documented_example() -> tuple[str, str]:
+    """Return the documented example's ``mynets.py`` and ``shapes.toml``."""
+    section = (REPO / "docs" / "own-data.md").read_text()
+    assert section.startswith("# Your own data and model\n")
     module = re.search(r"`mynets\.py`:\n\n```python\n(.+?)```", section, re.DOTALL)
     config = re.search(r"`shapes\.toml`:\n\n```toml\n(.+?)```", section, re.DOTALL)
     assert module is not None and config is not None
@@ -38,9 +38,9 @@ def readme_example() -> tuple[str, str]:
 
 
 def make_project(root: Path) -> Path:
-    """Write the README's example project (module, config, image folder) into ``root``."""
+    """Write the documented example project (module, config, image folder) into ``root``."""
     root.mkdir(parents=True, exist_ok=True)
-    module, config = readme_example()
+    module, config = documented_example()
     (root / "mynets.py").write_text(module)
     (root / "shapes.toml").write_text(config)
     # RGB shapes of three sizes, resized by data.image_size.
@@ -79,7 +79,8 @@ def test_the_folder_and_the_factory_model_run_end_to_end(own_run: Path) -> None:
     for name, model in metrics["models"].items():
         assert model["test_accuracy"] > 0.5, name  # four classes: chance is 0.25
         assert len(model["confusion_matrix"]) == 4
-    assert rundir.check_artifacts(own_run, rundir.read_manifest(own_run)["artifacts"]) == []
+    manifest = manifest_mod.read_manifest(own_run)
+    assert manifest_mod.check_artifacts(own_run, manifest.artifacts) == []
 
 
 def test_metrics_agree_with_a_recomputation_from_predictions_csv(own_run: Path) -> None:
@@ -120,8 +121,8 @@ def test_class_names_are_in_the_report(own_run: Path) -> None:
 def test_two_runs_of_the_same_folder_are_byte_identical(project: Path, own_run: Path) -> None:
     again = project.parent / "run-b"
     assert run_in(project, again) == 0
-    first = rundir.read_manifest(own_run)["artifacts"]
-    second = rundir.read_manifest(again)["artifacts"]
+    first = manifest_mod.read_manifest(own_run).artifacts
+    second = manifest_mod.read_manifest(again).artifacts
     assert first == second
 
 
@@ -147,10 +148,10 @@ def test_renaming_one_image_changes_the_fingerprint_and_verify_says_so(
 
 
 def test_a_data_fingerprint_recorded_for_each_dataset(own_run: Path) -> None:
-    manifest = rundir.read_manifest(own_run)
+    manifest = manifest_mod.read_manifest(own_run)
     metrics = json.loads((own_run / "metrics.json").read_text())
-    assert manifest["data_files"] == metrics["dataset"]["fingerprint"]["sha256"]
-    assert list(manifest["data_files"]) == ["folder"]
+    assert manifest.data_files == metrics["dataset"]["fingerprint"]["sha256"]
+    assert list(manifest.data_files) == ["folder"]
 
 
 # --------------------------------------------------------------------------- errors
@@ -254,7 +255,8 @@ def test_bad_settings_for_own_data_are_one_line(
 def test_configured_pairs_by_name(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "named"
     overrides = ["--set", 'report.confused_pairs=[["square", "circle"], [3, 1]]',
-                 "--set", "train.epochs=1", "--set", "report.pdf=false"]  # fmt: skip
+                 "--set", "train.epochs=1", "--set", "report.pdf=false",
+                 "--set", "runtime.threads=1"]  # fmt: skip
     assert run_in(project, out, *overrides) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     configured = [
@@ -304,7 +306,7 @@ def test_a_figure_that_cannot_apply_is_one_sentence(project: Path, tmp_path: Pat
     out = tmp_path / "norm-first"
     overrides = ["--set", "models.regularized.factory=badnets:norm_first",
                  "--set", "models.regularized.args={}", "--set", "train.epochs=1",
-                 "--set", "report.pdf=false"]  # fmt: skip
+                 "--set", "report.pdf=false", "--set", "runtime.threads=1"]  # fmt: skip
     assert run_in(project, out, *overrides) == 0
     model = json.loads((out / "metrics.json").read_text())["models"]["regularized"]
     note = model["figure_notes"]["weights"]
@@ -324,7 +326,7 @@ def test_report_layer_picks_the_module_the_activations_show(project: Path, tmp_p
     out = tmp_path / "layer"
     overrides = ["--set", "report.layer={regularized=\"2\", baseline=\"hidden.0.1\"}",
                  "--set", "train.epochs=1",
-                 "--set", "report.pdf=false"]  # fmt: skip
+                 "--set", "report.pdf=false", "--set", "runtime.threads=1"]  # fmt: skip
     assert run_in(project, out, *overrides) == 0
     models = json.loads((out / "metrics.json").read_text())["models"]
     # The factory's module 2 is its first max-pooling; the MLP's hidden.0.1 its first ReLU.

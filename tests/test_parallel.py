@@ -6,16 +6,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from reportgen.config import Config, load_config
-from reportgen.data import load_dataset
-from reportgen.parallel import ModelJob, Trained, train_all, train_one
-from reportgen.train import EpochRecord
+from reportgen.config.loading import load_config
+from reportgen.config.schema import Config
+from reportgen.train.loop import EpochRecord
+from reportgen.train.parallel import ModelJob, Trained, train_all, train_one
 
-from .conftest import QuickMnist, make_quick_run
+from .conftest import QuickMnist, load_mnist, make_quick_run
 
 
 def _jobs(root: Path, work: Path, config: Config) -> list[ModelJob]:
-    dataset = load_dataset(root, seed=config.seed, val_size=100)
+    dataset = load_mnist(root, seed=config.seed, val_size=100)
     return [
         ModelJob(
             name,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
-from reportgen import per_class, stats
+from reportgen.evaluate import per_class, statistics
 
 NAMES = ("zero", "one", "two", "three")
 
@@ -23,7 +23,7 @@ def test_intervals_come_from_the_accuracy_intervals_resamples() -> None:
     counts = per_class.bootstrap_class_counts(y_true, [y_pred], classes=4, resamples=120, seed=9)
     accuracy = counts.correct[:, 0].sum(axis=1) / 300
     assert accuracy == pytest.approx(
-        stats.bootstrap_accuracies(y_true == y_pred, resamples=120, seed=9)[:, 0], abs=0
+        statistics.bootstrap_accuracies(y_true == y_pred, resamples=120, seed=9)[:, 0], abs=0
     )
 
 
@@ -34,7 +34,7 @@ def test_intervals_match_scikit_learn_on_every_resample() -> None:
         y_true, y_pred, classes=4, resamples=resamples, seed=seed, level=0.9
     )
     per_resample = []
-    for _, index in stats.resample_indices(200, resamples=resamples, seed=seed):
+    for _, index in statistics.resample_indices(200, resamples=resamples, seed=seed):
         for rows in index:
             p, r, f, _ = precision_recall_fscore_support(
                 y_true[rows], y_pred[rows], labels=range(4), zero_division=0
@@ -87,7 +87,7 @@ def test_recall_differences_are_exact_mcnemar_per_class() -> None:
     assert [row.label for row in result.rows] == [0, 1, 2, 3]
     for row in result.rows:
         mine = y_true == row.label
-        test = stats.mcnemar(first[mine] == row.label, second[mine] == row.label)
+        test = statistics.mcnemar(first[mine] == row.label, second[mine] == row.label)
         assert (row.b, row.c, row.p_value) == (test.b, test.c, test.p_value)
         assert row.estimate == pytest.approx((row.c - row.b) / row.support)
         assert row.low <= row.estimate <= row.high

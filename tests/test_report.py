@@ -8,7 +8,6 @@ figures), so they need neither MNIST nor training.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import re
@@ -23,10 +22,14 @@ from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 from weasyprint.pdf import fonts as weasyprint_fonts
 
-from reportgen import __version__, context, report, rundir
-from reportgen.errors import RenderError, TemplateError
-from reportgen.formatting import pct
-from reportgen.metrics import Divergence, parse_metrics
+from reportgen import __version__
+from reportgen.artifacts.manifest import RunManifest, read_manifest
+from reportgen.artifacts.metrics import Divergence, parse_metrics
+from reportgen.core.errors import RenderError, TemplateError
+from reportgen.core.text import pct
+from reportgen.report import fetcher as fetcher_mod
+from reportgen.report import fonts, render, run_page, sentences
+from reportgen.run import render as run_render
 from tests import synthetic
 from tests.synthetic import make_run
 
@@ -60,19 +63,19 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(run_dir: Path) -> dict[str, Any]:
+def page(run_dir: Path) -> run_page.RunPage:
     """The template context of the synthetic run."""
-    return context.build_context(run_dir, environ={})
+    return run_page.build_context(run_dir, environ={})
 
 
 @pytest.fixture(scope="module")
-def html(page: dict[str, Any]) -> str:
-    return report.render_html(page)
+def html(page: run_page.RunPage) -> str:
+    return render.render_html(page)
 
 
 @pytest.fixture(scope="module")
-def pdf(page: dict[str, Any], run_dir: Path) -> bytes:
-    return report.render_pdf(page, run_dir)
+def pdf(page: run_page.RunPage, run_dir: Path) -> bytes:
+    return render.render_pdf(page, run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +117,13 @@ def _parse(html: str) -> _Elements:
     parser = _Elements()
     parser.feed(html)
     return parser
+
+
+def _user_template(templates_dir: Path, name: str) -> Path:
+    """Return where a user template ``name`` goes in ``templates_dir``, its folder made."""
+    path = templates_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _pdf_text(data: bytes) -> str:
@@ -176,8 +186,8 @@ def test_toc_links_resolve_and_tables_scope_headers(html: str) -> None:
     assert html.startswith('<!DOCTYPE html>\n<html lang="en">')
 
 
-def test_html_shows_the_metrics(html: str, page: dict[str, Any]) -> None:
-    for view in page["models"]:
+def test_html_shows_the_metrics(html: str, page: run_page.RunPage) -> None:
+    for view in page.models:
         assert pct(view.metrics.test_accuracy) in html
         assert pct(view.metrics.accuracy_ci.low) in html
     assert "McNemar exact two-sided p-value" in html and "&lt; 0.001" in html
@@ -185,12 +195,13 @@ def test_html_shows_the_metrics(html: str, page: dict[str, Any]) -> None:
 
 
 def test_reproducibility_section(html: str, run_dir: Path) -> None:
-    manifest = json.loads((run_dir / rundir.MANIFEST).read_text())
-    assert context.REPRODUCE_COMMAND in html
+    manifest = read_manifest(run_dir, RunManifest)
+    assert run_page.REPRODUCE_COMMAND in html
     assert "somewhere/else" not in html  # the argv is not the command shown
-    for rel, entry in manifest["artifacts"].items():
-        assert rel in html and entry["sha256"] in html
-    for digest in manifest["data_files"].values():
+    assert manifest.artifacts and manifest.data_files
+    for rel, entry in manifest.artifacts.items():
+        assert rel in html and entry.sha256 in html
+    for digest in manifest.data_files.values():
         assert digest in html
     assert "12.345" not in html and "23.456" not in html  # no wall-clock timings
     assert "name = &#34;synthetic&#34;" in html  # resolved config, escaped
@@ -204,7 +215,7 @@ def test_title_block_uses_config_date(html: str) -> None:
 
 def test_title_is_escaped(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", title="<script>alert(1)</script> & co")
-    html = report.render_html(context.build_context(run, environ={}))
+    html = render.render_html(run_page.build_context(run, environ={}))
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
 
@@ -212,24 +223,24 @@ def test_title_is_escaped(tmp_path: Path) -> None:
 def test_divergence_is_shown(tmp_path: Path) -> None:
     divergence = Divergence(epoch=2, step=310, last_finite_loss=2.302585)
     run = make_run(tmp_path / "run", divergence=divergence)
-    diverged = context.build_context(run, environ={})
-    html = report.render_html(diverged)
-    assert diverged["warnings"] == [context.divergence_sentence("baseline", divergence)]
+    diverged = run_page.build_context(run, environ={})
+    html = render.render_html(diverged)
+    assert diverged.warnings == [sentences.divergence_sentence("baseline", divergence)]
     assert "This model diverged." in html
     assert "diverged in epoch 2" in html and "2.3026" in html
     assert "Lower train.lr" in html
     assert html.count('class="callout danger" role="alert"') == 2  # summary and model section
 
 
-def test_html_shows_the_deeper_evaluation(html: str, page: dict[str, Any]) -> None:
-    for view in page["models"]:
+def test_html_shows_the_deeper_evaluation(html: str, page: run_page.RunPage) -> None:
+    for view in page.models:
         calibration = view.metrics.calibration
         assert calibration.verdict in html and pct(calibration.ece_scaled) in html
-        assert page["ranking_sentences"][view.name] in html
+        assert page.ranking_sentences[view.name] in html
         assert f"{view.metrics.one_vs_rest.macro_auc:.4f}" in html
         for figure in view.attribution_figures:
             assert f'id="fig-{figure.name}"' in html
-    assert page["significance"].class_recall.verdict in html
+    assert page.significance.class_recall.verdict in html
     assert "Holm’s step-down correction" in html
     assert html.count("95% bootstrap intervals of each class’s precision, recall and F1") == 2
 
@@ -242,7 +253,7 @@ def test_attributions_switched_off_are_said_to_be(copy_run: Path) -> None:
             model["attributions"] = None
 
     synthetic.write_metrics(copy_run, synthetic.edited(off))
-    html = report.render_html(context.build_context(copy_run, environ={}))
+    html = render.render_html(run_page.build_context(copy_run, environ={}))
     assert html.count("Attributions are switched off for this run") == 2
     assert "attributions" not in re.findall(r'id="fig-[^"]+"', html).__str__()
 
@@ -266,14 +277,25 @@ def test_packaged_templates_are_found_through_importlib() -> None:
     import importlib.resources
 
     files = importlib.resources.files("reportgen.templates")
-    for name in ("frame.html.jinja2", "report.html.j2", "report.css", "macros.html.j2"):
-        assert files.joinpath(name).is_file()
-    assert files.joinpath("custom.css").read_text() == ""  # a hook, empty until a user fills it
+    for name in (
+        "frame.html.jinja2",
+        "pages/report.html.j2",
+        "pages/compare.html.j2",
+        "pages/sweep.html.j2",
+        "partials/macros.html.j2",
+        "partials/model_comparison.html.j2",
+        "css/report.css",
+    ):
+        assert files.joinpath(*name.split("/")).is_file(), name
+    for old in ("report.html.j2", "report.css", "macros.html.j2", "comparison.html.j2"):
+        assert not files.joinpath(old).is_file(), old  # the flat layout is gone
+    # a hook, empty until a user fills it
+    assert files.joinpath("css", "custom.css").read_text() == ""
 
 
-@pytest.mark.parametrize("entry", ["report.html.j2", "compare.html.j2"])
+@pytest.mark.parametrize("entry", ["pages/report.html.j2", "pages/compare.html.j2"])
 def test_every_page_extends_the_frame(entry: str) -> None:
-    env = report.environment()
+    env = render.environment()
     source = env.loader.get_source(env, entry)[0] if env.loader else ""
     assert '{% extends "frame.html.jinja2" %}' in source
     frame = env.loader.get_source(env, "frame.html.jinja2")[0] if env.loader else ""
@@ -281,28 +303,42 @@ def test_every_page_extends_the_frame(entry: str) -> None:
         assert f"{{% block {block} %}}" in frame
 
 
-def test_custom_css_comes_after_the_stylesheet(tmp_path: Path, page: dict[str, Any]) -> None:
-    (tmp_path / "custom.css").write_text("h1 { color: rebeccapurple; }\n")
-    custom = report.render_html(page, templates_dir=tmp_path)
+def test_custom_css_comes_after_the_stylesheet(tmp_path: Path, page: run_page.RunPage) -> None:
+    _user_template(tmp_path, "css/custom.css").write_text("h1 { color: rebeccapurple; }\n")
+    custom = render.render_html(page, templates_dir=tmp_path)
     assert "--accent" in custom  # the packaged stylesheet is still there
     assert custom.index("rebeccapurple") > custom.index("--accent")
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("base.html.j2", "frame.html.jinja2"),
+        ("report.html.j2", "pages/report.html.j2"),
+        ("comparison.html.j2", "partials/model_comparison.html.j2"),
+        ("summary.html.j2", "partials/summary.html.j2"),
+        ("custom.css", "css/custom.css"),
+    ],
+)
 def test_an_old_base_template_is_refused_with_its_new_name(
-    tmp_path: Path, page: dict[str, Any]
+    tmp_path: Path, page: run_page.RunPage, old: str, new: str
 ) -> None:
-    (tmp_path / "base.html.j2").write_text("{% block content %}{% endblock %}\n")
-    with pytest.raises(TemplateError, match=r"base\.html\.j2: the frame .* frame\.html\.jinja2"):
-        report.render_html(page, templates_dir=tmp_path)
+    (tmp_path / old).write_text("{% block content %}{% endblock %}\n")
+    match = (
+        rf"{re.escape(str(tmp_path / old))}: this template is now {re.escape(new)} .*"
+        rf"move yours to {re.escape(str(tmp_path / new))}"
+    )
+    with pytest.raises(TemplateError, match=match):
+        render.render_html(page, templates_dir=tmp_path)
 
 
 def test_overriding_one_template_changes_only_that_part(
-    tmp_path: Path, page: dict[str, Any], html: str
+    tmp_path: Path, page: run_page.RunPage, html: str
 ) -> None:
-    (tmp_path / "summary.html.j2").write_text(
+    _user_template(tmp_path, "partials/summary.html.j2").write_text(
         '<section id="summary"><h2>Custom summary for {{ run_name }}</h2></section>\n'
     )
-    custom = report.render_html(page, templates_dir=tmp_path)
+    custom = render.render_html(page, templates_dir=tmp_path)
     start = html.index('<section id="summary"')
     end = html.index('<section id="comparison"')
     assert custom[:start] == html[:start]
@@ -311,42 +347,44 @@ def test_overriding_one_template_changes_only_that_part(
     assert "Executive summary" not in custom.split("<main>")[1]
 
 
-def test_user_css_overrides_the_packaged_stylesheet(tmp_path: Path, page: dict[str, Any]) -> None:
-    (tmp_path / "report.css").write_text("body { color: rebeccapurple; }\n")
-    custom = report.render_html(page, templates_dir=tmp_path)
+def test_user_css_overrides_the_packaged_stylesheet(tmp_path: Path, page: run_page.RunPage) -> None:
+    _user_template(tmp_path, "css/report.css").write_text("body { color: rebeccapurple; }\n")
+    custom = render.render_html(page, templates_dir=tmp_path)
     assert "rebeccapurple" in custom and "--accent" not in custom
 
 
-def test_missing_variable_is_a_render_error(tmp_path: Path, page: dict[str, Any]) -> None:
-    (tmp_path / "summary.html.j2").write_text("<p>{{ no_such_value }}</p>\n")
+def test_missing_variable_is_a_render_error(tmp_path: Path, page: run_page.RunPage) -> None:
+    _user_template(tmp_path, "partials/summary.html.j2").write_text("<p>{{ no_such_value }}</p>\n")
     with pytest.raises(
-        RenderError, match=r"summary\.html\.j2 line 1: 'no_such_value' is undefined"
+        RenderError, match=r"partials/summary\.html\.j2 line 1: 'no_such_value' is undefined"
     ):
-        report.render_html(page, templates_dir=tmp_path)
+        render.render_html(page, templates_dir=tmp_path)
 
 
 def test_value_a_filter_cannot_format_is_a_render_error(
-    tmp_path: Path, page: dict[str, Any]
+    tmp_path: Path, page: run_page.RunPage
 ) -> None:
-    (tmp_path / "summary.html.j2").write_text("<p>\n{{ run_name|pct }}</p>\n")
-    with pytest.raises(RenderError, match=r"summary\.html\.j2 line 2: cannot display a value"):
-        report.render_html(page, templates_dir=tmp_path)
+    _user_template(tmp_path, "partials/summary.html.j2").write_text("<p>\n{{ run_name|pct }}</p>\n")
+    with pytest.raises(
+        RenderError, match=r"partials/summary\.html\.j2 line 2: cannot display a value"
+    ):
+        render.render_html(page, templates_dir=tmp_path)
 
 
-def test_template_syntax_error_is_a_render_error(tmp_path: Path, page: dict[str, Any]) -> None:
-    (tmp_path / "title.html.j2").write_text("<h1>{% if %}</h1>\n")
-    with pytest.raises(RenderError, match=r"title\.html\.j2 line 1"):
-        report.render_html(page, templates_dir=tmp_path)
+def test_template_syntax_error_is_a_render_error(tmp_path: Path, page: run_page.RunPage) -> None:
+    _user_template(tmp_path, "partials/title.html.j2").write_text("<h1>{% if %}</h1>\n")
+    with pytest.raises(RenderError, match=r"partials/title\.html\.j2 line 1"):
+        render.render_html(page, templates_dir=tmp_path)
 
 
-def test_missing_templates_directory_is_a_render_error(page: dict[str, Any]) -> None:
+def test_missing_templates_directory_is_a_render_error(page: run_page.RunPage) -> None:
     with pytest.raises(RenderError, match="does not exist"):
-        report.render_html(page, templates_dir="no/such/dir")
+        render.render_html(page, templates_dir="no/such/dir")
 
 
-def test_autoescape_applies_to_user_templates(tmp_path: Path, page: dict[str, Any]) -> None:
-    (tmp_path / "summary.html.j2").write_text("<p>{{ '<b>bold</b>' }}</p>\n")
-    assert "&lt;b&gt;bold&lt;/b&gt;" in report.render_html(page, templates_dir=tmp_path)
+def test_autoescape_applies_to_user_templates(tmp_path: Path, page: run_page.RunPage) -> None:
+    _user_template(tmp_path, "partials/summary.html.j2").write_text("<p>{{ '<b>bold</b>' }}</p>\n")
+    assert "&lt;b&gt;bold&lt;/b&gt;" in render.render_html(page, templates_dir=tmp_path)
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -370,41 +408,45 @@ ESCAPES = {
 
 @pytest.mark.parametrize("template", ESCAPES.values(), ids=ESCAPES.keys())
 def test_templates_cannot_reach_python_internals(
-    tmp_path: Path, page: dict[str, Any], template: str
+    tmp_path: Path, page: run_page.RunPage, template: str
 ) -> None:
     marker = tmp_path / "pwned"
     templates = tmp_path / "templates"
     templates.mkdir()
-    (templates / "summary.html.j2").write_text(template.replace("MARKER", str(marker)))
-    with pytest.raises(RenderError, match=r"summary\.html\.j2 line 1: .*(unsafe|not safely)") as e:
-        report.render_html(page, templates_dir=templates)
+    _user_template(templates, "partials/summary.html.j2").write_text(
+        template.replace("MARKER", str(marker))
+    )
+    with pytest.raises(
+        RenderError, match=r"partials/summary\.html\.j2 line 1: .*(unsafe|not safely)"
+    ) as e:
+        render.render_html(page, templates_dir=templates)
     assert "\n" not in str(e.value)
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("template", ["{{ 9 ** 999999999 }}", "{{ 'x' * 10 ** 9 }}"])
 def test_templates_cannot_exhaust_memory_with_arithmetic(
-    tmp_path: Path, page: dict[str, Any], template: str
+    tmp_path: Path, page: run_page.RunPage, template: str
 ) -> None:
-    (tmp_path / "summary.html.j2").write_text(template)
+    _user_template(tmp_path, "partials/summary.html.j2").write_text(template)
     with pytest.raises(TemplateError, match=r"too large|over 1,000,000 items"):
-        report.render_html(page, templates_dir=tmp_path)
+        render.render_html(page, templates_dir=tmp_path)
 
 
 @pytest.mark.parametrize(
     "template",
     [
-        "{% include 'summary.html.j2' %}",
+        "{% include 'partials/summary.html.j2' %}",
         "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
     ],
     ids=["includes itself", "recursive macro"],
 )
 def test_endless_template_recursion_is_a_render_error(
-    tmp_path: Path, page: dict[str, Any], template: str
+    tmp_path: Path, page: run_page.RunPage, template: str
 ) -> None:
-    (tmp_path / "summary.html.j2").write_text(template)
+    _user_template(tmp_path, "partials/summary.html.j2").write_text(template)
     with pytest.raises(RenderError, match="recursion too deep") as e:
-        report.render_html(page, templates_dir=tmp_path)
+        render.render_html(page, templates_dir=tmp_path)
     assert "\n" not in str(e.value)
 
 
@@ -416,8 +458,8 @@ def test_pdf_text_has_every_section_heading(pdf_text: str, heading: str) -> None
     assert heading in pdf_text
 
 
-def test_pdf_shows_both_test_accuracies(pdf_text: str, page: dict[str, Any]) -> None:
-    for view in page["models"]:
+def test_pdf_shows_both_test_accuracies(pdf_text: str, page: run_page.RunPage) -> None:
+    for view in page.models:
         assert pct(view.metrics.test_accuracy) in pdf_text
 
 
@@ -460,20 +502,20 @@ def test_pdf_embeds_only_subsets_of_the_dejavu_fonts(pdf: bytes) -> None:
 
 
 def test_pdf_bytes_do_not_depend_on_the_systems_font_subsetter(
-    page: dict[str, Any], run_dir: Path, pdf: bytes, monkeypatch: pytest.MonkeyPatch
+    page: run_page.RunPage, run_dir: Path, pdf: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without libharfbuzz-subset, WeasyPrint would subset with fontTools instead.
     monkeypatch.setattr(weasyprint_fonts, "harfbuzz_subset", None)
-    assert report.render_pdf(page, run_dir) == pdf
+    assert render.render_pdf(page, run_dir) == pdf
 
 
 def test_weasyprints_own_subsetting_would_depend_on_the_system(
-    page: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    page: run_page.RunPage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The control: why reportgen subsets the fonts itself."""
     if weasyprint_fonts.harfbuzz_subset is None:
         pytest.skip("libharfbuzz-subset is not installed: nothing to compare")
-    html = report.render_html({**page, "pdf": True, "fonts": report.dejavu_fonts()})
+    html = render.render_html(page.for_pdf(fonts.dejavu_fonts()))
     with_harfbuzz = weasyprint.HTML(string=html).write_pdf(pdf_identifier=False)
     monkeypatch.setattr(weasyprint_fonts, "harfbuzz_subset", None)
     with_fonttools = weasyprint.HTML(string=html).write_pdf(pdf_identifier=False)
@@ -483,28 +525,28 @@ def test_weasyprints_own_subsetting_would_depend_on_the_system(
 def test_renders_are_byte_identical_across_runs_and_directories(
     run_dir: Path, copy_run: Path, html: str, pdf: bytes
 ) -> None:
-    copied = context.build_context(copy_run, environ={})
-    assert report.render_html(copied) == html
-    assert report.render_pdf(copied, copy_run) == pdf
+    copied = run_page.build_context(copy_run, environ={})
+    assert render.render_html(copied) == html
+    assert render.render_pdf(copied, copy_run) == pdf
     assert str(run_dir).encode() not in pdf and str(copy_run).encode() not in pdf
 
 
 def test_source_date_epoch_is_restored(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    with report._source_date_epoch(86400):
+    with render._source_date_epoch(86400):
         assert os.environ["SOURCE_DATE_EPOCH"] == "86400"
     assert "SOURCE_DATE_EPOCH" not in os.environ
 
 
 def test_render_run_writes_both_reports(copy_run: Path) -> None:
-    written = report.render_run(copy_run)
+    written = run_render.render_run(copy_run)
     assert written == [copy_run / "report.html", copy_run / "report.pdf"]
     assert (copy_run / "report.pdf").read_bytes().startswith(b"%PDF-")
     assert not list(copy_run.glob(".*.tmp-*"))
 
 
 def test_render_run_without_pdf(copy_run: Path) -> None:
-    assert report.render_run(copy_run, pdf=False) == [copy_run / "report.html"]
+    assert run_render.render_run(copy_run, pdf=False) == [copy_run / "report.html"]
     assert not (copy_run / "report.pdf").exists()
 
 
@@ -512,8 +554,8 @@ def test_render_run_without_pdf(copy_run: Path) -> None:
 
 
 @pytest.fixture
-def fetcher(run_dir: Path) -> report.RunFetcher:
-    return report.RunFetcher(run_dir, [face.path for face in report.dejavu_fonts()])
+def fetcher(run_dir: Path) -> fetcher_mod.RunFetcher:
+    return fetcher_mod.RunFetcher(run_dir, [face.path for face in fonts.dejavu_fonts()])
 
 
 @pytest.mark.parametrize(
@@ -527,8 +569,8 @@ def fetcher(run_dir: Path) -> report.RunFetcher:
         "javascript:alert(1)",
     ],
 )
-def test_fetcher_refuses_foreign_urls(fetcher: report.RunFetcher, url: str) -> None:
-    with pytest.raises(report.FetchRefused):
+def test_fetcher_refuses_foreign_urls(fetcher: fetcher_mod.RunFetcher, url: str) -> None:
+    with pytest.raises(fetcher_mod.FetchRefused):
         fetcher.fetch(url)
     assert fetcher.refused == [url]
 
@@ -537,34 +579,34 @@ def test_fetcher_refuses_escapes_from_the_run(copy_run: Path, tmp_path: Path) ->
     secret = tmp_path / "secret.txt"
     secret.write_text("secret")
     (copy_run / "figures" / "link.png").symlink_to(secret)
-    fetcher = report.RunFetcher(copy_run, [])
+    fetcher = fetcher_mod.RunFetcher(copy_run, [])
     for url in (
         (copy_run / "figures" / "link.png").as_uri(),
         copy_run.as_uri() + "/../secret.txt",
         copy_run.as_uri() + "/figures/../../secret.txt",
     ):
-        with pytest.raises(report.FetchRefused):
+        with pytest.raises(fetcher_mod.FetchRefused):
             fetcher.fetch(url)
 
 
 def test_fetcher_serves_data_uris_run_files_and_fonts(
-    fetcher: report.RunFetcher, run_dir: Path
+    fetcher: fetcher_mod.RunFetcher, run_dir: Path
 ) -> None:
     figure = run_dir / "figures" / "lr.png"
     assert fetcher.fetch(figure.as_uri()).read() == figure.read_bytes()
     assert fetcher.fetch("data:text/plain;base64,aGk=").read() == b"hi"
-    font = report.dejavu_fonts()[0].path
+    font = fonts.dejavu_fonts()[0].path
     assert fetcher.fetch(font.as_uri()).read()[:4] == font.read_bytes()[:4]
     assert fetcher.refused == []
 
 
 def test_hostile_template_fetches_nothing(
-    tmp_path: Path, copy_run: Path, page: dict[str, Any], caplog: pytest.LogCaptureFixture
+    tmp_path: Path, copy_run: Path, page: run_page.RunPage, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "secret.txt").write_text("TOPSECRET")
     templates = tmp_path / "templates"
     templates.mkdir()
-    (templates / "report.html.j2").write_text(
+    _user_template(templates, "pages/report.html.j2").write_text(
         '<!DOCTYPE html><html lang="en"><head><title>x</title>\n'
         '<link rel="stylesheet" href="file:///etc/passwd">\n'
         '<link rel="attachment" href="file:///etc/passwd">\n'
@@ -574,7 +616,7 @@ def test_hostile_template_fetches_nothing(
         "<p>hostile</p></body></html>\n"
     )
     with caplog.at_level(logging.WARNING, logger="reportgen.report"):
-        pdf = report.render_pdf(page, copy_run, templates_dir=templates)
+        pdf = render.render_pdf(page, copy_run, templates_dir=templates)
     reader = PdfReader(io.BytesIO(pdf))
     assert "hostile" in reader.pages[0].extract_text()
     assert not reader.attachments
@@ -582,7 +624,7 @@ def test_hostile_template_fetches_nothing(
     refused = {
         record.getMessage().removeprefix("report: refused to fetch ")
         for record in caplog.records
-        if record.name == "reportgen.report"
+        if record.name == "reportgen.report.fetcher"
     }
     assert refused == {
         "file:///etc/passwd",
@@ -600,7 +642,7 @@ def test_renders_a_real_pipeline_run(quick_run: Path, tmp_path: Path) -> None:
     run = Path(shutil.copytree(quick_run, tmp_path / "run"))
     reports = [run / "report.html", run / "report.pdf"]
     before = {path: path.read_bytes() for path in reports}
-    assert report.render_run(run) == reports
+    assert run_render.render_run(run) == reports
     for path, data in before.items():  # rendered by the pipeline: re-rendering is identical
         assert path.read_bytes() == data
     html = reports[0].read_text(encoding="utf-8")

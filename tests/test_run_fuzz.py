@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reportgen.cli import main
+from reportgen.cli.main import main
 from tests.synthetic import make_run, rehash
 
 FIXTURES = [HealthCheck.function_scoped_fixture]
@@ -24,7 +24,8 @@ FRAGMENTS = [
     "{{", "}}", "{%", "%}", "{#", "#}", " ", "x", "1", "9", "'a'", "(", ")", "[", "]", ".", ",",
     "|", "~", "+", "*", "**", "-", "/", "%", "==", "if", "else", "endif", "for", "in", "endfor",
     "set", "=", "macro", "endmacro", "call", "include", "extends", "import", "block", "endblock",
-    "'summary.html.j2'", "'frame.html.jinja2'", "'report.css'", "'/etc/passwd'", "'../x'", "self",
+    "'partials/summary.html.j2'", "'frame.html.jinja2'", "'css/report.css'", "'/etc/passwd'",
+    "'../x'", "self",
     "super()", "loop", "range(3)", "cycler", "lipsum", "namespace()", "joiner", "dict(a=1)",
     "__class__", "__mro__", "__globals__", "__init__", "__subclasses__()",
     "_TemplateReference__context",
@@ -49,14 +50,17 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=FIXTURES)
-@given(template=templates, name=st.sampled_from(["summary.html.j2", "report.html.j2"]))
+@given(
+    template=templates,
+    name=st.sampled_from(["partials/summary.html.j2", "pages/report.html.j2", "frame.html.jinja2"]),
+)
 def test_random_templates_render_or_exit_2(
     synthetic: Path, template: str, name: str, tmp_path_factory: pytest.TempPathFactory,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     work = tmp_path_factory.mktemp("t")
     run = Path(shutil.copytree(synthetic, work / "run"))
-    (work / "templates").mkdir()
+    (work / "templates" / name).parent.mkdir(parents=True)
     (work / "templates" / name).write_text(template)
     _check(
         main(["render", str(run), "--templates", str(work / "templates")]), capsys.readouterr().err
@@ -76,7 +80,7 @@ MANIFEST_KEYS = [
     "environment.versions", "environment.hardware", "environment.parallel_info",
     "environment.git_commit", "artifacts", "artifacts.metrics.json", "artifacts.config.toml",
     "artifacts.metrics.json.sha256", "artifacts.metrics.json.size", "artifacts.../../etc/passwd",
-    "artifacts.figures/lr.png", "timings_s", "inputs", "run_name",
+    "artifacts.figures/lr.png", "timings_s", "inputs", "run_name", "command", "data_source",
 ]  # fmt: skip
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import rundir
-from reportgen.errors import RunDirError
-from reportgen.runarchive import pack_run, unpack_run
+from reportgen.artifacts import manifest as manifest_mod
+from reportgen.artifacts import publish
+from reportgen.artifacts.archive import pack_run, unpack_run
+from reportgen.core.errors import RunDirError
 
 
 def _archive(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
@@ -43,8 +44,8 @@ def test_quick_run_round_trips_and_verifies(quick_run: Path, tmp_path: Path) -> 
     dest = tmp_path / "copy"
     dest.mkdir()
     unpack_run(data, dest)
-    manifest = rundir.read_intact(dest, action="check")
-    assert rundir.unlisted(dest, manifest) == []
+    manifest = manifest_mod.read_intact(dest, action="check")
+    assert publish.unlisted(dest, manifest) == []
     assert (dest / "metrics.json").read_bytes() == (quick_run / "metrics.json").read_bytes()
 
 

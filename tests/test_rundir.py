@@ -7,18 +7,20 @@ from typing import Any
 
 import pytest
 
-from reportgen import rundir
-from reportgen.errors import RunDirError
+from reportgen.artifacts import layout, publish
+from reportgen.artifacts import manifest as manifest_mod
+from reportgen.core import fileio
+from reportgen.core.errors import RunDirError
 
 
 def test_write_atomic_and_json(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "m.json"
-    rundir.write_json(path, {"b": 1, "a": [1.5, None]})
+    fileio.write_json(path, {"b": 1, "a": [1.5, None]})
     assert path.read_text() == '{\n  "a": [\n    1.5,\n    null\n  ],\n  "b": 1\n}\n'
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     assert [p.name for p in path.parent.iterdir()] == ["m.json"]
     with pytest.raises(ValueError, match="Out of range float"):
-        rundir.write_json(path, {"x": float("nan")})
+        fileio.write_json(path, {"x": float("nan")})
 
 
 def test_write_atomic_names_the_file_when_the_disk_is_full(
@@ -27,9 +29,9 @@ def test_write_atomic_names_the_file_when_the_disk_is_full(
     def full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rundir.os, "fsync", full)
+    monkeypatch.setattr(fileio.os, "fsync", full)
     with pytest.raises(OSError, match="No space left") as caught:
-        rundir.write_atomic(tmp_path / "big.bin", b"x")
+        fileio.write_atomic(tmp_path / "big.bin", b"x")
     assert caught.value.filename == str(tmp_path / "big.bin")
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
@@ -43,16 +45,16 @@ ENVIRONMENT = {
 }
 
 
-def _manifest(root: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "kind": "run",
-        "seed": 0,
-        "data_files": {},
-        "environment": ENVIRONMENT,
-        "artifacts": rundir.artifact_hashes(root),
-        **extra,
-    }
+def _manifest(root: Path) -> manifest_mod.RunManifest:
+    return manifest_mod.RunManifest(
+        run_name="test",
+        seed=0,
+        command=["reportgen", "run"],
+        data_files={},
+        data_source="cache",
+        environment=manifest_mod.EnvironmentFacts(**ENVIRONMENT),
+        artifacts=manifest_mod.artifact_hashes(root),
+    )
 
 
 def _make_run(root: Path, marker: str, *, work: bool = False) -> None:
@@ -63,32 +65,38 @@ def _make_run(root: Path, marker: str, *, work: bool = False) -> None:
     if work:
         (root / "work").mkdir(exist_ok=True)
         (root / "work" / "a.ckpt").write_text("checkpoint")
-    rundir.write_json(root / rundir.MANIFEST, _manifest(root))
+    _manifest(root).write(root / layout.MANIFEST)
 
 
 def test_artifact_hashes_skip_manifest_work_hidden_files_and_links(tmp_path: Path) -> None:
     _make_run(tmp_path, "m", work=True)
     (tmp_path / ".metrics.json.tmp-1").write_text("partial write")
     (tmp_path / "link").symlink_to("/etc/hostname")
-    hashes = rundir.artifact_hashes(tmp_path)
+    hashes = manifest_mod.artifact_hashes(tmp_path)
     assert list(hashes) == ["metrics.json", "models/a.pt"]
-    assert hashes["metrics.json"] == {"sha256": rundir.sha256_bytes(b"m"), "size": 1}
+    assert hashes["metrics.json"] == manifest_mod.ArtifactEntry(
+        sha256=fileio.sha256_bytes(b"m"), size=1
+    )
+    assert hashes["models/a.pt"].model_dump() == {
+        "sha256": fileio.sha256_bytes(b"weights"),
+        "size": 7,
+    }
 
 
 def _publish(final: Path, marker: str) -> Path | None:
-    staging = rundir.open_staging(final, resume=False)
+    staging = publish.open_staging(final, resume=False)
     _make_run(staging, marker, work=True)
-    return rundir.publish(staging, final)
+    return publish.publish(staging, final)
 
 
 def test_publish_replaces_previous_run(tmp_path: Path) -> None:
     final = tmp_path / "run"
     for marker in ("first", "second"):
-        assert rundir.partial_path(final) == tmp_path / ".run.partial"
+        assert publish.partial_path(final) == tmp_path / ".run.partial"
         assert _publish(final, marker) is None
         assert (final / "metrics.json").read_text() == marker
         assert not (final / "work").exists()
-        assert not (final / rundir.PARTIAL_MARKER).exists()
+        assert not (final / layout.PARTIAL_MARKER).exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert oct(final.stat().st_mode & 0o777) == "0o755"
 
@@ -102,24 +110,24 @@ def test_publish_into_an_empty_directory(tmp_path: Path) -> None:
 
 def test_new_run_clears_its_own_stale_partial_only(tmp_path: Path) -> None:
     final = tmp_path / "run"
-    rundir.open_staging(final, resume=False)
-    stale = rundir.partial_path(final)
+    publish.open_staging(final, resume=False)
+    stale = publish.partial_path(final)
     (stale / "junk").write_text("x")
-    staging = rundir.open_staging(final, resume=False)
-    assert [p.name for p in staging.iterdir()] == [rundir.PARTIAL_MARKER]
+    staging = publish.open_staging(final, resume=False)
+    assert [p.name for p in staging.iterdir()] == [layout.PARTIAL_MARKER]
 
     other = tmp_path / "mine"
-    foreign = rundir.partial_path(other)
+    foreign = publish.partial_path(other)
     foreign.mkdir()
     (foreign / "notes.txt").write_text("precious")
     with pytest.raises(RunDirError, match="not made by reportgen"):
-        rundir.open_staging(other, resume=False)
+        publish.open_staging(other, resume=False)
     assert (foreign / "notes.txt").read_text() == "precious"
 
 
 def test_resume_needs_a_partial_run(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="nothing to resume"):
-        rundir.open_staging(tmp_path / "run", resume=True)
+        publish.open_staging(tmp_path / "run", resume=True)
 
 
 # --------------------------------------------------------------------------- output targets
@@ -144,7 +152,7 @@ def test_check_target_refuses_what_is_not_a_run(tmp_path: Path, make: Any, messa
     target = make(tmp_path)
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     with pytest.raises(RunDirError, match=message):
-        rundir.check_target(target)
+        publish.check_target(target)
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
 
@@ -156,26 +164,48 @@ def test_check_target_refuses_cwd_root_home_and_links(
     monkeypatch.chdir(project)
     for target in (Path("."), project, tmp_path, Path("..")):
         with pytest.raises(RunDirError, match="current directory or one of its parents"):
-            rundir.check_target(target)
+            publish.check_target(target)
     with pytest.raises(RunDirError, match="over / or the home directory"):
-        rundir.check_target(Path("/"))
+        publish.check_target(Path("/"))
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     with pytest.raises(RunDirError, match="over / or the home directory"):
-        rundir.check_target(home)
+        publish.check_target(home)
     (tmp_path / "link").symlink_to(home)
     with pytest.raises(RunDirError, match="symbolic link"):
-        rundir.check_target(tmp_path / "link")
+        publish.check_target(tmp_path / "link")
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every path below ``root`` with its bytes (None for a folder)."""
+    return {
+        p.relative_to(root).as_posix(): None if p.is_dir() else p.read_bytes()
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def test_check_target_accepts_new_empty_and_intact_runs(tmp_path: Path) -> None:
-    rundir.check_target(tmp_path / "new" / "deeper")
     (tmp_path / "empty").mkdir()
-    rundir.check_target(tmp_path / "empty")
     _make_run(tmp_path / "run", "m")
-    (tmp_path / "run" / rundir.LOG).write_text("log")
-    rundir.check_target(tmp_path / "run")
+    (tmp_path / "run" / layout.LOG).write_text("log")
+    targets = [tmp_path / "new" / "deeper", tmp_path / "empty", tmp_path / "run"]
+    before = _tree(tmp_path)
+    for target in targets:
+        assert publish.check_target(target) is None
+    assert _tree(tmp_path) == before  # checking changes nothing: "new" is not even created
+    # Each accepted target really takes a new run (publish checks it again, then swaps).
+    for target in targets:
+        assert _publish(target, "replacement") is None
+        assert (target / "metrics.json").read_text() == "replacement"
+        assert manifest_mod.read_intact(target, action="check").artifacts["metrics.json"] == (
+            manifest_mod.ArtifactEntry(sha256=fileio.sha256_bytes(b"replacement"), size=11)
+        )
+    assert not (tmp_path / "run" / layout.LOG).exists()  # the old run's log went with it
+    # The same run is no longer accepted once it holds a file its manifest does not list.
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match=r"does not list \(notes\.txt\)"):
+        publish.check_target(tmp_path / "run")
 
 
 def test_check_target_names_unlisted_and_changed_files(tmp_path: Path) -> None:
@@ -184,39 +214,35 @@ def test_check_target_names_unlisted_and_changed_files(tmp_path: Path) -> None:
     (run / "notes.txt").write_text("mine")
     (run / "models" / "extra").mkdir()
     with pytest.raises(RunDirError, match=r"does not list \(models/extra/, notes.txt, work/\)"):
-        rundir.check_target(run)
+        publish.check_target(run)
     for extra in ("notes.txt", "models/extra", "work/a.ckpt", "work"):
         path = run / extra
         path.rmdir() if path.is_dir() else path.unlink()
     (run / "metrics.json").write_text("edited")
     with pytest.raises(RunDirError, match=r"changed since reportgen wrote them \(metrics.json\)"):
-        rundir.check_target(run)
+        publish.check_target(run)
 
 
 def test_check_target_refuses_another_kind(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     out.mkdir()
     (out / "compare.csv").write_text("x")
-    manifest = {
-        "schema": 1,
-        "kind": "compare",
-        "inputs": {},
-        "artifacts": rundir.artifact_hashes(out),
-    }
-    rundir.write_json(out / rundir.MANIFEST, manifest)
+    manifest_mod.CompareManifest(inputs={}, artifacts=manifest_mod.artifact_hashes(out)).write(
+        out / layout.MANIFEST
+    )
     with pytest.raises(RunDirError, match="holds a reportgen comparison; refusing to replace it"):
-        rundir.check_target(out)
-    rundir.check_target(out, kind="compare")
+        publish.check_target(out)
+    publish.check_target(out, kind="compare")
 
 
 def test_publish_checks_the_target_again(tmp_path: Path) -> None:
     final = tmp_path / "run"
     _publish(final, "first")
-    staging = rundir.open_staging(final, resume=False)
+    staging = publish.open_staging(final, resume=False)
     _make_run(staging, "second")
     (final / "notes.txt").write_text("written while the run trained")
     with pytest.raises(RunDirError, match=r"notes\.txt"):
-        rundir.publish(staging, final)
+        publish.publish(staging, final)
     assert (final / "notes.txt").exists() and (final / "metrics.json").read_text() == "first"
     assert (staging / "metrics.json").read_text() == "second"  # the new run is not lost
 
@@ -225,12 +251,12 @@ def test_remove_output_deletes_only_what_reportgen_wrote(tmp_path: Path) -> None
     run = tmp_path / "run"
     _make_run(run, "m")
     (run / "models" / "mine.txt").write_text("keep")
-    assert rundir.remove_output(run) is False
+    assert publish.remove_output(run) is False
     assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == [
         "models",
         "models/mine.txt",
     ]
-    assert rundir.remove_output(tmp_path / "nothing") is False
+    assert publish.remove_output(tmp_path / "nothing") is False
 
 
 # --------------------------------------------------------------------------- reading a run
@@ -238,19 +264,19 @@ def test_remove_output_deletes_only_what_reportgen_wrote(tmp_path: Path) -> None
 
 def test_read_manifest_and_check(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="no such run directory"):
-        rundir.read_manifest(tmp_path / "missing")
+        manifest_mod.read_manifest(tmp_path / "missing")
     with pytest.raises(RunDirError, match="not a reportgen run"):
-        rundir.read_manifest(tmp_path)
+        manifest_mod.read_manifest(tmp_path)
     _make_run(tmp_path, "m")
-    manifest = rundir.read_manifest(tmp_path)
-    assert rundir.check_artifacts(tmp_path, manifest["artifacts"]) == []
+    manifest = manifest_mod.read_manifest(tmp_path)
+    assert manifest_mod.check_artifacts(tmp_path, manifest.artifacts) == []
     (tmp_path / "metrics.json").write_text("n")
-    assert rundir.check_artifacts(tmp_path, manifest["artifacts"]) == [
-        f"metrics.json: SHA-256 {rundir.sha256_bytes(b'n')}, "
-        f"manifest says {rundir.sha256_bytes(b'm')}"
+    assert manifest_mod.check_artifacts(tmp_path, manifest.artifacts) == [
+        f"metrics.json: SHA-256 {fileio.sha256_bytes(b'n')}, "
+        f"manifest says {fileio.sha256_bytes(b'm')}"
     ]
     with pytest.raises(RunDirError, match="refusing to mail a tampered run"):
-        rundir.read_intact(tmp_path, action="mail")
+        manifest_mod.read_intact(tmp_path, action="mail")
 
 
 ENTRY = {"sha256": "0" * 64, "size": 1}
@@ -275,29 +301,29 @@ def test_malformed_manifests_are_refused_naming_the_field(
     tmp_path: Path, change: dict[str, Any], message: str
 ) -> None:
     _make_run(tmp_path, "m")
-    manifest = {**_manifest(tmp_path), **change}
-    (tmp_path / rundir.MANIFEST).write_text(json.dumps(manifest))
+    manifest = {**_manifest(tmp_path).dump(), **change}
+    (tmp_path / layout.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(RunDirError, match=message) as caught:
-        rundir.read_manifest(tmp_path)
+        manifest_mod.read_manifest(tmp_path)
     assert "\n" not in str(caught.value)
 
 
 def test_missing_environment_is_refused(tmp_path: Path) -> None:
     _make_run(tmp_path, "m")
-    manifest = _manifest(tmp_path)
+    manifest = _manifest(tmp_path).dump()
     del manifest["environment"]
-    (tmp_path / rundir.MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / layout.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(RunDirError, match="environment: Field required"):
-        rundir.read_manifest(tmp_path)
+        manifest_mod.read_manifest(tmp_path)
 
 
 @pytest.mark.parametrize(
     "content", [b"[" * 100_000, b"\xff\xfe", b"[]", b"{" + b" " * (17 << 20) + b"}"]
 )
 def test_unreadable_manifests_are_refused(tmp_path: Path, content: bytes) -> None:
-    (tmp_path / rundir.MANIFEST).write_bytes(content)
-    with pytest.raises(RunDirError, match=rundir.MANIFEST):
-        rundir.read_manifest(tmp_path)
+    (tmp_path / layout.MANIFEST).write_bytes(content)
+    with pytest.raises(RunDirError, match=layout.MANIFEST):
+        manifest_mod.read_manifest(tmp_path)
 
 
 def test_links_never_lead_out_of_the_run(tmp_path: Path) -> None:
@@ -306,14 +332,14 @@ def test_links_never_lead_out_of_the_run(tmp_path: Path) -> None:
     (outside / "secret").write_text("secret")
     run = tmp_path / "run"
     _make_run(run, "m")
-    manifest = rundir.read_manifest(run)
+    manifest = manifest_mod.read_manifest(run)
     # A listed file replaced by a link to a file outside, with the right hash.
     os.remove(run / "metrics.json")
     (outside / "m").write_text("m")
     (run / "metrics.json").symlink_to(outside / "m")
     with pytest.raises(RunDirError, match="symbolic link"):
-        rundir.read_artifact(run, "metrics.json", manifest)
-    assert rundir.check_artifacts(run, manifest["artifacts"]) == [
+        manifest_mod.read_artifact(run, "metrics.json", manifest)
+    assert manifest_mod.check_artifacts(run, manifest.artifacts) == [
         "metrics.json: a symbolic link or not a regular file"
     ]
     # A listed file's folder replaced by a link to a folder outside.
@@ -323,19 +349,19 @@ def test_links_never_lead_out_of_the_run(tmp_path: Path) -> None:
     (run / "models").rmdir()
     (run / "models").symlink_to(outside / "models")
     with pytest.raises(RunDirError, match="symbolic link"):
-        rundir.read_artifact(run, "models/a.pt", manifest)
+        manifest_mod.read_artifact(run, "models/a.pt", manifest)
     # The manifest itself as a link.
-    (outside / "manifest.json").write_bytes((run / rundir.MANIFEST).read_bytes())
-    (run / rundir.MANIFEST).unlink()
-    (run / rundir.MANIFEST).symlink_to(outside / "manifest.json")
+    (outside / "manifest.json").write_bytes((run / layout.MANIFEST).read_bytes())
+    (run / layout.MANIFEST).unlink()
+    (run / layout.MANIFEST).symlink_to(outside / "manifest.json")
     with pytest.raises(RunDirError, match=r"unreadable manifest\.json"):
-        rundir.read_manifest(run)
+        manifest_mod.read_manifest(run)
 
 
 def test_unlisted_files_are_never_read(tmp_path: Path) -> None:
     _make_run(tmp_path, "m")
     (tmp_path / "extra.txt").write_text("x")
-    manifest = rundir.read_manifest(tmp_path)
+    manifest = manifest_mod.read_manifest(tmp_path)
     with pytest.raises(RunDirError, match=r"extra\.txt is not listed"):
-        rundir.read_artifact(tmp_path, "extra.txt", manifest)
-    assert rundir.unlisted(tmp_path, manifest) == ["extra.txt"]
+        manifest_mod.read_artifact(tmp_path, "extra.txt", manifest)
+    assert publish.unlisted(tmp_path, manifest) == ["extra.txt"]

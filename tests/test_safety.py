@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import data, rundir
-from reportgen.cli import main
+from reportgen.artifacts import manifest as manifest_mod
+from reportgen.artifacts import publish
+from reportgen.cli.main import main
+from reportgen.core import fileio
+from reportgen.data import idx
 
 from .conftest import QuickMnist, quick_overrides
 
@@ -41,7 +44,7 @@ def _tree(path: Path) -> dict[str, bytes | None]:
 
 @pytest.fixture
 def mnist(quick_mnist: QuickMnist, monkeypatch: pytest.MonkeyPatch) -> QuickMnist:
-    monkeypatch.setattr(data, "MNIST_FILES", quick_mnist.specs)
+    monkeypatch.setattr(idx, "MNIST_FILES", quick_mnist.specs)
     return quick_mnist
 
 
@@ -124,7 +127,7 @@ def test_run_replaces_its_own_previous_run(
     shutil.copytree(quick_run, run)
     (run / "run.log").write_text("an older execution's log\n")
     assert main(["--quiet", "run", "--out", str(run), *_sets(mnist, "seed=3")]) == 0
-    assert rundir.read_manifest(run)["seed"] == 3
+    assert manifest_mod.read_manifest(run).seed == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
@@ -150,12 +153,12 @@ def test_compare_replaces_its_own_output(
     out = tmp_path / "cmp"
     shutil.copytree(quick_compare, out)
     assert main(["--quiet", "compare", str(quick_run_lr), str(quick_run), "--out", str(out)]) == 0
-    manifest = rundir.read_manifest(out, kind="compare")
-    assert sorted(manifest["artifacts"]) == [
+    manifest = manifest_mod.read_manifest(out, manifest_mod.CompareManifest)
+    assert sorted(manifest.artifacts) == [
         "compare.csv", "compare.html", "compare.pdf", "compare_history.png",
     ]  # fmt: skip
-    assert rundir.check_artifacts(out, manifest["artifacts"]) == []
-    assert sorted(manifest["inputs"]) == ["quick", "quick-lr"]
+    assert manifest_mod.check_artifacts(out, manifest.artifacts) == []
+    assert sorted(manifest.inputs) == ["quick", "quick-lr"]
 
 
 # --------------------------------------------------------------------------- downloaded runs
@@ -169,8 +172,9 @@ def _evil_run(quick_run: Path, tmp_path: Path) -> tuple[Path, Path]:
     marker = tmp_path / "pwned"
     evil = tmp_path / "dl" / "evil"
     shutil.copytree(quick_run, evil)
-    (evil / "report.html.j2").write_text(
-        EVIL.replace("MARKER", str(marker)) + "{% extends 'base.html.j2' %}\n"
+    (evil / "pages").mkdir()
+    (evil / "pages" / "report.html.j2").write_text(
+        EVIL.replace("MARKER", str(marker)) + "{% extends 'frame.html.jinja2' %}\n"
     )
     config = evil / "config.toml"
     config.write_text(config.read_text().replace("[report]\n", '[report]\ntemplates = "evil"\n'))
@@ -227,13 +231,14 @@ def test_render_reads_only_listed_files_inside_the_run(
     (copy / "extra.txt").write_text("not listed")
     (copy / "figures" / "outside.png").symlink_to(secret)
     assert main(["render", str(copy)]) == 0
-    manifest = rundir.read_manifest(copy)
-    assert "extra.txt" not in manifest["artifacts"]
-    assert "figures/outside.png" not in manifest["artifacts"]
-    assert set(manifest["artifacts"]) == set(rundir.read_manifest(quick_run)["artifacts"])
+    manifest = manifest_mod.read_manifest(copy)
+    assert "extra.txt" not in manifest.artifacts
+    assert "figures/outside.png" not in manifest.artifacts
+    assert set(manifest.artifacts) == set(manifest_mod.read_manifest(quick_run).artifacts)
 
-    manifest["artifacts"]["../../etc/passwd"] = {"sha256": "0" * 64, "size": 1}
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    data = manifest.dump()
+    data["artifacts"]["../../etc/passwd"] = {"sha256": "0" * 64, "size": 1}
+    (copy / "manifest.json").write_text(json.dumps(data))
     assert main(["render", str(copy)]) == 2
     assert "'../../etc/passwd' is not a relative path inside the run" in _one_error_line(capsys)
 
@@ -309,13 +314,13 @@ def test_a_full_disk_names_the_file_and_keeps_the_work(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(rundir.os, "fsync", fsync)
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
     assert main(["--quiet", "run", "--out", str(out), *_sets(mnist)]) == 1
     err = _one_error_line(capsys)
-    staging = rundir.partial_path(out)
+    staging = publish.partial_path(out)
     assert "No space left on device" in err and "figures/" in err
     assert f"the unfinished run is kept in {staging}" in err and "--resume" in err
     assert (staging / "work").is_dir() and not out.exists()
-    monkeypatch.setattr(rundir.os, "fsync", real_fsync)
+    monkeypatch.setattr(fileio.os, "fsync", real_fsync)
     assert main(["--quiet", "run", "--out", str(out), "--resume", *_sets(mnist)]) == 0
-    assert rundir.check_artifacts(out, rundir.read_manifest(out)["artifacts"]) == []
+    assert manifest_mod.check_artifacts(out, manifest_mod.read_manifest(out).artifacts) == []

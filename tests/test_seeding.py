@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from reportgen.seeding import derive_seed, generator, seed_everything
+from reportgen.core.seeding import derive_seed, generator, seed_everything
 
 
 def test_seeding_repeats_draws() -> None:

@@ -15,19 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import data, rundir
-from reportgen.cli import main
-from reportgen.errors import ConfigError
-from reportgen.executors import LocalExecutor, RayExecutor, local_workers
-from reportgen.sweep import LOG_NAME, MARKER, TIMINGS, run_sweep
-from reportgen.sweepconfig import load_sweep
-from reportgen.sweepmetrics import parse_sweep
+from reportgen.artifacts import layout, publish
+from reportgen.artifacts import manifest as manifest_mod
+from reportgen.artifacts.sweepdoc import parse_sweep
+from reportgen.cli.main import main
+from reportgen.config.sweepspec import load_sweep
+from reportgen.core.errors import ConfigError
+from reportgen.data import idx
+from reportgen.sweep.driver import run_sweep
+from reportgen.sweep.executors import LocalExecutor, RayExecutor, local_workers
+from reportgen.sweep.plan import LOG_NAME, MARKER, TIMINGS
 
 from .conftest import QuickMnist, fake_cli_env
 from .sweep_support import accept_files, plain_specs, quick_settings, write_sweep
 
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
-SEEDS = [0, 1, 2, 3, 4]
+SEEDS = [0, 1, 2]
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -36,8 +39,8 @@ def tree(root: Path) -> dict[str, str]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         name = path.name
-        timing = rel in (TIMINGS, LOG_NAME, rundir.MANIFEST) or (
-            rel.startswith("points/") and name in (rundir.MANIFEST, rundir.LOG)
+        timing = rel in (TIMINGS, LOG_NAME, layout.MANIFEST) or (
+            rel.startswith("points/") and name in (layout.MANIFEST, layout.LOG)
         )
         if path.is_file() and not timing:
             found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -46,7 +49,7 @@ def tree(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sweep_file(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default configuration over five seeds, small enough to take seconds per run."""
+    """The default configuration over three seeds, small enough to take seconds per run."""
     folder = tmp_path_factory.mktemp("sweepfile")
     settings = quick_settings(
         quick_mnist.root, "data.limit_train=120", "train.lr=0.0001", 'run.date="2024-05-06"'
@@ -68,9 +71,9 @@ def local_sweep(
 
 def test_local_sweep_writes_every_run_and_the_report(local_sweep: Path) -> None:
     for seed in SEEDS:
-        rundir.read_intact(local_sweep / f"points/base/seed-{seed}", action="check")
-    manifest = rundir.read_intact(local_sweep, action="check", kind=rundir.SWEEP_KIND)
-    assert rundir.unlisted(local_sweep, manifest) == []
+        manifest_mod.read_intact(local_sweep / f"points/base/seed-{seed}", action="check")
+    manifest = manifest_mod.read_intact(local_sweep, manifest_mod.SweepManifest, action="check")
+    assert publish.unlisted(local_sweep, manifest) == []
     assert not (local_sweep / MARKER).exists()
     document = parse_sweep((local_sweep / "sweep.json").read_bytes())
     assert [run.seed for run in document.runs] == SEEDS
@@ -85,7 +88,7 @@ def test_local_sweep_writes_every_run_and_the_report(local_sweep: Path) -> None:
     comparison = document.comparisons[0]
     assert comparison.scope == "models" and comparison.tests == len(SEEDS)
     html = (local_sweep / "sweep.html").read_text()
-    assert 'href="points/base/seed-3/report.html"' in html
+    assert 'href="points/base/seed-2/report.html"' in html
     assert comparison.sentence.split(";")[0] in html.replace("&#43;", "+")
     assert "points/base/seed-0/figures" not in html  # no run's image is embedded
     csv = (local_sweep / "sweep.csv").read_text().splitlines()
@@ -113,13 +116,13 @@ def test_ray_sweep_is_byte_identical_to_the_local_one(
 def test_each_run_equals_a_plain_run_of_its_point_and_seed(
     local_sweep: Path, quick_mnist: QuickMnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "MNIST_FILES", quick_mnist.specs)
+    monkeypatch.setattr(idx, "MNIST_FILES", quick_mnist.specs)
     out = tmp_path / "plain"
     config = local_sweep / "points/base/config.toml"
-    assert main(["--quiet", "run", "--config", str(config), "--set", "seed=3", "--out",
+    assert main(["--quiet", "run", "--config", str(config), "--set", "seed=2", "--out",
                  str(out)]) == 0  # fmt: skip
-    ours = rundir.read_manifest(local_sweep / "points/base/seed-3")["artifacts"]
-    assert rundir.read_manifest(out)["artifacts"] == ours
+    ours = manifest_mod.read_manifest(local_sweep / "points/base/seed-2").artifacts
+    assert manifest_mod.read_manifest(out).artifacts == ours
 
 
 def test_reinvocation_keeps_every_run_and_the_gate_reads_seed_means(
@@ -232,7 +235,7 @@ def test_a_worker_killed_by_pid_costs_only_its_attempt(
     process = subprocess.Popen(_sweep(sweep, out), env=environ, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     started = re.compile(r"points/base/seed-0: attempt 1 started on pid (\d+)")
-    partial = rundir.partial_path(out / "points/base/seed-0")
+    partial = publish.partial_path(out / "points/base/seed-0")
     _wait(lambda: started.search(_log(out)) and list(partial.glob("work/*.ckpt")), process,
           "the first checkpoint")  # fmt: skip
     pid = int(started.search(_log(out)).group(1))  # type: ignore[union-attr]
@@ -253,20 +256,20 @@ def test_driver_killed_with_sigkill_loses_nothing_and_resume_redoes_nothing(
     process = subprocess.Popen(_sweep(sweep, out), env=environ, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     first = out / "points/base/seed-0"
-    partial = rundir.partial_path(out / "points/base/seed-1")
+    partial = publish.partial_path(out / "points/base/seed-1")
     _wait(lambda: first.is_dir() and list(partial.glob("work/*.ckpt")), process,
           "the second run's first checkpoint")  # fmt: skip
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
-    kept = (first / rundir.MANIFEST).stat()
-    rundir.read_intact(first, action="check")
+    kept = (first / layout.MANIFEST).stat()
+    manifest_mod.read_intact(first, action="check")
     time.sleep(0.5)  # an orphaned worker would write now: it must have ended with its driver
     checkpoints = {p: p.stat().st_mtime_ns for p in partial.glob("work/*.ckpt")}
 
     resumed = subprocess.run(_sweep(sweep, out, "--resume"), env=environ, capture_output=True,
                              text=True, timeout=600)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
-    after = (first / rundir.MANIFEST).stat()
+    after = (first / layout.MANIFEST).stat()
     assert (after.st_ino, after.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
     log = _log(out)
     assert "points/base/seed-0: complete already; kept" in log
@@ -295,7 +298,7 @@ def test_points_sweep_compares_points_and_reports_failures(
     log = (out / LOG_NAME).read_text()
     assert log.count("points/broken/seed-0: attempt 1 failed") == 1
     assert "points/broken/seed-0: failed after 2 attempts" in log
-    assert (out / MARKER).exists() and not (out / rundir.MANIFEST).exists()  # unfinished
+    assert (out / MARKER).exists() and not (out / layout.MANIFEST).exists()  # unfinished
 
     document = parse_sweep((out / "sweep.json").read_bytes())
     assert [r.status for r in document.runs] == ["ok"] * 4 + ["failed"] * 2
@@ -332,7 +335,7 @@ def test_points_sweep_compares_points_and_reports_failures(
 def test_ray_address_is_the_option_then_the_environment_then_a_local_instance(
     given: str | None, environ: dict[str, str], expected: str
 ) -> None:
-    from reportgen.executors import ray_address
+    from reportgen.sweep.executors import ray_address
 
     assert ray_address(given, environ) == expected
 
@@ -342,7 +345,7 @@ def test_a_sweep_being_written_is_not_written_by_a_second_driver(
 ) -> None:
     import fcntl
 
-    from reportgen.errors import RunDirError
+    from reportgen.core.errors import RunDirError
 
     out = tmp_path / "busy"
     out.mkdir()
@@ -358,8 +361,8 @@ def test_progress_is_one_line_per_finished_run_off_a_terminal(
 ) -> None:
     import io
 
-    from reportgen.cli import Display
-    from reportgen.sweep import SweepLog
+    from reportgen.cli.display import Display
+    from reportgen.sweep.driver import SweepLog
 
     stream = io.StringIO()
     display = Display(quiet=False, verbose=False, stream=stream)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from reportgen.cli import main
-from reportgen.errors import ConfigError
-from reportgen.sweep import plan_runs, run_key
-from reportgen.sweepconfig import load_sweep, safe_label
+from reportgen.cli.main import main
+from reportgen.config.sweepspec import load_sweep, safe_label
+from reportgen.core.errors import ConfigError
+from reportgen.sweep.plan import plan_runs, run_key
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,17 +5,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from reportgen.config import Config, load_config
-from reportgen.data import load_dataset
-from reportgen.models import build
-from reportgen.seeding import derive_seed, generator, seed_everything
-from reportgen.train import l1_penalty, train_model
+from reportgen.config.loading import load_config
+from reportgen.config.schema import Config
+from reportgen.core.seeding import derive_seed, generator, seed_everything
+from reportgen.train.loop import l1_penalty, train_model
+from reportgen.train.networks import build
+
+from .conftest import load_mnist
 
 MNIST = {"input_shape": (1, 28, 28), "num_classes": 10}
 
 
 def _train(root: Path, config: Config, name: str) -> tuple[dict[str, torch.Tensor], list]:
-    dataset = load_dataset(root, seed=config.seed, val_size=100)
+    dataset = load_mnist(root, seed=config.seed, val_size=100)
     spec = getattr(config.models, name)
     seed_everything(derive_seed(config.seed, "init"), threads=1)
     model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm, **MNIST)
@@ -104,7 +106,7 @@ def test_l1_penalty_sums_weights_not_biases() -> None:
 def test_divergence_stops_training(fake_mnist: Path) -> None:
     config = load_config(None, ["train.epochs=3", "train.optimizer=sgd", "train.lr=10",
                                 "train.momentum=0.99", "models.baseline.hidden=[64]"])  # fmt: skip
-    dataset = load_dataset(fake_mnist, seed=0, val_size=100)
+    dataset = load_mnist(fake_mnist, seed=0, val_size=100)
     seed_everything(0, threads=1)
     model = build("mlp", [64], dropout=0, batchnorm=False, **MNIST)
     with torch.no_grad():

@@ -1,0 +1,553 @@
+"""``metrics.json``, the contract between a run and every page made from it.
+
+The pipeline builds a :class:`Metrics` (through :mod:`reportgen.evaluate.assemble`)
+and writes it; the report, ``compare``, ``email``, the CI gate, the summary
+and the sweep read it back with :func:`read_metrics`, which validates the whole document
+against these types before anything uses it.  Each field's description is
+the documentation: docs/metrics-schema.md's table is checked against it.
+
+Types are strict: an integer field takes no ``true``, a number no string, no
+field may be NaN or infinite, and unknown keys are refused, so an older or
+edited file fails with one line naming the first wrong field.  Schema 2
+has one negative log-likelihood, ``test_loss`` (schema 1 had a second, from
+rounded probabilities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reportgen.artifacts.layout import RUN_FILES, check_relpath
+from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
+from reportgen.config.schema import DatasetName
+from reportgen.core.errors import RunDirError
+from reportgen.core.fileio import write_json
+
+DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
+
+SCHEMA: Literal[2] = 2  # metrics.json's schema version: a document of another is refused
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=0)]
+Label = Annotated[int, Field(ge=0)]
+DiagnosisLabel = Literal["overfitting", "underfitting", "good fit", "learning rate too high"]
+PairSource = Literal["config", "auto"]
+FingerprintMethod = Literal["idx-sha256", "folder-sha256"]
+
+
+class _Contract(BaseModel):
+    """A part of ``metrics.json``: strict types, no unknown keys, immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class RunInfo(_Contract):
+    name: str = Field(description="`run.name` of the configuration")
+    seed: Count = Field(description="`seed` of the configuration")
+
+
+class DataFingerprint(_Contract):
+    method: FingerprintMethod = Field(
+        description='"idx-sha256": the SHA-256 of each uncompressed IDX file (MNIST, '
+        'Fashion-MNIST); "folder-sha256": one SHA-256 over the sorted relative paths and '
+        "contents of every image of a folder"
+    )
+    sha256: dict[str, str] = Field(
+        description='file name → SHA-256 (idx-sha256), or `{"folder": SHA-256}`'
+    )
+
+
+class DatasetInfo(_Contract):
+    name: str = Field(description=f'what the data is, e.g. "{DATASET_NAME}"')
+    kind: DatasetName = Field(description="`data.dataset` of the configuration")
+    classes: list[str] = Field(
+        min_length=2, description="class names, index order: class i is `classes[i]`"
+    )
+    image_shape: tuple[Count, Count, Count] = Field(
+        description="[channels, height, width] of an image as the models see it"
+    )
+    mean: list[float] = Field(description="per-channel mean used to normalise (pixel/255 scale)")
+    std: list[Annotated[float, Field(gt=0)]] = Field(
+        description="per-channel standard deviation used to normalise"
+    )
+    fingerprint: DataFingerprint = Field(description="what identifies the data; `verify` checks it")
+    train_size: Count = Field(description="training images (after `data.limit_train`)")
+    val_size: Count = Field(description="validation images held out from the training set")
+    test_size: Count = Field(description="test images (after `data.limit_test`)")
+    test_support: list[Count] = Field(description="test images per class, class 0 first")
+
+    @model_validator(mode="after")
+    def _per_class(self) -> DatasetInfo:
+        if len(self.test_support) != len(self.classes):
+            raise ValueError(
+                f"test_support has {len(self.test_support)} entries for {len(self.classes)} classes"
+            )
+        if not len(self.mean) == len(self.std) == self.image_shape[0]:
+            raise ValueError("mean and std need one entry per channel")
+        return self
+
+
+# --------------------------------------------------------------------------- one model
+
+
+class Bounds(_Contract):
+    low: Fraction = Field(description="lower bound")
+    high: Fraction = Field(description="upper bound")
+
+
+class ClassScores(_Contract):
+    label: Label = Field(description="the class")
+    precision: Fraction = Field(description="of the predictions of this class, the share right")
+    recall: Fraction = Field(description="of the test images of this class, the share found")
+    f1: Fraction = Field(description="harmonic mean of precision and recall")
+    support: Count = Field(description="test images of this class")
+    precision_ci: Bounds = Field(
+        description="percentile-bootstrap interval of precision at `accuracy_ci.level`, from "
+        "the same resamples as `accuracy_ci`"
+    )
+    recall_ci: Bounds = Field(description="interval of recall, from the same resamples")
+    f1_ci: Bounds = Field(description="interval of F1, from the same resamples")
+
+
+class AverageScores(_Contract):
+    precision: Fraction = Field(description="average precision")
+    recall: Fraction = Field(description="average recall")
+    f1: Fraction = Field(description="average F1")
+    support: Count = Field(description="test images")
+
+
+class ClassificationReport(_Contract):
+    classes: list[ClassScores] = Field(description="one row per class, class 0 first")
+    accuracy: Fraction = Field(description="share of test images classified correctly")
+    macro_avg: AverageScores = Field(description="unweighted mean over the classes")
+    weighted_avg: AverageScores = Field(description="mean over the classes weighted by support")
+    micro_avg: AverageScores = Field(
+        description="over all test images at once (equals accuracy for one label per image)"
+    )
+
+
+class ClassError(_Contract):
+    label: Label = Field(description="the true class")
+    support: Count = Field(description="test images of this class")
+    errors: Count = Field(description="of them, misclassified")
+    error_rate: Fraction = Field(description="errors / support = 1 − recall (0 without support)")
+    top_wrong_prediction: Label | None = Field(
+        description="the most frequent wrong prediction (lowest class on ties), null without errors"
+    )
+    top_wrong_count: Count = Field(description="how often it was predicted")
+
+
+class ConfusedPair(_Contract):
+    true: Label = Field(description="the true class")
+    pred: Label = Field(description="the class predicted instead")
+    count: Count = Field(description="test images of `true` predicted as `pred`")
+
+
+class Divergence(_Contract):
+    epoch: Count = Field(description="epoch in which the loss stopped being finite")
+    step: Count = Field(description="step of that epoch at which it was noticed")
+    last_finite_loss: float | None = Field(
+        description="mean training loss of the last complete epoch, null in the first"
+    )
+
+
+class AccuracyInterval(_Contract):
+    level: Fraction = Field(description="coverage, 0.95")
+    resamples: Count = Field(description="bootstrap resamples (`report.bootstrap_resamples`)")
+    low: Fraction = Field(description="lower bound of test accuracy")
+    high: Fraction = Field(description="upper bound of test accuracy")
+
+
+class CurveDiagnosis(_Contract):
+    labels: list[DiagnosisLabel] = Field(
+        description="what the curves show (none: no clear pattern)"
+    )
+    summary: str = Field(description="the diagnosis in plain sentences, with the advice it implies")
+    evidence: list[str] = Field(description="one sentence per finding, naming the epochs")
+
+
+class PairGallery(_Contract):
+    true: Label = Field(description="the true class")
+    pred: Label = Field(description="the class predicted instead")
+    count: Count = Field(description="every test image of `true` predicted as `pred`")
+    indices: list[Count] = Field(
+        description="test positions of the first `report.n_pair_examples` of them, lowest first"
+    )
+    source: PairSource = Field(
+        description='"config": in `report.confused_pairs`; "auto": among the most confused pairs'
+    )
+    figure: str = Field(description="name of the gallery's figure")
+
+
+class ReliabilityBin(_Contract):
+    low: Fraction | None = Field(
+        description="equal-width: the bin's lower edge (exclusive); equal-mass: its lowest "
+        "confidence, null when empty"
+    )
+    high: Fraction | None = Field(
+        description="equal-width: the bin's upper edge (inclusive); equal-mass: its highest "
+        "confidence, null when empty"
+    )
+    count: Count = Field(description="test images whose top-class confidence falls in the bin")
+    confidence: Fraction | None = Field(description="their mean confidence, null when empty")
+    accuracy: Fraction | None = Field(
+        description="the share of them classified correctly, null when empty"
+    )
+
+
+class Calibration(_Contract):
+    bins: Count = Field(description="confidence bins of the calibration errors, 15")
+    ece: Fraction = Field(
+        description="expected calibration error on the test set: Σ (bin count / images) · "
+        "|accuracy − confidence| over equal-width bins of top-class confidence (Guo et al. 2017)"
+    )
+    mce: Fraction = Field(description="maximum calibration error: the largest bin gap")
+    adaptive_ece: Fraction = Field(
+        description="the ECE over equal-mass bins (each holds the same number of test images)"
+    )
+    brier: float = Field(
+        ge=0, le=2, description="multiclass Brier score: mean of Σ_k (p_k − [y = k])², in [0, 2]"
+    )
+    mean_confidence: Fraction = Field(description="mean top-class probability on the test set")
+    temperature: float = Field(
+        gt=0,
+        description="T minimising the validation split's NLL of softmax(logits / T): above 1 "
+        "the model is over-confident, below 1 under-confident",
+    )
+    ece_scaled: Fraction = Field(description="test ECE after dividing the logits by T")
+    adaptive_ece_scaled: Fraction = Field(description="test equal-mass ECE after scaling")
+    nll_scaled: float = Field(
+        ge=0, description="test negative log-likelihood after scaling (before: `test_loss`)"
+    )
+    reliability: list[ReliabilityBin] = Field(
+        description="the equal-width bins of `ece`, lowest confidence first"
+    )
+    equal_mass: list[ReliabilityBin] = Field(
+        description="the equal-mass bins of `adaptive_ece`, lowest confidence first"
+    )
+    equal_mass_scaled: list[ReliabilityBin] = Field(
+        description="the equal-mass bins after temperature scaling"
+    )
+    verdict: str = Field(
+        description="one plain sentence: over- or under-confident, and what scaling changes"
+    )
+
+
+class ClassRanking(_Contract):
+    label: Label = Field(description="the class, against all others")
+    positives: Count = Field(description="test images of this class")
+    auc: Fraction | None = Field(
+        description="area under the one-vs-rest ROC curve, null without positives or negatives"
+    )
+    average_precision: Fraction | None = Field(
+        description="average precision (area under the precision–recall curve), null likewise"
+    )
+
+
+class OneVsRest(_Contract):
+    classes: list[ClassRanking] = Field(description="one row per class, class 0 first")
+    macro_auc: Fraction | None = Field(description="mean AUC over the classes that have one")
+    micro_auc: Fraction = Field(description="AUC of every (image, class) pair pooled")
+    macro_average_precision: Fraction | None = Field(
+        description="mean average precision over the classes that have one"
+    )
+    micro_average_precision: Fraction = Field(
+        description="average precision of every (image, class) pair pooled"
+    )
+
+
+EvidenceRegion = Literal[
+    "top left", "top centre", "top right", "middle left", "centre", "middle right",
+    "bottom left", "bottom centre", "bottom right",
+]  # fmt: skip
+
+
+class AttributedImage(_Contract):
+    index: Count = Field(description="test position")
+    true: Label = Field(description="the true class")
+    pred: Label = Field(description="the class predicted")
+    region: EvidenceRegion | None = Field(
+        description="the cell of a 3 × 3 grid over the image holding most of the evidence for "
+        "`pred` over `true` (the positive part of the two maps' difference), null if none"
+    )
+    region_share: Fraction = Field(description="the share of that evidence in `region`")
+
+
+class AttributionGallery(_Contract):
+    source: Literal["misclassified", "pair"] = Field(
+        description='"misclassified": the misclassified grid; "pair": a confused-pair gallery'
+    )
+    true: Label | None = Field(description="the pair's true class, null for the grid")
+    pred: Label | None = Field(description="the pair's predicted class, null for the grid")
+    figure: str = Field(description="name of the attribution figure")
+    images: list[AttributedImage] = Field(description="the images of the grid or gallery")
+
+
+class Attributions(_Contract):
+    method: Literal["integrated-gradients"] = Field(
+        description="Captum's IntegratedGradients on the logits"
+    )
+    baseline: Literal["black"] = Field(
+        description="the path's start: the all-black image, normalised as the model sees it"
+    )
+    steps: Count = Field(description="Gauss–Legendre steps of the path integral")
+    galleries: list[AttributionGallery] = Field(
+        description="the misclassified grid, then every confused-pair gallery, in their order"
+    )
+
+
+class ModelMetrics(_Contract):
+    parameters: Count = Field(description="trainable parameters")
+    epochs: Count = Field(description="epochs completed")
+    train_accuracy: Fraction = Field(description="final model in eval mode, on the training split")
+    val_accuracy: Fraction | None = Field(
+        description="validation accuracy after the last epoch (eval mode), null if none completed"
+    )
+    test_accuracy: Fraction = Field(description="share of test images classified correctly")
+    train_test_gap: float = Field(
+        ge=-1, le=1, description='train_accuracy − test_accuracy: "overfitting" when large'
+    )
+    test_loss: float = Field(
+        ge=0,
+        description="mean negative log-likelihood (cross-entropy) of the test labels, from the "
+        "logits in float64: the one NLL of the report",
+    )
+    classification_report: ClassificationReport = Field(
+        description="precision, recall, F1 and support per class and on average"
+    )
+    confusion_matrix: list[list[Count]] = Field(
+        description="test image counts: rows are true classes, columns predictions"
+    )
+    class_errors: list[ClassError] = Field(description="one row per class, class 0 first")
+    worst_classes: list[Label] = Field(
+        description="up to three classes with errors, highest error rate first"
+    )
+    confused_pairs: list[ConfusedPair] = Field(
+        description="the `report.auto_pairs` largest off-diagonal cells, largest first"
+    )
+    divergence: Divergence | None = Field(
+        description="null, or where training stopped on a non-finite loss"
+    )
+    accuracy_ci: AccuracyInterval = Field(
+        description="percentile bootstrap interval of test accuracy over the test images "
+        '(seed derived from `seed` and "bootstrap": every model sees the same resamples)'
+    )
+    diagnosis: CurveDiagnosis = Field(description="reading of the training curves")
+    sample_index: Count = Field(description="test image whose activations are drawn")
+    misclassified: list[Count] = Field(
+        description="test positions in the misclassified grid, lowest first"
+    )
+    pair_galleries: list[PairGallery] = Field(
+        description="every configured pair, then the `report.auto_pairs` most confused pairs "
+        "not configured already"
+    )
+    figure_layers: dict[str, str] = Field(
+        default_factory=dict,
+        description="figure kind → the module (a `named_modules()` name) the weights or "
+        "activations figure shows, when it is drawn from a module of the network: a "
+        '`kind = "python"` model, or `report.layer`',
+    )
+    figure_notes: dict[str, str] = Field(
+        default_factory=dict,
+        description="figure kind → the sentence the report shows instead, when that figure "
+        "cannot apply to the network (its figure is that sentence)",
+    )
+    figures: dict[str, str] = Field(
+        description="figure kind → figure name, for weights, activations, misclassified, "
+        "curves, confusion, class_errors, reliability, roc and pr"
+    )
+    calibration: Calibration = Field(
+        description="how far the test probabilities can be trusted, before and after "
+        "temperature scaling"
+    )
+    one_vs_rest: OneVsRest = Field(
+        description="one-vs-rest ROC and precision–recall areas per class and averaged"
+    )
+    attributions: Attributions | None = Field(
+        description="Integrated Gradients maps of the misclassified images shown, null when "
+        "`report.attributions` is off"
+    )
+
+    @model_validator(mode="after")
+    def _worst_are_classes(self) -> ModelMetrics:
+        labels = {row.label for row in self.class_errors}
+        unknown = [str(label) for label in self.worst_classes if label not in labels]
+        if unknown:
+            raise ValueError(f"worst_classes: no class_errors row for {', '.join(unknown)}")
+        return self
+
+
+# --------------------------------------------------------------------------- across models
+
+
+class ComparisonRow(_Contract):
+    model: str = Field(description="model name")
+    train_accuracy: Fraction = Field(description="as under `models.*`")
+    val_accuracy: Fraction | None = Field(description="as under `models.*`")
+    test_accuracy: Fraction = Field(description="as under `models.*`")
+    train_test_gap: float = Field(ge=-1, le=1, description="as under `models.*`")
+    parameters: Count = Field(description="as under `models.*`")
+    epochs: Count = Field(description="as under `models.*`")
+
+
+class McNemarTest(_Contract):
+    b: Count = Field(description="test images only the first model classifies correctly")
+    c: Count = Field(description="test images only the second model classifies correctly")
+    p_value: Fraction = Field(description="exact two-sided binomial test of b against c")
+
+
+class DifferenceInterval(_Contract):
+    estimate: float = Field(ge=-1, le=1, description="second − first test accuracy")
+    low: float = Field(ge=-1, le=1, description="lower bound (paired bootstrap)")
+    high: float = Field(ge=-1, le=1, description="upper bound (paired bootstrap)")
+    level: Fraction = Field(description="coverage, 0.95")
+    resamples: Count = Field(description="bootstrap resamples, the same as the accuracies'")
+
+
+class ClassRecallDifference(_Contract):
+    label: Label = Field(description="the class")
+    support: Count = Field(description="its test images")
+    first_recall: Fraction = Field(description="the first model's recall of the class")
+    second_recall: Fraction = Field(description="the second model's recall of the class")
+    estimate: float = Field(ge=-1, le=1, description="second − first recall")
+    low: float = Field(ge=-1, le=1, description="lower bound (paired bootstrap, same resamples)")
+    high: float = Field(ge=-1, le=1, description="upper bound (paired bootstrap, same resamples)")
+    b: Count = Field(description="images of the class only the first model classifies correctly")
+    c: Count = Field(description="images of the class only the second model classifies correctly")
+    p_value: Fraction = Field(description="exact McNemar test on the class's images")
+    p_adjusted: Fraction = Field(description="Holm-adjusted over all classes")
+    significant: bool = Field(description="p_adjusted < alpha")
+
+
+class ClassRecallComparison(_Contract):
+    correction: Literal["holm"] = Field(
+        description="how the p-values are adjusted for testing every class: Holm's step-down"
+    )
+    level: Fraction = Field(description="coverage of the intervals, 0.95")
+    resamples: Count = Field(description="bootstrap resamples, the same as the accuracies'")
+    alpha: Fraction = Field(description="family-wise significance level, 0.05")
+    classes: list[ClassRecallDifference] = Field(description="one row per class, class 0 first")
+    verdict: str = Field(
+        description="plain sentences: on which classes the second model's recall is "
+        "significantly higher or lower, or that no class difference is clear"
+    )
+
+
+class Significance(_Contract):
+    models: tuple[str, str] = Field(description='[first, second], e.g. ["baseline", "regularized"]')
+    mcnemar: McNemarTest = Field(description="McNemar's exact test on the paired predictions")
+    difference: DifferenceInterval = Field(description="interval of the accuracy difference")
+    alpha: Fraction = Field(description="significance level, 0.05")
+    significant: bool = Field(description="p_value < alpha")
+    verdict: str = Field(
+        description="one plain sentence: which model is more accurate, and whether significantly"
+    )
+    class_recall: ClassRecallComparison = Field(
+        description="per-class recall differences, second − first, with Holm-adjusted p-values"
+    )
+
+
+class Metrics(_Contract):
+    """The whole ``metrics.json`` document."""
+
+    schema_version: Literal[2] = Field(
+        alias="schema", description="version of this schema; a file with another is refused"
+    )
+    run: RunInfo = Field(description="which run")
+    dataset: DatasetInfo = Field(description="the data the models were trained and tested on")
+    models: dict[str, ModelMetrics] = Field(
+        min_length=1, description="model name → its metrics, in training order"
+    )
+    comparison: list[ComparisonRow] = Field(description="one row per model, in training order")
+    significance: Significance | None = Field(
+        description="paired comparison of the first two models (null with one model)"
+    )
+    figures: dict[str, str] = Field(
+        description="figure name → `figures/<figure name>.png`, for every figure of the run"
+    )
+
+    @field_validator("figures")
+    @classmethod
+    def _inside_the_run(cls, value: dict[str, str]) -> dict[str, str]:
+        for path in value.values():
+            check_relpath(path)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Metrics:
+        for name, model in self.models.items():
+            for where, figure in _named_figures(name, model):
+                if figure not in self.figures:
+                    raise ValueError(f"{where}: figure {figure!r} is not listed under figures")
+        if self.significance is not None:
+            unknown = [m for m in self.significance.models if m not in self.models]
+            if unknown:
+                raise ValueError(f"significance.models: no model {', '.join(map(repr, unknown))}")
+        self._one_row_per_class()
+        return self
+
+    def _one_row_per_class(self) -> None:
+        classes = len(self.dataset.classes)
+        tables = {f"models.{name}.one_vs_rest.classes": [row.label for row in m.one_vs_rest.classes]
+                  for name, m in self.models.items()}  # fmt: skip
+        if self.significance is not None:
+            rows = self.significance.class_recall.classes
+            tables["significance.class_recall.classes"] = [row.label for row in rows]
+        for where, labels in tables.items():
+            if labels != list(range(classes)):
+                raise ValueError(f"{where}: need one row per class, 0 to {classes - 1}, in order")
+
+    def dump(self) -> dict[str, Any]:
+        """Return the document as JSON data."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def write(self, path: Path) -> None:
+        """Write ``metrics.json`` atomically, keys sorted: equal metrics are equal bytes."""
+        write_json(path, self.dump())
+
+
+def _named_figures(name: str, model: ModelMetrics) -> Iterator[tuple[str, str]]:
+    for kind, figure in model.figures.items():
+        yield f"models.{name}.figures.{kind}", figure
+    for position, gallery in enumerate(model.pair_galleries):
+        yield f"models.{name}.pair_galleries[{position}].figure", gallery.figure
+    if model.attributions is not None:
+        for position, shown in enumerate(model.attributions.galleries):
+            yield f"models.{name}.attributions.galleries[{position}].figure", shown.figure
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def parse_metrics(data: bytes | str, *, source: str = "metrics.json") -> Metrics:
+    """Return ``metrics.json`` text as :class:`Metrics`; anything else is one line naming a field.
+
+    Raises
+    ------
+    RunDirError
+        Not JSON, or not a document of this schema: ``metrics.json:
+        models.baseline.test_accuracy: Input should be a valid number``.
+    """
+    try:
+        return Metrics.model_validate_json(data)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        if first["loc"] == ("schema",) and first["type"] == "literal_error":
+            raise RunDirError(
+                f"{source}: schema {first['input']!r} is not schema {SCHEMA}, which this "
+                "version of reportgen reads: run it again to get a report"
+            ) from e
+        raise RunDirError(f"{source}: {validation_problem(e)}") from e
+
+
+def read_metrics(root: Path, manifest: Manifest) -> Metrics:
+    """Return a run's validated ``metrics.json``, refusing one unlisted, changed or malformed."""
+    rel = RUN_FILES.metrics.as_posix()
+    return parse_metrics(read_artifact(root, rel, manifest), source=str(root / rel))

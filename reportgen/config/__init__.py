@@ -1,0 +1,1 @@
+"""TOML -> validated frozen configuration objects; --set overrides; the sweep specification."""

@@ -1,0 +1,217 @@
+"""TOML text -> a validated :class:`~reportgen.config.schema.Config`; ``--set``; messages.
+
+Validation happens once, here, at the edge: every later stage receives a
+frozen :class:`Config` and never checks types again.  Error messages name
+the key path (``train.lr``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ValidationError,
+)
+
+from reportgen.config.schema import Config
+from reportgen.core.errors import ConfigError
+
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kilobytes
+
+
+def parse_toml(text: str, *, source: str) -> dict[str, Any]:
+    """Parse TOML text; a syntax error names the source, line and column."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: invalid TOML: {e}") from e
+    except RecursionError as e:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(f"{source}: invalid TOML: arrays or tables nested too deeply") from e
+
+
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """Return a config file's text: UTF-8 (a byte-order mark is allowed), at most 1 MiB.
+
+    The size is checked before reading, and no more than the limit is read,
+    so ``/dev/zero`` or a pipe cannot fill the memory.
+    """
+    source = os.fspath(path)
+    limit = MAX_CONFIG_BYTES
+    too_large = f"{source}: larger than {limit // 2**20} MiB; a config file is a few kilobytes"
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > limit:
+                raise ConfigError(too_large)
+            data = f.read(limit + 1)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{source}: config file not found") from e
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read config file: {e.strerror or e}") from e
+    if len(data) > limit:
+        raise ConfigError(too_large)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{source}: not UTF-8 text: byte 0x{data[e.start]:02x} on line {line}; "
+            "save the file as UTF-8"
+        ) from e
+
+
+_LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")  # str.splitlines breaks on each
+
+
+def unsafe_character(text: str) -> str | None:
+    """Return what makes ``text`` unfit for one line of text (None when nothing does).
+
+    That is a line break (any that ``str.splitlines`` knows), another control
+    character except tab, or a lone surrogate: how Python hands over
+    command-line bytes that are not UTF-8.
+    """
+    for char in text:
+        if char in _LINE_BREAKS:
+            return f"a line break (U+{ord(char):04X})"
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "bytes that are not UTF-8"
+        if category == "Cc" and char != "\t":
+            return f"the control character U+{ord(char):04X}"
+    return None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into a key path and a TOML-parsed value.
+
+    A value that is not valid TOML is taken as a bare string, so
+    ``--set train.optimizer=sgd`` works without quotes.
+    """
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ConfigError(f"--set {_shown(item)}: expected KEY=VALUE, e.g. --set train.epochs=2")
+    parts = key.split(".")
+    if not key or any(not p.strip() for p in parts):
+        raise ConfigError(
+            f"--set {_shown(item)}: empty key; expected KEY=VALUE, e.g. train.epochs=2"
+        )
+    # A line break would end the TOML statement `v = …` and drop the rest unseen.
+    for where, text in (("key", key), ("value", raw)):
+        if (unsafe := unsafe_character(text)) is not None:
+            escapable = "UTF-8" not in unsafe  # a TOML string can hold it as an escape
+            hint = r" (inside a quoted TOML string, write it as \n or \uXXXX)" if escapable else ""
+            raise ConfigError(f"--set {_shown(item)}: the {where} contains {unsafe}{hint}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    except RecursionError as e:
+        raise ConfigError(f"--set {_shown(item)}: arrays or tables nested too deeply") from e
+    return [p.strip() for p in parts], value
+
+
+def _shown(item: str, limit: int = 80) -> str:
+    """Return ``repr(item)``, cut short so a huge ``--set`` still gives a readable line."""
+    return repr(item) if len(item) <= limit else f"{item[:limit]!r}… ({len(item)} characters)"
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``KEY=VALUE`` override set."""
+    result = _deep_copy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = result
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(path[: depth + 1])
+                raise ConfigError(f"--set {_shown(item)}: {where} is a value, not a table")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def validate(data: Mapping[str, Any], *, source: str = "config") -> Config:
+    """Validate a parsed TOML mapping into a frozen :class:`Config`."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, data, source=source)) from e
+
+
+def load_config(
+    path: str | os.PathLike[str] | None,
+    overrides: Iterable[str] = (),
+    *,
+    fail_under: Iterable[str] = (),
+) -> Config:
+    """Read a TOML file (or the defaults when ``path`` is None) and apply overrides.
+
+    ``fail_under`` items are ``MODEL.METRIC=VALUE`` thresholds added to ``gate.fail_under``.
+    """
+    if path is None:
+        data: dict[str, Any] = {}
+        source = "defaults"
+    else:
+        source = str(path)
+        data = parse_toml(read_config_text(path), source=source)
+    data = apply_overrides(data, overrides)
+    for item in fail_under:
+        key, sep, raw = item.partition("=")
+        try:
+            minimum: Any = float(raw)
+        except ValueError:
+            minimum = raw  # validation reports it with the key
+        if not sep or not key.strip():
+            raise ConfigError(f"--fail-under {item!r}: expected MODEL.METRIC=VALUE")
+        gate = data.setdefault("gate", {})
+        if not isinstance(gate, dict) or not isinstance(gate.setdefault("fail_under", {}), dict):
+            raise ConfigError("gate.fail_under must be a table of MODEL.METRIC = minimum")
+        gate["fail_under"][key.strip()] = minimum
+    return validate(data, source=source)
+
+
+def format_validation_error(error: ValidationError, data: Mapping[str, Any], *, source: str) -> str:
+    """Turn pydantic's report into one line per problem: ``key.path: what is allowed``."""
+    problems = [_describe(item, data) for item in error.errors(include_url=False)]
+    return f"{source}: " + "; ".join(problems)
+
+
+def _describe(item: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    loc = [str(p) for p in item["loc"]]
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        parent = _section_model(loc[:-1])
+        allowed = sorted(parent.model_fields) if parent else []
+        hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+        suggestion = f"; did you mean {'.'.join([*loc[:-1], hint[0]])!r}?" if hint else ""
+        return f"{'.'.join(loc)}: unknown key (allowed: {', '.join(allowed)}){suggestion}"
+    key = ".".join(loc)
+    message = item["msg"]
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    if "input" in item and kind != "missing" and not isinstance(item["input"], Mapping):
+        message += f" (got {item['input']!r})"
+    return f"{key}: {message}" if key else message
+
+
+def _section_model(loc: list[str]) -> type[BaseModel] | None:
+    """Return the pydantic model that lives at ``loc`` inside :class:`Config`."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

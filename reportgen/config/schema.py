@@ -1,0 +1,371 @@
+"""The configuration's schema: frozen pydantic sections, every default and allowed value.
+
+Each section refuses unknown keys and out-of-range values, and
+:mod:`reportgen.config.loading` turns a TOML file into a :class:`Config`
+through these types.  What depends on the data itself (how many images
+MNIST has, which keys an image folder takes) is its data source's to check
+(:func:`reportgen.data.sources.check_config`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
+
+# Metrics a CI threshold may name (``MODEL.METRIC``): higher is better for each;
+# reportgen.evaluate.gate reads them from a run's metrics.
+GATE_METRICS = (
+    "test_accuracy", "val_accuracy", "train_accuracy", "macro_f1", "weighted_f1",
+    "macro_precision", "macro_recall",
+)  # fmt: skip
+
+
+def _refuse_bool(value: Any) -> Any:
+    # TOML's true/false are Python bools, and bool is a subclass of int: pydantic's lax
+    # mode would read `epochs = true` as 1.  Strings and 2.0 keep their lax reading.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_refuse_bool)]
+Float = Annotated[float, BeforeValidator(_refuse_bool)]
+OptimizerName = Literal["sgd", "adam", "adamw"]
+SchedulerName = Literal["none", "step", "exponential", "plateau", "cosine", "onecycle"]
+
+
+def _class_ref(value: Any) -> int | str:
+    # A class index or a class name; which classes exist is known once the data is read.
+    if isinstance(value, bool):
+        raise ValueError("must be a class index or name, not true or false")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a class index must be 0 or more (got {value})")
+        return value
+    if isinstance(value, str) and value:
+        return value
+    raise ValueError(f"must be a class index (0, 1, …) or a class name (got {value!r})")
+
+
+ClassRef = Annotated[int | str, PlainValidator(_class_ref)]
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def default_data_root() -> str:
+    """Return the per-user MNIST cache: ``$XDG_CACHE_HOME/reportgen`` or ``~/.cache/reportgen``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(cache) / "reportgen")
+
+
+class _Section(BaseModel):
+    """A config table: unknown keys are errors and values are immutable."""
+
+    # allow_inf_nan: an infinite learning rate or threshold is never meant; refuse it here.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
+
+
+class RunSection(_Section):
+    name: str = "default"
+    title: str | None = None  # unset: "<dataset> classifier report", e.g. "MNIST classifier report"
+    author: str = "reportgen"
+    # ISO date of the title block. A run fills in the day it is made (UTC), or
+    # SOURCE_DATE_EPOCH's, and writes it into its resolved config.toml.
+    date: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _SAFE_NAME.fullmatch(value) or value in {".", ".."}:
+            raise ValueError(
+                "must be one safe path component: letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit, at most 128 characters"
+            )
+        return value
+
+    @field_validator("date")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise ValueError(value)
+            dt.date.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError("must be an ISO date YYYY-MM-DD") from e
+        return value
+
+
+class RuntimeSection(_Section):
+    threads: Int = Field(default=2, ge=1, le=256)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+
+DatasetName = Literal["mnist", "fashion-mnist", "imagefolder"]
+
+
+class DataSection(_Section):
+    """Where the images come from and how they are split into batches."""
+
+    dataset: DatasetName = "mnist"
+    root: str = Field(default_factory=default_data_root)
+    path: str | None = None  # imagefolder: PATH/train/<class>/*, PATH/test/<class>/*
+    image_size: Int | None = Field(default=None, ge=4, le=1_024)  # imagefolder: resize
+    channels: Int = 3  # imagefolder: images are converted to grey (1) or RGB (3)
+    memory_mb: Int = Field(default=4_096, ge=16, le=1 << 22)  # imagefolder: decoded size
+    val_size: Int | None = Field(default=None, ge=1)
+    limit_train: Int = Field(default=0, ge=0)
+    limit_test: Int = Field(default=0, ge=0)
+    batch_size: Int = Field(default=64, ge=1, le=65_536)
+    download: bool = True  # try torchvision's own mirrors, then the offline sources
+
+    @field_validator("root")
+    @classmethod
+    def _nonempty_root(cls, value: str) -> str:
+        if not value.strip():  # "" would put MNIST/raw in the working directory
+            raise ValueError("must name a folder, e.g. ~/.cache/reportgen")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _grey_or_rgb(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError(f"must be 1 (grey) or 3 (RGB) (got {value})")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _nonempty_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must name the image folder (holding train/ and test/)")
+        return value
+
+
+class TrainSection(_Section):
+    epochs: Int = Field(default=10, ge=1, le=1_000)
+    optimizer: OptimizerName = "adam"
+    lr: Float = Field(default=1e-3, gt=0, le=10)
+    momentum: Float = Field(default=0.9, ge=0, lt=1)  # SGD only
+    eval_batch_size: Int = Field(default=10_000, ge=1)
+
+
+_FACTORY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+BUILT_IN_ONLY = ("hidden", "dropout", "batchnorm")  # keys a python model sets in its factory
+
+
+class ModelSection(_Section):
+    """One network: its kind (MLP, CNN or the user's), regularizers and learning-rate schedule."""
+
+    kind: Literal["mlp", "cnn", "python"] = "mlp"
+    factory: str | None = None  # python: "package.module:callable"
+    args: dict[str, Any] = Field(default_factory=dict)  # python: keyword arguments
+    hidden: tuple[Annotated[Int, Field(ge=1, le=65_536)], ...] = (256, 128)
+    dropout: Float = Field(default=0.0, ge=0, lt=1)
+    batchnorm: bool = False
+    weight_decay: Float = Field(default=0.0, ge=0, le=1)
+    l1: Float = Field(default=0.0, ge=0, le=1)
+    scheduler: SchedulerName = "none"
+    step_size: Int = Field(default=5, ge=1)  # step
+    gamma: Float = Field(default=0.5, gt=0, le=1)  # step, exponential
+    plateau_factor: Float = Field(default=0.5, gt=0, lt=1)  # plateau
+    plateau_patience: Int = Field(default=2, ge=0)  # plateau
+    min_lr: Float = Field(default=0.0, ge=0)  # cosine eta_min, plateau min_lr
+    max_lr: Float = Field(default=1e-2, gt=0)  # onecycle
+
+    @field_validator("hidden")
+    @classmethod
+    def _nonempty(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("needs at least one hidden layer width")
+        return value
+
+    @field_validator("args")
+    @classmethod
+    def _toml_values(cls, value: dict[str, Any]) -> dict[str, Any]:
+        def check(item: Any, where: str) -> None:
+            if isinstance(item, Mapping):
+                for key, inner in item.items():
+                    check(inner, f"{where}.{key}")
+            elif isinstance(item, list | tuple):
+                for inner in item:
+                    if isinstance(inner, Mapping):
+                        raise ValueError(f"{where}: arrays of tables are not supported here")
+                    check(inner, where)
+            elif not isinstance(item, bool | int | float | str):
+                raise ValueError(f"{where}: {type(item).__name__} values are not supported")
+
+        for key, item in value.items():
+            check(item, f"args.{key}")
+        return value
+
+    @field_validator("factory")
+    @classmethod
+    def _importable_name(cls, value: str | None) -> str | None:
+        if value is not None and not _FACTORY.fullmatch(value):
+            raise ValueError(
+                'must be "package.module:callable", e.g. "mynets:make_net" (dotted module '
+                "path, a colon, the name of a function or class in it)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _kind_and_keys(self) -> ModelSection:
+        if self.kind == "python":
+            if self.factory is None:
+                raise ValueError(
+                    'kind = "python" needs factory = "package.module:callable" naming the '
+                    "function that builds the network"
+                )
+            # Judged by value: a resolved config (and the regularized defaults) list every key.
+            built_in = {"hidden": (256, 128), "dropout": 0.0, "batchnorm": False}
+            given = [k for k, v in built_in.items() if getattr(self, k) != v]
+            if given:
+                raise ValueError(
+                    f"{given[0]} applies to the built-in mlp and cnn only; a python model sets "
+                    "it in its factory (pass values through args)"
+                )
+        else:
+            given = [k for k in ("factory", "args") if getattr(self, k)]
+            if given:
+                raise ValueError(f'{given[0]} applies to kind = "python" only')
+        return self
+
+    def as_toml_data(self) -> dict[str, Any]:
+        """Return this section as the resolved config writes it (no built-in keys on python)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if self.kind == "python":
+            for key in BUILT_IN_ONLY:
+                data.pop(key)
+        else:
+            data.pop("args")
+        return data
+
+
+REGULARIZED_DEFAULTS: dict[str, Any] = {
+    "dropout": 0.3, "batchnorm": True, "weight_decay": 1e-4, "scheduler": "step",
+    "step_size": 5, "gamma": 0.5,
+}  # fmt: skip
+
+
+def _regularized_default() -> ModelSection:
+    return ModelSection(**REGULARIZED_DEFAULTS)
+
+
+class ModelsSection(_Section):
+    baseline: ModelSection = Field(default_factory=ModelSection)
+    regularized: ModelSection = Field(default_factory=_regularized_default)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regularized_keeps_its_defaults(cls, data: Any) -> Any:
+        """Fill a given ``[models.regularized]`` table's missing keys with its own defaults.
+
+        Without this, setting one key (``--set models.regularized.hidden=[64]``)
+        would silently turn the regularized model into a plain one.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("regularized"), Mapping):
+            return data
+        table = dict(data["regularized"])
+        python = table.get("kind") == "python"
+        for key, value in REGULARIZED_DEFAULTS.items():
+            if not (python and key in BUILT_IN_ONLY):
+                table.setdefault(key, value)
+        return {**data, "regularized": table}
+
+
+class ReportSection(_Section):
+    n_weights: Int = Field(default=10, ge=1, le=256)
+    sample_index: Int = Field(default=0, ge=0)
+    n_misclassified: Int = Field(default=10, ge=1, le=100)
+    n_pair_examples: Int = Field(default=8, ge=1, le=64)
+    # None: [[4, 9]] on MNIST, none (automatic pairs only) on other data
+    confused_pairs: tuple[tuple[ClassRef, ClassRef], ...] | None = None
+    # The module (a named_modules() name) whose output the activations figure shows: one
+    # name for every model, or a table of model → name.
+    layer: str | dict[str, str] | None = None
+    auto_pairs: Int = Field(default=3, ge=0, le=20)
+    bootstrap_resamples: Int = Field(default=1_000, ge=100, le=100_000)
+    templates: str | None = None
+    pdf: bool = True
+    attributions: bool = True
+    attribution_steps: Int = Field(default=50, ge=4, le=1_000)
+
+    @field_validator("confused_pairs")
+    @classmethod
+    def _distinct(
+        cls, value: tuple[tuple[int | str, int | str], ...] | None
+    ) -> tuple[tuple[int | str, int | str], ...] | None:
+        for true, pred in value or ():
+            if true == pred:
+                raise ValueError(f"pair [{true}, {pred}] is not a confusion: labels must differ")
+        return value
+
+
+def _layer_for(report: ReportSection, model: str) -> str | None:
+    layer = report.layer
+    return layer.get(model) if isinstance(layer, dict) else layer
+
+
+class GateSection(_Section):
+    """CI gate: ``"MODEL.METRIC" = minimum`` thresholds; a miss makes the run exit 3."""
+
+    fail_under: dict[str, Annotated[Float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+
+    @field_validator("fail_under")
+    @classmethod
+    def _known_keys(cls, value: dict[str, float]) -> dict[str, float]:
+        models = sorted(ModelsSection.model_fields)
+        for key in value:
+            model, _, metric = key.partition(".")
+            if model not in models or metric not in GATE_METRICS:
+                raise ValueError(
+                    f"{key!r} is not MODEL.METRIC with MODEL one of {', '.join(models)} "
+                    f"and METRIC one of {', '.join(GATE_METRICS)}"
+                )
+        return dict(sorted(value.items()))
+
+
+class Config(_Section):
+    """A whole run's configuration, every default filled in."""
+
+    seed: Int = Field(default=0, ge=0, le=2**32 - 1)
+    run: RunSection = Field(default_factory=RunSection)
+    runtime: RuntimeSection = Field(default_factory=RuntimeSection)
+    data: DataSection = Field(default_factory=DataSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    models: ModelsSection = Field(default_factory=ModelsSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+    gate: GateSection = Field(default_factory=GateSection)
+
+    @model_validator(mode="after")
+    def _layers_of_known_models(self) -> Config:
+        if isinstance(self.report.layer, dict):
+            models = list(ModelsSection.model_fields)
+            unknown = [name for name in self.report.layer if name not in models]
+            if unknown:
+                raise ValueError(
+                    f"report.layer.{unknown[0]}: no such model (models: {', '.join(models)})"
+                )
+        return self
+
+    def layer(self, model: str) -> str | None:
+        """Return ``report.layer`` for ``model``: its own entry, the shared name, or None."""
+        return _layer_for(self.report, model)
+
+    def model_items(self) -> list[tuple[str, ModelSection]]:
+        """Return ``(name, section)`` for every model, in training order."""
+        return [(name, getattr(self.models, name)) for name in ModelsSection.model_fields]

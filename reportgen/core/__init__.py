@@ -1,0 +1,1 @@
+"""What every layer uses: errors, events, text helpers, seeding, the environment, file I/O."""

@@ -1,0 +1,118 @@
+"""How numbers and text read in every page and message reportgen writes.
+
+One function per kind of number, so a percentage or a p-value has the same
+precision wherever it appears (they are also the templates' filters), and
+one function per way of shortening text: a list in a sentence, a name in a
+narrow space, an error in a one-line message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from reportgen.core.errors import ReportgenError
+
+MISSING = "—"  # a value that was not measured
+MINUS = "\N{MINUS SIGN}"
+P_FLOOR = 0.001  # smaller p-values are shown as "< 0.001"
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    """Return a fraction as a percentage, e.g. ``0.9791`` -> ``"97.91%"``."""
+    if value is None:
+        return MISSING
+    return f"{100 * value:.{digits}f}%"
+
+
+def pp(value: float | None, digits: int = 2) -> str:
+    """Return a signed difference of fractions in percentage points, e.g. ``"+0.31 pp"``."""
+    if value is None:
+        return MISSING
+    return f"{100 * value:+.{digits}f} pp".replace("-", MINUS)
+
+
+def level(value: float) -> str:
+    """Return the coverage of an interval, e.g. ``0.95`` -> ``"95%"``, ``0.975`` -> ``"97.5%"``."""
+    return f"{100 * value:g}%"
+
+
+def pvalue(value: float) -> str:
+    """Return a p-value: three decimals, or ``"< 0.001"``."""
+    return f"< {P_FLOOR:g}" if value < P_FLOOR else f"{value:.3f}"
+
+
+def p_equals(value: float) -> str:
+    """Return a p-value for a sentence: ``"p = 0.031"`` or ``"p < 0.001"``."""
+    shown = pvalue(value)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
+def num(value: float | None, digits: int = 4) -> str:
+    """Return an integer with thousands separators, or a float with ``digits`` decimals."""
+    if value is None:
+        return MISSING
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def sci(value: float) -> str:
+    """Return a learning rate or similar small number compactly, e.g. ``"0.001"``, ``"1e-05"``."""
+    return f"{value:g}"
+
+
+def yesno(value: bool) -> str:
+    """Return ``"yes"`` or ``"no"``."""
+    return "yes" if value else "no"
+
+
+def count(number: int, noun: str) -> str:
+    """Return ``"1 image"``, ``"1,009 images"``: a count with its noun in the right number."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def first_few(items: Sequence[str], limit: int = 5) -> str:
+    """Return the first ``limit`` items joined by commas, "…" when there are more (for messages)."""
+    return ", ".join(items[:limit]) + (", …" if len(items) > limit else "")
+
+
+def join(items: Sequence[str]) -> str:
+    """Return items as a sentence lists them: ``""``, ``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def truncate(text: str, width: int, *, middle: bool = False) -> str:
+    """Return ``text`` cut to ``width`` characters with "…" at the end (or in the middle).
+
+    A cut at the end drops the spaces before the "…" ("Ankle…", not "Ankle …");
+    a cut in the middle keeps the last third, where names that share a
+    prefix ("class-name-17") differ.
+    """
+    if len(text) <= width:
+        return text
+    if not middle:
+        return text[: max(width - 1, 1)].rstrip() + "…"
+    tail = max((width - 1) // 3, 1)
+    return text[: max(width - 1 - tail, 1)] + "…" + text[-tail:]
+
+
+def one_line(error: BaseException, *, typed: bool = False) -> str:
+    """Return why ``error`` happened as one line, fit for a message on stderr or in a report.
+
+    An OS error gives its reason ("No space left on device"), a recursion error
+    says the input was nested too deeply, anything else the first line of its
+    message with its spaces collapsed (its type name when it has none).  With
+    ``typed``, an exception that is not a :class:`ReportgenError` is prefixed with
+    its type, so a bug does not read like a user's mistake.
+    """
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    message = " ".join(lines[0].split()) if lines else ""
+    if typed and not isinstance(error, ReportgenError):
+        return f"{type(error).__name__}: {message}" if message else type(error).__name__
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return message or type(error).__name__

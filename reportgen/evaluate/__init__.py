@@ -1,0 +1,1 @@
+"""Predictions -> metrics: classification, calibration, ranking, statistics, the gate, and more."""

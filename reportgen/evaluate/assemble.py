@@ -1,0 +1,341 @@
+"""Trained models' predictions -> the :class:`~reportgen.artifacts.metrics.Metrics` of a run.
+
+Everything ``metrics.json`` holds is computed here, from the test labels and
+each model's logits, probabilities and training history, and built through
+the types of :mod:`reportgen.artifacts.metrics`, so a number that does not
+fit the contract stops the run before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+
+import numpy as np
+
+from reportgen.artifacts.catalogue import figure_name, kinds
+from reportgen.artifacts.layout import RUN_FILES
+from reportgen.artifacts.metrics import (
+    SCHEMA,
+    AccuracyInterval,
+    AttributedImage,
+    AttributionGallery,
+    Attributions,
+    Calibration,
+    ClassRanking,
+    ClassRecallComparison,
+    ClassRecallDifference,
+    ComparisonRow,
+    CurveDiagnosis,
+    DataFingerprint,
+    DatasetInfo,
+    DifferenceInterval,
+    Divergence,
+    McNemarTest,
+    Metrics,
+    ModelMetrics,
+    OneVsRest,
+    PairGallery,
+    ReliabilityBin,
+    RunInfo,
+    Significance,
+)
+from reportgen.config.schema import Config, ReportSection
+from reportgen.core.seeding import derive_seed
+from reportgen.data import sources
+from reportgen.data.tensors import Dataset
+from reportgen.evaluate import (
+    attribution,
+    calibration,
+    classification,
+    diagnosis,
+    per_class,
+    statistics,
+)
+from reportgen.evaluate.outcome import ModelOutcome
+from reportgen.evaluate.ranking import rankings
+
+
+def model_metrics(
+    outcome: ModelOutcome,
+    y_test: np.ndarray,
+    *,
+    report: ReportSection,
+    seed: int,
+    y_val: np.ndarray,
+    num_classes: int,
+    pairs: Sequence[tuple[int, int]],
+) -> ModelMetrics:
+    """Return every number the report shows about one model, and what its figures show.
+
+    ``pairs`` are the configured confused pairs, as class indices.  What the
+    weights and activations figures show (the modules they are drawn from, and
+    the sentences shown instead of a figure that cannot apply) is the
+    outcome's ``views``.
+    """
+    y_pred = outcome.predictions
+    matrix = classification.confusion(y_test, y_pred, num_classes=num_classes)
+    errors = classification.class_errors(matrix)
+    final = outcome.history[-1] if outcome.history else None
+    test_accuracy = classification.accuracy(y_test, y_pred)
+    interval = statistics.accuracy_interval(
+        y_pred == y_test, resamples=report.bootstrap_resamples, seed=derive_seed(seed, "bootstrap")
+    )
+    misclassified = classification.misclassified_indices(
+        y_test, y_pred, limit=report.n_misclassified
+    )
+    galleries = classification.pair_galleries(
+        matrix,
+        y_test,
+        y_pred,
+        configured=pairs,
+        auto=report.auto_pairs,
+        limit=report.n_pair_examples,
+        figure=lambda true, pred: figure_name("pair", outcome.name, true=true, pred=pred),
+    )
+    divergence = outcome.divergence
+    curves = diagnosis.diagnose(
+        [asdict(record) for record in outcome.history],
+        diverged_epoch=divergence.epoch if divergence else None,
+    )
+    calibrated = calibration.calibrate(outcome.test_logits, y_test, outcome.val_logits, y_val)
+    shown = outcome.views
+    return ModelMetrics(
+        parameters=outcome.parameters,
+        epochs=len(outcome.history),
+        train_accuracy=outcome.train_accuracy,
+        val_accuracy=final.val_accuracy if final else None,
+        test_accuracy=test_accuracy,
+        train_test_gap=outcome.train_accuracy - test_accuracy,
+        test_loss=calibrated.nll,
+        classification_report=classification.classification_report(
+            y_test,
+            y_pred,
+            num_classes=num_classes,
+            resamples=report.bootstrap_resamples,
+            seed=derive_seed(seed, "bootstrap"),
+        ),
+        confusion_matrix=matrix.tolist(),
+        class_errors=errors,
+        worst_classes=classification.worst_classes(errors),
+        confused_pairs=classification.most_confused_pairs(matrix, count=report.auto_pairs),
+        divergence=Divergence(**asdict(divergence)) if divergence else None,
+        accuracy_ci=AccuracyInterval(
+            level=interval.level, resamples=interval.resamples, low=interval.low, high=interval.high
+        ),
+        diagnosis=CurveDiagnosis.model_validate(asdict(curves)),
+        sample_index=report.sample_index,
+        misclassified=misclassified,
+        pair_galleries=galleries,
+        figure_layers=dict(shown.layers),
+        figure_notes=dict(shown.notes),
+        figures={kind.kind: figure_name(kind.kind, outcome.name) for kind in kinds("model")},
+        calibration=calibration_metrics(outcome.name, calibrated),
+        one_vs_rest=one_vs_rest(outcome.proba, y_test),
+        attributions=attribution_metrics(outcome, y_test, misclassified, galleries),
+    )
+
+
+def _fraction(value: float) -> float | None:
+    """Return a NumPy float as a plain float, NaN (an empty bin) as None."""
+    return None if np.isnan(value) else float(value)
+
+
+def _bins(bins: calibration.Bins) -> list[ReliabilityBin]:
+    return [
+        ReliabilityBin(low=_fraction(low), high=_fraction(high), count=int(count),
+                       confidence=_fraction(conf), accuracy=_fraction(acc))
+        for low, high, count, conf, acc in zip(
+            bins.low, bins.high, bins.count, bins.confidence, bins.accuracy, strict=True
+        )
+    ]  # fmt: skip
+
+
+def calibration_metrics(name: str, result: calibration.Calibration) -> Calibration:
+    """Return a model's test calibration, and after a temperature fitted on the validation split.
+
+    The NLL before scaling is the model's ``test_loss``, so it is not repeated here.
+    """
+    return Calibration(
+        bins=len(result.bins.count),
+        ece=result.ece,
+        mce=result.mce,
+        adaptive_ece=result.adaptive_ece,
+        brier=result.brier,
+        mean_confidence=result.mean_confidence,
+        temperature=result.temperature,
+        ece_scaled=result.ece_scaled,
+        adaptive_ece_scaled=result.adaptive_ece_scaled,
+        nll_scaled=result.nll_scaled,
+        reliability=_bins(result.bins),
+        equal_mass=_bins(result.equal_mass),
+        equal_mass_scaled=_bins(result.equal_mass_scaled),
+        verdict=calibration.confidence_verdict(name, result),
+    )
+
+
+def one_vs_rest(proba: np.ndarray, y_test: np.ndarray) -> OneVsRest:
+    """Return the one-vs-rest ROC and precision–recall areas of a model's test probabilities."""
+    result = rankings(proba, y_test)
+    return OneVsRest(
+        classes=[ClassRanking(**asdict(row)) for row in result.classes],
+        macro_auc=result.macro_auc,
+        micro_auc=result.micro_auc,
+        macro_average_precision=result.macro_average_precision,
+        micro_average_precision=result.micro_average_precision,
+    )
+
+
+def attribution_metrics(
+    outcome: ModelOutcome,
+    y_test: np.ndarray,
+    misclassified: Sequence[int],
+    galleries: Sequence[PairGallery],
+) -> Attributions | None:
+    """Return where the evidence for the wrong class lies in each attributed image, if any."""
+    maps = outcome.attributions
+    if maps is None:
+        return None
+    y_pred = outcome.predictions
+
+    def images(indices: Sequence[int]) -> list[AttributedImage]:
+        toward_pred, toward_true = maps.select(indices)
+        rows = []
+        for index, pred_map, true_map in zip(indices, toward_pred, toward_true, strict=True):
+            region, share = attribution.evidence_region(pred_map, true_map)
+            rows.append(AttributedImage(index=index, true=int(y_test[index]),
+                                        pred=int(y_pred[index]), region=region,  # type: ignore[arg-type]
+                                        region_share=share))  # fmt: skip
+        return rows
+
+    shown = [
+        AttributionGallery(source="misclassified", true=None, pred=None,
+                           figure=figure_name("misclassified_attributions", outcome.name),
+                           images=images(attribution.attributed(misclassified)))
+    ]  # fmt: skip
+    shown += [
+        AttributionGallery(source="pair", true=g.true, pred=g.pred,
+                           figure=figure_name("pair_attributions", outcome.name, true=g.true,
+                                              pred=g.pred),
+                           images=images(attribution.attributed(g.indices)))
+        for g in galleries
+    ]  # fmt: skip
+    return Attributions(
+        method="integrated-gradients", baseline="black", steps=maps.steps, galleries=shown
+    )
+
+
+def significance(
+    first: ModelOutcome,
+    second: ModelOutcome,
+    y_test: np.ndarray,
+    *,
+    resamples: int,
+    seed: int,
+    class_names: Sequence[str],
+) -> Significance:
+    """Return the paired comparison of two models (McNemar, bootstrap interval, verdict)."""
+    result = statistics.compare(
+        first.predictions == y_test, second.predictions == y_test, names=(first.name, second.name),
+        resamples=resamples, seed=derive_seed(seed, "bootstrap"),
+    )  # fmt: skip
+    by_class = per_class.recall_differences(
+        y_test, first.predictions, second.predictions, names=(first.name, second.name),
+        class_names=class_names, resamples=resamples, seed=derive_seed(seed, "bootstrap"),
+    )  # fmt: skip
+    return Significance(
+        models=result.models,
+        mcnemar=McNemarTest(**asdict(result.mcnemar)),
+        difference=DifferenceInterval(**asdict(result.difference)),
+        alpha=result.alpha,
+        significant=result.significant,
+        verdict=result.verdict,
+        class_recall=class_recall(by_class),
+    )
+
+
+def class_recall(comparison: per_class.RecallComparison) -> ClassRecallComparison:
+    """Return the per-class recall comparison as ``metrics.json``'s type."""
+    return ClassRecallComparison(
+        correction="holm",
+        level=comparison.level,
+        resamples=comparison.resamples,
+        alpha=comparison.alpha,
+        classes=[ClassRecallDifference(**asdict(row)) for row in comparison.rows],
+        verdict=comparison.verdict,
+    )
+
+
+def comparison_rows(models: Mapping[str, ModelMetrics]) -> list[ComparisonRow]:
+    """Return one comparison-table row per model (no wall-clock times: they break byte identity)."""
+    return [
+        ComparisonRow(
+            model=name,
+            train_accuracy=m.train_accuracy,
+            val_accuracy=m.val_accuracy,
+            test_accuracy=m.test_accuracy,
+            train_test_gap=m.train_test_gap,
+            parameters=m.parameters,
+            epochs=m.epochs,
+        )
+        for name, m in models.items()
+    ]
+
+
+def figure_paths(models: Mapping[str, ModelMetrics]) -> dict[str, str]:
+    """Return ``{figure name: path in the run}`` for every figure of the run."""
+    names = [kind.kind for kind in kinds("run")]
+    for model in models.values():
+        names += [*model.figures.values(), *(gallery.figure for gallery in model.pair_galleries)]
+        if model.attributions is not None:
+            names += [shown.figure for shown in model.attributions.galleries]
+    return {name: RUN_FILES.figure(name).as_posix() for name in names}
+
+
+def dataset_info(dataset: Dataset, y_test: np.ndarray) -> DatasetInfo:
+    """Return ``metrics.json``'s description of the data the run used."""
+    info = dataset.info
+    return DatasetInfo(
+        name=info.name,
+        kind=info.kind,
+        classes=list(info.classes),
+        image_shape=info.image_shape,
+        mean=list(info.mean),
+        std=list(info.std),
+        fingerprint=DataFingerprint(
+            method=info.fingerprint_method,
+            sha256=dict(info.fingerprint),
+        ),
+        train_size=len(dataset.train),
+        val_size=len(dataset.val),
+        test_size=len(dataset.test),
+        test_support=np.bincount(y_test, minlength=info.num_classes).tolist(),
+    )
+
+
+def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dataset) -> Metrics:
+    """Return the whole ``metrics.json`` document of a run."""
+    pairs = sources.confused_pairs(config, dataset.info.classes)
+    y_test = dataset.test.y.cpu().numpy()
+    y_val = dataset.val.y.cpu().numpy()
+    models = {
+        o.name: model_metrics(o, y_test, report=config.report, seed=config.seed, y_val=y_val,
+                              num_classes=dataset.info.num_classes, pairs=pairs)
+        for o in outcomes
+    }  # fmt: skip
+    paired = None
+    if len(outcomes) >= 2:
+        paired = significance(
+            outcomes[0], outcomes[1], y_test,
+            resamples=config.report.bootstrap_resamples, seed=config.seed,
+            class_names=dataset.info.classes,
+        )  # fmt: skip
+    return Metrics(
+        schema=SCHEMA,
+        run=RunInfo(name=config.run.name, seed=config.seed),
+        dataset=dataset_info(dataset, y_test),
+        models=models,
+        comparison=comparison_rows(models),
+        significance=paired,
+        figures=figure_paths(models),
+    )

@@ -1,0 +1,45 @@
+"""What training and prediction produced for one model: the input of every measure and figure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from reportgen.artifacts.tables import history_frame
+from reportgen.config.schema import ModelSection
+from reportgen.evaluate.attribution import AttributionMaps
+from reportgen.evaluate.layers import LayerViews
+from reportgen.train.loop import Divergence, EpochRecord
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    """One trained model, its predictions on the splits, and what its figures show."""
+
+    name: str
+    spec: ModelSection
+    history: list[EpochRecord]
+    divergence: Divergence | None
+    parameters: int
+    proba: np.ndarray  # [N_test, classes] float32
+    train_accuracy: float
+    state_dict: dict[str, torch.Tensor]
+    model: torch.nn.Module
+    test_logits: np.ndarray  # [N_test, classes] float64
+    val_logits: np.ndarray  # [N_val, classes] float64: temperature scaling is fitted on them
+    views: LayerViews  # what the weights and activations figures show
+    attributions: AttributionMaps | None = None  # the misclassified images shown, when on
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Return each test image's predicted class: the most probable (the lowest on ties)."""
+        return self.proba.argmax(axis=1)
+
+
+def history_table(outcomes: Sequence[ModelOutcome]) -> pd.DataFrame:
+    """Return the models' per-epoch history as ``history.csv`` holds it."""
+    return history_frame({o.name: [asdict(record) for record in o.history] for o in outcomes})

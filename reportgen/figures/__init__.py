@@ -1,0 +1,1 @@
+"""Plain data -> matplotlib figures in one style, drawn into PNG bytes by a pool of processes."""

@@ -1,0 +1,254 @@
+"""Per-class figures: confusion matrix heatmaps and the per-class error chart, any class count."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import seaborn as sns
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import PercentFormatter
+from numpy.typing import ArrayLike
+
+from reportgen.figures.checks import check_array, check_class_count
+from reportgen.figures.style import (
+    CHAR_WIDTH_EM,
+    HEATMAP_CMAP,
+    HIGHLIGHT,
+    MUTED,
+    TITLE_LINE_IN,
+    WIDTH_IN,
+    new_figure,
+    short_names,
+    styled,
+    wrapped_title,
+)
+
+
+def _nonzero_labels(values: np.ndarray, fmt: str) -> np.ndarray:
+    return np.array([[format(v, fmt) if v else "" for v in row] for row in values], dtype=object)
+
+
+# How the class axes adapt to the number of classes: names stay legible, long ones end in
+# "…" (the report's tables hold them in full).
+SIDE_BY_SIDE_CLASSES = 12  # up to here both heatmaps sit side by side, values at 5.5 pt
+ANNOTATED_CLASSES = 20  # up to here cells show their values (smaller above 12 classes)
+
+
+ROTATED_CLASSES = 20  # from here column names stand vertical
+NAMED_CLASSES = 60  # above this, ticks show every n-th class index instead of names
+
+
+NAME_CHARS = 12  # a class name on a side-by-side heatmap's axis
+STACKED_NAME_CHARS = 20  # on a full-width heatmap's axis or a horizontal bar chart's
+
+
+MAX_INDEX_TICKS = 20
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
+
+
+def _text_in(chars: int, font_size: float) -> float:
+    """Return about how wide (in) ``chars`` characters of ``font_size`` are."""
+    return chars * CHAR_WIDTH_EM * font_size / 72
+
+
+@dataclass(frozen=True)
+class _ClassAxes:
+    """How a heatmap's class axes are labelled: tick labels, font sizes, rotation, figure height."""
+
+    ticks: list[str] | int  # the names, or a step: every n-th class index
+    size: tuple[float, float]  # tick font size (pt) of the x and y axes
+    rotation: float  # of the x tick labels
+    height: float  # the figure's (in)
+
+
+def _confusion_axes(classes: Sequence[str], *, stacked: bool) -> _ClassAxes:
+    """Return the class axes of the confusion heatmaps for ``classes``: legible at any count."""
+    k = len(classes)
+    if k > NAMED_CLASSES:
+        step = math.ceil(k / MAX_INDEX_TICKS)
+        return _ClassAxes(step, (7.0, 7.0), 0.0, 0.35 + 2 * (5.0 + 0.8))
+    names = short_names(classes, STACKED_NAME_CHARS if stacked else NAME_CHARS)
+    longest = max(len(name) for name in names)
+    if stacked:  # one heatmap per row, full width; cells need not be square
+        panel = _clamp(0.12 * k, 2.4, 5.0)
+        y_size = _clamp(0.8 * panel * 72 / k, 4.0, 7.5)
+        width = WIDTH_IN - 0.25 - _text_in(longest, y_size) - 0.9  # less y labels, colour bar
+    else:  # two square heatmaps side by side
+        panel, y_size = 0.0, 7.5
+        width = WIDTH_IN / 2 - 0.25 - _text_in(longest, y_size) - 0.55
+    cell_pt = width * 72 / k
+    x_size = _clamp(0.8 * cell_pt, 4.0, 7.5)
+    rotated = k >= ROTATED_CLASSES or longest * CHAR_WIDTH_EM * x_size > 0.9 * cell_pt
+    extent = _text_in(longest, x_size) - x_size / 72 if rotated else 0.0  # beyond one line
+    if stacked:
+        height = 0.35 + 2 * (panel + 0.75 + extent)
+    else:  # 3.3 in fit square heatmaps with one-character names; longer names narrow them
+        height = 3.3 + extent - (_text_in(longest, y_size) - _text_in(1, y_size))
+    return _ClassAxes(names, (x_size, y_size), 90.0 if rotated else 0.0, height)
+
+
+@styled
+def confusion_figure(matrix: ArrayLike, *, model: str, classes: Sequence[str]) -> Figure:
+    """Draw the confusion matrix as counts and row-normalized heatmaps, classes named.
+
+    Parameters
+    ----------
+    matrix : array-like of int, shape (k, k)
+        Counts; rows are true classes, columns predictions.
+    model : str
+        Model name for the title.
+    classes : sequence of str, length k
+        Class names in index order, for the tick labels.
+
+    Returns
+    -------
+    Figure
+        Two heatmaps.  Counts are coloured on a log scale so that the few
+        errors stay visible beside the large diagonal; the second panel shows
+        each cell as a percentage of its true class.  Empty cells are left
+        blank.  Up to 12 classes the panels sit side by side with every
+        value written in; above, they are stacked at full width and the
+        figure grows with the classes, values shrink (up to 20 classes) or
+        are left out, column names stand vertical from 20 classes, names
+        longer than the axis allows end in "…", and above 60 classes the
+        ticks show every n-th class index instead.
+    """
+    counts = check_array(matrix, "matrix", ndim=2)
+    if counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"matrix must be square (true × predicted); got shape {counts.shape}")
+    if (counts < 0).any():
+        raise ValueError("matrix must hold non-negative counts")
+    k = len(counts)
+    check_class_count(classes, k, "a confusion matrix")
+    stacked = k > SIDE_BY_SIDE_CLASSES
+    axes_style = _confusion_axes(classes, stacked=stacked)
+    support = counts.sum(axis=1, keepdims=True)
+    percent = np.divide(counts * 100.0, support, out=np.zeros(counts.shape), where=support > 0)
+    fig = new_figure(axes_style.height)
+    ax_counts, ax_norm = fig.subplots(2, 1) if stacked else fig.subplots(1, 2)
+    annotate = k <= ANNOTATED_CLASSES
+    annotation = {"fontsize": 5.5 if k <= SIDE_BY_SIDE_CLASSES else 4.0}
+    colorbar = {"shrink": 0.8, "fraction": 0.05, "pad": 0.03}
+    ticks = {"xticklabels": axes_style.ticks, "yticklabels": axes_style.ticks}
+    sns.heatmap(
+        counts, ax=ax_counts, cmap=HEATMAP_CMAP, norm=LogNorm(vmin=0.7, vmax=max(2, counts.max())),
+        mask=counts == 0, annot=_nonzero_labels(counts, "d") if annotate else False, fmt="",
+        annot_kws=annotation, square=not stacked,
+        cbar_kws={"label": "images (log scale)", **colorbar}, **ticks,
+    )  # fmt: skip
+    sns.heatmap(
+        percent, ax=ax_norm, cmap=HEATMAP_CMAP, vmin=0, vmax=100, mask=counts == 0,
+        annot=_nonzero_labels(percent, ".1f") if annotate else False, fmt="",
+        annot_kws=annotation, square=not stacked, cbar_kws={"label": "% of true class", **colorbar},
+        **ticks,
+    )  # fmt: skip
+    suffix = " (index)" if isinstance(axes_style.ticks, int) else ""
+    for ax, title in ((ax_counts, "Counts"), (ax_norm, "Row-normalized (%)")):
+        ax.collections[0].colorbar.ax.minorticks_off()  # log minor ticks: clutter and time
+        ax.set_title(title)
+        ax.set_xlabel("predicted label" + suffix)
+        ax.set_ylabel("true label" + suffix)
+        ax.tick_params(length=0)
+        ax.tick_params(axis="x", rotation=axes_style.rotation, labelsize=axes_style.size[0])
+        ax.tick_params(axis="y", rotation=0, labelsize=axes_style.size[1])
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    fig.suptitle(f"{model}: confusion matrix on the test set")
+    return fig
+
+
+VERTICAL_BAR_CLASSES = 12  # up to here one vertical bar per class; above, horizontal bars
+WORST_NAME_CHARS = 20  # three such names fit one title line
+
+
+BAR_NAME_CHARS = 30  # a name beside a horizontal bar: a quarter of the width at most
+
+
+@styled
+def class_errors_figure(
+    error_rates: ArrayLike, *, model: str, classes: Sequence[str], worst: Sequence[int] = ()
+) -> Figure:
+    """Draw the per-class error rate (1 − recall) as bars, the worst classes highlighted.
+
+    Parameters
+    ----------
+    error_rates : array-like of float, shape (k,)
+        Error rate of class ``0 … k-1``, as fractions.
+    model : str
+        Model name for the title.
+    classes : sequence of str, length k
+        Class names in index order, for the class axis.
+    worst : sequence of int
+        Class indices to highlight (the pipeline passes the three worst).
+
+    Returns
+    -------
+    Figure
+        One bar per class, labelled with its percentage: vertical bars up to
+        12 classes (names slanted when they do not fit), horizontal bars in
+        class order above, the figure growing with the classes.  Names longer
+        than the axis allows end in "…".
+    """
+    rates = check_array(error_rates, "error_rates", ndim=1).astype(np.float64)
+    positions = np.arange(len(rates))
+    check_class_count(classes, len(rates), "error rates")
+    bad = [w for w in worst if not 0 <= w < len(rates)]
+    if bad:
+        raise ValueError(f"worst classes {bad} are not labels 0–{len(rates) - 1}")
+    highlighted = np.isin(positions, list(worst))
+    colors = np.where(highlighted, HIGHLIGHT, MUTED)
+    values = [f"{r * 100:.1f}" for r in rates]
+    top = max(float(rates.max(initial=0.0)) * 1.18, 0.01)
+    percent = PercentFormatter(xmax=1.0, decimals=1)
+    short = short_names(classes, WORST_NAME_CHARS)
+    named = ", ".join(short[w] for w in worst)
+    title = wrapped_title(
+        f"{model}: per-class error rate", *([f"(worst: {named})"] if named else [])
+    )
+    more = TITLE_LINE_IN * title.count("\n")
+    if len(rates) <= VERTICAL_BAR_CLASSES:
+        names = short_names(classes, NAME_CHARS)
+        longest = max(len(name) for name in names)
+        slanted = _text_in(longest, 7.5) > 0.9 * WIDTH_IN * 0.8 / len(rates)
+        fig = new_figure(2.5 + more + (0.7 * _text_in(longest, 7.5) if slanted else 0.0))
+        ax = fig.subplots()
+        bars = ax.bar(positions, rates, color=colors, width=0.7)
+        ax.bar_label(bars, labels=values, fontsize=7, padding=1.5)
+        if slanted:
+            ax.set_xticks(positions, names, rotation=45, ha="right", rotation_mode="anchor")
+        else:
+            ax.set_xticks(positions, names)
+        ax.set_xlabel("true class")
+        ax.set_ylabel("error rate (1 − recall)")
+        ax.yaxis.set_major_formatter(percent)
+        ax.set_ylim(0, top)
+        ax.grid(axis="x", visible=False)
+    else:
+        row_in, size = (0.16, 7.0) if len(rates) <= NAMED_CLASSES else (0.11, 5.0)
+        fig = new_figure(0.9 + more + row_in * len(rates))
+        ax = fig.subplots()
+        bars = ax.barh(positions, rates, color=colors, height=0.7)
+        ax.bar_label(bars, labels=values, fontsize=size - 0.5, padding=1.5)
+        names = short_names(classes, BAR_NAME_CHARS)
+        ax.set_yticks(positions, names, fontsize=size)
+        ax.set_ylim(len(rates) - 0.5, -0.5)  # class 0 at the top, as in the tables
+        ax.set_ylabel("true class")
+        ax.set_xlabel("error rate (1 − recall)")
+        ax.xaxis.set_major_formatter(percent)
+        ax.set_xlim(0, top)
+        ax.grid(axis="y", visible=False)
+    ax.legend(
+        handles=[Patch(color=HIGHLIGHT, label="worst classes"), Patch(color=MUTED, label="others")],
+        loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2,
+    )  # fmt: skip
+    fig.suptitle(title)
+    return fig

@@ -1,0 +1,160 @@
+"""A run's figures as jobs: what each figure of the catalogue is drawn from, for every model.
+
+Jobs hold plain data (NumPy arrays, DataFrames, numbers) taken from the
+trained models, the data and ``metrics.json``, so the drawing pool never
+runs torch; the pipeline draws them and writes the PNGs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from reportgen.artifacts import catalogue
+from reportgen.artifacts.metrics import Metrics, ModelMetrics, ReliabilityBin
+from reportgen.config.schema import Config
+from reportgen.data.tensors import Dataset
+from reportgen.evaluate import ranking
+from reportgen.evaluate.calibration import Bins
+from reportgen.evaluate.outcome import ModelOutcome, history_table
+from reportgen.figures import style
+from reportgen.figures.pool import FigureJob
+
+
+def model_figures(
+    config: Config,
+    position: int,
+    outcome: ModelOutcome,
+    model: ModelMetrics,
+    dataset: Dataset,
+) -> Iterator[FigureJob]:
+    """Yield the figures of one model, as jobs on plain data (torch stays in this process)."""
+    name = outcome.name
+    images = dataset.test_images  # [N, H, W] or [N, H, W, 3] uint8
+    y_test = dataset.test.y.cpu().numpy()
+    y_pred = outcome.predictions
+    sample = model.sample_index
+    seen = outcome.views
+    wrong = np.asarray(model.misclassified, dtype=np.int64)
+    classes = list(dataset.info.classes)
+    # What each kind of figure of the catalogue is drawn from: (args, keyword args).
+    inputs: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
+        "weights": (
+            (seen.weights,),
+            {"model": name, "count": config.report.n_weights, "unit": seen.unit,
+             "image_shape": dataset.info.image_shape},
+        ),
+        "activations": (
+            (images[sample], *(seen.activations or ())),
+            {"model": name, "index": sample, "label": int(y_test[sample]),
+             "prediction": int(y_pred[sample]), "classes": classes,
+             **({"layer": model.figure_layers["activations"]}
+                if "activations" in model.figure_layers else {})},
+        ),
+        "misclassified": (
+            (images[wrong], y_test[wrong], y_pred[wrong], outcome.proba[wrong, y_pred[wrong]]),
+            {"model": name, "total": int(np.count_nonzero(y_pred != y_test)),
+             "classes": classes},
+        ),
+        "curves": (
+            (history_table([outcome]),), {"model": name, "color": style.model_color(position)}
+        ),
+        "confusion": ((model.confusion_matrix,), {"model": name, "classes": classes}),
+        "class_errors": (
+            ([row.error_rate for row in model.class_errors],),
+            {"model": name, "worst": model.worst_classes, "classes": classes},
+        ),
+    }  # fmt: skip
+    inputs.update(evaluation_inputs(outcome, model, y_test, dataset.info.classes))
+    for kind in catalogue.kinds("model"):
+        if kind.kind in model.figure_notes:  # the figure cannot apply: its sentence instead
+            title = f"{name}: {kind.kind} figure not drawn"
+            yield FigureJob(model.figures[kind.kind], "notice",
+                            (model.figure_notes[kind.kind],), {"title": title})  # fmt: skip
+            continue
+        args, kwargs = inputs[kind.kind]
+        variant = kind.for_network(seen.variant.get(kind.kind, outcome.spec.kind))
+        yield FigureJob(model.figures[kind.kind], variant.builder, args, kwargs)
+    pair = catalogue.FIGURES["pair"]
+    for gallery in model.pair_galleries:
+        shown = np.asarray(gallery.indices, dtype=np.int64)
+        yield FigureJob(gallery.figure, pair.builder,
+                        (images[shown], shown, outcome.proba[shown, gallery.pred]),
+                        {"model": name, "true": gallery.true, "pred": gallery.pred,
+                         "total": gallery.count, "classes": classes})  # fmt: skip
+    yield from attribution_jobs(outcome, model, dataset)
+
+
+def _bins(rows: list[ReliabilityBin]) -> Bins:
+    """Return ``metrics.json``'s bins as arrays to draw (an empty bin's values as NaN)."""
+    value = lambda v: np.nan if v is None else v  # noqa: E731
+    return Bins(
+        low=np.array([value(b.low) for b in rows], dtype=np.float64),
+        high=np.array([value(b.high) for b in rows], dtype=np.float64),
+        count=np.array([b.count for b in rows], dtype=np.int64),
+        confidence=np.array([value(b.confidence) for b in rows], dtype=np.float64),
+        accuracy=np.array([value(b.accuracy) for b in rows], dtype=np.float64),
+    )
+
+
+def evaluation_inputs(
+    outcome: ModelOutcome, model: ModelMetrics, y_test: np.ndarray, classes: Sequence[str]
+) -> dict[str, tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Return what the calibration, ROC and precision–recall figures are drawn from."""
+    name, calibrated, ranked = outcome.name, model.calibration, model.one_vs_rest.classes
+    roc, roc_micro = ranking.roc_curves(outcome.proba, y_test)
+    pr, pr_micro = ranking.pr_curves(outcome.proba, y_test)
+    bins = (_bins(calibrated.reliability), _bins(calibrated.equal_mass),
+            _bins(calibrated.equal_mass_scaled))  # fmt: skip
+    return {
+        "reliability": (bins, {"model": name, "temperature": calibrated.temperature}),
+        "roc": ((roc, roc_micro, [row.auc for row in ranked]),
+                {"model": name, "classes": list(classes)}),
+        "pr": ((pr, pr_micro, [row.average_precision for row in ranked]),
+               {"model": name, "classes": list(classes)}),
+    }  # fmt: skip
+
+
+def attribution_jobs(
+    outcome: ModelOutcome, model: ModelMetrics, dataset: Dataset
+) -> Iterator[FigureJob]:
+    """Yield the attribution figures: the misclassified grid's, then each confused pair's."""
+    if model.attributions is None or outcome.attributions is None:
+        return
+    classes = dataset.info.classes
+    totals = [len(model.misclassified)] + [g.count for g in model.pair_galleries]
+    for shown, total in zip(model.attributions.galleries, totals, strict=True):
+        indices = np.asarray([image.index for image in shown.images], dtype=np.int64)
+        toward_pred, toward_true = outcome.attributions.select(indices)
+        if shown.source == "misclassified":
+            kind, title = "misclassified_attributions", "misclassified test images"
+        else:
+            assert shown.true is not None and shown.pred is not None
+            kind = "pair_attributions"
+            title = f"true {classes[shown.true]} predicted as {classes[shown.pred]}"
+        yield FigureJob(
+            shown.figure, catalogue.FIGURES[kind].builder,
+            (dataset.test_images[indices], toward_pred, toward_true, indices,
+             [classes[image.true] for image in shown.images],
+             [classes[image.pred] for image in shown.images]),
+            {"model": outcome.name, "title": title, "total": total},
+        )  # fmt: skip
+
+
+def run_figure_jobs(
+    config: Config,
+    outcomes: Sequence[ModelOutcome],
+    dataset: Dataset,
+    metrics: Metrics,
+) -> list[FigureJob]:
+    """Return a job for every figure that ``metrics.figures`` lists, in a fixed order."""
+    history = history_table(outcomes)
+    jobs = [FigureJob(kind.kind, kind.builder, (history,)) for kind in catalogue.kinds("run")]
+    for position, outcome in enumerate(outcomes):
+        jobs += model_figures(config, position, outcome, metrics.models[outcome.name], dataset)
+    drawn = sorted(job.name for job in jobs)
+    if drawn != sorted(metrics.figures):  # a bug, not a user error
+        raise RuntimeError(f"figures drawn {drawn} differ from metrics.json's list")
+    return jobs

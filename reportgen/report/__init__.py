@@ -1,0 +1,1 @@
+"""Typed page contexts -> HTML string -> PDF bytes; the report as an email."""

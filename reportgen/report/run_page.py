@@ -1,0 +1,320 @@
+"""A finished run -> the typed context its report displays.
+
+:func:`build_context` reads a run directory (``config.toml``, ``metrics.json``,
+``manifest.json``, ``figures/*.png``), checking each file against the
+manifest, and returns what the templates display (:class:`RunPage`): the
+run's metrics, its figures as ``data:`` URIs with the alt text and captions
+of the figure catalogue, and the sentences written from the metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reportgen.artifacts import layout
+from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds
+from reportgen.artifacts.manifest import RunManifest, read_artifact, read_manifest
+from reportgen.artifacts.metrics import (
+    ClassRanking,
+    ClassRecallDifference,
+    ClassScores,
+    DatasetInfo,
+    Metrics,
+    ModelMetrics,
+    Significance,
+    read_metrics,
+)
+from reportgen.artifacts.runconfig import read_config
+from reportgen.config.schema import Config
+from reportgen.core.errors import RenderError, RunDirError
+from reportgen.core.text import count
+from reportgen.data.sources import source_for
+from reportgen.report.page import PNG_SIGNATURE, Figure, Page, embed_png, report_date
+from reportgen.report.sentences import (
+    describe_model,
+    divergence_sentence,
+    evidence_sentence,
+    ranking_sentence,
+    recall_rows,
+    summary_paragraphs,
+    summary_warnings,
+    worst_ranked,
+    worst_scored,
+)
+
+REPRODUCE_COMMAND = "reportgen run --config config.toml"
+RERENDER_COMMAND = "reportgen render RUN_DIR"
+# The report cannot list its own hashes; the manifest is what lists the others.
+NOT_LISTED = frozenset({"report.html", "report.pdf", layout.MANIFEST})
+
+PROMISE = (
+    "The same configuration and seed, run on the same machine type with the same library "
+    "versions and the same thread count, produce the same models, metrics, figures and "
+    "report files, byte for byte. Different hardware, library versions or thread counts can "
+    "change floating-point results in the last digits and therefore the bytes. The report’s "
+    "date is run.date, which a run sets to the day it is made (or SOURCE_DATE_EPOCH’s) and "
+    "records in config.toml, so rendering the report again never reads the clock."
+)
+
+
+TIMINGS_NOTE = (
+    "Training times are recorded in manifest.json (timings_s) but deliberately left out "
+    "of this report: wall-clock times differ between otherwise identical runs."
+)
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Everything the report shows about one model."""
+
+    name: str
+    anchor: str
+    description: str
+    metrics: ModelMetrics
+    figures: Mapping[str, Figure]  # by kind: every per-model kind of the figure catalogue
+    pair_figures: tuple[Figure, ...]  # one per confused-pair gallery, in metrics order
+    warning: str | None  # set when training diverged
+    # The deeper evaluation: classes worst first, and the attribution figures (none when off).
+    interval_rows: tuple[ClassScores, ...] = ()  # lowest F1 first
+    ranking_rows: tuple[ClassRanking, ...] = ()  # lowest AUC first
+    attribution_figures: tuple[Figure, ...] = ()
+
+    @property
+    def diverged(self) -> bool:
+        return self.warning is not None
+
+
+def read_figure(
+    root: Path, name: str, metrics: Metrics, manifest: RunManifest, *, alt: str, caption: str
+) -> Figure:
+    """Return figure ``name`` of the run as an embeddable PNG; refuse a missing or foreign file."""
+    rel = metrics.figures.get(name)
+    if rel is None:  # a run's own figures; those the models name are checked by Metrics
+        where = layout.RunPaths(root).metrics
+        raise RunDirError(f"{where}: figures: no {name!r} figure")
+    data = read_artifact(root, rel, manifest, what="figure ")
+    if not data.startswith(PNG_SIGNATURE):
+        raise RenderError(f"{root / rel}: not a PNG image")
+    return embed_png(name, rel, data, alt=alt, caption=caption)
+
+
+def _attribution_figures(
+    root: Path, name: str, metrics: Metrics, manifest: RunManifest
+) -> tuple[Figure, ...]:
+    shown = metrics.models[name].attributions
+    if shown is None:
+        return ()
+    classes = metrics.dataset.classes
+    result = []
+    for gallery in shown.galleries:
+        slots = {"model": name, "steps": shown.steps,
+                 "evidence": evidence_sentence(gallery, classes)}  # fmt: skip
+        if gallery.source == "pair" and gallery.true is not None and gallery.pred is not None:
+            kind = FIGURES["pair_attributions"]
+            slots |= {"true": classes[gallery.true], "pred": classes[gallery.pred]}
+        else:
+            kind = FIGURES["misclassified_attributions"]
+        alt, caption = kind.describe(**slots)
+        figure = read_figure(root, gallery.figure, metrics, manifest, alt=alt, caption=caption)
+        result.append(figure)
+    return tuple(result)
+
+
+def _anchor(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _model_view(
+    root: Path, name: str, metrics: Metrics, manifest: RunManifest, config: Config
+) -> ModelView:
+    model = metrics.models[name]
+    spec = dict(config.model_items()).get(name)
+    network = spec.kind if spec is not None else "mlp"
+    slots = {"model": name, "index": model.sample_index}
+    counts = {"misclassified": len(model.misclassified), "weights": config.report.n_weights}
+    figures = {}
+    for kind in kinds("model"):
+        figure = model.figures.get(kind.kind)
+        if figure is None:
+            where = layout.RunPaths(root).metrics
+            raise RunDirError(f"{where}: models.{name}.figures: no {kind.kind!r} figure")
+        if kind.kind in model.figure_notes:  # the figure cannot apply: its sentence instead
+            alt = caption = model.figure_notes[kind.kind]
+        else:
+            layer = model.figure_layers.get(kind.kind)
+            variant = "python" if layer is not None else network
+            alt, caption = kind.for_network(variant).describe(
+                **slots, n=counts.get(kind.kind, 0), layer=layer
+            )
+        figures[kind.kind] = read_figure(root, figure, metrics, manifest, alt=alt, caption=caption)
+    pair_figures = []
+    for gallery in model.pair_galleries:
+        why = "configured pair" if gallery.source == "config" else "found automatically"
+        classes = metrics.dataset.classes
+        alt, caption = FIGURES["pair"].describe(
+            **slots, true=classes[gallery.true], pred=classes[gallery.pred], why=why,
+            shown=len(gallery.indices),
+            images=count(gallery.count, "test image"),
+        )  # fmt: skip
+        pair_figures.append(
+            read_figure(root, gallery.figure, metrics, manifest, alt=alt, caption=caption)
+        )
+    return ModelView(
+        name=name,
+        anchor=f"model-{_anchor(name)}",
+        description=describe_model(spec, metrics.dataset) if spec is not None else "",
+        metrics=model,
+        figures=figures,
+        pair_figures=tuple(pair_figures),
+        warning=divergence_sentence(name, model.divergence) if model.divergence else None,
+        interval_rows=tuple(worst_scored(model)),
+        ranking_rows=tuple(worst_ranked(model)),
+        attribution_figures=_attribution_figures(root, name, metrics, manifest),
+    )
+
+
+def default_title(dataset: DatasetInfo) -> str:
+    """Return the report title of a config that sets no ``run.title``: "MNIST classifier report"."""
+    return f"{source_for(dataset.kind).title} classifier report"
+
+
+def _artifact_rows(manifest: RunManifest) -> list[dict[str, Any]]:
+    return [
+        {"path": rel, "sha256": entry.sha256, "size": entry.size}
+        for rel, entry in sorted(manifest.artifacts.items())
+        if rel not in NOT_LISTED
+    ]
+
+
+@dataclass(frozen=True)
+class Reproducibility:
+    """The report's last section: what reproducing the run takes, and what it was made with."""
+
+    promise: str
+    command: str
+    rerender_command: str
+    config_toml: str
+    seed: int
+    threads: int
+    device: str
+    git_commit: str | None
+    versions: list[tuple[str, str]]
+    hardware: list[tuple[str, str | None]]
+    parallel_info: str
+    data_files: list[tuple[str, str]]
+    artifacts: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPage(Page):
+    """Everything the run report displays."""
+
+    kicker: str
+    classes: list[str]
+    run_name: str
+    seed: int
+    dataset: DatasetInfo
+    warnings: list[str]
+    summary: list[str]
+    significance: Significance | None
+    class_recall_rows: list[ClassRecallDifference]
+    ranking_sentences: dict[str, str]
+    ci_level: float
+    training: dict[str, Any]
+    shared_figures: list[Figure]
+    models: list[ModelView]
+    timings_note: str
+    reproducibility: Reproducibility
+
+
+def build_context(
+    run_dir: Path | str,
+    *,
+    manifest: RunManifest | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunPage:
+    """Return everything the templates display, read from a run directory.
+
+    Parameters
+    ----------
+    run_dir
+        A run directory holding ``config.toml``, ``metrics.json``, ``manifest.json``
+        and ``figures/``.
+    manifest
+        The manifest to use instead of reading ``manifest.json``: the pipeline
+        renders before it writes the manifest (whose hashes include the report).
+    environ
+        Where ``SOURCE_DATE_EPOCH`` is read from; default ``os.environ``.
+
+    Raises
+    ------
+    RunDirError
+        ``run_dir`` is not a run, lacks an artifact, an artifact's bytes differ
+        from the manifest, or ``metrics.json`` does not fit its schema.
+    RenderError
+        ``config.toml`` is malformed, or a figure is not a PNG.
+    """
+    root = Path(run_dir)
+    if manifest is None:
+        manifest = read_manifest(root, RunManifest)
+    elif not root.is_dir():
+        raise RunDirError(f"{root}: no such run directory")
+    config, config_text = read_config(root, manifest)
+    metrics = read_metrics(root, manifest)
+    date = report_date(config, os.environ if environ is None else environ)
+    models = [_model_view(root, name, metrics, manifest, config) for name in metrics.models]
+    shared = []
+    for kind in kinds("run"):
+        alt, caption = kind.describe()
+        name = figure_name(kind.kind)
+        shared.append(read_figure(root, name, metrics, manifest, alt=alt, caption=caption))
+    environment = manifest.environment
+    source = source_for(metrics.dataset.kind)
+    return RunPage(
+        title=config.run.title or default_title(metrics.dataset),
+        author=config.run.author,
+        **Page.dated(date),
+        kicker=f"{source.title} classifier evaluation",
+        classes=metrics.dataset.classes,
+        run_name=config.run.name,
+        seed=config.seed,
+        dataset=metrics.dataset,
+        warnings=summary_warnings(metrics),
+        summary=summary_paragraphs(metrics),
+        significance=metrics.significance,
+        class_recall_rows=recall_rows(metrics.significance) if metrics.significance else [],
+        ranking_sentences={
+            name: ranking_sentence(name, m, metrics.dataset.classes)
+            for name, m in metrics.models.items()
+        },
+        ci_level=models[0].metrics.accuracy_ci.level,
+        training={
+            "optimizer": config.train.optimizer,
+            "lr": config.train.lr,
+            "epochs": config.train.epochs,
+            "batch_size": config.data.batch_size,
+        },
+        shared_figures=shared,
+        models=models,
+        timings_note=TIMINGS_NOTE,
+        reproducibility=Reproducibility(
+            promise=PROMISE,
+            command=REPRODUCE_COMMAND,
+            rerender_command=RERENDER_COMMAND,
+            config_toml=config_text,
+            seed=config.seed,
+            threads=environment.threads,
+            device=environment.hardware.get("device") or "cpu",
+            git_commit=environment.git_commit,
+            versions=sorted(environment.versions.items()),
+            hardware=sorted(environment.hardware.items()),
+            parallel_info=environment.parallel_info.rstrip("\n"),
+            data_files=sorted(manifest.data_files.items()),
+            artifacts=_artifact_rows(manifest),
+        ),
+    )

@@ -1,0 +1,214 @@
+"""The report's sentences, written from the metrics.
+
+The executive summary, the curve diagnosis, the worst classes and confused
+pairs, the evidence of the attribution maps and a model's architecture:
+each a pure function of ``metrics.json``'s types and the config, so the
+same run always reads the same.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import get_args
+
+from reportgen.artifacts.metrics import (
+    AttributionGallery,
+    ClassRanking,
+    ClassRecallDifference,
+    ClassScores,
+    DatasetInfo,
+    Divergence,
+    EvidenceRegion,
+    Metrics,
+    ModelMetrics,
+    Significance,
+)
+from reportgen.config.schema import ModelSection
+from reportgen.core.text import count, join, level, num, pct
+from reportgen.data.sources import source_for
+
+
+def accuracy_sentence(models: Mapping[str, ModelMetrics], test_size: int) -> str:
+    """Return the sentence giving every model's test accuracy with its confidence interval."""
+    parts = [
+        f"{pct(m.test_accuracy)} for the {name} model ({level(m.accuracy_ci.level)} CI "
+        f"{pct(m.accuracy_ci.low)}–{pct(m.accuracy_ci.high)})"
+        for name, m in models.items()
+    ]
+    return f"Test accuracy on the {num(test_size)} test images: {join(parts)}."
+
+
+def significance_sentence(significance: Significance) -> str:
+    """Return the verdict of the paired test with the counts it rests on."""
+    first, second = significance.models
+    mcnemar = significance.mcnemar
+    return (
+        f"{significance.verdict} Of the test images, {num(mcnemar.b)} are classified "
+        f"correctly only by the {first} model and {num(mcnemar.c)} only by the {second} model."
+    )
+
+
+def diagnosis_sentence(name: str, model: ModelMetrics) -> str:
+    """Return the curve diagnosis of one model as a sentence."""
+    return f"Curve diagnosis for the {name} model — {model.diagnosis.summary}"
+
+
+def class_phrase(dataset: DatasetInfo, label: int) -> str:
+    """Return how a sentence names a class, as the data's source words it: "digit 4", “Shirt”."""
+    return source_for(dataset.kind).class_phrase(dataset.classes[label])
+
+
+def errors_sentence(name: str, model: ModelMetrics, dataset: DatasetInfo) -> str:
+    """Return the worst classes and most confused pairs of one model as a sentence."""
+    classes = dataset.classes
+    rates = {row.label: row.error_rate for row in model.class_errors}
+    worst = [
+        f"{class_phrase(dataset, label)} ({pct(rates[label], 1)} wrong)"
+        for label in model.worst_classes
+    ]
+    pairs = [
+        f"{classes[p.true]} → {classes[p.pred]} ({count(p.count, 'image')})"
+        for p in model.confused_pairs
+    ]
+    if not worst:
+        return f"The {name} model misclassifies none of the test images."
+    sentence = f"The {name} model errs most on {join(worst)}"
+    if pairs:
+        sentence += f"; its most confused pairs (true → predicted) are {join(pairs)}"
+    return sentence + "."
+
+
+def divergence_sentence(name: str, divergence: Divergence) -> str:
+    """Return the warning that a model's training diverged."""
+    return (
+        f"Training of the {name} model diverged in epoch {divergence.epoch} "
+        f"(step {num(divergence.step)}; last finite loss "
+        f"{num(divergence.last_finite_loss)}); its results are not meaningful. "
+        "Lower train.lr and run again."
+    )
+
+
+def summary_warnings(metrics: Metrics) -> list[str]:
+    """Return one warning per model whose training diverged."""
+    return [
+        divergence_sentence(name, m.divergence)
+        for name, m in metrics.models.items()
+        if m.divergence is not None
+    ]
+
+
+def summary_paragraphs(metrics: Metrics) -> list[str]:
+    """Return the executive summary: plain sentences generated from the metrics."""
+    models = metrics.models
+    paragraphs = [accuracy_sentence(models, metrics.dataset.test_size)]
+    if metrics.significance is not None:
+        paragraphs.append(significance_sentence(metrics.significance))
+    paragraphs += [diagnosis_sentence(name, m) for name, m in models.items()]
+    paragraphs += [errors_sentence(name, m, metrics.dataset) for name, m in models.items()]
+    paragraphs += deeper_paragraphs(metrics)
+    return paragraphs
+
+
+def deeper_paragraphs(metrics: Metrics) -> list[str]:
+    """Return the summary's sentences on calibration and per-class differences."""
+    paragraphs = [m.calibration.verdict for m in metrics.models.values()]
+    if metrics.significance is not None:
+        paragraphs.append(metrics.significance.class_recall.verdict)
+    return paragraphs
+
+
+def ranking_sentence(name: str, model: ModelMetrics, classes: Sequence[str]) -> str:
+    """Return the averaged ROC and precision–recall areas and the class ranked worst."""
+    ranked = model.one_vs_rest
+    sentence = (
+        f"One class against the rest, the {name} model reaches a macro-averaged ROC AUC of "
+        f"{num(ranked.macro_auc)} (micro {num(ranked.micro_auc)}) and a macro-averaged average "
+        f"precision of {num(ranked.macro_average_precision)} "
+        f"(micro {num(ranked.micro_average_precision)})"
+    )
+    worst = worst_ranked(model)
+    if worst and worst[0].auc is not None:
+        sentence += f"; its probabilities rank class {classes[worst[0].label]} worst"
+        sentence += f" (AUC {num(worst[0].auc)})"
+    return sentence + "."
+
+
+def worst_ranked(model: ModelMetrics) -> list[ClassRanking]:
+    """Return the one-vs-rest rows, lowest AUC first (undefined last, then by class)."""
+    return sorted(
+        model.one_vs_rest.classes,
+        key=lambda row: (row.auc is None, row.auc or 0.0, row.label),
+    )
+
+
+def worst_scored(model: ModelMetrics) -> list[ClassScores]:
+    """Return the classification report's rows, lowest F1 first (then by class)."""
+    return sorted(model.classification_report.classes, key=lambda row: (row.f1, row.label))
+
+
+def recall_rows(significance: Significance) -> list[ClassRecallDifference]:
+    """Return the per-class recall differences, clearest first: adjusted p, then size."""
+    return sorted(
+        significance.class_recall.classes,
+        key=lambda row: (row.p_adjusted, -abs(row.estimate), row.label),
+    )
+
+
+def evidence_sentence(gallery: AttributionGallery, classes: Sequence[str]) -> str:
+    """Return where the evidence for the wrong class lies across a gallery's images."""
+    images = gallery.images
+    if not images:
+        return "No image to attribute."
+    if gallery.true is not None and gallery.pred is not None:
+        what = f"evidence for {classes[gallery.pred]} over {classes[gallery.true]}"
+    else:
+        what = "evidence for the predicted over the true class"
+    regions = [image.region for image in images if image.region is not None]
+    if not regions:
+        return f"No pixel holds {what}."
+    order = get_args(EvidenceRegion)
+    tally = sorted(Counter(regions).items(), key=lambda item: (-item[1], order.index(item[0])))
+    (top, times), rest = tally[0], tally[1:]
+    sentence = (
+        f"The cell of a 3 × 3 grid over the image that holds most {what} is the {top} in "
+        f"{times} of {count(len(images), 'image')}"
+    )
+    if rest:
+        sentence += "; then " + join([f"the {region} ({n})" for region, n in rest[:2]])
+    return sentence + "."
+
+
+def describe_model(spec: ModelSection, dataset: DatasetInfo) -> str:
+    """Return a one-line description of a model's architecture and regularizers."""
+    classes = len(dataset.classes)
+    if spec.kind == "python":
+        args = ", ".join(f"{k}={v!r}" for k, v in spec.args.items())
+        parts = [f"the network made by {spec.factory}({args})"]
+    elif spec.kind == "cnn":
+        head = "→".join(str(w) for w in (*spec.hidden, classes))
+        parts = [f"CNN: two 3×3 conv blocks (16, 32 channels) with max-pooling, head {head}"]
+    else:
+        inputs = dataset.image_shape[0] * dataset.image_shape[1] * dataset.image_shape[2]
+        parts = ["MLP " + "→".join(str(w) for w in (inputs, *spec.hidden, classes))]
+    if spec.kind != "python":
+        parts.append("ReLU")
+    if spec.batchnorm:
+        parts.append("BatchNorm1d")
+    if spec.dropout:
+        parts.append(f"dropout p={spec.dropout:g}")
+    if spec.weight_decay:
+        parts.append(f"L2 weight decay {spec.weight_decay:g}")
+    if spec.l1:
+        parts.append(f"L1 λ={spec.l1:g}")
+    schedules = {
+        "none": "constant learning rate",
+        "step": f"StepLR (every {spec.step_size} epochs × {spec.gamma:g})",
+        "exponential": f"ExponentialLR (γ={spec.gamma:g})",
+        "plateau": f"ReduceLROnPlateau (factor {spec.plateau_factor:g}, "
+        f"patience {spec.plateau_patience})",
+        "cosine": f"CosineAnnealingLR (min {spec.min_lr:g})",
+        "onecycle": f"OneCycleLR (max {spec.max_lr:g})",
+    }
+    parts.append(schedules[spec.scheduler])
+    return ", ".join(parts)

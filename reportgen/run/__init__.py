@@ -1,0 +1,1 @@
+"""A run's orchestration: the pipeline, re-rendering, comparisons of runs and verification."""

@@ -1,0 +1,251 @@
+"""A run as a pipeline: config → data → train → evaluate → figures → render → publish.
+
+Each stage takes the previous stage's plain outputs (:mod:`reportgen.run.stages`),
+and this module writes what they produce into the partial run directory,
+times them, and publishes the directory only when everything is in it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from reportgen.artifacts import layout, publish
+from reportgen.artifacts.manifest import EnvironmentFacts, RunManifest, artifact_hashes
+from reportgen.artifacts.metrics import Metrics
+from reportgen.artifacts.summary import ThresholdResult
+from reportgen.artifacts.tables import (
+    PROBABILITY_FORMAT,
+    comparison_frame,
+    csv_bytes,
+    predictions_frame,
+)
+from reportgen.config.dates import with_date
+from reportgen.config.loading import parse_toml
+from reportgen.config.schema import Config
+from reportgen.config.toml import to_toml
+from reportgen.core import fileio
+from reportgen.core.environment import describe
+from reportgen.core.errors import OutputError, ReportgenError, RunDirError
+from reportgen.core.events import Event, Progress, RunLog, silent
+from reportgen.core.seeding import seed_everything
+from reportgen.data.sources import check_config
+from reportgen.data.tensors import Dataset
+from reportgen.evaluate import assemble, gate
+from reportgen.evaluate.outcome import ModelOutcome, history_table
+from reportgen.figures.jobs import run_figure_jobs
+from reportgen.figures.pool import draw_all
+from reportgen.run import render
+from reportgen.run.stages import (
+    resolve_device,
+    stage_attributions,
+    stage_check_models,
+    stage_data,
+    stage_evaluate,
+    stage_train,
+    to_device,
+)
+from reportgen.train.checkpoint import save_state
+
+
+@dataclass
+class Run:
+    """A published run: where it is and what it measured."""
+
+    path: Path
+    metrics: Metrics
+    timings: dict[str, float] = field(default_factory=dict)
+    thresholds: list[ThresholdResult] = field(default_factory=list)
+
+    @property
+    def failed_thresholds(self) -> list[ThresholdResult]:
+        """Return the ``gate.fail_under`` thresholds this run missed."""
+        return [t for t in self.thresholds if not t.passed]
+
+    @property
+    def diverged(self) -> list[str]:
+        """Return the names of the models whose training diverged."""
+        return [name for name, m in self.metrics.models.items() if m.divergence is not None]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str, progress: Progress) -> Iterator[None]:
+    progress(Event("stage", stage=stage))
+    start = time.perf_counter()
+    yield
+    timings[stage] = round(time.perf_counter() - start, 3)
+    progress(Event("stage_done", stage=stage, seconds=timings[stage]))
+
+
+def run(
+    config: Config,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    argv: list[str] | None = None,
+    progress: Progress = silent,
+    data_root: str | None = None,
+    config_templates: bool = True,
+    fill_date: bool = True,
+    code_dir: Path | None = None,
+) -> Run:
+    """Train, evaluate and report on both models; return the published run.
+
+    ``progress`` receives every :class:`Event`; they are also written to the
+    run's ``run.log``.  ``data_root`` reads the data from there instead of
+    ``data.root``, and ``config_templates=False`` renders with the packaged
+    templates only, ignoring ``report.templates``; neither changes the
+    configuration written into the run (``verify`` uses both, so that a
+    downloaded run's paths are never used).  ``code_dir`` is where a
+    ``kind = "python"`` model's factory module may be imported from besides
+    the installed packages: the directory of the config file.
+
+    The configuration is checked against its data source and the output path
+    (:func:`reportgen.artifacts.publish.check_target`) before any work: only a
+    new path, an empty directory or a previous run is replaced.
+
+    A config without ``run.date`` gets the day of the run (UTC; the day of
+    ``SOURCE_DATE_EPOCH`` when set; a resumed run keeps the day it started),
+    and the run's resolved ``config.toml`` records it, so that re-rendering
+    and verifying give the same bytes on another day.  ``fill_date=False``
+    leaves an undated config undated (``verify`` of a run made without one).
+
+    With ``runtime.threads`` of 2 or more, one model trains in a spawned
+    worker process, which imports the calling script's main module again: as
+    :mod:`multiprocessing` requires, a script calls ``run`` under
+    ``if __name__ == "__main__":``.
+    """
+    check_config(config)
+    final = Path(out) if out is not None else Path("reports") / config.run.name
+    publish.check_target(final, kind=layout.RUN_KIND)
+    device = resolve_device(config.runtime.device)
+    seed_everything(config.seed, threads=config.runtime.threads)
+    staging = publish.open_staging(final, resume=resume)
+    if fill_date:
+        config = with_date(config, _started_on(staging) if resume else None)
+    try:
+        return _run_in(
+            config, final, staging, resume=resume, argv=argv, log=RunLog(progress), device=device,
+            data_root=config.data.root if data_root is None else data_root,
+            templates=config.report.templates if config_templates else None, code_dir=code_dir,
+        )  # fmt: skip
+    except OSError as e:
+        # A full disk or a vanished directory: say where, and that the work is kept.
+        where = e.filename or final
+        raise OutputError(
+            f"cannot write {where}: {e.strerror or e}; the unfinished run is kept in {staging} "
+            "(free space and rerun with --resume to continue from its last epoch, or delete it)"
+        ) from e
+
+
+def _started_on(staging: Path) -> str | None:
+    """Return the ``run.date`` an interrupted run was started with, if it recorded one."""
+    try:
+        previous = parse_toml(layout.RunPaths(staging).config.read_text(), source="config.toml")
+    except (OSError, ReportgenError):
+        return None
+    day = previous.get("run", {}).get("date")
+    return day if isinstance(day, str) else None
+
+
+def _run_in(
+    config: Config,
+    final: Path,
+    staging: Path,
+    *,
+    resume: bool,
+    argv: list[str] | None,
+    log: RunLog,
+    device: torch.device,
+    data_root: str,
+    templates: str | None,
+    code_dir: Path | None,
+) -> Run:
+    """Build the run in ``staging``, then publish it at ``final``."""
+    progress = log.event
+    paths = layout.RunPaths(staging)
+    resolved = to_toml(config)
+    if resume and paths.config.is_file() and paths.config.read_text() != resolved:
+        raise RunDirError(
+            f"cannot resume {final}: its config differs from this one "
+            "(resume with the same --config and --set options)"
+        )
+    fileio.write_atomic(paths.config, resolved)
+    paths.work.mkdir(exist_ok=True)
+    timings: dict[str, float] = {}
+
+    with _timed(timings, "data", progress):
+        acquired, dataset = stage_data(config, progress, root=data_root)
+        dataset = to_device(dataset, device)
+        stage_check_models(config, dataset, code_dir=code_dir, device=device)
+
+    with _timed(timings, "train", progress):
+        models = stage_train(config, dataset, device=device, work=paths.work, progress=progress,
+                             code_dir=code_dir)  # fmt: skip
+    outcomes = []
+    for (name, spec), trained in zip(config.model_items(), models, strict=True):
+        timings[f"train:{name}"] = round(trained.seconds, 3)
+        with _timed(timings, f"evaluate:{name}", progress):
+            outcome = stage_evaluate(config, name, spec, trained.model, trained.result, dataset)
+            save_state(paths.weights(name), outcome.state_dict)
+        if config.report.attributions:
+            with _timed(timings, f"attributions:{name}", progress):
+                outcome = stage_attributions(config, outcome, dataset)
+        outcomes.append(outcome)
+
+    with _timed(timings, "metrics", progress):
+        metrics = assemble.build_metrics(config, outcomes, dataset)
+        write_tables(paths, metrics, outcomes, dataset)
+
+    with _timed(timings, "figures", progress):
+        jobs = run_figure_jobs(config, outcomes, dataset, metrics)
+        for job, png in zip(jobs, draw_all(jobs, workers=config.runtime.threads), strict=True):
+            fileio.write_atomic(paths.figure(job.name), png)
+
+    thresholds = gate.check_thresholds(metrics, config.gate.fail_under)
+    gate.summary(metrics, thresholds).write(paths.summary_json)
+    fileio.write_atomic(paths.summary_md, gate.summary_markdown(metrics, thresholds))
+
+    manifest = RunManifest(
+        run_name=config.run.name,
+        seed=config.seed,
+        command=argv or [],
+        data_files=acquired.fingerprint,
+        data_source=acquired.source,
+        environment=EnvironmentFacts.model_validate(describe(str(device), config.runtime.threads)),
+        artifacts=artifact_hashes(staging),
+    )
+    with _timed(timings, "render", progress):
+        render.render_run(staging, templates_dir=templates, pdf=config.report.pdf,
+                          manifest=manifest)  # fmt: skip
+    fileio.write_atomic(paths.log, log.text())
+    manifest.model_copy(update={"timings_s": timings, "artifacts": artifact_hashes(staging)}).write(
+        paths.manifest
+    )
+    kept = publish.publish(staging, final)
+    if kept is not None:
+        message = f"the previous run held files reportgen did not write; it was kept at {kept}"
+        progress(Event("info", stage="publish", message=message))
+    return Run(final, metrics, timings, thresholds)
+
+
+def write_tables(
+    paths: layout.RunPaths, metrics: Metrics, outcomes: list[ModelOutcome], dataset: Dataset
+) -> None:
+    """Write ``metrics.json``, ``history.csv``, ``predictions.csv`` and ``comparison.csv``."""
+    metrics.write(paths.metrics)
+    fileio.write_atomic(paths.history, csv_bytes(history_table(outcomes)))
+    predictions = predictions_frame(
+        {o.name: o.proba for o in outcomes},
+        labels=dataset.test.y.cpu().numpy(),
+        index=dataset.test.index.numpy(),
+        classes=dataset.info.classes,
+        files=dataset.info.test_files,
+    )
+    fileio.write_atomic(paths.predictions, csv_bytes(predictions, float_format=PROBABILITY_FORMAT))
+    fileio.write_atomic(paths.comparison, csv_bytes(comparison_frame(metrics.comparison)))

@@ -1,0 +1,190 @@
+"""The stages of a run before its metrics: data, a check of every network, training, prediction.
+
+Each stage takes plain inputs (the config, the dataset, trained networks) and
+returns plain outputs; :mod:`reportgen.run.pipeline` times them and writes
+what they produce into the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reportgen.config.schema import Config, ModelSection
+from reportgen.core.errors import ConfigError
+from reportgen.core.events import Event, Progress
+from reportgen.data import sources
+from reportgen.data.tensors import Dataset, Split
+from reportgen.evaluate import attribution, classification, layers, predict
+from reportgen.evaluate.outcome import ModelOutcome
+from reportgen.train.factory import build_network, check_output
+from reportgen.train.loop import EpochRecord, TrainResult
+from reportgen.train.networks import parameter_count
+from reportgen.train.parallel import ModelJob, Trained, train_all
+
+
+def resolve_device(requested: str) -> torch.device:
+    """Return the torch device for ``runtime.device``; "cuda" without a GPU is a config error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("runtime.device: 'cuda' requested but no CUDA device is available")
+    return torch.device(requested)
+
+
+def stage_data(
+    config: Config, progress: Progress, *, root: str | None = None
+) -> tuple[sources.Acquired, Dataset]:
+    """Obtain and verify the data (from ``root``, default ``data.root``), decode and split it."""
+    return sources.load(config, root=root, progress=progress)
+
+
+def to_device(dataset: Dataset, device: torch.device) -> Dataset:
+    """Return the dataset with its tensors on ``device`` (the CPU's stay where they are)."""
+    if device.type == "cpu":
+        return dataset
+    return dataclasses.replace(
+        dataset,
+        train=dataset.train.to(device),
+        val=dataset.val.to(device),
+        test=dataset.test.to(device),
+    )
+
+
+def stage_check_models(
+    config: Config, dataset: Dataset, *, code_dir: Path | None, device: torch.device
+) -> None:
+    """Build each network once and run one batch through it before any training.
+
+    A factory that cannot be imported, raises, returns no module or a network
+    whose output is not ``[batch, classes]``, or a ``report.layer`` that
+    names no module of it, stops the run here, with one line.  The networks
+    built are thrown away and the global RNG is left as it was, so the
+    training that follows is exactly what it would have been.
+    """
+    info = dataset.info
+    batch = dataset.train.inputs(slice(0, min(config.data.batch_size, len(dataset.train))))
+    for name, spec in config.model_items():
+        with torch.random.fork_rng(devices=[]):
+            network = build_network(name, spec, input_shape=info.image_shape,
+                                    num_classes=info.num_classes, code_dir=code_dir)  # fmt: skip
+            check_output(name, network.to(device), batch, info.num_classes)
+            layer = config.layer(name)
+            if layer is not None:  # a module the network does not have fails now, not later
+                key = f"report.layer ({name})"
+                layers.layer_output(network, batch[:1], layer=layer, key=key)
+
+
+def stage_train(
+    config: Config,
+    dataset: Dataset,
+    *,
+    device: torch.device,
+    work: Path,
+    progress: Progress,
+    code_dir: Path | None = None,
+) -> list[Trained]:
+    """Train every model from a fresh seed state, checkpointing each after every epoch.
+
+    On the CPU, with at least as many ``runtime.threads`` as models, the
+    models train side by side, each in a process of its own with
+    ``threads // models`` threads; otherwise one after another, here, with
+    all of them.  A model's bits depend only on its own thread count.
+    """
+    jobs = [
+        ModelJob(
+            name,
+            spec,
+            seed=config.seed,
+            train_cfg=config.train,
+            batch_size=config.data.batch_size,
+            train=dataset.train,
+            val=dataset.val,
+            checkpoint=work / f"{name}.ckpt",
+            threads=model_threads(config, device),
+            input_shape=dataset.info.image_shape,
+            num_classes=dataset.info.num_classes,
+            code_dir=code_dir,
+        )
+        for name, spec in config.model_items()
+    ]
+
+    def on_epoch(name: str, record: EpochRecord) -> None:
+        progress(Event("epoch", stage="train", model=name, done=record.epoch,
+                       total=config.train.epochs, message=_epoch_line(record)))  # fmt: skip
+
+    def on_step(name: str, done: int, total: int) -> None:
+        progress(Event("step", stage="train", model=name, done=done, total=total))
+
+    side_by_side = _side_by_side(config, device)
+    return train_all(jobs, side_by_side=side_by_side, on_epoch=on_epoch, on_step=on_step)
+
+
+def _side_by_side(config: Config, device: torch.device) -> bool:
+    models = len(config.model_items())
+    return device.type == "cpu" and models > 1 and config.runtime.threads >= models
+
+
+def model_threads(config: Config, device: torch.device) -> int:
+    """Return the threads each model trains with: its share of ``runtime.threads``."""
+    threads = config.runtime.threads
+    return threads // len(config.model_items()) if _side_by_side(config, device) else threads
+
+
+def _epoch_line(record: EpochRecord) -> str:
+    return (
+        f"epoch {record.epoch}: train loss {record.train_loss:.4f} acc {record.train_accuracy:.4f}"
+        f" · val loss {record.val_loss:.4f} acc {record.val_accuracy:.4f} · lr {record.lr:.2e}"
+    )
+
+
+def stage_evaluate(
+    config: Config,
+    name: str,
+    spec: ModelSection,
+    model: torch.nn.Module,
+    result: TrainResult,
+    dataset: Dataset,
+) -> ModelOutcome:
+    """Predict the test and validation sets, measure the final train accuracy (eval mode) and
+    take what the weights and activations figures show."""
+    batch = config.train.eval_batch_size
+    test_logits = predict.predict_logits(model, dataset.test, batch_size=batch)
+    val_logits = predict.predict_logits(model, dataset.val, batch_size=batch)
+    proba = predict.proba_from_logits(test_logits)  # one pass over the test set, not two
+    train_pred = predict.predict_proba(model, dataset.train, batch_size=batch).argmax(axis=1)
+    train_accuracy = classification.accuracy(dataset.train.y.cpu().numpy(), train_pred)
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    sample = config.report.sample_index
+    views = layers.layer_views(
+        model, spec.kind, dataset.test.inputs(slice(sample, sample + 1)),
+        image_shape=dataset.info.image_shape, layer=config.layer(name), name=name,
+    )  # fmt: skip
+    return ModelOutcome(
+        name, spec, result.history, result.divergence, parameter_count(model), proba,
+        train_accuracy, state, model, test_logits, val_logits, views,
+    )  # fmt: skip
+
+
+def model_inputs(split: Split, indices: np.ndarray) -> torch.Tensor:
+    """Return the normalised model inputs of ``split``'s images at ``indices``."""
+    return split.inputs(torch.as_tensor(indices, dtype=torch.int64, device=split.x.device))
+
+
+def stage_attributions(config: Config, outcome: ModelOutcome, dataset: Dataset) -> ModelOutcome:
+    """Return ``outcome`` with Integrated Gradients maps of every misclassified image shown."""
+    y_test = dataset.test.y.cpu().numpy()
+    info = dataset.info
+    shown = attribution.shown_indices(
+        y_test, outcome.predictions, config.report, num_classes=info.num_classes,
+        pairs=sources.confused_pairs(config, info.classes),
+    )  # fmt: skip
+    maps = attribution.attribute(
+        outcome.model, model_inputs(dataset.test, shown), indices=shown,
+        predicted=outcome.predictions[shown], true=y_test[shown], image_shape=info.image_shape,
+        mean=info.mean, std=info.std, steps=config.report.attribution_steps,
+    )  # fmt: skip
+    return dataclasses.replace(outcome, attributions=maps)

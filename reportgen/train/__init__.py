@@ -1,0 +1,1 @@
+"""Networks, factories, optimizers, the one training loop, checkpoints and training side by side."""
