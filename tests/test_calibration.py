@@ -60,6 +60,51 @@ def test_equal_mass_bins_hold_equal_counts_and_recompute_the_ece() -> None:
     assert bins.expected_error == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.parametrize("classes", [2, 10])
+def test_constant_logits_are_perfectly_calibrated_by_both_measures(classes: int) -> None:
+    # Every confidence is 1/classes and, with labels balanced, so is the accuracy.
+    labels = np.sort(np.arange(600) % classes)  # class-sorted, as a test set often is
+    logits = np.zeros((600, classes))
+    result = calibration.calibrate(logits, labels, logits, labels)
+    assert result.mean_confidence == pytest.approx(1 / classes)
+    assert result.accuracy == pytest.approx(1 / classes)
+    assert result.ece == pytest.approx(0.0, abs=1e-12)
+    assert result.adaptive_ece == pytest.approx(0.0, abs=1e-12)
+    assert sorted(result.equal_mass.count.tolist()) == [0] * 14 + [600]  # one bin holds the tie
+
+
+def test_equal_mass_bins_keep_ties_together_whatever_the_order() -> None:
+    rng = np.random.default_rng(5)
+    # 40 distinct confidences and a run of 60 equal ones that straddles two cuts.
+    confidence = np.concatenate([rng.uniform(0.3, 0.6, 20), np.full(60, 0.7),
+                                 rng.uniform(0.8, 1.0, 20)])  # fmt: skip
+    correct = rng.random(100) < confidence
+    bins = calibration.equal_mass_bins(confidence, correct, n_bins=10)
+    tied = [m for m in range(10) if bins.low[m] <= 0.7 <= bins.high[m]]
+    assert len(tied) == 1 and bins.count[tied[0]] == 60
+    assert bins.count.sum() == 100
+    for seed in range(5):
+        permuted = np.random.default_rng(seed).permutation(100)
+        again = calibration.equal_mass_bins(confidence[permuted], correct[permuted], n_bins=10)
+        np.testing.assert_array_equal(again.count, bins.count)
+        np.testing.assert_array_equal(again.accuracy, bins.accuracy)
+        assert again.expected_error == bins.expected_error
+
+
+def test_neither_ece_depends_on_the_test_order() -> None:
+    logits, labels = logits_and_labels(500, 3)
+    logits[:200] = 0.0  # 200 tied confidences of 0.1, some right
+    result = calibration.calibrate(logits, labels, logits, labels)
+    permuted = np.random.default_rng(0).permutation(500)
+    again = calibration.calibrate(logits[permuted], labels[permuted], logits, labels)
+    # Equal-width bins sum in test order: equal up to rounding; equal-mass bins: bit for bit.
+    assert again.ece == pytest.approx(result.ece, rel=1e-12, abs=1e-15)
+    assert again.ece_scaled == pytest.approx(result.ece_scaled, rel=1e-12, abs=1e-15)
+    assert (again.adaptive_ece, again.adaptive_ece_scaled) == (
+        result.adaptive_ece, result.adaptive_ece_scaled,
+    )  # fmt: skip
+
+
 def test_brier_and_nll_match_a_direct_recomputation() -> None:
     logits, labels = logits_and_labels(500, 4)
     proba = softmax(logits)

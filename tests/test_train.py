@@ -8,7 +8,7 @@ import torch
 from reportgen.config.loading import load_config
 from reportgen.config.schema import Config
 from reportgen.core.seeding import derive_seed, generator, seed_everything
-from reportgen.train.loop import l1_penalty, train_model
+from reportgen.train.loop import batch_sizes, l1_penalty, train_model
 from reportgen.train.networks import build
 
 from .conftest import load_mnist
@@ -101,6 +101,34 @@ def test_l1_penalty_sums_weights_not_biases() -> None:
             p.fill_(-0.5)
     expected = 0.5 * (784 * 2 + 2 * 10)
     assert float(l1_penalty(model).detach()) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(65, [32, 33]), (64, [32, 32]), (66, [32, 32, 2]), (33, [33]), (1, [1]), (5, [5]),
+     (3009, [64] * 46 + [65])],
+)  # fmt: skip
+def test_a_last_batch_of_one_joins_the_batch_before_it(n: int, expected: list[int]) -> None:
+    batch = 64 if n == 3009 else 32
+    assert batch_sizes(n, batch) == expected
+    assert sum(expected) == n
+
+
+def test_batchnorm_trains_when_the_last_batch_would_hold_one_image(fake_mnist: Path) -> None:
+    config = load_config(None, ["train.epochs=1", *REGULARIZED,
+                                "models.regularized.hidden=[16]",
+                                "models.regularized.scheduler=onecycle"])  # fmt: skip
+    dataset = load_mnist(fake_mnist, seed=0, val_size=100, limit_train=65)
+    seed_everything(0, threads=1)
+    model = build("mlp", [16], dropout=0.3, batchnorm=True, **MNIST)
+    steps: list[tuple[int, int]] = []
+    result = train_model(
+        model, dataset.train, dataset.val, train_cfg=config.train,
+        spec=config.models.regularized, batch_size=32, shuffle=generator(0),
+        on_step=lambda done, total: steps.append((done, total)),
+    )  # fmt: skip
+    assert result.divergence is None and len(result.history) == 1
+    assert steps == [(2, 2)]  # 65 images: batches of 32 and 33, and one-cycle's steps agree
 
 
 def test_divergence_stops_training(fake_mnist: Path) -> None:

@@ -149,15 +149,29 @@ def equal_mass_bins(
 ) -> Bins:
     """Return predictions in ``n_bins`` bins of (nearly) equal counts, by rising confidence.
 
-    A stable sort keeps tied confidences in test order, so the grouping is
-    deterministic; ``low``/``high`` are the lowest and highest confidence in
-    each bin.  With fewer predictions than bins, some bins are empty.
+    Tied confidences always share a bin: a boundary that would fall inside a
+    run of equal confidences moves to the nearer end of the run (the lower
+    end when both are as near), so the bins depend on the values, never on
+    the test order, and some bins may be empty.  A model whose every
+    confidence is 0.5 with half of them right has one bin and no gap.
+    ``low``/``high`` are the lowest and highest confidence in each bin.  With
+    fewer predictions than bins, some bins are empty.
     """
     _check_bins(n_bins)
     conf = np.asarray(confidence, dtype=np.float64)
     hit = np.asarray(correct, dtype=bool)
     order = np.argsort(conf, kind="stable")
-    return _summarise(list(np.array_split(order, n_bins)), conf, hit)
+    ranked = conf[order]
+    # Where np.array_split would cut: the first (n mod M) bins hold one more.
+    sizes = np.full(n_bins, len(conf) // n_bins)
+    sizes[: len(conf) % n_bins] += 1
+    cuts = np.cumsum(sizes)[:-1]
+    if len(conf):
+        inside = np.clip(cuts, 1, len(conf)) - 1  # the last position before each cut
+        starts = np.searchsorted(ranked, ranked[inside], side="left")
+        ends = np.searchsorted(ranked, ranked[inside], side="right")
+        cuts = np.where(cuts - starts <= ends - cuts, starts, ends)
+    return _summarise(list(np.split(order, cuts)), conf, hit)
 
 
 # --------------------------------------------------------------------------- proper scores

@@ -20,8 +20,8 @@ from reportgen.data import sources
 from reportgen.data.tensors import Dataset, Split
 from reportgen.evaluate import attribution, classification, layers, predict
 from reportgen.evaluate.outcome import ModelOutcome
-from reportgen.train.factory import build_network, check_output
-from reportgen.train.loop import EpochRecord, TrainResult
+from reportgen.train.factory import build_network, check_output, check_trains_on_one
+from reportgen.train.loop import EpochRecord, TrainResult, batch_sizes
 from reportgen.train.networks import parameter_count
 from reportgen.train.parallel import ModelJob, Trained, train_all
 
@@ -60,18 +60,22 @@ def stage_check_models(
     """Build each network once and run one batch through it before any training.
 
     A factory that cannot be imported, raises, returns no module or a network
-    whose output is not ``[batch, classes]``, or a ``report.layer`` that
+    whose output is not ``[batch, classes]``, one that cannot train on the
+    batch of one image the data leave (BatchNorm), or a ``report.layer`` that
     names no module of it, stops the run here, with one line.  The networks
     built are thrown away and the global RNG is left as it was, so the
     training that follows is exactly what it would have been.
     """
     info = dataset.info
     batch = dataset.train.inputs(slice(0, min(config.data.batch_size, len(dataset.train))))
+    batch_of_one = min(batch_sizes(len(dataset.train), config.data.batch_size)) == 1
     for name, spec in config.model_items():
         with torch.random.fork_rng(devices=[]):
             network = build_network(name, spec, input_shape=info.image_shape,
                                     num_classes=info.num_classes, code_dir=code_dir)  # fmt: skip
             check_output(name, network.to(device), batch, info.num_classes)
+            if batch_of_one:
+                check_trains_on_one(name, network, batch[:1])
             layer = config.layer(name)
             if layer is not None:  # a module the network does not have fails now, not later
                 key = f"report.layer ({name})"

@@ -139,3 +139,23 @@ def check_output(name: str, network: nn.Module, batch: torch.Tensor, num_classes
         )
     if not output.dtype.is_floating_point:
         raise ConfigError(f"{key}: the network's output is {output.dtype}; it must be float logits")
+
+
+def check_trains_on_one(name: str, network: nn.Module, image: torch.Tensor) -> None:
+    """Run a batch of one image ``[1, C, H, W]`` through the network in training mode.
+
+    Called when the training split leaves a batch of one (``data.batch_size``
+    of 1, or one training image): BatchNorm over features cannot train on it,
+    and that is a configuration to refuse before any training.  The network
+    is thrown away afterwards, so its running statistics do not matter.
+    """
+    network.train()
+    try:
+        with torch.no_grad():
+            network(image)
+    except Exception as e:
+        raise ConfigError(
+            f"models.{name}: the network cannot train on a batch of one image "
+            f"({one_line(e, typed=True)}); set data.batch_size to at least 2 and give the "
+            "training split at least 2 images"
+        ) from e

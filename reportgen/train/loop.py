@@ -11,7 +11,6 @@ every DIVERGENCE_CHECK_STEPS steps), not once per step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -71,6 +70,20 @@ class TrainResult:
     divergence: Divergence | None
 
 
+def batch_sizes(n: int, batch_size: int) -> list[int]:
+    """Return the sizes of one epoch's batches of ``n`` images: full batches, then the rest.
+
+    A rest of one image joins the batch before it, which then holds
+    ``batch_size + 1`` images: BatchNorm cannot train on a batch of one, and
+    merging keeps the image rather than dropping it.  Every other ``n`` is
+    cut exactly as before, so its runs keep their bytes.
+    """
+    sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+    if len(sizes) > 1 and sizes[-1] == 1:
+        sizes[-2:] = [sizes[-2] + 1]
+    return sizes
+
+
 def l1_penalty(model: nn.Module) -> torch.Tensor:
     """Return Σ|w| over the weights of every linear and conv layer (biases excluded)."""
     weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
@@ -123,7 +136,9 @@ def train_model(
     last finite epoch, so the model can still be evaluated and reported.
     """
     n = len(train)
-    steps_per_epoch = math.ceil(n / batch_size)
+    # Each step's mean loss is weighted by its batch size (the last batch may be shorter).
+    batches = batch_sizes(n, batch_size)
+    steps_per_epoch = len(batches)
     optimizer = make_optimizer(model.parameters(), train_cfg, weight_decay=spec.weight_decay)
     scheduler = make_scheduler(
         optimizer, spec, epochs=train_cfg.epochs, steps_per_epoch=steps_per_epoch
@@ -138,9 +153,7 @@ def train_model(
         torch.set_rng_state(resume.torch_rng)
         history = [EpochRecord(**record) for record in resume.history]  # type: ignore[arg-type]
 
-    # Each step's mean loss is weighted by its batch size (the last batch may be shorter).
-    batch_sizes = [min(batch_size, n - start) for start in range(0, n, batch_size)]
-    sizes = torch.tensor(batch_sizes, dtype=torch.float64)  # [steps_per_epoch]
+    sizes = torch.tensor(batches, dtype=torch.float64)  # [steps_per_epoch]
     for epoch in range(len(history) + 1, train_cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         # Restored if this epoch diverges, so the model is reported as it last was finite.
@@ -148,7 +161,7 @@ def train_model(
         order = torch.randperm(n, generator=shuffle).to(train.x.device)  # [N]
         labels = train.y[order]  # [N]
         steps = _train_epoch(
-            model, train, order, labels, optimizer=optimizer, batch_size=batch_size, l1=spec.l1,
+            model, train, order, labels, optimizer=optimizer, batches=batches, l1=spec.l1,
             step_scheduler=scheduler if isinstance(scheduler, OneCycleLR) else None,
             on_step=on_step,
         )  # fmt: skip
@@ -201,20 +214,25 @@ def _train_epoch(
     labels: torch.Tensor,
     *,
     optimizer: torch.optim.Optimizer,
-    batch_size: int,
+    batches: list[int],
     l1: float,
     step_scheduler: OneCycleLR | None,
     on_step: StepCallback | None,
 ) -> _EpochSteps:
-    """Take one training step per batch of ``split`` in ``order``; ``labels`` are in that order."""
+    """Take one training step per batch of ``split`` in ``order``; ``labels`` are in that order.
+
+    ``batches`` holds the size of each batch (:func:`batch_sizes`).
+    """
     model.train()
-    steps = math.ceil(len(order) / batch_size)
+    steps = len(batches)
     images = split.x  # [N, C, H, W] uint8
-    buffer = torch.empty((batch_size, *images.shape[1:]), dtype=images.dtype, device=images.device)
+    buffer = torch.empty(
+        (max(batches), *images.shape[1:]), dtype=images.dtype, device=images.device
+    )
     losses: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
-    batches = zip(order.split(batch_size), labels.split(batch_size), strict=True)
-    for step, (index, y) in enumerate(batches, start=1):  # [B], [B]
+    pairs = zip(order.split(batches), labels.split(batches), strict=True)
+    for step, (index, y) in enumerate(pairs, start=1):  # [B], [B]
         # Gather the batch's bytes into the same buffer, then normalise them: the split
         # stays one byte per pixel.
         pixels = torch.index_select(images, 0, index, out=buffer[: len(index)])  # [B, C, H, W]
