@@ -301,6 +301,37 @@ def test_a_folder_over_the_memory_budget_is_refused_before_decoding(
     assert "over the memory budget of 16.0 MiB (16,777,216 bytes) (data.memory_mb)" in err
 
 
+def test_an_image_too_large_to_decode_in_the_budget_is_refused_from_its_header(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    copy = tmp_path / "images"
+    shutil.copytree(project / "shapes", copy)
+    # A 3000×3000 black RGB image is a few KB of PNG, but decoding it needs
+    # 9,000,000 pixels × (4 bytes as PIL holds RGB + 4 converted) = 68.7 MiB.
+    Image.new("RGB", (3000, 3000)).save(copy / "train" / "circle" / "huge.png")
+    decoded = tmp_path / "decoded"
+
+    def spy(*args: object, **kwargs: object) -> object:
+        decoded.touch()
+        raise AssertionError("decoded an image")
+
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr("reportgen.data.imagefolder.decode_image", spy)
+        status = run_in(project, tmp_path / "out", "--set", f"data.path={json.dumps(str(copy))}",
+                        "--set", "data.memory_mb=64")  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert status == 1 and err.count("\n") == 0, err
+    assert err.startswith(
+        "reportgen: error: train/circle/huge.png: its header says 3000×3000 pixels (RGB), which "
+        "need 68.7 MiB (72,000,000 bytes) to decode besides the "
+    ), err
+    assert "over the memory budget of 64.0 MiB (67,108,864 bytes) (data.memory_mb)" in err
+    assert not decoded.exists() and not (tmp_path / "out").exists()
+
+
 def test_a_figure_that_cannot_apply_is_one_sentence(project: Path, tmp_path: Path) -> None:
     (project / "badnets.py").write_text(BAD_NETS)
     out = tmp_path / "norm-first"

@@ -102,6 +102,16 @@ class ScannedSplit:
 
 
 @dataclass(frozen=True)
+class DecodeCost:
+    """What decoding one image needs at most, from its header: see :func:`decode_cost`."""
+
+    file: str
+    size: tuple[int, int]  # width, height in the file
+    mode: str  # PIL's mode of the file's pixels
+    bytes: int
+
+
+@dataclass(frozen=True)
 class FolderScan:
     """What decoding will produce and cost, known from the files and image headers alone."""
 
@@ -114,6 +124,7 @@ class FolderScan:
     image_size: int | None  # the side every image is resized to, or None to keep sizes
     bytes_needed: int  # the uint8 images plus the int64 labels of every split
     fingerprint: str
+    largest: DecodeCost  # the image whose decoding needs the most memory
 
     def splits(self) -> dict[str, ScannedSplit]:
         """Return the present splits by name, in :data:`SPLITS` order."""
@@ -330,6 +341,24 @@ def _open(rel: str, content: bytes) -> Image.Image:
 # --------------------------------------------------------------------------- scanning
 
 
+def decode_cost(rel: str, image: Image.Image, *, channels: int) -> DecodeCost:
+    """Return the most memory decoding ``image`` needs, from its header alone.
+
+    Its pixels as PIL holds them (4 bytes a pixel for a mode of several
+    bands or 32-bit samples), 16-bit samples widened to int64 for scaling,
+    and the converted copy (1 byte a pixel grey, 4 for PIL's RGB).
+    """
+    width, height = image.size
+    pixels = width * height
+    bands = len(image.getbands())
+    stored = (
+        4 if bands > 1 or image.mode in ("I", "F") else 2 if image.mode.startswith("I;16") else 1
+    )
+    widened = 8 * bands if image.mode in _SIXTEEN_BIT_MODES else 0
+    converted = 1 if channels == 1 else 4
+    return DecodeCost(rel, image.size, image.mode, pixels * (stored + widened + converted))
+
+
 def _check_options(channels: int, image_size: int | None) -> None:
     if channels not in (1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {channels!r}")
@@ -348,6 +377,7 @@ def scan_image_folder(path: Path, *, channels: int, image_size: int | None) -> F
     fingerprint = Fingerprint()
     file_sha256: dict[str, str] = {}
     first: tuple[str, tuple[int, int]] | None = None
+    largest: DecodeCost | None = None
     with _strict_pil():
         for rel in listing.files():
             content = _read(listing.root, rel)
@@ -355,6 +385,9 @@ def scan_image_folder(path: Path, *, channels: int, image_size: int | None) -> F
             file_sha256[rel] = hashlib.sha256(content).hexdigest()
             with _open(rel, content) as image:
                 size = image.size
+                cost = decode_cost(rel, image, channels=channels)
+            if largest is None or cost.bytes > largest.bytes:
+                largest = cost
             if first is None:
                 first = (rel, size)
             elif image_size is None and size != first[1]:
@@ -362,7 +395,7 @@ def scan_image_folder(path: Path, *, channels: int, image_size: int | None) -> F
                     f"{first[0]} is {_dims(first[1])} but {rel} is {_dims(size)}: "
                     "images differ in size; set data.image_size to resize them all"
                 )
-    assert first is not None  # _list found at least one image per class
+    assert first is not None and largest is not None  # _list found an image per class
     width, height = (image_size, image_size) if image_size is not None else first[1]
     scanned = {
         name: ScannedSplit(
@@ -384,6 +417,7 @@ def scan_image_folder(path: Path, *, channels: int, image_size: int | None) -> F
         image_size=image_size,
         bytes_needed=total * (pixels + 8),  # uint8 pixels + one int64 label each
         fingerprint=fingerprint.hexdigest(),
+        largest=largest,
     )
 
 
@@ -488,7 +522,8 @@ def load_image_folder(
     """Decode an image folder once into uint8 tensors, with its statistics and fingerprint.
 
     Refuses, before decoding anything, a folder whose tensors would need more
-    than ``budget_bytes``.
+    than ``budget_bytes``, or one with an image whose decoding (its full-size
+    pixels, :func:`decode_cost`) would not fit in what the tensors leave.
     """
     scan = scan_image_folder(path, channels=channels, image_size=image_size)
     sizes = ", ".join(
@@ -503,6 +538,14 @@ def load_image_folder(
             f"{c}×{h}×{w} tensors, over the memory budget of {_mib(budget_bytes)} "
             "(data.memory_mb); set a smaller data.image_size, use fewer images, or raise "
             "data.memory_mb"
+        )
+    largest = scan.largest
+    if scan.bytes_needed + largest.bytes > budget_bytes:
+        raise DataError(
+            f"{largest.file}: its header says {_dims(largest.size)} pixels ({largest.mode}), "
+            f"which need {_mib(largest.bytes)} to decode besides the {_mib(scan.bytes_needed)} "
+            f"of the tensors, over the memory budget of {_mib(budget_bytes)} (data.memory_mb); "
+            "shrink the image or raise data.memory_mb"
         )
     decoded: dict[str, FolderSplit] = {}
     with _strict_pil():
