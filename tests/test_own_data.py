@@ -332,6 +332,39 @@ def test_an_image_too_large_to_decode_in_the_budget_is_refused_from_its_header(
     assert not decoded.exists() and not (tmp_path / "out").exists()
 
 
+def test_paths_in_a_config_are_relative_to_its_folder_and_set_to_the_working_directory(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "from-parent"
+    quick = ["--set", "train.epochs=1", "--set", "report.pdf=false",
+             "--set", "report.attributions=false", "--set", "runtime.threads=1"]  # fmt: skip
+    config = f"{project.name}/shapes.toml"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(project.parent)  # shapes.toml says path = "shapes"
+        assert main(["--quiet", "run", "--config", config, "--out", str(out), *quick]) == 0
+        # The recorded config names the folder as found from where the run was made.
+        assert f'path = "{project.name}/shapes"' in (out / "config.toml").read_text()
+        capsys.readouterr()
+        # --set is relative to the working directory, where there is no "shapes".
+        status = main(["--quiet", "run", "--config", config, "--out", str(tmp_path / "set"),
+                       "--set", 'data.path="shapes"', *quick])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert status == 2 and err == (
+            "reportgen: error: data.path shapes does not exist: give a folder holding train/ "
+            "and test/"
+        ), err
+        # verify from elsewhere says what to pass, before anything is trained.
+        monkeypatch.chdir(tmp_path)
+        assert main(["--quiet", "verify", str(out), "--allow-code"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"reportgen: error: {out}: its image folder, "
+                                                   f"data.path = '{project.name}/shapes', is "
+                                                   "relative to the directory the run was made "
+                                                   "from and is not found from "), err  # fmt: skip
+    assert err.endswith("pass --data-path DIR (the image folder), or verify from that directory")
+    assert not (tmp_path / "set").exists()
+
+
 def test_a_figure_that_cannot_apply_is_one_sentence(project: Path, tmp_path: Path) -> None:
     (project / "badnets.py").write_text(BAD_NETS)
     out = tmp_path / "norm-first"

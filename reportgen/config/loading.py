@@ -23,6 +23,9 @@ from reportgen.config.schema import Config
 from reportgen.core.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kilobytes
+# The settings that name a file or folder: relative in a config file, they are
+# relative to that file's folder; in --set, to the working directory.
+PATH_KEYS = (("data", "path"), ("data", "root"), ("report", "templates"))
 
 
 def parse_toml(text: str, *, source: str) -> dict[str, Any]:
@@ -116,6 +119,28 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return [p.strip() for p in parts], value
 
 
+def anchor_paths(data: Mapping[str, Any], folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with its relative :data:`PATH_KEYS` joined onto ``folder``.
+
+    ``folder`` is the config file's folder as given (``""`` for the working
+    directory), so a config read from where it lies keeps its paths as
+    written, and the resolved config records paths a later run from the same
+    directory finds again.  ``~`` and absolute paths are left as they are;
+    values that are not strings are left to validation.
+    """
+    result = _deep_copy(data)
+    for section, key in PATH_KEYS:
+        table = result.get(section)
+        if not isinstance(table, dict):
+            continue
+        value = table.get(key)
+        if not isinstance(value, str) or not value.strip() or value.startswith("~"):
+            continue
+        if not os.path.isabs(value):
+            table[key] = os.path.normpath(os.path.join(folder, value))
+    return result
+
+
 def _shown(item: str, limit: int = 80) -> str:
     """Return ``repr(item)``, cut short so a huge ``--set`` still gives a readable line."""
     return repr(item) if len(item) <= limit else f"{item[:limit]!r}… ({len(item)} characters)"
@@ -158,6 +183,8 @@ def load_config(
     """Read a TOML file (or the defaults when ``path`` is None) and apply overrides.
 
     ``fail_under`` items are ``MODEL.METRIC=VALUE`` thresholds added to ``gate.fail_under``.
+    Relative paths in the file are relative to its folder (:func:`anchor_paths`);
+    in ``overrides``, to the working directory.
     """
     if path is None:
         data: dict[str, Any] = {}
@@ -165,6 +192,7 @@ def load_config(
     else:
         source = str(path)
         data = parse_toml(read_config_text(path), source=source)
+        data = anchor_paths(data, os.path.dirname(path))
     data = apply_overrides(data, overrides)
     for item in fail_under:
         key, sep, raw = item.partition("=")

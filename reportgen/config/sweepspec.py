@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from reportgen.config.loading import apply_overrides, parse_toml, read_config_text, validate
+from reportgen.config.loading import (
+    anchor_paths,
+    apply_overrides,
+    parse_toml,
+    read_config_text,
+    validate,
+)
 from reportgen.config.schema import Config
 from reportgen.config.toml import flatten, toml_value
 from reportgen.core.errors import ConfigError
@@ -286,7 +292,7 @@ def _base_config(value: Any, folder: Path, source: str) -> tuple[dict[str, Any],
         raise ConfigError(f"{source}: config: must be the path of a config file (TOML)")
     if path is None:
         return {}, None
-    data = parse_toml(read_config_text(path), source=str(path))
+    data = anchor_paths(parse_toml(read_config_text(path), source=str(path)), path.parent)
     validate(data, source=str(path))  # a broken base is named as such, not as a point
     return data, path
 

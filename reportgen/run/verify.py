@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -156,6 +157,8 @@ def verify_run(
             f"{run_dir}: its config runs user code ({'; '.join(factories)}); verifying it "
             "imports that module: pass --allow-code if you trust it"
         )
+    if data_path is None:
+        _check_recorded_folder(run_dir, config)
     problem = data_problem(config, manifest.data_files, data_path=data_path)
     if problem is not None:
         return Verification(checks=[], environment=[], data_problem=problem)
@@ -189,6 +192,20 @@ def verify_run(
         environment=environment_differences(manifest.environment, reproduced.environment),
         notes=notes,
     )
+
+
+def _check_recorded_folder(run_dir: Path, config: Config) -> None:
+    """Refuse, naming ``--data-path``, a recorded relative image folder not found from here."""
+    recorded = config.data.path
+    if config.data.dataset != "imagefolder" or recorded is None:
+        return
+    path = Path(os.path.expanduser(recorded))
+    if not path.is_absolute() and not path.is_dir():
+        raise ConfigError(
+            f"{run_dir}: its image folder, data.path = {recorded!r}, is relative to the "
+            f"directory the run was made from and is not found from {Path.cwd()}; pass "
+            "--data-path DIR (the image folder), or verify from that directory"
+        )
 
 
 def _with_data_path(config: Config, path: Path) -> Config:
