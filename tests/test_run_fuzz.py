@@ -2,13 +2,17 @@
 
 The configuration has its own fuzz test (``test_config_fuzz.py``); these
 cover the other inputs a user may get from someone else: a template
-directory, a run directory's ``manifest.json`` and its ``metrics.json``.
+directory, a run directory's ``manifest.json`` and its ``metrics.json``; and
+degenerate data a run must train on or refuse in one line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reportgen.cli.main import main
+from tests.conftest import fake_cli_env, quick_overrides
+from tests.imagefolder_fixture import make_image_folder
 from tests.synthetic import make_run, rehash
 
 FIXTURES = [HealthCheck.function_scoped_fixture]
@@ -183,3 +189,58 @@ def test_mutated_metrics_render_or_exit_2(
     _check(status, err := capsys.readouterr().err)
     if status == 2 and command == "render":  # email also needs a rendered report
         assert "metrics.json" in err, err
+
+
+# --------------------------------------------------------------------------- degenerate data
+
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")
+QUICK = ["train.epochs=1", "report.pdf=false", "report.attributions=false", "runtime.threads=1"]
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(FAKE_CLI), "--quiet", *args], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def _sets(items: list[str]) -> list[str]:
+    return [arg for item in items for arg in ("--set", item)]
+
+
+def test_a_last_batch_of_one_image_trains(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    env = fake_cli_env(root)
+    out = tmp_path / "run"
+    # 65 training images in batches of 32: the last image joins the second batch.
+    sets = [*quick_overrides(root), *QUICK, "data.limit_train=65", "data.limit_test=50"]
+    result = _cli(["run", "--out", str(out), *_sets(sets)], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert json.loads((out / "metrics.json").read_text())["dataset"]["train_size"] == 65
+
+
+@pytest.mark.parametrize(
+    ("classes", "status"),
+    [(("circle", "square", "triangle", "cross"), 0), (("circle", "square"), 2)],
+)
+def test_one_image_per_class_trains_or_is_refused_in_one_line(
+    classes: tuple[str, ...], status: int, tmp_path: Path
+) -> None:
+    folder = make_image_folder(tmp_path / "images", classes=classes, per_class_train=1,
+                               per_class_test=1)  # fmt: skip
+    out = tmp_path / "run"
+    sets = [f"data.path={json.dumps(str(folder))}", 'data.dataset="imagefolder"',
+            "data.image_size=16", *QUICK]  # fmt: skip
+    env = {**os.environ, "REPORTGEN_TEST_FILES": "{}"}
+    result = _cli(["run", "--out", str(out), *_sets(sets)], env)
+    assert result.returncode == status, result.stderr
+    if status == 0:
+        assert result.stderr == "" and (out / "report.html").is_file()
+    else:
+        # Two images, one held out for validation: one training image, a batch of one.
+        assert result.stderr.count("\n") == 1 and result.stderr == (
+            "reportgen: error: models.regularized: the network cannot train on a batch of one "
+            "image (ValueError: Expected more than 1 value per channel when training, got input "
+            "size torch.Size([1, 256])); set data.batch_size to at least 2 and give the training "
+            "split at least 2 images\n"
+        )
+        assert not out.exists() and not list(tmp_path.rglob("*.ckpt"))
