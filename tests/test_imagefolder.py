@@ -427,7 +427,16 @@ def test_memory_budget_is_checked_before_decoding(
         patch.setattr(imagefolder, "decode_image", no_decoding)
         with pytest.raises(DataError, match=rf"need .* \({needed:,} bytes\).* budget of"):
             load_image_folder(shapes_root, channels=3, image_size=16, budget_bytes=needed - 1)
-    data = load_image_folder(shapes_root, channels=3, image_size=16, budget_bytes=needed)
+        # Decoding the largest image (28×28 RGB: 4 bytes a pixel as PIL holds it, 4 converted)
+        # must fit in what the tensors leave.
+        decoding = 28 * 28 * (4 + 4)
+        scan = scan_image_folder(shapes_root, channels=3, image_size=16)
+        assert scan.largest.bytes == decoding and scan.largest.size == (28, 28)
+        with pytest.raises(DataError, match=rf"^{scan.largest.file}: its header says 28×28"):
+            load_image_folder(
+                shapes_root, channels=3, image_size=16, budget_bytes=needed + decoding - 1
+            )
+    data = load_image_folder(shapes_root, channels=3, image_size=16, budget_bytes=needed + decoding)
     assert len(data.train) == 24
 
 
