@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -191,3 +192,57 @@ def test_help_config_and_usage_errors_load_no_heavy_library(
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert done.stdout.splitlines()[-1] == f"{status} -", done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        # A problem is named after what set its key: the file, a --set option, a --fail-under.
+        (["--set", "train.epochs=abc"], "--set 'train.epochs=abc': train.epochs: Input should be"),
+        (["--set", "train.epoch=3"], "--set 'train.epoch=3': train.epoch: unknown key"),
+        (["--fail-under", "baseline.acc=0.5"], "--fail-under 'baseline.acc=0.5': gate.fail_under:"),
+        (
+            ["--fail-under", "baseline.test_accuracy=5"],
+            "--fail-under 'baseline.test_accuracy=5': gate.fail_under.baseline.test_accuracy: ",
+        ),
+        (["--set", "train.lr=20"], "if.toml: train.epochs: Input should be a valid integer"),
+    ],
+)
+def test_errors_name_the_option_or_the_file_that_set_the_key(
+    args: list[str], line: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "if.toml"
+    config.write_text('[train]\nepochs = "many"\n' if "train.lr=20" in args else "[train]\n")
+    status = main(["run", "--config", str(config), "--out", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith("reportgen: error: ")
+    message = err.removeprefix("reportgen: error: ")
+    if line.startswith("if.toml"):
+        assert message.startswith(f"{config}: train.epochs: "), message
+        assert "--set 'train.lr=20': train.lr: Input should be less than or equal to 10" in message
+    else:
+        assert message.startswith(line), message
+        assert str(config) not in message
+    assert not (tmp_path / "out").exists()
+
+
+PLANTED = "import pathlib; pathlib.Path({marker!r}).write_text('ran')\n"
+
+
+def test_python_m_does_not_import_modules_planted_in_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    # A run directory from elsewhere, opened with `python -m reportgen ... .`
+    planted = tmp_path / "downloaded"
+    planted.mkdir()
+    for name in ("typing", "jinja2", "pydantic", "tomllib", "argparse", "difflib"):
+        (planted / f"{name}.py").write_text(PLANTED.format(marker=str(tmp_path / f"ran-{name}")))
+    done = subprocess.run(
+        [sys.executable, "-m", "reportgen", "config", "--set", "seed=3"],
+        cwd=planted, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "seed = 3" in done.stdout
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == []

@@ -166,12 +166,23 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
-def validate(data: Mapping[str, Any], *, source: str = "config") -> Config:
-    """Validate a parsed TOML mapping into a frozen :class:`Config`."""
+Origins = Mapping[tuple[str, ...], str]  # a key's path -> what set it, e.g. "--set 'seed=x'"
+
+
+def validate(
+    data: Mapping[str, Any], *, source: str = "config", origins: Origins | None = None
+) -> Config:
+    """Validate a parsed TOML mapping into a frozen :class:`Config`.
+
+    A problem is named after what set its key: the matching entry of
+    ``origins`` (a ``--set`` option, a ``--fail-under`` threshold), else ``source``.
+    """
     try:
         return Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, data, source=source)) from e
+        raise ConfigError(
+            format_validation_error(e, data, source=source, origins=origins or {})
+        ) from e
 
 
 def load_config(
@@ -193,7 +204,9 @@ def load_config(
         source = str(path)
         data = parse_toml(read_config_text(path), source=source)
         data = anchor_paths(data, os.path.dirname(path))
+    overrides = list(overrides)
     data = apply_overrides(data, overrides)
+    origins = {tuple(parse_override(item)[0]): f"--set {_shown(item)}" for item in overrides}
     for item in fail_under:
         key, sep, raw = item.partition("=")
         try:
@@ -205,14 +218,35 @@ def load_config(
         gate = data.setdefault("gate", {})
         if not isinstance(gate, dict) or not isinstance(gate.setdefault("fail_under", {}), dict):
             raise ConfigError("gate.fail_under must be a table of MODEL.METRIC = minimum")
+        origin = f"--fail-under {_shown(item)}"
+        try:  # each threshold alone, so that its problems name the option that gave it
+            Config.model_validate({"gate": {"fail_under": {key.strip(): minimum}}})
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, {}, source=origin)) from e
         gate["fail_under"][key.strip()] = minimum
-    return validate(data, source=source)
+    return validate(data, source=source, origins=origins)
 
 
-def format_validation_error(error: ValidationError, data: Mapping[str, Any], *, source: str) -> str:
-    """Turn pydantic's report into one line per problem: ``key.path: what is allowed``."""
-    problems = [_describe(item, data) for item in error.errors(include_url=False)]
-    return f"{source}: " + "; ".join(problems)
+def format_validation_error(
+    error: ValidationError, data: Mapping[str, Any], *, source: str, origins: Origins | None = None
+) -> str:
+    """Turn pydantic's report into one line: ``origin: key.path: what is allowed; ...``.
+
+    Problems from the same origin share one prefix, in the order pydantic reports them.
+    """
+    grouped: dict[str, list[str]] = {}
+    for item in error.errors(include_url=False):
+        origin = _origin(tuple(str(p) for p in item["loc"]), origins or {}) or source
+        grouped.setdefault(origin, []).append(_describe(item, data))
+    return "; ".join(f"{origin}: " + "; ".join(problems) for origin, problems in grouped.items())
+
+
+def _origin(loc: tuple[str, ...], origins: Origins) -> str | None:
+    """Return what set ``loc`` or the nearest table above it, if an option did."""
+    for depth in range(len(loc), 0, -1):
+        if loc[:depth] in origins:
+            return origins[loc[:depth]]
+    return None
 
 
 def _describe(item: Mapping[str, Any], data: Mapping[str, Any]) -> str:
