@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import shutil
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -139,9 +141,13 @@ def test_interrupt_exits_130_with_one_line(
     out = tmp_path / "run"
     process, err = _signal_after_first_checkpoint(root, out, environ, signum)
     assert process.returncode == 130
-    assert err.strip().splitlines()[-1].startswith("reportgen: interrupted")
+    partial = publish.partial_path(out)
+    assert err.strip().splitlines()[-1] == (
+        "reportgen: interrupted; the previous run (if any) is unchanged; the unfinished run is "
+        f"kept in {partial} (rerun with --resume to continue from its last epoch)"
+    )
     assert "Traceback" not in err
-    assert not out.exists()
+    assert not out.exists() and (partial / "work/baseline.ckpt").is_file()
 
 
 def test_resume_refuses_tampered_checkpoint(
@@ -229,6 +235,134 @@ def test_unwritable_output_directory(env: tuple[Path, dict[str, str]], tmp_path:
     result = _run(_args(root, blocker / "run"), environ)
     assert result.returncode == 2 and f"{blocker} is a file, not a directory" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_two_runs_into_one_out_one_is_refused_before_any_work(
+    env: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    root, environ = env
+    out = tmp_path / "run"
+
+    def start(seed: int) -> subprocess.Popen[str]:
+        args = _args(root, out, "--set", f"seed={seed}")
+        return subprocess.Popen(args, env=environ, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+
+    processes = {seed: start(seed) for seed in (0, 1)}
+    ended = {seed: (p.communicate(timeout=600), p.returncode) for seed, p in processes.items()}
+    assert sorted(status for _, status in ended.values()) == [0, 2], ended
+    winner = next(seed for seed, (_, status) in ended.items() if status == 0)
+    (_, refused_err), _ = ended[1 - winner]
+    assert refused_err == (
+        f"reportgen: error: {out}: another reportgen command is writing it; wait for it to end "
+        "or give another --out\n"
+    )
+    assert manifest.read_manifest(out).seed == winner
+    assert f"seed = {winner}\n" in (out / "config.toml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no partial left behind
+    verify = [sys.executable, str(FAKE_CLI), "verify", str(out), "--data-root", str(root)]
+    verified = _run(verify, environ)
+    assert verified.returncode == 0, verified.stderr
+
+
+@pytest.mark.parametrize("cause", ["data", "factory"])
+def test_a_failure_with_nothing_to_resume_leaves_nothing(
+    env: tuple[Path, dict[str, str]], tmp_path: Path, cause: str
+) -> None:
+    root, environ = env
+    out = tmp_path / "run"
+    if cause == "data":
+        (tmp_path / "empty").mkdir()
+        extra = ["--set", f"data.root={json.dumps(str(tmp_path / 'empty'))}"]
+    else:
+        (tmp_path / "badnet.py").write_text("def make(**kwargs):\n    raise RuntimeError('no')\n")
+        python = {"kind": "python", "factory": "badnet:make", "dropout": 0,
+                  "batchnorm": False, "hidden": []}  # fmt: skip
+        extra = [a for k, v in python.items()
+                 for a in ("--set", f"models.regularized.{k}={json.dumps(v)}")]  # fmt: skip
+    result = subprocess.run(_args(root, out, *extra), env=environ, capture_output=True,
+                            text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == (1 if cause == "data" else 2), result.stderr
+    assert result.stderr.count("reportgen: error: ") == 1 and "Traceback" not in result.stderr
+    assert "kept" not in result.stderr
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == (["empty"] if cause == "data" else ["badnet.py"])
+
+
+def test_a_failure_after_training_names_the_kept_run_and_resume_finishes(
+    env: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    root, environ = env
+    out = tmp_path / "run"
+    templates = tmp_path / "templates"
+    (templates / "partials").mkdir(parents=True)
+    footer = templates / "partials" / "footer.html.j2"
+    footer.write_text("<footer>{{ no_such_name.field }}</footer>\n")
+    args = _args(root, out, "--set", f"report.templates={json.dumps(str(templates))}", epochs=1)
+    failed = _run(args, environ)
+    partial = publish.partial_path(out)
+    assert failed.returncode == 2, failed.stderr
+    line = failed.stderr.strip().splitlines()[-1]
+    assert line.startswith("reportgen: error: ") and "no_such_name" in line
+    assert line.endswith(
+        f"; the unfinished run is kept in {partial} (rerun with --resume to continue from "
+        "its last epoch, or delete it)"
+    )
+    assert (partial / "work/baseline.ckpt").is_file() and not out.exists()
+
+    footer.write_text("<footer>fixed</footer>\n")
+    resumed = _run([*args, "--resume"], environ)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "<footer>fixed</footer>" in (out / "report.html").read_text()
+    assert not partial.exists()
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs mounted read-only below ``tmp_path``, holding a folder ``ro/sub``."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a file system here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _remount_read_only(mount: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+
+
+def test_a_read_only_output_is_refused_before_any_work(
+    env: tuple[Path, dict[str, str]], read_only_mount: Path, reference: Path, tmp_path: Path
+) -> None:
+    root, environ = env
+    shutil.copytree(reference, read_only_mount / "run")
+    (read_only_mount / "empty").mkdir()
+    _remount_read_only(read_only_mount)
+    for out in (read_only_mount / "new", read_only_mount / "run"):
+        result = _run(_args(root, out), environ)
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"reportgen: error: {out}: {read_only_mount} is on a read-only file system; give an "
+            "output on a writable one\n"
+        )
+    rendered = _run([sys.executable, str(FAKE_CLI), "render", str(read_only_mount / "run")],
+                    environ)  # fmt: skip
+    assert rendered.returncode == 2
+    assert rendered.stderr == (
+        f"reportgen: error: {read_only_mount / 'run'}: is on a read-only file system; render "
+        "writes the reports into the run: copy it somewhere writable first\n"
+    )
+    # A mount point itself (here: the read-only one) cannot take a finished run.
+    mounted = _run(_args(root, read_only_mount), environ)
+    assert mounted.returncode == 2
+    assert f"{read_only_mount}: is a mount point" in mounted.stderr
+    assert mounted.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ro"]
 
 
 def test_no_eval_exec_or_shell_anywhere() -> None:

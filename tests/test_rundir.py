@@ -84,9 +84,9 @@ def test_artifact_hashes_skip_manifest_work_hidden_files_and_links(tmp_path: Pat
 
 
 def _publish(final: Path, marker: str) -> Path | None:
-    staging = publish.open_staging(final, resume=False)
-    _make_run(staging, marker, work=True)
-    return publish.publish(staging, final)
+    with publish.open_staging(final, resume=False) as staging:
+        _make_run(staging, marker, work=True)
+        return publish.publish(staging, final)
 
 
 def test_publish_replaces_previous_run(tmp_path: Path) -> None:
@@ -110,24 +110,70 @@ def test_publish_into_an_empty_directory(tmp_path: Path) -> None:
 
 def test_new_run_clears_its_own_stale_partial_only(tmp_path: Path) -> None:
     final = tmp_path / "run"
-    publish.open_staging(final, resume=False)
+    with publish.open_staging(final, resume=False):
+        pass  # a killed run: its partial directory stays, unlocked
     stale = publish.partial_path(final)
     (stale / "junk").write_text("x")
-    staging = publish.open_staging(final, resume=False)
-    assert [p.name for p in staging.iterdir()] == [layout.PARTIAL_MARKER]
+    with publish.open_staging(final, resume=False) as staging:
+        assert [p.name for p in staging.iterdir()] == [layout.PARTIAL_MARKER]
 
     other = tmp_path / "mine"
     foreign = publish.partial_path(other)
     foreign.mkdir()
     (foreign / "notes.txt").write_text("precious")
-    with pytest.raises(RunDirError, match="not made by reportgen"):
-        publish.open_staging(other, resume=False)
+    with (
+        pytest.raises(RunDirError, match="not made by reportgen"),
+        publish.open_staging(other, resume=False),
+    ):
+        pass
     assert (foreign / "notes.txt").read_text() == "precious"
 
 
 def test_resume_needs_a_partial_run(tmp_path: Path) -> None:
-    with pytest.raises(RunDirError, match="nothing to resume"):
-        publish.open_staging(tmp_path / "run", resume=True)
+    with (
+        pytest.raises(RunDirError, match="nothing to resume"),
+        publish.open_staging(tmp_path / "run", resume=True),
+    ):
+        pass
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_partial_directory_in_use_is_refused_and_left_alone(tmp_path: Path, resume: bool) -> None:
+    final = tmp_path / "run"
+    with publish.open_staging(final, resume=False) as staging:
+        (staging / "work").mkdir()
+        (staging / "work" / "baseline.ckpt").write_bytes(b"epoch 3")
+        busy = pytest.raises(RunDirError, match="another reportgen command is writing it")
+        with busy, publish.open_staging(final, resume=resume):
+            pass
+        assert (staging / "work" / "baseline.ckpt").read_bytes() == b"epoch 3"
+    # Once the first one has ended, its work can be resumed.
+    with publish.open_staging(final, resume=True) as again:
+        assert (again / "work" / "baseline.ckpt").read_bytes() == b"epoch 3"
+
+
+def test_a_partial_directory_killed_before_its_rename_is_cleared(tmp_path: Path) -> None:
+    unborn = tmp_path / ".run.partial-x1y2"
+    unborn.mkdir()
+    (unborn / layout.PARTIAL_MARKER).write_text("run\n")
+    kept = tmp_path / ".run.partial-notes"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("not reportgen's")
+    with publish.open_staging(tmp_path / "run", resume=False):
+        pass
+    assert not unborn.exists()
+    assert (kept / "notes.txt").read_text() == "not reportgen's"
+
+
+def test_discard_staging_removes_only_a_partial_directory(tmp_path: Path) -> None:
+    with publish.open_staging(tmp_path / "run", resume=False) as staging:
+        (staging / "config.toml").write_text("x")
+        publish.discard_staging(staging)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    publish.discard_staging(plain)
+    assert plain.is_dir()
 
 
 # --------------------------------------------------------------------------- output targets
@@ -238,11 +284,11 @@ def test_check_target_refuses_another_kind(tmp_path: Path) -> None:
 def test_publish_checks_the_target_again(tmp_path: Path) -> None:
     final = tmp_path / "run"
     _publish(final, "first")
-    staging = publish.open_staging(final, resume=False)
-    _make_run(staging, "second")
-    (final / "notes.txt").write_text("written while the run trained")
-    with pytest.raises(RunDirError, match=r"notes\.txt"):
-        publish.publish(staging, final)
+    with publish.open_staging(final, resume=False) as staging:
+        _make_run(staging, "second")
+        (final / "notes.txt").write_text("written while the run trained")
+        with pytest.raises(RunDirError, match=r"notes\.txt"):
+            publish.publish(staging, final)
     assert (final / "notes.txt").exists() and (final / "metrics.json").read_text() == "first"
     assert (staging / "metrics.json").read_text() == "second"  # the new run is not lost
 

@@ -6,8 +6,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from reportgen.artifacts.layout import (
@@ -22,7 +25,7 @@ from reportgen.artifacts.layout import (
 )
 from reportgen.artifacts.manifest import Manifest, check_artifacts, read_any_manifest
 from reportgen.core.errors import RunDirError
-from reportgen.core.fileio import fsync_dir
+from reportgen.core.fileio import fsync_dir, unwritable
 from reportgen.core.text import first_few, one_line
 
 
@@ -72,11 +75,19 @@ def check_target(final: Path, *, kind: str = RUN_KIND) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise RunDirError(f"{final}: {parent} is a file, not a directory")
+            reason = unwritable(parent)
+            if reason is not None:
+                raise RunDirError(f"{final}: {parent} {reason}; give an output on a writable one")
             break
     if not final.exists():
         return
     if not final.is_dir():
         raise RunDirError(f"{final}: exists and is not a directory; refusing to replace it")
+    if os.path.ismount(final):
+        raise RunDirError(
+            f"{final}: is a mount point, which a finished {what} cannot be swapped into; "
+            "give a directory inside it"
+        )
     if not any(final.iterdir()):
         return
     if not (final / MANIFEST).exists():
@@ -117,41 +128,117 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f".{final.name}{PARTIAL_SUFFIX}")
 
 
-def open_staging(final: Path, *, resume: bool, kind: str = RUN_KIND) -> Path:
-    """Create (or, when resuming, reuse) the partial directory for ``final``.
+@contextlib.contextmanager
+def open_staging(final: Path, *, resume: bool, kind: str = RUN_KIND) -> Iterator[Path]:
+    """Create (or, when resuming, reuse) the partial directory for ``final`` and lock it.
 
-    A new run replaces what an earlier killed run of reportgen left behind
-    (recognised by its marker file), and nothing else.
+    The lock (``flock`` on the partial directory's marker file) is held until
+    the block ends, so two commands never write into one partial directory:
+    the second is refused before any work.  A new run replaces what an
+    earlier killed run of reportgen left behind (recognised by its marker
+    file, and unlocked since its process is gone), and nothing else.
     """
     final = Path(os.path.abspath(final))
     staging = partial_path(final)
-    ours = (staging / PARTIAL_MARKER).is_file() and not staging.is_symlink()
-    if (staging.exists() or staging.is_symlink()) and not ours:
-        raise RunDirError(
-            f"{staging} exists but was not made by reportgen; move it away to write {final}"
-        )
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(final)
+        held = _lock_existing(staging, final)
         if resume:
-            if not staging.is_dir():
+            if held is None:
                 raise RunDirError(
                     f"nothing to resume: no interrupted run at {staging} "
                     "(run without --resume to start one)"
                 )
-            return staging
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(mode=0o755)
-        (staging / PARTIAL_MARKER).write_text(kind + "\n")
+        else:
+            if held is not None:
+                shutil.rmtree(staging)  # a killed run's leftovers: ours, and nobody holds them
+                os.close(held)
+            held = _create_locked(staging, final, kind)
     except OSError as e:
         raise RunDirError(f"output directory {final.parent} is not writable: {one_line(e)}") from e
-    return staging
+    try:
+        yield staging
+    finally:
+        os.close(held)
+
+
+def _busy(final: Path) -> RunDirError:
+    return RunDirError(
+        f"{final}: another reportgen command is writing it; wait for it to end or give "
+        "another --out"
+    )
+
+
+def _lock_existing(staging: Path, final: Path) -> int | None:
+    """Lock the partial directory at ``staging``; None when there is none."""
+    if not (staging.exists() or staging.is_symlink()):
+        return None
+    marker = staging / PARTIAL_MARKER
+    if staging.is_symlink() or not marker.is_file() or marker.is_symlink():
+        raise RunDirError(
+            f"{staging} exists but was not made by reportgen; move it away to write {final}"
+        )
+    fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        os.close(fd)
+        raise _busy(final) from e
+    return fd
+
+
+def _create_locked(staging: Path, final: Path, kind: str) -> int:
+    """Make a locked partial directory at ``staging``, which must not exist.
+
+    It is built under a temporary name and renamed into place with its marker
+    already locked, so no other command can see it unlocked; of two commands
+    racing for the name, the rename of the second fails.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f"{staging.name}-", dir=staging.parent))
+    fd = os.open(tmp / PARTIAL_MARKER, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else knows this file yet
+        os.write(fd, f"{kind}\n".encode())
+        os.chmod(tmp, 0o755)  # noqa: S103 - as a published report will be
+        os.rename(tmp, staging)  # fails when another command made ``staging`` meanwhile
+    except OSError as e:
+        os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOENT):
+            raise _busy(final) from e
+        raise
+    return fd
+
+
+def discard_staging(staging: Path) -> None:
+    """Delete a partial directory whose lock this command holds: nothing in it is worth keeping."""
+    if (staging / PARTIAL_MARKER).is_file() and not staging.is_symlink():
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _remove_stale(final: Path) -> None:
     for old in final.parent.glob(f".{final.name}{OLD_SUFFIX}-*"):
         remove_output(old)
+    # A partial directory killed before it got its name: an unlocked marker and nothing else.
+    for tmp in final.parent.glob(f".{final.name}{PARTIAL_SUFFIX}-*"):
+        _remove_unborn(tmp)
+
+
+def _remove_unborn(tmp: Path) -> None:
+    marker = tmp / PARTIAL_MARKER
+    if tmp.is_symlink() or not marker.is_file() or marker.is_symlink():
+        return
+    if [p.name for p in tmp.iterdir()] != [PARTIAL_MARKER]:
+        return
+    fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # being born right now
+    finally:
+        os.close(fd)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def remove_output(root: Path) -> bool:

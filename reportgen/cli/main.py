@@ -234,9 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportgenError as e:
         _error(str(e), args.debug)
         return e.exit_status
-    except (KeyboardInterrupt, _Interrupted):
+    except (KeyboardInterrupt, _Interrupted) as e:
         display.close()
-        print("reportgen: interrupted; the previous run (if any) is unchanged", file=sys.stderr)
+        kept = f"; {e}" if isinstance(e, _Interrupted) and str(e) else ""
+        print(f"reportgen: interrupted; the previous run (if any) is unchanged{kept}",
+              file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     except Exception as e:
         _error(f"internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
@@ -275,13 +277,25 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
         display.out(to_toml(_load(args)).rstrip("\n"))
         return EXIT_OK
     if args.command == "run":
+        from reportgen.artifacts import publish
         from reportgen.run import pipeline
 
         config = _load(args)
         path = _config_path(args.config)
         code_dir = path.parent if path is not None else Path.cwd()
-        result = pipeline.run(config, out=args.out, resume=args.resume, argv=["reportgen", *argv],
-                              progress=display.event, code_dir=code_dir)  # fmt: skip
+        final = args.out if args.out is not None else Path("reports") / config.run.name
+        try:
+            result = pipeline.run(config, out=final, resume=args.resume,
+                                  argv=["reportgen", *argv], progress=display.event,
+                                  code_dir=code_dir)  # fmt: skip
+        except (KeyboardInterrupt, _Interrupted) as e:
+            partial = publish.partial_path(Path(os.path.abspath(final)))
+            if pipeline.worth_resuming(partial):
+                raise _Interrupted(
+                    f"the unfinished run is kept in {partial} (rerun with --resume to continue "
+                    "from its last epoch)"
+                ) from e
+            raise
         display.close()
         status = EXIT_OK
         for t in result.failed_thresholds:

@@ -114,3 +114,20 @@ def read_listed(root: Path, rel: str, *, limit: int | None = None) -> bytes:
     if limit is not None and len(data) > limit:
         raise RunDirError(f"{root / rel}: larger than {limit} bytes")
     return data
+
+
+def unwritable(directory: Path) -> str | None:
+    """Return why nothing can be created in ``directory`` (an existing folder), or None.
+
+    Asked before any work, so that a read-only mount is named as such instead
+    of surfacing, after training, as a failed write. ``access`` reports a
+    read-only file system even to root, for whom permission bits do not count.
+    """
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return "is on a read-only file system"
+    except OSError as e:
+        return f"cannot be examined: {e.strerror or e}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "is not writable (permission denied)"
+    return None

@@ -128,14 +128,14 @@ def compare_runs(
     if pdf:
         outputs[names.pdf] = render_pdf(page, out, templates_dir=templates_dir)
     try:
-        staging = publish.open_staging(out, resume=False, kind=layout.COMPARE_KIND)
-        for name, data in outputs.items():
-            fileio.write_atomic(staging / name, data)
-        CompareManifest(
-            inputs={run.label: run.manifest_sha256 for run in runs},
-            artifacts=artifact_hashes(staging),
-        ).write(ComparePaths(staging).manifest)
-        publish.publish(staging, out, kind=layout.COMPARE_KIND)
+        with publish.open_staging(out, resume=False, kind=layout.COMPARE_KIND) as staging:
+            for name, data in outputs.items():
+                fileio.write_atomic(staging / name, data)
+            CompareManifest(
+                inputs={run.label: run.manifest_sha256 for run in runs},
+                artifacts=artifact_hashes(staging),
+            ).write(ComparePaths(staging).manifest)
+            publish.publish(staging, out, kind=layout.COMPARE_KIND)
     except OSError as e:
         raise OutputError(f"cannot write the comparison into {out}: {e}") from e
     return [out / name for name in outputs]

@@ -125,22 +125,42 @@ def run(
     publish.check_target(final, kind=layout.RUN_KIND)
     device = resolve_device(config.runtime.device)
     seed_everything(config.seed, threads=config.runtime.threads)
-    staging = publish.open_staging(final, resume=resume)
-    if fill_date:
-        config = with_date(config, _started_on(staging) if resume else None)
-    try:
-        return _run_in(
-            config, final, staging, resume=resume, argv=argv, log=RunLog(progress), device=device,
-            data_root=config.data.root if data_root is None else data_root,
-            templates=config.report.templates if config_templates else None, code_dir=code_dir,
-        )  # fmt: skip
-    except OSError as e:
-        # A full disk or a vanished directory: say where, and that the work is kept.
-        where = e.filename or final
-        raise OutputError(
-            f"cannot write {where}: {e.strerror or e}; the unfinished run is kept in {staging} "
-            "(free space and rerun with --resume to continue from its last epoch, or delete it)"
-        ) from e
+    with publish.open_staging(final, resume=resume) as staging:
+        if fill_date:
+            config = with_date(config, _started_on(staging) if resume else None)
+        try:
+            return _run_in(
+                config, final, staging, resume=resume, argv=argv, log=RunLog(progress),
+                device=device, data_root=config.data.root if data_root is None else data_root,
+                templates=config.report.templates if config_templates else None,
+                code_dir=code_dir,
+            )  # fmt: skip
+        except BaseException as e:
+            kept = worth_resuming(staging)
+            if not kept:
+                publish.discard_staging(staging)
+            if isinstance(e, OSError):
+                # A full disk or a vanished directory: say where, and what is kept.
+                raise OutputError(f"cannot write {e.filename or final}: {e.strerror or e}; "
+                                  + _kept_text(staging, kept)) from e  # fmt: skip
+            if kept and isinstance(e, ReportgenError):
+                raise type(e)(f"{e}; {_kept_text(staging, kept)}") from e
+            raise
+
+
+def worth_resuming(staging: Path) -> bool:
+    """Return whether a partial run holds a checkpoint, the work ``--resume`` continues from."""
+    work = layout.RunPaths(staging).work
+    return work.is_dir() and not work.is_symlink() and any(work.glob("*.ckpt"))
+
+
+def _kept_text(staging: Path, kept: bool) -> str:
+    if not kept:
+        return "nothing was trained yet, so nothing is kept"
+    return (
+        f"the unfinished run is kept in {staging} (rerun with --resume to continue from "
+        "its last epoch, or delete it)"
+    )
 
 
 def _started_on(staging: Path) -> str | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from reportgen.artifacts.layout import RUN_FILES, RunPaths
 from reportgen.artifacts.manifest import ArtifactEntry, RunManifest, read_intact
 from reportgen.core import fileio
+from reportgen.core.errors import OutputError, RunDirError
 from reportgen.report.render import render_html, render_pdf
 from reportgen.report.run_page import build_context
 
@@ -49,10 +50,19 @@ def rerender_run(run_dir: Path | str, *, templates_dir: Path | str | None = None
     """
     root = Path(run_dir)
     manifest = read_intact(root, RunManifest, action="render")
+    reason = fileio.unwritable(root)
+    if reason is not None:
+        raise RunDirError(
+            f"{root}: {reason}; render writes the reports into the run: copy it somewhere "
+            "writable first"
+        )
     pdf = RUN_FILES.pdf.as_posix() in manifest.artifacts
-    written = render_run(root, templates_dir=templates_dir, pdf=pdf, manifest=manifest)
-    artifacts = dict(manifest.artifacts)
-    for path in written:
-        artifacts[path.relative_to(root).as_posix()] = ArtifactEntry.of(path)
-    manifest.model_copy(update={"artifacts": artifacts}).write(RunPaths(root).manifest)
+    try:
+        written = render_run(root, templates_dir=templates_dir, pdf=pdf, manifest=manifest)
+        artifacts = dict(manifest.artifacts)
+        for path in written:
+            artifacts[path.relative_to(root).as_posix()] = ArtifactEntry.of(path)
+        manifest.model_copy(update={"artifacts": artifacts}).write(RunPaths(root).manifest)
+    except OSError as e:
+        raise OutputError(f"cannot write {e.filename or root}: {e.strerror or e}") from e
     return written

@@ -228,15 +228,16 @@ def install_archive(out: Path, run: PlannedRun, archive: bytes) -> None:
 
     final = out / run.key
     publish.check_target(final)
-    staging = publish.open_staging(final, resume=False)
-    unpack_run(archive, staging)
-    manifest = read_intact(staging, RunManifest, action="publish")
-    extra = [rel for rel in publish.unlisted(staging, manifest) if rel != layout.PARTIAL_MARKER]
-    if extra:
-        raise RunDirError(f"the run sent back files its manifest does not list: {', '.join(extra)}")
-    if (staging / POINT_CONFIG).read_text(encoding="utf-8") != run.toml:
-        raise RunDirError("the run sent back was made with another config")
-    publish.publish(staging, final)
+    with publish.open_staging(final, resume=False) as staging:
+        unpack_run(archive, staging)
+        manifest = read_intact(staging, RunManifest, action="publish")
+        extra = [rel for rel in publish.unlisted(staging, manifest) if rel != layout.PARTIAL_MARKER]
+        if extra:
+            shown = ", ".join(extra)
+            raise RunDirError(f"the run sent back files its manifest does not list: {shown}")
+        if (staging / POINT_CONFIG).read_text(encoding="utf-8") != run.toml:
+            raise RunDirError("the run sent back was made with another config")
+        publish.publish(staging, final)
 
 
 # --------------------------------------------------------------------------- the log
