@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -334,6 +335,18 @@ def control_character(root: Path) -> None:
     shutil.copy(root / "train/circle/000.png", root / "train/circle/a\nb.png")
 
 
+def bidi_class(root: Path) -> None:
+    (root / "train/circle").rename(root / "train/circ\u202eelc")
+
+
+def bidi_file(root: Path) -> None:
+    shutil.copy(root / "train/circle/000.png", root / "train/circle/a\u2066b.png")
+
+
+def c1_control_class(root: Path) -> None:
+    (root / "train/square").rename(root / "train/squ\x9bare")
+
+
 def invalid_utf8(root: Path) -> None:
     with open(os.fsencode(root / "train/circle") + b"/\xff.png", "wb") as f:
         f.write((root / "train/circle/000.png").read_bytes())
@@ -359,7 +372,17 @@ ERRORS: list[tuple[Callable[[Path], object], str]] = [
     (linked_class, r"^train/oval: a symbolic link"),
     (linked_split, r"^test/: a symbolic link"),
     (image_outside_class, r"^train/stray\.png: an image outside a class folder"),
-    (control_character, r"^'train/circle/a\\nb\.png': the name holds a control character"),
+    (
+        control_character,
+        r"^'train/circle/a\\nb\.png': the name holds the control character U\+000A;",
+    ),
+    (
+        bidi_class,
+        r"^'train/circ\\u202eelc': the name holds the bidirectional formatting "
+        r"character U\+202E \(right-to-left override\); rename it$",
+    ),
+    (bidi_file, r"^'train/circle/a\\u2066b\.png': the name holds the bidirectional .* U\+2066 "),
+    (c1_control_class, r"^'train/squ\\x9bare': the name holds the control character U\+009B;"),
     (invalid_utf8, r"^'train/circle/\\udcff\.png': the name is not valid UTF-8"),
     (fifo, r"^train/circle/pipe\.png: not a regular file"),
 ]
@@ -555,3 +578,23 @@ def test_every_listed_format_decodes(extension: str, lossless: bool) -> None:
     decoded = decode_image(buffer.getvalue(), f"a{extension}", channels=3, image_size=None)
     assert decoded.shape == (3, 6, 5)
     assert np.array_equal(decoded, pixels.transpose(2, 0, 1)) == lossless
+
+
+def test_a_bidi_class_name_stops_the_command_with_one_line(folder: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bidi_class(folder)
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "reportgen", "run", "--out", str(out),
+         "--set", "data.dataset=imagefolder", "--set", f"data.path={json.dumps(str(folder))}",
+         "--set", "data.image_size=16", "--set", "train.epochs=1", "--set", "report.pdf=false"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        "reportgen: error: 'train/circ\\u202eelc': the name holds the bidirectional formatting "
+        "character U+202E (right-to-left override); rename it\n"
+    )
+    assert "\u202e" not in done.stderr and not out.exists()

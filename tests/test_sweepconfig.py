@@ -57,6 +57,15 @@ def _write(tmp_path: Path, text: str) -> Path:
         ('seeds = [0]\n[grid]\n"train.lr" = [0.1]\n[[points]]\n', r"either \[grid\] or"),
         ('seeds = [0]\n[overrides]\n"train.epoch" = 1\n', r"did you mean 'train.epochs'\?"),
         ('seeds = [0]\nconfig = "missing.toml"\n', r"missing.toml: config file not found"),
+        ('seeds = [0]\ntitle = "a\\u202eb"\n', r"title: contains the bidirectional .* U\+202E "),
+        (
+            'seeds = [0]\n[[points]]\nlabel = "x\\u0000"\n"train.lr" = 0.1\n',
+            r"points\[0\]\.label: contains the control character U\+0000;",
+        ),
+        (
+            'seeds = [0]\n[grid]\n"run.title" = ["a", "b\\u2068"]\n',
+            r"point 2: run\.title: contains the bidirectional .* U\+2068 ",
+        ),
     ],
 )
 def test_invalid_sweep_files_exit_2_with_one_line(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from reportgen.core.text import hidden_character
 
 # Metrics a CI threshold may name (``MODEL.METRIC``): higher is better for each;
 # reportgen.evaluate.gate reads them from a run's metrics.
@@ -339,6 +341,25 @@ class GateSection(_Section):
         return dict(sorted(value.items()))
 
 
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(where, text)`` for every string in a config value, table keys included.
+
+    ``where`` names the key, as a message starts: ``"run.title:"``, ``"model.args: a key"``.
+    """
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, str):
+        yield f"{where}:", value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield f"{where or 'the top level'}: a key", key
+                yield from _strings(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item, where)
+
+
 class Config(_Section):
     """A whole run's configuration, every default filled in."""
 
@@ -350,6 +371,19 @@ class Config(_Section):
     models: ModelsSection = Field(default_factory=ModelsSection)
     report: ReportSection = Field(default_factory=ReportSection)
     gate: GateSection = Field(default_factory=GateSection)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text(cls, data: Any) -> Any:
+        """Refuse control and bidirectional formatting characters in any string.
+
+        Every value can reach the report (its title, its config table), where a
+        NUL byte or a right-to-left override would corrupt or disguise the text.
+        """
+        for where, text in _strings(data, ""):
+            if (hidden := hidden_character(text)) is not None:
+                raise ValueError(f"{where} contains {hidden}; remove it")
+        return data
 
     @model_validator(mode="after")
     def _layers_of_known_models(self) -> Config:

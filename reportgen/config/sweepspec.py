@@ -31,6 +31,7 @@ from reportgen.config.loading import (
 from reportgen.config.schema import Config
 from reportgen.config.toml import flatten, toml_value
 from reportgen.core.errors import ConfigError
+from reportgen.core.text import hidden_character
 
 MAX_RUNS = 200  # more than this needs --yes: a typo in a grid should not start a week of work
 DEFAULT_BASE = Path("config.toml")
@@ -185,6 +186,8 @@ def _list_points(
         label = table.pop(POINT_LABEL_KEY, None)
         if label is not None and (not isinstance(label, str) or not label.strip()):
             raise ConfigError(f"{here}.label: must be a non-empty string")
+        if label is not None and (hidden := hidden_character(label)) is not None:
+            raise ConfigError(f"{here}.label: contains {hidden}; remove it")
         flat = flatten(table)
         for key in flat:
             _check_key(key, here, known)
@@ -228,6 +231,8 @@ def load_sweep(
     title = data.get("title", "")
     if not isinstance(title, str):
         raise ConfigError(f"{source}: title: must be a string")
+    if (hidden := hidden_character(title)) is not None:
+        raise ConfigError(f"{source}: title: contains {hidden}; remove it")
     base, base_path = _base_config(data.get("config"), Path(source).parent, source)
     known = config_keys()
     common = flatten(_table(data.get("overrides", {}), f"{source}: overrides"))

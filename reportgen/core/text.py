@@ -8,6 +8,7 @@ narrow space, an error in a one-line message.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from reportgen.core.errors import ReportgenError
@@ -15,6 +16,11 @@ from reportgen.core.errors import ReportgenError
 MISSING = "—"  # a value that was not measured
 MINUS = "\N{MINUS SIGN}"
 P_FLOOR = 0.001  # smaller p-values are shown as "< 0.001"
+# Unicode's bidirectional formatting characters (the Bidi_Control property): invisible,
+# they reorder the text around them, so a name can read as something it is not.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def pct(value: float | None, digits: int = 2) -> str:
@@ -96,6 +102,33 @@ def truncate(text: str, width: int, *, middle: bool = False) -> str:
         return text[: max(width - 1, 1)].rstrip() + "…"
     tail = max((width - 1) // 3, 1)
     return text[: max(width - 1 - tail, 1)] + "…" + text[-tail:]
+
+
+def hidden_character(text: str) -> str | None:
+    """Return the first character of ``text`` that must not reach a report, described; else None.
+
+    That is a control character (U+0000–U+001F, U+007F–U+009F: tab and line
+    feed too), a line or paragraph separator (U+2028, U+2029), a
+    bidirectional formatting character (:data:`BIDI_CONTROLS`) or a lone
+    surrogate (how Python hands over bytes that are not UTF-8).  Other
+    invisible characters, such as the zero-width joiner some scripts and
+    emoji need, are allowed.
+    """
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return "bytes that are not UTF-8"
+        if char in BIDI_CONTROLS:
+            kind = "the bidirectional formatting character"
+        elif category == "Cc":
+            kind = "the control character"
+        elif category in ("Zl", "Zp"):
+            kind = "the line break"
+        else:
+            continue
+        name = unicodedata.name(char, "")
+        return f"{kind} U+{ord(char):04X}" + (f" ({name.lower()})" if name else "")
+    return None
 
 
 def one_line(error: BaseException, *, typed: bool = False) -> str:

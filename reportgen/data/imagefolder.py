@@ -50,7 +50,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from reportgen.core.errors import ConfigError, DataError
 from reportgen.core.events import Progress, info, silent
-from reportgen.core.text import count, one_line
+from reportgen.core.text import count, hidden_character, one_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # The decoders those extensions need; limiting Image.open to them keeps PIL's
@@ -160,13 +160,17 @@ def _check_root(path: Path) -> Path:
 
 
 def _check_name(rel: str) -> None:
-    """Refuse a name that cannot appear on one line of a report or in UTF-8 files."""
+    """Refuse a name that cannot appear on one line of a report or in UTF-8 files.
+
+    Control and bidirectional formatting characters are refused too: a class
+    name is shown in every table and figure, where they would disguise it.
+    """
     try:
         rel.encode("utf-8")
     except UnicodeEncodeError:
         raise DataError(f"{rel!r}: the name is not valid UTF-8; rename it") from None
-    if any(ord(char) < 32 or ord(char) == 127 for char in rel):
-        raise DataError(f"{rel!r}: the name holds a control character; rename it")
+    if (hidden := hidden_character(rel)) is not None:
+        raise DataError(f"{rel!r}: the name holds {hidden}; rename it")
 
 
 def _entries(root: Path, rel_dir: str) -> list[os.DirEntry[str]]:
