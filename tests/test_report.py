@@ -7,6 +7,7 @@ figures), so they need neither MNIST nor training.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -499,6 +500,21 @@ def test_pdf_embeds_only_subsets_of_the_dejavu_fonts(pdf: bytes) -> None:
         assert face["name"].getDebugName(1).startswith("DejaVu Sans"), name
         assert len(program) < 60_000, (name, len(program))  # a subset, not the whole font
         assert "FFTM" not in face  # FontForge's timestamps are dropped
+
+
+def test_characters_the_fonts_lack_never_pull_in_a_system_font(
+    page: run_page.RunPage, run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A class or title in a script DejaVu lacks: boxes, never a font of this machine.
+    lacking = dataclasses.replace(page, title="A \U0001d504 \u732b report")
+    fonts = _embedded_fonts(render.render_pdf(lacking, run_dir))
+    assert fonts and all(name.startswith("reportgen-Sans") for name in fonts), fonts
+    # The control: WeasyPrint's own font configuration falls back to the system's fonts.
+    monkeypatch.setattr(render, "packaged_fonts_only", render.FontConfiguration)
+    system = _embedded_fonts(render.render_pdf(lacking, run_dir))
+    if set(system) == set(fonts):
+        pytest.skip("no system font has these characters: nothing to fall back to")
+    assert not all(name.startswith("reportgen-Sans") for name in system), system
 
 
 def test_pdf_bytes_do_not_depend_on_the_systems_font_subsetter(

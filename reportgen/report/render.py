@@ -18,6 +18,7 @@ import contextlib
 import importlib.resources
 import math
 import os
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -27,6 +28,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
 
 from reportgen.core.errors import RenderError, ReportgenError, TemplateError
 from reportgen.core.text import level, num, pct, pp, pvalue, sci, yesno
@@ -195,6 +197,36 @@ def _source_date_epoch(epoch: int) -> Iterator[None]:
         os.environ.pop("SOURCE_DATE_EPOCH", None)
 
 
+# A fontconfig configuration that names no font directory: WeasyPrint adds the
+# @font-face fonts to it, and nothing else is there to fall back to.
+_NO_SYSTEM_FONTS = """<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">
+<fontconfig></fontconfig>
+"""
+
+
+def packaged_fonts_only() -> FontConfiguration:
+    """Return a WeasyPrint font configuration without the system's fonts.
+
+    WeasyPrint's own loads every font the system has, and Pango falls back to
+    one of them for a character the report's fonts lack (a CJK class name):
+    the PDF would then depend on the machine.  Without them such a character
+    is drawn as a box showing its code point, the same everywhere.
+    """
+    with tempfile.TemporaryDirectory(prefix="reportgen-fonts-") as folder:
+        path = Path(folder) / "fonts.conf"
+        path.write_text(_NO_SYSTEM_FONTS, encoding="utf-8")
+        before = os.environ.get("FONTCONFIG_FILE")
+        os.environ["FONTCONFIG_FILE"] = str(path)  # read while the configuration is made
+        try:
+            return FontConfiguration()
+        finally:
+            if before is None:
+                os.environ.pop("FONTCONFIG_FILE", None)
+            else:
+                os.environ["FONTCONFIG_FILE"] = before
+
+
 def render_pdf(
     page: Page | Mapping[str, Any],
     run_dir: Path | str,
@@ -220,7 +252,10 @@ def render_pdf(
                             url_fetcher=fetcher)  # fmt: skip
             # The fonts are subset already: embed them as they are, whatever
             # subsetter this system's WeasyPrint would pick.
-            return bytes(document.write_pdf(pdf_identifier=False, full_fonts=True))
+            pdf = document.write_pdf(
+                pdf_identifier=False, full_fonts=True, font_config=packaged_fonts_only()
+            )
+            return bytes(pdf)
         except ReportgenError:
             raise
         except Exception as e:  # any layout failure: one line
