@@ -598,3 +598,31 @@ def test_a_bidi_class_name_stops_the_command_with_one_line(folder: Path, tmp_pat
         "character U+202E (right-to-left override); rename it\n"
     )
     assert "\u202e" not in done.stderr and not out.exists()
+
+
+def test_class_names_the_fonts_lack_get_one_warning_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    long_name, cjk = "L" * 250, "猫の画像"
+    root = make_image_folder(
+        tmp_path / "imgs", classes=("circle", long_name, cjk, "cross"),
+        per_class_train=6, per_class_test=3,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "reportgen", "run", "--out", str(out),
+         "--set", "data.dataset=imagefolder", "--set", f"data.path={json.dumps(str(root))}",
+         "--set", "data.image_size=16", "--set", "train.epochs=1", "--set", "report.pdf=false",
+         "--set", "report.attributions=false"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Glyph" not in done.stderr and "Warning" not in done.stderr, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: the packaged DejaVu fonts have no glyph for characters in 1 class name, "
+        f"drawn as boxes in the figures and the PDF: '{cjk}' ({cjk})"
+    ]
+    assert "[data] " + warnings[0] in (out / "run.log").read_text(encoding="utf-8")
+    assert long_name in (out / "report.html").read_text(encoding="utf-8")

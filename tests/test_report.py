@@ -7,6 +7,7 @@ figures), so they need neither MNIST nor training.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
@@ -510,7 +511,11 @@ def test_characters_the_fonts_lack_never_pull_in_a_system_font(
     fonts = _embedded_fonts(render.render_pdf(lacking, run_dir))
     assert fonts and all(name.startswith("reportgen-Sans") for name in fonts), fonts
     # The control: WeasyPrint's own font configuration falls back to the system's fonts.
-    monkeypatch.setattr(render, "packaged_fonts_only", render.FontConfiguration)
+    monkeypatch.setattr(
+        render,
+        "packaged_fonts_only",
+        lambda faces: contextlib.nullcontext(render.FontConfiguration()),
+    )
     system = _embedded_fonts(render.render_pdf(lacking, run_dir))
     if set(system) == set(fonts):
         pytest.skip("no system font has these characters: nothing to fall back to")

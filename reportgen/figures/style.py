@@ -13,10 +13,12 @@ MB.  HTML shows the same PNGs scaled to the column.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, ParamSpec
 
 import matplotlib as mpl
@@ -24,6 +26,7 @@ from cycler import cycler
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
+from matplotlib.ft2font import FT2Font
 from matplotlib.lines import Line2D
 from matplotlib.typing import LineStyleType
 
@@ -90,9 +93,37 @@ CHAR_WIDTH_EM = 0.6
 P = ParamSpec("P")
 
 
-def drawing_style() -> AbstractContextManager[Any]:
-    """Return the context that applies :data:`STYLE` and restores the caller's settings after."""
-    return mpl.rc_context(STYLE)
+@contextlib.contextmanager
+def drawing_style() -> Iterator[None]:
+    """Apply :data:`STYLE` and restore the caller's settings after.
+
+    A character DejaVu Sans lacks is drawn as a box; matplotlib would warn
+    about it for every text that holds it (many lines per figure), so those
+    warnings are silenced here and the run says it once
+    (:func:`missing_glyphs`).
+    """
+    with mpl.rc_context(STYLE), warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning
+        )
+        yield
+
+
+@functools.cache
+def _font_characters() -> frozenset[int]:
+    """Return the code points DejaVu Sans, as matplotlib ships it, has a glyph for."""
+    path = Path(mpl.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return frozenset(FT2Font(str(path)).get_charmap())
+
+
+def missing_glyphs(text: str) -> list[str]:
+    """Return the characters of ``text`` that the packaged DejaVu fonts lack, once each.
+
+    The figures and the PDF use these fonts only, so such a character shows
+    as a box in both.
+    """
+    have = _font_characters()
+    return list(dict.fromkeys(c for c in text if ord(c) not in have and not c.isspace()))
 
 
 def styled(build: Callable[P, Figure]) -> Callable[P, Figure]:

@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
 from jinja2.exceptions import SecurityError
@@ -33,7 +34,7 @@ from weasyprint.text.fonts import FontConfiguration
 from reportgen.core.errors import RenderError, ReportgenError, TemplateError
 from reportgen.core.text import level, num, pct, pp, pvalue, sci, yesno
 from reportgen.report.fetcher import RunFetcher
-from reportgen.report.fonts import characters, dejavu_fonts, subset_faces
+from reportgen.report.fonts import FontFace, characters, dejavu_fonts, subset_faces
 from reportgen.report.page import Page
 
 PACKAGED_TEMPLATES = "reportgen.templates"
@@ -197,34 +198,40 @@ def _source_date_epoch(epoch: int) -> Iterator[None]:
         os.environ.pop("SOURCE_DATE_EPOCH", None)
 
 
-# A fontconfig configuration that names no font directory: WeasyPrint adds the
-# @font-face fonts to it, and nothing else is there to fall back to.
-_NO_SYSTEM_FONTS = """<?xml version="1.0"?>
+# A fontconfig configuration whose only fonts are the packaged DejaVu faces:
+# WeasyPrint adds the @font-face fonts to it, and a text in no such font (a
+# user template's) is set in DejaVu too.
+_PACKAGED_FONTS_ONLY = """<?xml version="1.0"?>
 <!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">
-<fontconfig></fontconfig>
+<fontconfig><dir>{folder}</dir><cachedir>{folder}</cachedir></fontconfig>
 """
 
 
-def packaged_fonts_only() -> FontConfiguration:
-    """Return a WeasyPrint font configuration without the system's fonts.
+@contextlib.contextmanager
+def packaged_fonts_only(faces: list[FontFace]) -> Iterator[FontConfiguration]:
+    """Yield a WeasyPrint font configuration that knows only ``faces``, not the system's fonts.
 
     WeasyPrint's own loads every font the system has, and Pango falls back to
     one of them for a character the report's fonts lack (a CJK class name):
-    the PDF would then depend on the machine.  Without them such a character
-    is drawn as a box showing its code point, the same everywhere.
+    the PDF would then depend on the machine.  With only the packaged fonts
+    such a character is drawn as a box, the same everywhere.
     """
-    with tempfile.TemporaryDirectory(prefix="reportgen-fonts-") as folder:
-        path = Path(folder) / "fonts.conf"
-        path.write_text(_NO_SYSTEM_FONTS, encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="reportgen-fonts-") as name:
+        folder = Path(name)
+        for face in faces:
+            (folder / face.path.name).symlink_to(face.path)
+        config = folder / "fonts.conf"
+        config.write_text(_PACKAGED_FONTS_ONLY.format(folder=xml_escape(name)), encoding="utf-8")
         before = os.environ.get("FONTCONFIG_FILE")
-        os.environ["FONTCONFIG_FILE"] = str(path)  # read while the configuration is made
+        os.environ["FONTCONFIG_FILE"] = str(config)  # read while the configuration is made
         try:
-            return FontConfiguration()
+            font_config = FontConfiguration()
         finally:
             if before is None:
                 os.environ.pop("FONTCONFIG_FILE", None)
             else:
                 os.environ["FONTCONFIG_FILE"] = before
+        yield font_config  # the folder must outlive the layout: fonts are opened lazily
 
 
 def render_pdf(
@@ -252,9 +259,10 @@ def render_pdf(
                             url_fetcher=fetcher)  # fmt: skip
             # The fonts are subset already: embed them as they are, whatever
             # subsetter this system's WeasyPrint would pick.
-            pdf = document.write_pdf(
-                pdf_identifier=False, full_fonts=True, font_config=packaged_fonts_only()
-            )
+            with packaged_fonts_only(faces) as font_config:
+                pdf = document.write_pdf(
+                    pdf_identifier=False, full_fonts=True, font_config=font_config
+                )
             return bytes(pdf)
         except ReportgenError:
             raise

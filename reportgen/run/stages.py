@@ -8,6 +8,7 @@ what they produce into the run directory.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,13 @@ import torch
 
 from reportgen.config.schema import Config, ModelSection
 from reportgen.core.errors import ConfigError
-from reportgen.core.events import Event, Progress
+from reportgen.core.events import Event, Progress, info
+from reportgen.core.text import count, first_few, truncate
 from reportgen.data import sources
 from reportgen.data.tensors import Dataset, Split
 from reportgen.evaluate import attribution, classification, layers, predict
 from reportgen.evaluate.outcome import ModelOutcome
+from reportgen.figures import style
 from reportgen.train.factory import build_network, check_output, check_trains_on_one
 from reportgen.train.loop import EpochRecord, TrainResult, batch_sizes
 from reportgen.train.networks import parameter_count
@@ -38,8 +41,27 @@ def resolve_device(requested: str) -> torch.device:
 def stage_data(
     config: Config, progress: Progress, *, root: str | None = None
 ) -> tuple[sources.Acquired, Dataset]:
-    """Obtain and verify the data (from ``root``, default ``data.root``), decode and split it."""
-    return sources.load(config, root=root, progress=progress)
+    """Obtain and verify the data (from ``root``, default ``data.root``), decode and split it.
+
+    Class names with characters the packaged fonts lack are named in one line.
+    """
+    acquired, dataset = sources.load(config, root=root, progress=progress)
+    if (warning := glyph_warning(dataset.info.classes)) is not None:
+        progress(info("data", warning))
+    return acquired, dataset
+
+
+def glyph_warning(classes: Sequence[str]) -> str | None:
+    """Return one line naming the classes whose characters the packaged fonts lack, or None."""
+    lacking = [(name, missing) for name in classes if (missing := style.missing_glyphs(name))]
+    if not lacking:
+        return None
+    named = [f"{truncate(name, 40)!r} ({''.join(missing)})" for name, missing in lacking]
+    return (
+        f"warning: the packaged DejaVu fonts have no glyph for characters in "
+        f"{count(len(lacking), 'class name')}, drawn as boxes in the figures and the PDF: "
+        f"{first_few(named, 3)}"
+    )
 
 
 def to_device(dataset: Dataset, device: torch.device) -> Dataset:
