@@ -27,7 +27,7 @@ def _sets(overrides: list[str]) -> list[str]:
         (["run", "--set", "train.epochs"], "expected KEY=VALUE"),
         (["run", "--config", "missing.toml"], "missing.toml: config file not found"),
         (["data", "--set", "run.name=../x"], "run.name: must be one safe path component"),
-        (["config", "--set", 'run.name="x\\n"'], "run.name: must be one safe path component"),
+        (["config", "--set", 'run.name="x\\n"'], "run.name: contains the control character U+000A"),
         (["config", "--set", 'run.title="a"\nseed=5'], "the value contains a line break"),
         (["config", "--set", "train.\nepochs=3"], "the key contains a line break"),
         (["config", "--set", "x=" + "[" * 100_000], "arrays or tables nested too deeply"),
