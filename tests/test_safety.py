@@ -11,6 +11,8 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,11 @@ from reportgen.artifacts import publish
 from reportgen.cli.main import main
 from reportgen.core import fileio
 from reportgen.data import idx
+from tests.synthetic import rehash
 
 from .conftest import QuickMnist, quick_overrides
+
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 
 
 def _sets(mnist: QuickMnist, *extra: str) -> list[str]:
@@ -191,6 +196,50 @@ def test_verify_refuses_a_tampered_run_before_running_anything(
     assert main(["verify", "evil"]) == 2
     err = _one_error_line(capsys)
     assert "config.toml: SHA-256" in err and "refusing to verify a tampered run" in err
+    assert not marker.exists()
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("package", ["namespace", "regular"])
+def test_verify_allow_code_never_imports_a_module_from_inside_the_run(
+    quick_run: Path, quick_mnist: QuickMnist, tmp_path: Path, package: str
+) -> None:
+    """A downloaded run ``art`` whose config names ``art.evilmod:make``, verified from its parent.
+
+    The run directory would be the package ``art`` (a namespace package, or a
+    regular one with an ``__init__.py``): the module is refused before anything
+    of the run is imported.
+    """
+    marker = tmp_path / "pwned"
+    run = tmp_path / "art"
+    shutil.copytree(quick_run, run)
+    planted = f"open({str(marker)!r}, 'w').close()\n\ndef make():\n    pass\n"
+    (run / "evilmod.py").write_text(planted)
+    if package == "regular":
+        (run / "__init__.py").write_text(planted)
+    config = run / "config.toml"
+    section = (
+        '[models.regularized]\nkind = "mlp"\nhidden = [256, 128]\ndropout = 0.3\nbatchnorm = true\n'
+    )
+    assert section in config.read_text()
+    config.write_text(config.read_text().replace(
+        section, '[models.regularized]\nkind = "python"\nfactory = "art.evilmod:make"\n'
+    ))  # fmt: skip
+    rehash(run)  # the run is consistent: only where the module comes from is wrong
+    before = _tree(tmp_path)
+    specs = {name: [spec.size, spec.sha256] for name, spec in quick_mnist.specs.items()}
+    result = subprocess.run(
+        [sys.executable, str(FAKE_CLI), "verify", "art", "--allow-code",
+         "--data-root", str(quick_mnist.root)],
+        cwd=tmp_path, env={**os.environ, "REPORTGEN_TEST_FILES": json.dumps(specs)},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    place = run / "__init__.py" if package == "regular" else run
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2, "",
+        f"reportgen: error: models.regularized.factory: art would be imported from {place}, "
+        "inside art; code from inside a run directory is never run\n",
+    )  # fmt: skip
     assert not marker.exists()
     assert _tree(tmp_path) == before
 

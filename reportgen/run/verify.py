@@ -138,16 +138,20 @@ def verify_run(
     packaged templates only (never the run's ``report.templates``).  A run
     whose config names a ``kind = "python"`` factory is re-run only with
     ``allow_code``, importing from the installed packages and the current
-    directory, never from the run directory.
+    directory, never from the run directory: a factory whose module, or a
+    package above it, would be found inside the run directory is refused
+    before anything is imported from there.
 
     Raises
     ------
     RunDirError
         ``run_dir`` is not a run, or a file differs from its manifest.
     ConfigError
-        The run needs user code and ``allow_code`` is false.
+        The run needs user code and ``allow_code`` is false, or its factory
+        module would be imported from inside ``run_dir``.
     """
     from reportgen.run import pipeline  # the run imports torch: only when a run is verified
+    from reportgen.train.factory import refuse_code_from
 
     manifest = read_intact(run_dir, RunManifest, action="verify")
     config, _ = read_config(run_dir, manifest)
@@ -157,6 +161,13 @@ def verify_run(
             f"{run_dir}: its config runs user code ({'; '.join(factories)}); verifying it "
             "imports that module: pass --allow-code if you trust it"
         )
+    code_dir = Path.cwd()
+    if factories:
+        _refuse_code_inside(run_dir, code_dir)
+        for name, spec in config.model_items():
+            if spec.factory is not None:
+                refuse_code_from(f"models.{name}.factory", spec.factory, run_dir,
+                                 code_dir=code_dir)  # fmt: skip
     if data_path is None:
         _check_recorded_folder(run_dir, config)
     problem = data_problem(config, manifest.data_files, data_path=data_path)
@@ -164,9 +175,7 @@ def verify_run(
         return Verification(checks=[], environment=[], data_problem=problem)
     if data_path is not None:
         config = _with_data_path(config, data_path)
-    code_dir = Path.cwd()
     if factories:
-        _refuse_code_inside(run_dir, code_dir)
         where = f"from the installed packages or {code_dir}"
         info(f"importing user code: {'; '.join(factories)} ({where})")
     with tempfile.TemporaryDirectory(prefix="reportgen-verify-") as tmp:

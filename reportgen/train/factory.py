@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -63,6 +65,47 @@ def load_factory(key: str, factory: str, *, code_dir: Path | None) -> Callable[.
     if not callable(made):
         raise ConfigError(f"{key}: {factory} is a {type(made).__name__}, not a callable")
     return made
+
+
+def refuse_code_from(key: str, factory: str, directory: Path, *, code_dir: Path | None) -> None:
+    """Refuse ``factory`` if its module, or a package above it, would come from ``directory``.
+
+    The module is looked up as :func:`load_factory` imports it (``code_dir``
+    first on the path) without running it: a package above it is imported
+    only once it is known to come from elsewhere.  Each one's file and, for a
+    package, every directory its submodules are searched in are checked, so a
+    dotted name cannot reach into ``directory`` as a namespace package (a run
+    directory ``art`` with ``art/evil.py``, verified from its parent, as
+    ``factory = "art.evil:make"``), nor through another entry of the path.
+    """
+    module_name = factory.partition(":")[0]
+    parts = module_name.split(".")
+    with _importable_from(code_dir):
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            try:
+                spec = importlib.util.find_spec(name)
+            except (Exception, SystemExit):  # importing its package failed: so will the import
+                return
+            if spec is None:
+                return  # not found: the import says so
+            places = [spec.origin] if spec.has_location and spec.origin else []
+            places += list(spec.submodule_search_locations or [])
+            for place in places:
+                if _inside(Path(place), directory):
+                    raise ConfigError(
+                        f"{key}: {name} would be imported from {place}, inside {directory}; "
+                        "code from inside a run directory is never run"
+                    )
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """Return whether ``path`` is ``directory`` or inside it, as written or with links resolved."""
+    tops = {Path(os.path.abspath(directory)), directory.resolve()}
+    for candidate in {Path(os.path.abspath(path)), path.resolve()}:
+        if any(candidate == top or top in candidate.parents for top in tops):
+            return True
+    return False
 
 
 def call_factory(
