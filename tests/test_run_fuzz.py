@@ -2,8 +2,10 @@
 
 The configuration has its own fuzz test (``test_config_fuzz.py``); these
 cover the other inputs a user may get from someone else: a template
-directory, a run directory's ``manifest.json`` and its ``metrics.json``; and
-degenerate data a run must train on or refuse in one line.
+directory, a run directory's ``manifest.json`` and its ``metrics.json``;
+degenerate data a run must train on or refuse in one line; and a model
+factory that does what no factory should (exit, leave threads running,
+hang, have nothing to train).
 """
 
 from __future__ import annotations
@@ -11,21 +13,26 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reportgen.artifacts import manifest as manifest_mod
 from reportgen.cli.main import main
-from tests.conftest import fake_cli_env, quick_overrides
+from tests.conftest import QuickMnist, fake_cli_env, quick_overrides
 from tests.imagefolder_fixture import make_image_folder
 from tests.synthetic import make_run, rehash
 
 FIXTURES = [HealthCheck.function_scoped_fixture]
+FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 FRAGMENTS = [
     "{{", "}}", "{%", "%}", "{#", "#}", " ", "x", "1", "9", "'a'", "(", ")", "[", "]", ".", ",",
     "|", "~", "+", "*", "**", "-", "/", "%", "==", "if", "else", "endif", "for", "in", "endfor",
@@ -193,7 +200,6 @@ def test_mutated_metrics_render_or_exit_2(
 
 # --------------------------------------------------------------------------- degenerate data
 
-FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 QUICK = ["train.epochs=1", "report.pdf=false", "report.attributions=false", "runtime.threads=1"]
 
 
@@ -244,3 +250,234 @@ def test_one_image_per_class_trains_or_is_refused_in_one_line(
             "split at least 2 images\n"
         )
         assert not out.exists() and not list(tmp_path.rglob("*.ckpt"))
+
+
+# --------------------------------------------------------------------------- hostile factories
+# A config that names a factory runs its code. Whatever that code does, the
+# command ends with the right status and one line, and publishes no half run.
+# Each runs the real command line in a process of its own (tests/fake_cli.py).
+
+HOSTILE = """
+import os
+import sys
+import threading
+import time
+
+from torch import nn
+
+
+class Linear(nn.Module):
+    def __init__(self, num_classes, input_shape, exit_in=()):
+        super().__init__()
+        channels, height, width = input_shape
+        self.linear = nn.Linear(channels * height * width, num_classes)
+        self.exit_in = exit_in
+
+    def forward(self, x):
+        if ("training" if self.training else "evaluation") in self.exit_in:
+            sys.exit(0)
+        return self.linear(x.flatten(1))
+
+
+class NoParameters(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x):
+        return x.flatten(1)[:, : self.num_classes]
+
+
+def linear(num_classes, input_shape):
+    return Linear(num_classes, input_shape)
+
+
+def exits(num_classes, input_shape):
+    sys.exit(0)
+
+
+def exits_in_forward(num_classes, input_shape):
+    return Linear(num_classes, input_shape, exit_in=("training", "evaluation"))
+
+
+def exits_in_training(num_classes, input_shape):
+    return Linear(num_classes, input_shape, exit_in=("training",))
+
+
+def no_parameters(num_classes):
+    return NoParameters(num_classes)
+
+
+def frozen(num_classes, input_shape):
+    return Linear(num_classes, input_shape).requires_grad_(False)
+
+
+def starts_a_thread(num_classes, input_shape):
+    threading.Thread(target=time.sleep, args=(3600,), name="user-sleeper").start()
+    return Linear(num_classes, input_shape)
+
+
+def hangs(num_classes, input_shape):
+    open("started", "w").close()
+    while True:
+        try:
+            time.sleep(3600)
+        except Exception:  # careless, but Ctrl-C and SIGTERM still get through
+            pass
+
+
+def ends_the_process(num_classes, input_shape):
+    os._exit(3)
+"""
+
+
+def _project(where: Path) -> Path:
+    """Write the hostile factories into ``where``, the directory the command runs in."""
+    (where / "hostile.py").write_text(HOSTILE)
+    (where / "exits_on_import.py").write_text("import sys\n\nsys.exit(0)\n")
+    return where
+
+
+def _cli_env(mnist: QuickMnist) -> dict[str, str]:
+    specs = {name: [spec.size, spec.sha256] for name, spec in mnist.specs.items()}
+    return {**os.environ, "REPORTGEN_TEST_FILES": json.dumps(specs)}
+
+
+def _run_args(mnist: QuickMnist, factory: str, *extra: str) -> list[str]:
+    """``reportgen run --out out`` of the regularized model ``factory``: 1 epoch, little data."""
+    sets = [
+        *quick_overrides(mnist.root), "train.epochs=1", "data.limit_train=300",
+        "data.limit_test=200", "report.attributions=false", 'models.regularized.kind="python"',
+        f"models.regularized.factory={json.dumps(factory)}", *extra,
+    ]  # fmt: skip
+    return [sys.executable, str(FAKE_CLI), "--quiet", "run", "--out", "out",
+            *[a for s in sets for a in ("--set", s)]]  # fmt: skip
+
+
+def _run(mnist: QuickMnist, project: Path, factory: str, *extra: str) -> CompletedProcess[str]:
+    return subprocess.run(_run_args(mnist, factory, *extra), cwd=project, env=_cli_env(mnist),
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+# (factory of the regularized model, more --set items, the error), refused before training.
+BEFORE_TRAINING = {
+    "sys.exit": (
+        "hostile:exits",
+        (),
+        "models.regularized.factory: the factory hostile:exits called sys.exit(0) "
+        "instead of returning a network; nothing was trained",
+    ),
+    "sys:exit": (
+        "sys:exit",
+        (),
+        "models.regularized.factory: the factory sys:exit called sys.exit() instead of "
+        "returning a network; nothing was trained",
+    ),
+    "exit on import": (
+        "exits_on_import:make",
+        (),
+        "models.regularized.factory: importing 'exits_on_import' called "
+        "sys.exit(0); nothing was trained",
+    ),
+    "exit in forward": (
+        "hostile:exits_in_forward",
+        (),
+        "models.regularized: the network called sys.exit(0) on a batch of shape "
+        "[32, 1, 28, 28]; nothing was trained",
+    ),
+    "no parameters": (
+        "hostile:no_parameters",
+        (),
+        "models.regularized: the network (NoParameters) has no parameters: nothing to train",
+    ),
+    "frozen parameters": (
+        "hostile:frozen",
+        (),
+        "models.regularized: the network (Linear) has no parameter that "
+        "requires a gradient: nothing to train",
+    ),
+}
+# The same, once training has started.
+IN_TRAINING = {
+    "exit in training": (
+        "hostile:exits_in_training",
+        (),
+        "user code called sys.exit(0) during `reportgen run`, which did not finish",
+    ),
+    # With two threads the baseline trains in a worker process: its exit is an error too.
+    "exit in a worker": (
+        "hostile:linear",
+        (
+            "runtime.threads=2",
+            'models.baseline.kind="python"',
+            'models.baseline.factory="hostile:exits_in_training"',
+        ),
+        "models.baseline: user code called sys.exit(0) while the model trained",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", [*BEFORE_TRAINING, *IN_TRAINING])
+def test_a_factory_that_exits_or_has_nothing_to_train_is_one_line_exit_2(
+    quick_mnist: QuickMnist, tmp_path: Path, case: str
+) -> None:
+    factory, extra, message = {**BEFORE_TRAINING, **IN_TRAINING}[case]
+    project = _project(tmp_path)
+    result = _run(quick_mnist, project, factory, *extra)
+    assert (result.returncode, result.stderr, result.stdout) == (
+        2, f"reportgen: error: {message}\n", "",
+    )  # fmt: skip
+    assert not (project / "out").exists()  # nothing published
+    if case in BEFORE_TRAINING:  # no checkpoint: nothing was trained
+        assert not list(project.rglob("*.ckpt"))
+
+
+def test_threads_a_factory_leaves_running_do_not_keep_the_command_alive(
+    quick_mnist: QuickMnist, tmp_path: Path
+) -> None:
+    project = _project(tmp_path)
+    # Both models from the factory, with two threads: the baseline trains in a worker
+    # process, which the run ends although the thread keeps it from exiting by itself.
+    result = _run(quick_mnist, project, "hostile:starts_a_thread", "runtime.threads=2",
+                  'models.baseline.kind="python"',
+                  'models.baseline.factory="hostile:starts_a_thread"')  # fmt: skip
+    # One thread per network built in this process: checked, trained, rebuilt from the worker.
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "out\n",
+        "reportgen: warning: 4 threads that user code started still running (user-sleeper, "
+        "user-sleeper, user-sleeper, user-sleeper); exiting without waiting for them\n",
+    )  # fmt: skip
+    run = project / "out"
+    assert manifest_mod.check_artifacts(run, manifest_mod.read_manifest(run).artifacts) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_hanging_factory_is_interrupted_with_130(
+    quick_mnist: QuickMnist, tmp_path: Path, signum: int
+) -> None:
+    project = _project(tmp_path)
+    process = subprocess.Popen(_run_args(quick_mnist, "hostile:hangs"), cwd=project,
+                               env=_cli_env(quick_mnist), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        while not (project / "started").exists():
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert (process.returncode, out, err) == (
+        130, "", "reportgen: interrupted; the previous run (if any) is unchanged\n",
+    )  # fmt: skip
+    assert not (project / "out").exists() and not list(project.rglob("*.ckpt"))
+
+
+def test_a_factory_that_ends_the_process_chooses_the_exit_status(
+    quick_mnist: QuickMnist, tmp_path: Path
+) -> None:
+    """As documented: ``os._exit`` in user code ends reportgen too, with that code's status."""
+    project = _project(tmp_path)
+    result = _run(quick_mnist, project, "hostile:ends_the_process")
+    assert (result.returncode, result.stdout, result.stderr) == (3, "", "")
+    assert not (project / "out").exists()

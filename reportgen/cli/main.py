@@ -10,11 +10,13 @@ interrupted (Ctrl-C / SIGTERM).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +28,7 @@ from reportgen.config.loading import load_config
 from reportgen.config.schema import Config
 from reportgen.config.toml import to_toml
 from reportgen.core.errors import ConfigError, ReportgenError
+from reportgen.core.text import count, first_few
 from reportgen.core.version import VERSION
 
 if TYPE_CHECKING:
@@ -43,8 +46,12 @@ EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, as when SIGPIPE ends a program
 DEFAULT_CONFIG = Path("config.toml")
 
 
-class _Interrupted(Exception):
-    """SIGTERM arrived: unwind like Ctrl-C so nothing half-written is published."""
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM arrived: unwind like Ctrl-C so nothing half-written is published.
+
+    A ``KeyboardInterrupt``, so that user code's ``except Exception`` (a
+    factory's) lets it pass, as it lets Ctrl-C pass.
+    """
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -214,7 +221,34 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit status."""
+    """Run the command line and return its exit status.
+
+    Called as the program (no ``argv``), it ends the process itself when
+    threads that user code started (a factory's) are still running, which
+    the interpreter would otherwise wait for without end: it says so in one
+    line, flushes stdout and stderr and exits with the command's status.
+    """
+    before = set(threading.enumerate())
+    status = _main(argv)
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    if left:
+        names = first_few([t.name for t in left])
+        message = f"{count(len(left), 'thread')} that user code started still running ({names})"
+        print(f"reportgen: warning: {message}; exiting without waiting for them", file=sys.stderr)
+        if argv is None:
+            _exit_now(status)
+    return status
+
+
+def _exit_now(status: int) -> None:
+    """End the process with ``status`` once stdout and stderr are flushed, waiting for no thread."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed: nothing more reaches its reader
+            stream.flush()
+    os._exit(status)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -241,6 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reportgen: interrupted; the previous run (if any) is unchanged{kept}",
               file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
+    except SystemExit as e:  # no command of reportgen's exits: user code did (a network's)
+        shown = "" if e.code is None else repr(e.code)
+        _error(f"user code called sys.exit({shown}) during `reportgen {args.command}`, which "
+               "did not finish", args.debug)  # fmt: skip
+        return EXIT_USAGE
     except Exception as e:
         _error(f"internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
                args.debug)  # fmt: skip

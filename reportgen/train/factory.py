@@ -4,7 +4,10 @@ A ``kind = "python"`` model names ``factory = "package.module:callable"``.
 Importing it runs the user's code, as running a Python file would; a config
 is therefore trusted like code (docs/own-data.md).  The
 module is imported from the installed packages or from ``code_dir`` (the
-directory of the config file), never from a run directory.
+directory of the config file), never from a run directory.  User code that
+calls ``sys.exit`` stops the run with an error that names it, never a
+success; one that ends the process itself (``os._exit``) cannot be told
+apart from reportgen ending it.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ def load_factory(key: str, factory: str, *, code_dir: Path | None) -> Callable[.
         except Exception as e:  # the module's own code raised
             raise ConfigError(
                 f"{key}: importing {module_name!r} failed: {one_line(e, typed=True)}"
+            ) from e
+        except SystemExit as e:
+            raise ConfigError(
+                f"{key}: importing {module_name!r} called {_exit_call(e)}; nothing was trained"
             ) from e
     made = getattr(module, attribute, None)
     if made is None:
@@ -132,6 +139,11 @@ def call_factory(
         network = made(**kwargs)
     except Exception as e:
         raise ConfigError(f"{key}: the factory raised {one_line(e, typed=True)}") from e
+    except SystemExit as e:  # sys.exit, or `factory = "sys:exit"`: an error, never a success
+        raise ConfigError(
+            f"{key}: the factory {_qualified_name(made)} called {_exit_call(e)} instead of "
+            "returning a network; nothing was trained"
+        ) from e
     if not isinstance(network, nn.Module):
         raise ConfigError(
             f"{key}: the factory returned {type(network).__name__}, not a torch.nn.Module"
@@ -173,6 +185,11 @@ def check_output(name: str, network: nn.Module, batch: torch.Tensor, num_classes
             f"{key}: the network fails on a batch of shape {list(batch.shape)}: "
             f"{one_line(e, typed=True)}"
         ) from e
+    except SystemExit as e:
+        raise ConfigError(
+            f"{key}: the network called {_exit_call(e)} on a batch of shape "
+            f"{list(batch.shape)}; nothing was trained"
+        ) from e
     expected = [batch.shape[0], num_classes]
     if not isinstance(output, torch.Tensor) or list(output.shape) != expected:
         got = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
@@ -182,6 +199,23 @@ def check_output(name: str, network: nn.Module, batch: torch.Tensor, num_classes
         )
     if not output.dtype.is_floating_point:
         raise ConfigError(f"{key}: the network's output is {output.dtype}; it must be float logits")
+    parameters = list(network.parameters())
+    if not any(p.requires_grad for p in parameters):  # the optimizer would have nothing to do
+        what = "parameter that requires a gradient" if parameters else "parameters"
+        raise ConfigError(
+            f"{key}: the network ({type(network).__name__}) has no {what}: nothing to train"
+        )
+
+
+def _exit_call(error: SystemExit) -> str:
+    """Return how user code ended the process, as a person would have written it."""
+    return "sys.exit()" if error.code is None else f"sys.exit({error.code!r})"
+
+
+def _qualified_name(made: Callable[..., Any]) -> str:
+    """Return ``module:name`` of a callable, as ``models.<name>.factory`` spells it."""
+    module = getattr(made, "__module__", None) or "?"
+    return f"{module}:{getattr(made, '__qualname__', type(made).__name__)}"
 
 
 def check_trains_on_one(name: str, network: nn.Module, image: torch.Tensor) -> None:

@@ -34,7 +34,7 @@ import torch.multiprocessing
 from torch import nn
 
 from reportgen.config.schema import ModelSection, TrainSection
-from reportgen.core.errors import ReportgenError
+from reportgen.core.errors import ConfigError, ReportgenError
 from reportgen.core.processes import exit_with_parent, sigint_ignored
 from reportgen.core.seeding import derive_seed, generator, seed_everything
 from reportgen.data.tensors import Split
@@ -196,8 +196,12 @@ def _work(job: ModelJob, messages: Any) -> None:
             on_epoch=lambda name, record: send("epoch", name, record),
             on_step=lambda name, done, total: send("step", name, done, total),
         )
-    except SystemExit:
-        raise
+    except SystemExit as e:  # user code (the network's) exited: an error of the run, not its end
+        shown = "" if e.code is None else repr(e.code)
+        error = ConfigError(f"models.{job.name}: user code called sys.exit({shown}) while the "
+                            "model trained")  # fmt: skip
+        send("error", job.name, error, traceback.format_exc())
+        return
     except BaseException as e:
         send("error", job.name, _portable(e), traceback.format_exc())
         return
