@@ -129,14 +129,8 @@ def _unexpected(root: Path, spec: SweepSpec) -> list[str]:
     return found
 
 
-@contextlib.contextmanager
-def open_sweep_dir(out: Path, spec: SweepSpec, *, resume: bool) -> Iterator[None]:
-    """Check ``out``, mark it unfinished and hold its lock while the sweep works in it.
-
-    Allowed: a new path, an empty folder, a finished sweep (its files as its
-    manifest lists them and nothing else) or an unfinished one of the same
-    points and seeds.  ``resume`` demands one of the last two.
-    """
+def check_sweep_dir(out: Path, spec: SweepSpec, *, resume: bool) -> None:
+    """Refuse ``out`` unless a sweep of ``spec`` may be written there; change nothing."""
     out = Path(os.path.abspath(out))
     marker = out / MARKER
     unfinished = marker.is_file() and not marker.is_symlink() and not out.is_symlink()
@@ -155,6 +149,19 @@ def open_sweep_dir(out: Path, spec: SweepSpec, *, resume: bool) -> Iterator[None
             raise RunDirError(f"nothing to resume: no sweep at {out} (run without --resume)")
         if finished:
             _check_points(out, spec, read_manifest(out, SweepManifest))
+
+
+@contextlib.contextmanager
+def open_sweep_dir(out: Path, spec: SweepSpec, *, resume: bool) -> Iterator[None]:
+    """Check ``out``, mark it unfinished and hold its lock while the sweep works in it.
+
+    Allowed: a new path, an empty folder, a finished sweep (its files as its
+    manifest lists them and nothing else) or an unfinished one of the same
+    points and seeds.  ``resume`` demands one of the last two.
+    """
+    out = Path(os.path.abspath(out))
+    check_sweep_dir(out, spec, resume=resume)
+    marker = out / MARKER
     out.mkdir(parents=True, exist_ok=True)
     fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
@@ -352,7 +359,14 @@ def run_sweep(
         check_config(point.config)
     out = Path(out)
     start_time = time.perf_counter()
-    with open_sweep_dir(out, spec, resume=resume):
+    check_sweep_dir(out, spec, resume=resume)
+    made: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if executor is None and make_executor is not None and _work_left(out, spec):
+        # Before the directory is made: an executor that cannot start (a Ray
+        # cluster out of reach) leaves nothing behind.
+        executor = make_executor()
+        made = contextlib.closing(executor)
+    with made, open_sweep_dir(out, spec, resume=resume):
         day = sweep_day(out, spec)
         planned = plan_runs(spec, day)
         result = SweepResult(out, planned)
@@ -407,6 +421,12 @@ def run_sweep(
         except OSError as e:
             raise OutputError(f"cannot write {e.filename or out}: {e.strerror or e}") from e
     return result
+
+
+def _work_left(out: Path, spec: SweepSpec) -> bool:
+    """Return whether some run of ``spec`` is not complete at ``out`` yet (reads only)."""
+    planned = plan_runs(spec, sweep_day(out, spec))
+    return not all(is_complete(out, run) for run in planned)
 
 
 def _write_manifest(out: Path, planned: Sequence[PlannedRun], files: Sequence[str]) -> None:

@@ -27,8 +27,10 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -260,6 +262,97 @@ def ray_address(given: str | None, environ: dict[str, str] | os._Environ[str]) -
     return given or environ.get("RAY_ADDRESS") or "local"
 
 
+# Ray's core logs every failed attempt to reach a cluster to file descriptor 2,
+# from C++ (about twenty lines of gcs_client.cc warnings), whatever Python's
+# logging says; the attempt's output is kept aside and read only to explain a failure.
+AUTH_REFUSED = ("InvalidAuthToken", "Authentication token is missing or incorrect")
+AUTH_SOURCES = "RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token"
+REACH_TIMEOUT_S = 5.0
+REFUSED = (ConnectionError, ValueError, RuntimeError)  # what ray.init raises for a bad address
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[Callable[[], str]]:
+    """Send what this process writes to file descriptor 2 into a temporary file meanwhile.
+
+    Yields a function that returns what was written so far.
+    """
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as file:
+
+        def written() -> str:
+            sys.stderr.flush()
+            file.seek(0)
+            return file.read().decode("utf-8", "replace")
+
+        saved = os.dup(2)
+        try:
+            os.dup2(file.fileno(), 2)
+            yield written
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def ray_host_port(address: str) -> tuple[str, int] | None:
+    """Return the host and port Ray connects to for ``address``; None where Ray finds it itself.
+
+    Ray replaces a loopback host with this machine's address (unless
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``); its own resolution is used where it
+    is available, so that the check below knocks where ``ray.init`` will.
+    """
+    if address in ("auto", "local") or "://" in address:
+        return None
+    with contextlib.suppress(Exception):  # a private helper of Ray's: else the address as given
+        from ray._private.services import canonicalize_bootstrap_address
+
+        address = canonicalize_bootstrap_address(address) or address
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return None  # ray.init says what is wrong with it
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str) -> None:
+    """Refuse, in one line and within seconds, a Ray address nothing answers on.
+
+    ``ray.init`` would retry an unreachable address for many minutes, printing
+    a warning every few seconds.
+    """
+    target = ray_host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=REACH_TIMEOUT_S):
+            pass
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        if isinstance(e, TimeoutError):
+            reason = f"no answer within {REACH_TIMEOUT_S:.0f} s"
+        where = f"{target[0]}:{target[1]}"
+        shown = address if where == address else f"{address} ({where})"
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {shown}: {reason.lower()}; is it running "
+            "(ray start --head), and is the address right (--ray-address or RAY_ADDRESS)?"
+        ) from e
+
+
+def connection_error(address: str, error: BaseException, output: str) -> str:
+    """Return the one line that says why ``ray.init`` could not join the cluster at ``address``."""
+    if any(sign in output or sign in str(error) for sign in AUTH_REFUSED):
+        if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+            return (
+                f"the Ray cluster at {address} refused this machine's authentication token: "
+                f"give it the cluster's token ({AUTH_SOURCES})"
+            )
+        return (
+            f"the Ray cluster at {address} requires token authentication: set "
+            f"RAY_AUTH_MODE=token, with the cluster's token in {AUTH_SOURCES}"
+        )
+    return f"cannot reach the Ray cluster at {address}: {one_line(error)}"
+
+
 class RayExecutor:
     """One Ray task per run; the driver gets each finished run back as an archive."""
 
@@ -289,11 +382,20 @@ class RayExecutor:
             options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
             if self.address == "local":
                 options.update(include_dashboard=False, num_cpus=num_cpus)
+            else:
+                check_reachable(self.address)
             previous = signal.getsignal(signal.SIGTERM)
             try:
-                ray.init(address=self.address, **options)
-            except (ConnectionError, ValueError, RuntimeError) as e:
-                raise ConfigError(f"cannot reach the Ray cluster at {self.address}: {e}") from e
+                with captured_stderr() as written:
+                    try:
+                        ray.init(address=self.address, **options)
+                    except (
+                        ConnectionError,
+                        ValueError,
+                        RuntimeError,
+                        ray.exceptions.RayError,
+                    ) as e:
+                        raise ConfigError(connection_error(self.address, e, written())) from e
             finally:
                 signal.signal(signal.SIGTERM, previous)  # ray.init replaces the CLI's handler
             self._started = True
@@ -330,3 +432,4 @@ class RayExecutor:
         self._running = {}
         if self._started:
             self._ray.shutdown()
+            self._started = False
