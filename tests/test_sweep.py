@@ -7,10 +7,12 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,16 @@ from reportgen.sweep.executors import LocalExecutor, RayExecutor, local_workers
 from reportgen.sweep.plan import LOG_NAME, MARKER, TIMINGS
 
 from .conftest import QuickMnist, fake_cli_env
-from .sweep_support import accept_files, plain_specs, quick_settings, write_sweep
+from .imagefolder_fixture import make_image_folder
+from .sweep_support import (
+    LOOPBACK_ONLY,
+    accept_files,
+    free_ports,
+    plain_specs,
+    quick_settings,
+    ray_head,
+    write_sweep,
+)
 
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 SEEDS = [0, 1, 2]
@@ -369,3 +380,103 @@ def test_progress_is_one_line_per_finished_run_off_a_terminal(
     log = SweepLog(Path(os.devnull), display.event)
     log.runs(3, 10, 1)
     assert stream.getvalue() == "sweep: runs 3/10 done, 1 failed\n"
+
+
+# --------------------------------------------------------------------------- a Ray cluster
+
+
+def sweep_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``reportgen sweep ARGS`` as a user does, in a process of its own."""
+    command = [sys.executable, "-m", "reportgen", "--quiet", "sweep", *args]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def without_ray_settings() -> dict[str, str]:
+    """This environment without any Ray address or authentication setting of its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH_", "RAY_ADDRESS"))}
+
+
+@pytest.fixture(scope="module")
+def folder_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two seeds of one epoch on a tiny image folder, which Ray workers take as it is."""
+    folder = tmp_path_factory.mktemp("raysweep")
+    images = make_image_folder(folder / "images", per_class_train=16, per_class_test=6,
+                               sizes=(16,))  # fmt: skip
+    settings = {
+        "data.dataset": "imagefolder", "data.path": str(images), "data.val_size": 8,
+        "train.epochs": 1, "runtime.threads": 1, "report.pdf": False,
+        "report.attributions": False, "run.date": "2024-05-06",
+    }  # fmt: skip
+    return write_sweep(folder / "tiny.toml", seeds=[0, 1], overrides=settings)
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_unreachable_ray_address_is_one_line_and_leaves_nothing(
+    folder_sweep: Path, tmp_path: Path, existing: bool
+) -> None:
+    pytest.importorskip("ray")
+    out = tmp_path / "sweep"
+    if existing:  # a folder of the user's, empty: it stays exactly as it was
+        out.mkdir()
+    (port,) = free_ports(1)  # nothing listens on it
+    env = {**without_ray_settings(), **LOOPBACK_ONLY, "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    done = sweep_cli([str(folder_sweep), "--out", str(out), "--executor", "ray"], env, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"reportgen: error: cannot reach the Ray cluster at 127.0.0.1:{port}: connection "
+        "refused; is it running (ray start --head), and is the address right (--ray-address "
+        "or RAY_ADDRESS)?\n"
+    )
+    assert done.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["sweep"] if existing else [])
+    if existing:
+        assert list(out.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def token_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A Ray head started as ``ray start --head`` starts one where a token file exists.
+
+    Ray turns token authentication on by itself then (here from
+    ``RAY_AUTH_TOKEN_PATH`` rather than ``~/.ray/auth_token``, to leave the
+    user's home alone); yields its address and the environment holding the token.
+    """
+    pytest.importorskip("ray")
+    token = tmp_path_factory.mktemp("token") / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {**without_ray_settings(), **LOOPBACK_ONLY, "RAY_AUTH_TOKEN_PATH": str(token)}
+    with ray_head(env) as address:
+        yield address, env
+
+
+def test_a_ray_cluster_that_wants_a_token_is_one_line_and_leaves_nothing(
+    token_head: tuple[str, dict[str, str]], folder_sweep: Path, tmp_path: Path
+) -> None:
+    address, env = token_head
+    out = tmp_path / "sweep"
+    done = sweep_cli([str(folder_sweep), "--out", str(out), "--executor", "ray"],
+                     {**env, "RAY_ADDRESS": address}, tmp_path)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"reportgen: error: the Ray cluster at {address} requires token authentication: set "
+        "RAY_AUTH_MODE=token, with the cluster's token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
+        "or ~/.ray/auth_token\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_on_a_ray_cluster_through_ray_address(
+    token_head: tuple[str, dict[str, str]], folder_sweep: Path, tmp_path: Path
+) -> None:
+    address, env = token_head
+    out = tmp_path / "sweep"
+    env = {**env, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "token"}
+    done = sweep_cli([str(folder_sweep), "--out", str(out), "--executor", "ray"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout == f"{out}\n"
+    manifest = manifest_mod.read_intact(out, manifest_mod.SweepManifest, action="check")
+    assert manifest.runs == ["points/base/seed-0", "points/base/seed-1"]
+    assert publish.unlisted(out, manifest) == []
+    assert (out / LOG_NAME).read_text().count("on a Ray task") == 2
