@@ -135,6 +135,7 @@ def check_sweep_dir(out: Path, spec: SweepSpec, *, resume: bool) -> None:
     marker = out / MARKER
     unfinished = marker.is_file() and not marker.is_symlink() and not out.is_symlink()
     if unfinished:
+        _check_not_locked(out, marker)
         extra = _unexpected(out, spec)
         if extra:
             shown = first_few(extra)
@@ -149,6 +150,20 @@ def check_sweep_dir(out: Path, spec: SweepSpec, *, resume: bool) -> None:
             raise RunDirError(f"nothing to resume: no sweep at {out} (run without --resume)")
         if finished:
             _check_points(out, spec, read_manifest(out, SweepManifest))
+
+
+def _check_not_locked(out: Path, marker: Path) -> None:
+    """Refuse a sweep directory whose marker another driver holds locked (changes nothing)."""
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return  # gone meanwhile: open_sweep_dir decides
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        raise RunDirError(f"{out}: another reportgen sweep is writing it") from e
+    finally:
+        os.close(fd)  # releases the lock, if this took it
 
 
 @contextlib.contextmanager
