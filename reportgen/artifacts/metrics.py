@@ -151,11 +151,32 @@ class ConfusedPair(_Contract):
 
 
 class Divergence(_Contract):
-    epoch: Count = Field(description="epoch in which the loss stopped being finite")
-    step: Count = Field(description="step of that epoch at which it was noticed")
-    last_finite_loss: float | None = Field(
-        description="mean training loss of the last complete epoch, null in the first"
+    epoch: Count | None = Field(
+        description="epoch in which the training loss stopped being finite, null when it stayed "
+        "finite (the logits did not)"
     )
+    step: Count | None = Field(
+        description="step of that epoch at which it was noticed, null likewise"
+    )
+    last_finite_loss: float | None = Field(
+        description="mean training loss of the last complete epoch, null in the first and "
+        "when the training loss stayed finite"
+    )
+    finite_logits: bool = Field(
+        default=True,
+        description="false when the trained model's logits (eval mode) on the training, "
+        "validation or test split are not all finite: an image without finite logits gets "
+        "equal probabilities, so class 0 is its prediction, and `test_loss`, `calibration` "
+        "and `one_vs_rest` are null",
+    )
+
+    @model_validator(mode="after")
+    def _where(self) -> Divergence:
+        if (self.epoch is None) != (self.step is None):
+            raise ValueError("epoch and step are both set or both null")
+        if self.epoch is None and self.finite_logits:
+            raise ValueError("a divergence needs an epoch or finite_logits false")
+        return self
 
 
 class AccuracyInterval(_Contract):
@@ -314,10 +335,11 @@ class ModelMetrics(_Contract):
     train_test_gap: float = Field(
         ge=-1, le=1, description='train_accuracy − test_accuracy: "overfitting" when large'
     )
-    test_loss: float = Field(
+    test_loss: float | None = Field(
         ge=0,
         description="mean negative log-likelihood (cross-entropy) of the test labels, from the "
-        "logits in float64: the one NLL of the report",
+        "logits in float64: the one NLL of the report; null when the logits are not finite "
+        "(`divergence.finite_logits`)",
     )
     classification_report: ClassificationReport = Field(
         description="precision, recall, F1 and support per class and on average"
@@ -333,7 +355,8 @@ class ModelMetrics(_Contract):
         description="the `report.auto_pairs` largest off-diagonal cells, largest first"
     )
     divergence: Divergence | None = Field(
-        description="null, or where training stopped on a non-finite loss"
+        description="null, or how the model diverged: where training stopped on a non-finite "
+        "loss, and whether its logits are finite"
     )
     accuracy_ci: AccuracyInterval = Field(
         description="percentile bootstrap interval of test accuracy over the test images "
@@ -363,17 +386,23 @@ class ModelMetrics(_Contract):
         description="figure kind → figure name, for weights, activations, misclassified, "
         "curves, confusion, class_errors, reliability, roc and pr"
     )
-    calibration: Calibration = Field(
+    calibration: Calibration | None = Field(
         description="how far the test probabilities can be trusted, before and after "
-        "temperature scaling"
+        "temperature scaling; null when the logits are not finite"
     )
-    one_vs_rest: OneVsRest = Field(
-        description="one-vs-rest ROC and precision–recall areas per class and averaged"
+    one_vs_rest: OneVsRest | None = Field(
+        description="one-vs-rest ROC and precision–recall areas per class and averaged; null "
+        "when the logits are not finite"
     )
     attributions: Attributions | None = Field(
         description="Integrated Gradients maps of the misclassified images shown, null when "
-        "`report.attributions` is off"
+        "`report.attributions` is off or the logits are not finite"
     )
+
+    @property
+    def finite_logits(self) -> bool:
+        """Return whether the model's logits were finite, so its probabilities were measured."""
+        return self.divergence is None or self.divergence.finite_logits
 
     @model_validator(mode="after")
     def _worst_are_classes(self) -> ModelMetrics:
@@ -381,6 +410,21 @@ class ModelMetrics(_Contract):
         unknown = [str(label) for label in self.worst_classes if label not in labels]
         if unknown:
             raise ValueError(f"worst_classes: no class_errors row for {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _measured_when_finite(self) -> ModelMetrics:
+        measured = {"test_loss": self.test_loss, "calibration": self.calibration,
+                    "one_vs_rest": self.one_vs_rest}  # fmt: skip
+        if self.finite_logits:
+            missing = [key for key, value in measured.items() if value is None]
+            if missing:
+                raise ValueError(f"{missing[0]}: null although the logits are finite")
+        else:
+            present = [key for key, value in measured.items() if value is not None]
+            if present or self.attributions is not None:
+                key = present[0] if present else "attributions"
+                raise ValueError(f"{key}: measured although the logits are not finite")
         return self
 
 
@@ -496,7 +540,7 @@ class Metrics(_Contract):
     def _one_row_per_class(self) -> None:
         classes = len(self.dataset.classes)
         tables = {f"models.{name}.one_vs_rest.classes": [row.label for row in m.one_vs_rest.classes]
-                  for name, m in self.models.items()}  # fmt: skip
+                  for name, m in self.models.items() if m.one_vs_rest is not None}  # fmt: skip
         if self.significance is not None:
             rows = self.significance.class_recall.classes
             tables["significance.class_recall.classes"] = [row.label for row in rows]

@@ -343,7 +343,10 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
             display.err(f"reportgen: threshold failed: {t.key} = {shown} < {t.minimum}")
             status = EXIT_THRESHOLD
         for name in result.diverged:
-            display.err(f"reportgen: model {name!r} diverged (see the report); lower train.lr")
+            advice = "lower train.lr"
+            if not result.metrics.models[name].finite_logits:
+                advice = f"its logits are not finite: check its network, or {advice}"
+            display.err(f"reportgen: model {name!r} diverged (see the report); {advice}")
             status = EXIT_DIVERGED
         display.out(str(result.path))
         return status

@@ -98,7 +98,9 @@ def model_metrics(
         [asdict(record) for record in outcome.history],
         diverged_epoch=divergence.epoch if divergence else None,
     )
-    calibrated = calibration.calibrate(outcome.test_logits, y_test, outcome.val_logits, y_val)
+    finite = outcome.finite_logits
+    calibrated = (calibration.calibrate(outcome.test_logits, y_test, outcome.val_logits, y_val)
+                  if finite else None)  # fmt: skip
     shown = outcome.views
     return ModelMetrics(
         parameters=outcome.parameters,
@@ -107,7 +109,7 @@ def model_metrics(
         val_accuracy=final.val_accuracy if final else None,
         test_accuracy=test_accuracy,
         train_test_gap=outcome.train_accuracy - test_accuracy,
-        test_loss=calibrated.nll,
+        test_loss=calibrated.nll if calibrated else None,
         classification_report=classification.classification_report(
             y_test,
             y_pred,
@@ -119,7 +121,7 @@ def model_metrics(
         class_errors=errors,
         worst_classes=classification.worst_classes(errors),
         confused_pairs=classification.most_confused_pairs(matrix, count=report.auto_pairs),
-        divergence=Divergence(**asdict(divergence)) if divergence else None,
+        divergence=divergence_metrics(outcome),
         accuracy_ci=AccuracyInterval(
             level=interval.level, resamples=interval.resamples, low=interval.low, high=interval.high
         ),
@@ -128,12 +130,37 @@ def model_metrics(
         misclassified=misclassified,
         pair_galleries=galleries,
         figure_layers=dict(shown.layers),
-        figure_notes=dict(shown.notes),
+        figure_notes={**shown.notes, **({} if finite else non_finite_notes(outcome.name))},
         figures={kind.kind: figure_name(kind.kind, outcome.name) for kind in kinds("model")},
-        calibration=calibration_metrics(outcome.name, calibrated),
-        one_vs_rest=one_vs_rest(outcome.proba, y_test),
+        calibration=calibration_metrics(outcome.name, calibrated) if calibrated else None,
+        one_vs_rest=one_vs_rest(outcome.proba, y_test) if finite else None,
         attributions=attribution_metrics(outcome, y_test, misclassified, galleries),
     )
+
+
+def divergence_metrics(outcome: ModelOutcome) -> Divergence | None:
+    """Return where a model diverged: a non-finite training loss, logits, or both; else None."""
+    if outcome.divergence is None and outcome.finite_logits:
+        return None
+    where = (asdict(outcome.divergence) if outcome.divergence
+             else {"epoch": None, "step": None, "last_finite_loss": None})  # fmt: skip
+    return Divergence(**where, finite_logits=outcome.finite_logits)
+
+
+# What a figure drawn from the probabilities is called in the sentence that replaces it.
+PROBABILITY_FIGURES = {
+    "reliability": "reliability diagram",
+    "roc": "ROC curves",
+    "pr": "precision–recall curves",
+}
+
+
+def non_finite_notes(name: str) -> dict[str, str]:
+    """Return the sentences shown instead of the figures a model without finite logits lacks."""
+    return {
+        kind: f"The {what} of the {name} model cannot be drawn: its logits are not finite."
+        for kind, what in PROBABILITY_FIGURES.items()
+    }
 
 
 def _fraction(value: float) -> float | None:

@@ -33,6 +33,9 @@ class ModelOutcome:
     val_logits: np.ndarray  # [N_val, classes] float64: temperature scaling is fitted on them
     views: LayerViews  # what the weights and activations figures show
     attributions: AttributionMaps | None = None  # the misclassified images shown, when on
+    # False when the logits on a split were not all finite: those images got equal
+    # probabilities, and nothing is measured from the logits or probabilities themselves.
+    finite_logits: bool = True
 
     @property
     def predictions(self) -> np.ndarray:

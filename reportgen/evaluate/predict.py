@@ -37,3 +37,13 @@ def proba_from_logits(logits: np.ndarray) -> np.ndarray:
 def predict_proba(model: nn.Module, split: Split, *, batch_size: int) -> np.ndarray:
     """Return softmax class probabilities ``[N, classes]`` (float32) of ``model`` in eval mode."""
     return proba_from_logits(predict_logits(model, split, batch_size=batch_size))
+
+
+def without_non_finite(logits: np.ndarray) -> np.ndarray:
+    """Return ``logits`` with every row that is not all finite set to zeros.
+
+    A diverged network's NaN or infinite logits say nothing about the image;
+    zeros give it equal probabilities, so its prediction is class 0 (the
+    lowest on ties) and every count of right and wrong is still defined.
+    """
+    return np.where(np.isfinite(logits).all(axis=1, keepdims=True), logits, 0.0)

@@ -102,17 +102,22 @@ def _bins(rows: list[ReliabilityBin]) -> Bins:
 def evaluation_inputs(
     outcome: ModelOutcome, model: ModelMetrics, y_test: np.ndarray, classes: Sequence[str]
 ) -> dict[str, tuple[tuple[Any, ...], dict[str, Any]]]:
-    """Return what the calibration, ROC and precision–recall figures are drawn from."""
-    name, calibrated, ranked = outcome.name, model.calibration, model.one_vs_rest.classes
+    """Return what the calibration, ROC and precision–recall figures are drawn from.
+
+    A model without finite logits has none of them (their figure notes say so).
+    """
+    name, calibrated, ranked = outcome.name, model.calibration, model.one_vs_rest
+    if calibrated is None or ranked is None:
+        return {}
     roc, roc_micro = ranking.roc_curves(outcome.proba, y_test)
     pr, pr_micro = ranking.pr_curves(outcome.proba, y_test)
     bins = (_bins(calibrated.reliability), _bins(calibrated.equal_mass),
             _bins(calibrated.equal_mass_scaled))  # fmt: skip
     return {
         "reliability": (bins, {"model": name, "temperature": calibrated.temperature}),
-        "roc": ((roc, roc_micro, [row.auc for row in ranked]),
+        "roc": ((roc, roc_micro, [row.auc for row in ranked.classes]),
                 {"model": name, "classes": list(classes)}),
-        "pr": ((pr, pr_micro, [row.average_precision for row in ranked]),
+        "pr": ((pr, pr_micro, [row.average_precision for row in ranked.classes]),
                {"model": name, "classes": list(classes)}),
     }  # fmt: skip
 

@@ -39,6 +39,7 @@ from reportgen.report.sentences import (
     describe_model,
     divergence_sentence,
     evidence_sentence,
+    not_measured_sentence,
     ranking_sentence,
     recall_rows,
     summary_paragraphs,
@@ -83,6 +84,8 @@ class ModelView:
     interval_rows: tuple[ClassScores, ...] = ()  # lowest F1 first
     ranking_rows: tuple[ClassRanking, ...] = ()  # lowest AUC first
     attribution_figures: tuple[Figure, ...] = ()
+    # Why calibration and ranking are left out (the logits are not finite), else None.
+    not_measured: str | None = None
 
     @property
     def diverged(self) -> bool:
@@ -175,6 +178,7 @@ def _model_view(
         interval_rows=tuple(worst_scored(model)),
         ranking_rows=tuple(worst_ranked(model)),
         attribution_figures=_attribution_figures(root, name, metrics, manifest),
+        not_measured=None if model.finite_logits else not_measured_sentence(name),
     )
 
 

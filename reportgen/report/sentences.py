@@ -80,13 +80,31 @@ def errors_sentence(name: str, model: ModelMetrics, dataset: DatasetInfo) -> str
 
 
 def divergence_sentence(name: str, divergence: Divergence) -> str:
-    """Return the warning that a model's training diverged."""
-    return (
+    """Return the warning that a model diverged: its training loss or its logits not finite."""
+    if divergence.epoch is None:  # the loss stayed finite, the logits in eval mode did not
+        return (
+            f"The {name} model's logits on the test, validation or training images are not all "
+            "finite (NaN or infinite) in eval mode, although its training loss was; its results "
+            "are not meaningful, and what is measured from its probabilities is left out. "
+            "Check the network's forward pass in eval mode, or lower train.lr and run again."
+        )
+    sentence = (
         f"Training of the {name} model diverged in epoch {divergence.epoch} "
         f"(step {num(divergence.step)}; last finite loss "
         f"{num(divergence.last_finite_loss)}); its results are not meaningful. "
-        "Lower train.lr and run again."
     )
+    if not divergence.finite_logits:
+        return sentence + (
+            "Even with the weights restored, its logits are not finite, so what is measured "
+            "from its probabilities is left out. Check the network's forward pass, or lower "
+            "train.lr and run again."
+        )
+    return sentence + "Lower train.lr and run again."
+
+
+def not_measured_sentence(name: str) -> str:
+    """Return why a model's probabilities were not measured: its logits are not finite."""
+    return f"Not measured: the {name} model's logits are not finite."
 
 
 def summary_warnings(metrics: Metrics) -> list[str]:
@@ -112,7 +130,7 @@ def summary_paragraphs(metrics: Metrics) -> list[str]:
 
 def deeper_paragraphs(metrics: Metrics) -> list[str]:
     """Return the summary's sentences on calibration and per-class differences."""
-    paragraphs = [m.calibration.verdict for m in metrics.models.values()]
+    paragraphs = [m.calibration.verdict for m in metrics.models.values() if m.calibration]
     if metrics.significance is not None:
         paragraphs.append(metrics.significance.class_recall.verdict)
     return paragraphs
@@ -121,6 +139,8 @@ def deeper_paragraphs(metrics: Metrics) -> list[str]:
 def ranking_sentence(name: str, model: ModelMetrics, classes: Sequence[str]) -> str:
     """Return the averaged ROC and precision–recall areas and the class ranked worst."""
     ranked = model.one_vs_rest
+    if ranked is None:
+        return not_measured_sentence(name)
     sentence = (
         f"One class against the rest, the {name} model reaches a macro-averaged ROC AUC of "
         f"{num(ranked.macro_auc)} (micro {num(ranked.micro_auc)}) and a macro-averaged average "
@@ -136,6 +156,8 @@ def ranking_sentence(name: str, model: ModelMetrics, classes: Sequence[str]) -> 
 
 def worst_ranked(model: ModelMetrics) -> list[ClassRanking]:
     """Return the one-vs-rest rows, lowest AUC first (undefined last, then by class)."""
+    if model.one_vs_rest is None:
+        return []
     return sorted(
         model.one_vs_rest.classes,
         key=lambda row: (row.auc is None, row.auc or 0.0, row.label),

@@ -69,7 +69,7 @@ class Run:
 
     @property
     def diverged(self) -> list[str]:
-        """Return the names of the models whose training diverged."""
+        """Return the names of the models that diverged: a loss or logits not finite."""
         return [name for name, m in self.metrics.models.items() if m.divergence is not None]
 
 

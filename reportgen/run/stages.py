@@ -176,12 +176,20 @@ def stage_evaluate(
     dataset: Dataset,
 ) -> ModelOutcome:
     """Predict the test and validation sets, measure the final train accuracy (eval mode) and
-    take what the weights and activations figures show."""
+    take what the weights and activations figures show.
+
+    Logits that are not all finite on any split mark the model as diverged
+    (``finite_logits``): those images get equal probabilities and no attributions.
+    """
     batch = config.train.eval_batch_size
     test_logits = predict.predict_logits(model, dataset.test, batch_size=batch)
     val_logits = predict.predict_logits(model, dataset.val, batch_size=batch)
+    train_logits = predict.predict_logits(model, dataset.train, batch_size=batch)
+    splits = (test_logits, val_logits, train_logits)
+    finite = all(np.isfinite(logits).all() for logits in splits)
+    test_logits, val_logits, train_logits = (predict.without_non_finite(s) for s in splits)
     proba = predict.proba_from_logits(test_logits)  # one pass over the test set, not two
-    train_pred = predict.predict_proba(model, dataset.train, batch_size=batch).argmax(axis=1)
+    train_pred = predict.proba_from_logits(train_logits).argmax(axis=1)
     train_accuracy = classification.accuracy(dataset.train.y.cpu().numpy(), train_pred)
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     sample = config.report.sample_index
@@ -191,7 +199,7 @@ def stage_evaluate(
     )  # fmt: skip
     return ModelOutcome(
         name, spec, result.history, result.divergence, parameter_count(model), proba,
-        train_accuracy, state, model, test_logits, val_logits, views,
+        train_accuracy, state, model, test_logits, val_logits, views, finite_logits=finite,
     )  # fmt: skip
 
 
@@ -201,7 +209,12 @@ def model_inputs(split: Split, indices: np.ndarray) -> torch.Tensor:
 
 
 def stage_attributions(config: Config, outcome: ModelOutcome, dataset: Dataset) -> ModelOutcome:
-    """Return ``outcome`` with Integrated Gradients maps of every misclassified image shown."""
+    """Return ``outcome`` with Integrated Gradients maps of every misclassified image shown.
+
+    A model whose logits are not finite has none: its gradients would not be either.
+    """
+    if not outcome.finite_logits:
+        return outcome
     y_test = dataset.test.y.cpu().numpy()
     info = dataset.info
     shown = attribution.shown_indices(
