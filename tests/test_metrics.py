@@ -24,6 +24,7 @@ from reportgen.artifacts import manifest
 from reportgen.artifacts.metrics import Metrics, parse_metrics, read_metrics
 from reportgen.cli.main import main
 from reportgen.core.errors import RunDirError
+from reportgen.report import mail, run_page
 from tests import synthetic
 
 SCHEMA_PAGE = Path(__file__).resolve().parents[1] / "docs" / "metrics-schema.md"
@@ -67,6 +68,7 @@ def _edit(root: Path, edit: Any) -> None:
 
 
 BASELINE = "models.baseline"
+_NOWHERE = {"epoch": None, "step": None, "last_finite_loss": None}
 EDITS: dict[str, tuple[Any, str]] = {
     "number is a string": (
         lambda m: m["models"]["baseline"].update(test_accuracy="high"),
@@ -117,6 +119,22 @@ EDITS: dict[str, tuple[Any, str]] = {
     "a figure not listed": (
         lambda m: m["figures"].pop("baseline_weights"),
         "models.baseline.figures.weights: figure 'baseline_weights' is not listed under figures",
+    ),
+    "a probability measure missing although the logits are finite": (
+        lambda m: m["models"]["baseline"].update(calibration=None),
+        f"{BASELINE}: calibration: null although the logits are finite",
+    ),
+    "a divergence that is none": (
+        lambda m: m["models"]["baseline"].update(divergence=_NOWHERE),
+        f"{BASELINE}.divergence: a divergence needs an epoch or finite_logits false",
+    ),
+    "a divergence at an epoch without its step": (
+        lambda m: m["models"]["baseline"].update(divergence={**_NOWHERE, "epoch": 1}),
+        f"{BASELINE}.divergence: epoch and step are both set or both null",
+    ),
+    "a probability measure of logits that are not finite": (
+        lambda m: m["models"]["baseline"].update(divergence={**_NOWHERE, "finite_logits": False}),
+        f"{BASELINE}: test_loss: measured although the logits are not finite",
     ),
     "an unknown diagnosis": (
         lambda m: m["models"]["baseline"]["diagnosis"]["labels"].append("fine"),
@@ -179,6 +197,37 @@ def test_every_reader_exits_2_naming_the_field(
         f"reportgen: error: {copy_run / 'metrics.json'}: "
         "models.baseline.test_accuracy: Input should be a valid number\n"
     )
+
+
+def _logits_not_finite(document: dict[str, Any]) -> None:
+    """Make the regularized model one whose logits were not finite, as a run writes it."""
+    model = document["models"]["regularized"]
+    model.update(divergence={**_NOWHERE, "finite_logits": False}, test_loss=None,
+                 calibration=None, one_vs_rest=None, attributions=None)  # fmt: skip
+    model["figure_notes"].update(
+        {kind: f"The {kind} figure cannot be drawn." for kind in ("reliability", "roc", "pr")}
+    )
+
+
+def test_every_reader_takes_a_model_whose_logits_are_not_finite(
+    copy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _edit(copy_run, _logits_not_finite)
+    model = read_metrics(copy_run, manifest.read_manifest(copy_run)).models["regularized"]
+    assert not model.finite_logits and model.divergence is not None
+    assert main(["--quiet", "render", str(copy_run)]) == 0
+    html = (copy_run / "report.html").read_text()
+    assert "This model diverged." in html
+    assert html.count("Not measured: the regularized model&#39;s logits are not finite.") == 2
+    assert "The roc figure cannot be drawn." in html
+    page = run_page.build_context(copy_run, environ={})
+    assert "regularized" in mail.default_subject(page).split("(diverged)")[0]
+    assert "WARNING: The regularized model's logits" in mail.plain_text(page)
+    other = synthetic.make_run(tmp_path / "other")
+    assert main(["--quiet", "compare", str(copy_run), str(other), "--out", str(tmp_path / "c"),
+                 "--no-pdf"]) == 0  # fmt: skip
+    assert "diverged" in (tmp_path / "c" / "compare.html").read_text()
+    assert capsys.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- the schema page

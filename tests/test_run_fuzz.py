@@ -3,9 +3,10 @@
 The configuration has its own fuzz test (``test_config_fuzz.py``); these
 cover the other inputs a user may get from someone else: a template
 directory, a run directory's ``manifest.json`` and its ``metrics.json``;
-degenerate data a run must train on or refuse in one line; and a model
+degenerate data a run must train on or refuse in one line; a model
 factory that does what no factory should (exit, leave threads running,
-hang, have nothing to train).
+hang, have nothing to train); and networks whose logits are not finite
+(diverged: exit 4, the report written).
 """
 
 from __future__ import annotations
@@ -481,3 +482,98 @@ def test_a_factory_that_ends_the_process_chooses_the_exit_status(
     result = _run(quick_mnist, project, "hostile:ends_the_process")
     assert (result.returncode, result.stdout, result.stderr) == (3, "", "")
     assert not (project / "out").exists()
+
+
+# Networks whose logits are not finite: from the start (the training loss too), only in
+# eval mode (the training loss stays finite), and weights so large the output overflows.
+NAN_FACTORIES = """
+import torch
+from torch import nn
+
+
+class _Linear(nn.Module):
+    def __init__(self, num_classes, input_shape, nan_when):
+        super().__init__()
+        self.fc = nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], num_classes)
+        self.nan_when = nan_when
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        if self.nan_when == "always" or (self.nan_when == "eval" and not self.training):
+            return out * float("nan")
+        return out
+
+
+def nan_always(num_classes, input_shape):
+    return _Linear(num_classes, input_shape, "always")
+
+
+def nan_in_eval(num_classes, input_shape):
+    return _Linear(num_classes, input_shape, "eval")
+
+
+def overflowing(num_classes, input_shape):
+    net = _Linear(num_classes, input_shape, "never")
+    with torch.no_grad():
+        net.fc.weight.fill_(3e38)
+    return net
+"""
+
+
+def _nan_project(folder: Path, factory: str) -> Path:
+    """Write the factories and a config whose regularized model is ``factory`` into ``folder``."""
+    folder.mkdir()
+    (folder / "hostile.py").write_text(NAN_FACTORIES)
+    config = folder / "hostile.toml"
+    config.write_text(f'[models.regularized]\nkind = "python"\nfactory = "hostile:{factory}"\n')
+    return config
+
+
+@pytest.mark.parametrize(
+    ("factory", "epoch", "verify"),
+    [("nan_always", 1, False), ("nan_in_eval", None, True), ("overflowing", 1, False)],
+)
+def test_a_model_without_finite_logits_is_reported_as_diverged(
+    factory: str, epoch: int | None, verify: bool, tmp_path: Path
+) -> None:
+    from reportgen.artifacts.manifest import read_manifest
+    from reportgen.artifacts.metrics import read_metrics
+
+    root = tmp_path / "data"
+    env = fake_cli_env(root)
+    config = _nan_project(tmp_path / "project", factory)
+    out = tmp_path / "run"
+    sets = [*quick_overrides(root), *QUICK, "data.limit_train=200", "data.limit_test=100"]
+    result = _cli(["run", "--config", str(config), "--out", str(out), *_sets(sets)], env)
+    assert result.returncode == 4, result.stderr
+    assert result.stderr == (
+        "reportgen: model 'regularized' diverged (see the report); its logits are not finite: "
+        "check its network, or lower train.lr\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "project", "run"]
+    # metrics.json validates: the model marked, what needs finite logits null.
+    metrics = read_metrics(out, read_manifest(out))
+    model = metrics.models["regularized"]
+    assert model.divergence is not None and not model.divergence.finite_logits
+    assert model.divergence.epoch == epoch
+    assert (model.test_loss, model.calibration, model.one_vs_rest) == (None, None, None)
+    assert sorted(model.figure_notes) == ["pr", "reliability", "roc"]
+    # Equal probabilities for every test image: class 0 predicted, so accuracy is its share.
+    assert model.test_accuracy == metrics.dataset.test_support[0] / metrics.dataset.test_size
+    assert metrics.models["baseline"].divergence is None
+    assert metrics.models["baseline"].calibration is not None
+    html = (out / "report.html").read_text()
+    assert "This model diverged." in html and "logits are not finite" in html
+    assert html.count("Not measured: the regularized model") == 2  # calibration, ranking
+    assert html.count("cannot be drawn: its logits are not finite.") >= 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"]["regularized"]["diverged"] is True
+    if verify:  # the run is reproduced byte for byte, NaN and all
+        verified = subprocess.run(
+            [sys.executable, str(FAKE_CLI), "--quiet", "verify", str(out), "--allow-code",
+             "--data-root", str(root)],
+            env=env, cwd=config.parent, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert verified.returncode == 0, verified.stderr
+        assert verified.stderr == ""
+        assert verified.stdout.splitlines()[-1].startswith("verified: all ")
