@@ -50,9 +50,13 @@ def write_sweep(
     overrides: Mapping[str, object],
     grid: Mapping[str, Sequence[object]] | None = None,
     extra: str = "",
+    run_reports: str | None = None,
 ) -> Path:
     """Write a sweep file; values are written as JSON, which TOML reads the same."""
-    lines = [f"seeds = {json.dumps(list(seeds))}", extra, "[overrides]"]
+    lines = [f"seeds = {json.dumps(list(seeds))}"]
+    if run_reports is not None:
+        lines.append(f"run_reports = {json.dumps(run_reports)}")
+    lines += [extra, "[overrides]"]
     lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in overrides.items()]
     if grid:
         lines.append("[grid]")

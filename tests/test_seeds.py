@@ -94,6 +94,21 @@ def test_a_difference_within_seed_noise_does_not_exceed_it() -> None:
     assert "not larger than the seed-to-seed variation" in seeds.difference_sentence(result)
 
 
+def test_two_seeds_make_no_claim_about_the_seed_to_seed_variation() -> None:
+    # Far apart and consistent: with three or more seeds this difference exceeds the variation.
+    result = seeds.paired_difference([0.90, 0.91], [0.95, 0.96], names=("a", "b"), seed=0)
+    assert result.exceeds is None and result.sd is not None  # a spread, but no claim
+    sentence = seeds.difference_sentence(result)
+    assert sentence.endswith(
+        "With 2 seeds, no claim is made about the seed-to-seed variation: "
+        "it takes at least 3 seeds to estimate."
+    )
+    assert "larger than" not in sentence
+    three = seeds.paired_difference([0.90, 0.91, 0.905], [0.95, 0.96, 0.955], names=("a", "b"),
+                                    seed=0)  # fmt: skip
+    assert three.exceeds is True
+
+
 @pytest.mark.parametrize(
     ("mean", "low", "high", "sds", "expected"),
     [(0.01, 0.005, 0.015, (0.002, 0.003), True), (0.01, -0.001, 0.02, (0.002, 0.003), False),

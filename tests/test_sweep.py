@@ -60,12 +60,15 @@ def tree(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sweep_file(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default configuration over three seeds, small enough to take seconds per run."""
+    """The default configuration over three seeds, small enough to take seconds per run.
+
+    Its runs are written without their own reports, as a large sweep's are.
+    """
     folder = tmp_path_factory.mktemp("sweepfile")
     settings = quick_settings(
         quick_mnist.root, "data.limit_train=120", "train.lr=0.0001", 'run.date="2024-05-06"'
     )
-    return write_sweep(folder / "seeds.toml", seeds=SEEDS, overrides=settings)
+    return write_sweep(folder / "seeds.toml", seeds=SEEDS, overrides=settings, run_reports="none")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,12 @@ def local_sweep(
 
 def test_local_sweep_writes_every_run_and_the_report(local_sweep: Path) -> None:
     for seed in SEEDS:
-        manifest_mod.read_intact(local_sweep / f"points/base/seed-{seed}", action="check")
+        run = local_sweep / f"points/base/seed-{seed}"
+        manifest = manifest_mod.read_intact(run, action="check")
+        # run_reports = "none": the run's data, and neither figures nor report.
+        assert {"metrics.json", "predictions.csv", "models/baseline.pt"} <= set(manifest.artifacts)
+        assert not any(name.startswith(("figures/", "report.")) for name in manifest.artifacts)
+        assert not (run / "figures").exists() and not (run / "report.html").exists()
     manifest = manifest_mod.read_intact(local_sweep, manifest_mod.SweepManifest, action="check")
     assert publish.unlisted(local_sweep, manifest) == []
     assert not (local_sweep / MARKER).exists()
@@ -99,7 +107,8 @@ def test_local_sweep_writes_every_run_and_the_report(local_sweep: Path) -> None:
     comparison = document.comparisons[0]
     assert comparison.scope == "models" and comparison.tests == len(SEEDS)
     html = (local_sweep / "sweep.html").read_text()
-    assert 'href="points/base/seed-2/report.html"' in html
+    assert "report.html" not in html and "written without its own report" in html
+    assert [run.report for run in document.runs] == [None] * len(SEEDS)
     assert comparison.sentence.split(";")[0] in html.replace("&#43;", "+")
     assert "points/base/seed-0/figures" not in html  # no run's image is embedded
     csv = (local_sweep / "sweep.csv").read_text().splitlines()
@@ -134,6 +143,27 @@ def test_each_run_equals_a_plain_run_of_its_point_and_seed(
                  str(out)]) == 0  # fmt: skip
     ours = manifest_mod.read_manifest(local_sweep / "points/base/seed-2").artifacts
     assert manifest_mod.read_manifest(out).artifacts == ours
+
+
+def test_a_run_written_without_its_report_says_so_on_render_and_verifies(
+    local_sweep: Path, quick_mnist: QuickMnist, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(local_sweep / "points/base/seed-1", run)
+    before = tree(run)
+    assert main(["render", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"reportgen: error: {run}: the run was written without its report (report.render = "
+        "false) and has no figures to render; run it again with --set report.render=true for "
+        "one\n"
+    )
+    assert tree(run) == before  # nothing written
+    monkeypatch.setattr(idx, "MNIST_FILES", quick_mnist.specs)
+    assert main(["--quiet", "verify", str(run), "--data-root", str(quick_mnist.root)]) == 0
 
 
 def test_reinvocation_keeps_every_run_and_the_gate_reads_seed_means(
@@ -203,7 +233,8 @@ def kill_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     environ = fake_cli_env(folder / "data")
     settings = quick_settings(folder / "data", "train.epochs=3", "data.batch_size=8",
                               'run.date="2024-05-06"')  # fmt: skip
-    return write_sweep(folder / "kill.toml", seeds=[0, 1], overrides=settings), environ
+    sweep = write_sweep(folder / "kill.toml", seeds=[0, 1], overrides=settings, run_reports="none")
+    return sweep, environ
 
 
 def _sweep(sweep: Path, out: Path, *extra: str) -> list[str]:
@@ -294,7 +325,7 @@ def test_points_sweep_compares_points_and_reports_failures(
 ) -> None:
     settings = quick_settings(quick_mnist.root, "data.limit_train=120", "train.lr=0.0001")
     sweep = write_sweep(
-        tmp_path / "points.toml", seeds=[0, 1], overrides=settings,
+        tmp_path / "points.toml", seeds=[0, 1], overrides=settings, run_reports="html",
         extra='[[points]]\nlabel = "a"\n"models.regularized.dropout" = 0.2\n'
         '[[points]]\nlabel = "b"\n"models.regularized.dropout" = 0.4\n'
         '[[points]]\nlabel = "broken"\n"data.root" = "/nonexistent-reportgen-data"\n',
@@ -328,6 +359,15 @@ def test_points_sweep_compares_points_and_reports_failures(
     assert (out / "figures/effect_1.png").is_file()
     html = (out / "sweep.html").read_text()
     assert "2 of 6 runs failed" in html and "Point against point" in html
+    # run_reports = "html": each run has its report, linked, and no PDF.
+    assert 'href="points/b/seed-1/report.html"' in html
+    assert (out / "points/b/seed-1/report.html").is_file()
+    assert not (out / "points/b/seed-1/report.pdf").exists()
+    # Two seeds: no claim about the seed-to-seed variation, either way.
+    assert "no claim is made about the seed-to-seed variation" in html
+    assert "larger than the seed-to-seed variation" not in html.replace(
+        "<strong>larger than the seed-to-seed variation</strong>", ""
+    )
     assert (out / "sweep.csv").read_text().count(",failed,") == 2
 
     # Running it again redoes only the failed runs, and the exit status says they failed.

@@ -66,6 +66,14 @@ def _write(tmp_path: Path, text: str) -> Path:
             'seeds = [0]\n[grid]\n"run.title" = ["a", "b\\u2068"]\n',
             r"point 2: run\.title: contains the bidirectional .* U\+2068 ",
         ),
+        (
+            'seeds = [0]\nrun_reports = "pdf"\n',
+            r'run_reports: must be one of "none", "html", "full", got \'pdf\'',
+        ),
+        (
+            'seeds = [0]\n[grid]\n"report.render" = [true, false]\n',
+            r"'report.render' is set for every run by the sweep's run_reports",
+        ),
     ],
 )
 def test_invalid_sweep_files_exit_2_with_one_line(
@@ -141,3 +149,22 @@ def test_example_sweep_file_is_valid() -> None:
     spec = load_sweep(REPO / "sweep.toml")
     assert spec.kind == "grid" and len(spec.seeds) == 5
     assert spec.run_count == len(spec.points) * 5
+
+
+@pytest.mark.parametrize(
+    ("seeds", "given", "expected", "render", "pdf"),
+    [(5, None, "full", True, True), (6, None, "none", False, True),
+     (6, "full", "full", True, True), (2, "none", "none", False, True),
+     (2, "html", "html", True, False)],
+)  # fmt: skip
+def test_run_reports_default_to_the_size_of_the_sweep_and_set_each_run_config(
+    tmp_path: Path, seeds: int, given: str | None, expected: str, render: bool, pdf: bool
+) -> None:
+    line = f'run_reports = "{given}"\n' if given else ""
+    spec = load_sweep(_write(tmp_path, f"seeds = {list(range(seeds))}\n{line}"))
+    assert spec.run_reports == expected
+    report = spec.points[0].config.report
+    assert (report.render, report.pdf) == (render, pdf)
+    # The point's config.toml carries it, so a plain run of it writes the same files
+    # (true, the default, is left out: config.toml of a plain run is as it always was).
+    assert ("render = false" in plan_runs(spec, "2024-01-01")[0].toml) is not render

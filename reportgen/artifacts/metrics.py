@@ -514,7 +514,8 @@ class Metrics(_Contract):
         description="paired comparison of the first two models (null with one model)"
     )
     figures: dict[str, str] = Field(
-        description="figure name → `figures/<figure name>.png`, for every figure of the run"
+        description="figure name → `figures/<figure name>.png`, for every figure of the run's "
+        "report (a run with `report.render = false` draws none of them)"
     )
 
     @field_validator("figures")

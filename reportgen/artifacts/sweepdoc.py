@@ -62,7 +62,10 @@ class RunEntry(_Contract):
     seed: int = Field(ge=0, description="the run's seed")
     status: Literal["ok", "failed"]
     error: str | None = Field(description="why the run failed (after its retry), else null")
-    report: str | None = Field(description="relative path of the run's report.html")
+    report: str | None = Field(
+        description="relative path of the run's report.html; null when the run failed or was "
+        "written without its report"
+    )
     models: dict[str, RunModel] = Field(description="model → this run's metrics")
     mcnemar_p_value: Fraction | None = Field(description="the run's own paired test")
     significant: bool | None

@@ -302,6 +302,11 @@ class ReportSection(_Section):
     auto_pairs: Int = Field(default=3, ge=0, le=20)
     bootstrap_resamples: Int = Field(default=1_000, ge=100, le=100_000)
     templates: str | None = None
+    # False: the run writes its metrics, predictions, models and tables, but no figures and
+    # no report.html/report.pdf (a sweep's runs, by default when the sweep is large).
+    # Written into config.toml only when false, so that runs made before this key existed
+    # still verify byte for byte.
+    render: bool = Field(default=True, exclude_if=lambda value: value is True)
     pdf: bool = True
     attributions: bool = True
     attribution_steps: Int = Field(default=50, ge=4, le=1_000)

@@ -35,12 +35,19 @@ from reportgen.core.text import hidden_character
 
 MAX_RUNS = 200  # more than this needs --yes: a typo in a grid should not start a week of work
 DEFAULT_BASE = Path("config.toml")
-TOP_KEYS = ("config", "title", "seeds", "overrides", "grid", "points")
+TOP_KEYS = ("config", "title", "seeds", "run_reports", "overrides", "grid", "points")
+# What each run of a sweep writes besides its metrics, predictions, models and tables:
+# "none" nothing more, "html" its figures and report.html, "full" also report.pdf (unless
+# the config sets report.pdf = false), as ``reportgen run`` does.
+RUN_REPORTS = ("none", "html", "full")
+FULL_REPORTS_UP_TO = 5  # the default: "full" for a sweep of at most this many runs, else "none"
+RENDER_KEY = "report.render"
 POINT_LABEL_KEY = "label"
 MAX_LABEL = 100
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
 
 SweepKind = Literal["seeds", "grid", "points"]
+RunReports = Literal["none", "html", "full"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class SweepSpec:
     # Where a kind = "python" model's factory module may be imported from besides the
     # installed packages: the base config's folder (the working directory without one).
     code_dir: str | None = None
+    run_reports: RunReports = "full"  # what each run writes besides its data (RUN_REPORTS)
 
     @property
     def run_count(self) -> int:
@@ -82,7 +90,7 @@ def config_keys() -> list[str]:
     """Return every dotted key a config may set, e.g. ``models.regularized.dropout``."""
     keys = flatten(Config().model_dump(mode="json")).keys()
     # Optional keys whose default is unset (None) are values too.
-    return sorted({*keys, "run.date", "report.templates"} - {"gate.fail_under"})
+    return sorted({*keys, "run.date", "report.templates", RENDER_KEY} - {"gate.fail_under"})
 
 
 def _check_key(key: str, where: str, known: Sequence[str]) -> None:
@@ -90,6 +98,11 @@ def _check_key(key: str, where: str, known: Sequence[str]) -> None:
         raise ConfigError(f"{where}: 'seed' cannot be swept here; list the seeds in 'seeds'")
     if key.startswith("gate.") or key == "gate":
         raise ConfigError(f"{where}: {key!r}: the gate is given with --fail-under for the sweep")
+    if key == RENDER_KEY:
+        raise ConfigError(
+            f"{where}: {key!r} is set for every run by the sweep's run_reports "
+            f"({', '.join(map(repr, RUN_REPORTS))})"
+        )
     if key not in known:
         hint = difflib.get_close_matches(key, known, n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
@@ -196,6 +209,31 @@ def _list_points(
     return overrides, labels
 
 
+def run_reports(value: Any, runs: int, source: str) -> RunReports:
+    """Return the sweep's ``run_reports``: as given, else "full" for a few runs, "none" for more.
+
+    Raises
+    ------
+    ConfigError
+        The value is not one of :data:`RUN_REPORTS`.
+    """
+    if value is None:
+        return "full" if runs <= FULL_REPORTS_UP_TO else "none"
+    if value not in RUN_REPORTS:
+        allowed = ", ".join(f'"{v}"' for v in RUN_REPORTS)
+        raise ConfigError(f"{source}: run_reports: must be one of {allowed}, got {value!r}")
+    return value
+
+
+def report_overrides(reports: RunReports) -> list[tuple[str, Any]]:
+    """Return the config overrides that make a run write what ``run_reports`` asks for."""
+    if reports == "none":
+        return [(RENDER_KEY, False)]
+    if reports == "html":
+        return [(RENDER_KEY, True), ("report.pdf", False)]
+    return [(RENDER_KEY, True)]
+
+
 def _resolve(
     base: dict[str, Any], overrides: Iterable[tuple[str, Any]], where: str, seed: int
 ) -> Config:
@@ -254,6 +292,7 @@ def load_sweep(
         kind, combos, given = "seeds", [[]], [None]
     keys = tuple(dict.fromkeys(key for combo in combos for key, _ in combo))
     short = _short_names(keys)
+    reports = run_reports(data.get("run_reports"), len(combos) * len(seeds), source)
 
     points: list[Point] = []
     seen: dict[tuple[tuple[str, str], ...], int] = {}
@@ -271,12 +310,12 @@ def load_sweep(
                 "give each point its own 'label'"
             )
         labels[name] = i
-        config = _resolve(base, combo, where, seeds[0])
+        config = _resolve(base, [*combo, *report_overrides(reports)], where, seeds[0])
         points.append(Point(name, tuple(combo), config))
 
     code_dir = str((base_path.parent if base_path is not None else Path.cwd()).resolve())
     spec = SweepSpec(
-        source, title or _default_title(keys), kind, seeds, keys, tuple(points), code_dir
+        source, title or _default_title(keys), kind, seeds, keys, tuple(points), code_dir, reports
     )
     if spec.run_count > max_runs and not yes:
         raise ConfigError(

@@ -17,7 +17,9 @@ deviation over seeds of each of the two configurations.  The first says the
 average difference is not a product of which seeds were drawn; the second
 that it is larger than what changing the seed alone does to one
 configuration, so a single pair of runs would usually rank them the same
-way.  With one seed neither can be measured and the answer is unknown.
+way.  With fewer than :data:`MIN_SEEDS_FOR_VARIATION` seeds a standard
+deviation and a bootstrap interval over seeds are too unstable to decide
+either, so no claim is made: the answer is unknown.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from reportgen.evaluate import arrays
 from reportgen.evaluate.statistics import DEFAULT_LEVEL, Interval, percentile_interval
 
 SEED_RESAMPLES = 10_000  # seeds are few: ten thousand resamples cost nothing
+# Two seeds give a standard deviation from one difference and a bootstrap over four
+# resamples: too little to say whether a difference is larger than what seeds change.
+MIN_SEEDS_FOR_VARIATION = 3
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class PairedDifference:
     ties: int
     losses: int
     seed_sd: float | None  # the larger of the two configurations' sd over seeds
-    exceeds: bool | None  # larger than the seed-to-seed variation (None: one seed)
+    exceeds: bool | None  # larger than the seed-to-seed variation (None: too few seeds)
     significant_tests: int | None  # per-seed McNemar tests with p < alpha (None: not tested)
     tests: int
 
@@ -180,7 +185,9 @@ def paired_difference(
         ties=int(np.count_nonzero(differences == 0)),
         losses=int(np.count_nonzero(differences < 0)),
         seed_sd=seed_sd,
-        exceeds=exceeds_seed_variation(summary.mean, summary.interval, sd_a, sd_b),
+        exceeds=exceeds_seed_variation(summary.mean, summary.interval, sd_a, sd_b)
+        if a.size >= MIN_SEEDS_FOR_VARIATION
+        else None,
         significant_tests=None if significant is None else sum(bool(s) for s in significant),
         tests=tests,
     )
@@ -211,8 +218,13 @@ def difference_sentence(difference: PairedDifference, *, metric: str = "test acc
             f", and {d.significant_tests} of {d.tests} per-seed McNemar tests are significant"
         )
     parts.append(". ")
-    if d.exceeds is None:
+    if len(d.differences) == 1:
         parts.append("With one seed, the seed-to-seed variation cannot be measured.")
+    elif d.exceeds is None:
+        parts.append(
+            f"With {seeds}, no claim is made about the seed-to-seed variation: "
+            f"it takes at least {MIN_SEEDS_FOR_VARIATION} seeds to estimate."
+        )
     elif d.exceeds:
         parts.append(
             f"The difference is larger than the seed-to-seed variation "

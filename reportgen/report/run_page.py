@@ -259,7 +259,8 @@ def build_context(
     ------
     RunDirError
         ``run_dir`` is not a run, lacks an artifact, an artifact's bytes differ
-        from the manifest, or ``metrics.json`` does not fit its schema.
+        from the manifest, ``metrics.json`` does not fit its schema, or the run was
+        written without its report (``report.render = false``).
     RenderError
         ``config.toml`` is malformed, or a figure is not a PNG.
     """
@@ -269,6 +270,11 @@ def build_context(
     elif not root.is_dir():
         raise RunDirError(f"{root}: no such run directory")
     config, config_text = read_config(root, manifest)
+    if not config.report.render:
+        raise RunDirError(
+            f"{root}: the run was written without its report (report.render = false) and has "
+            "no figures to render; run it again with --set report.render=true for one"
+        )
     metrics = read_metrics(root, manifest)
     date = report_date(config, os.environ if environ is None else environ)
     models = [_model_view(root, name, metrics, manifest, config) for name in metrics.models]

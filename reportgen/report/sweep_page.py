@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from reportgen.artifacts.sweepdoc import SWEEP_METRICS, Comparison, RunEntry, SweepDocument
 from reportgen.config.sweepspec import SweepSpec, value_text
+from reportgen.evaluate.seeds import MIN_SEEDS_FOR_VARIATION
 from reportgen.evaluate.statistics import DEFAULT_ALPHA
 from reportgen.report.page import Figure, Page, ReportDate, embed_png
 
@@ -35,6 +36,9 @@ class SweepPage(Page):
     effect_figures: list[Figure]
     values: dict[str, dict[str, str]]  # point → swept key → its value, as TOML writes it
     reference: str  # the first point, which the others are compared with
+    run_reports: str  # the sweep's run_reports: what each run wrote besides its data
+    linked_reports: bool  # some run has a report.html to link to
+    min_seeds: int  # the seeds it takes to compare a difference with the seed-to-seed variation
 
 
 def build_context(spec: SweepSpec, document: SweepDocument, pngs: Sequence[FigurePng]) -> SweepPage:
@@ -61,4 +65,7 @@ def build_context(spec: SweepSpec, document: SweepDocument, pngs: Sequence[Figur
             p.label: {k: value_text(v) for k, v in p.overrides.items()} for p in document.points
         },
         reference=document.points[0].label,
+        run_reports=spec.run_reports,
+        linked_reports=any(run.report is not None for run in document.runs),
+        min_seeds=MIN_SEEDS_FOR_VARIATION,
     )

@@ -222,10 +222,11 @@ def _run_in(
         metrics = assemble.build_metrics(config, outcomes, dataset)
         write_tables(paths, metrics, outcomes, dataset)
 
-    with _timed(timings, "figures", progress):
-        jobs = run_figure_jobs(config, outcomes, dataset, metrics)
-        for job, png in zip(jobs, draw_all(jobs, workers=config.runtime.threads), strict=True):
-            fileio.write_atomic(paths.figure(job.name), png)
+    if config.report.render:
+        with _timed(timings, "figures", progress):
+            jobs = run_figure_jobs(config, outcomes, dataset, metrics)
+            for job, png in zip(jobs, draw_all(jobs, workers=config.runtime.threads), strict=True):
+                fileio.write_atomic(paths.figure(job.name), png)
 
     thresholds = gate.check_thresholds(metrics, config.gate.fail_under)
     gate.summary(metrics, thresholds).write(paths.summary_json)
@@ -240,9 +241,10 @@ def _run_in(
         environment=EnvironmentFacts.model_validate(describe(str(device), config.runtime.threads)),
         artifacts=artifact_hashes(staging),
     )
-    with _timed(timings, "render", progress):
-        render.render_run(staging, templates_dir=templates, pdf=config.report.pdf,
-                          manifest=manifest)  # fmt: skip
+    if config.report.render:
+        with _timed(timings, "render", progress):
+            render.render_run(staging, templates_dir=templates, pdf=config.report.pdf,
+                              manifest=manifest)  # fmt: skip
     fileio.write_atomic(paths.log, log.text())
     manifest.model_copy(update={"timings_s": timings, "artifacts": artifact_hashes(staging)}).write(
         paths.manifest

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from reportgen.artifacts.catalogue import FIGURES
+from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.manifest import RunManifest, read_intact
 from reportgen.artifacts.metrics import Metrics, read_metrics
 from reportgen.artifacts.sweepdoc import (
@@ -68,6 +69,7 @@ class RunData:
     history: pd.DataFrame | None = None
     correct: Mapping[str, np.ndarray] | None = None  # model -> [N_test] bool
     error: str | None = None
+    has_report: bool = False  # its manifest lists a report.html
 
     @property
     def ok(self) -> bool:
@@ -93,7 +95,8 @@ def read_run(out: Path, run: PlannedRun) -> RunData:
         str(model): (rows["label"] == rows["prediction"]).to_numpy()
         for model, rows in predictions.groupby("model", sort=False)
     }
-    return RunData(run, metrics, history, correct)
+    has_report = RUN_FILES.html.as_posix() in manifest.artifacts
+    return RunData(run, metrics, history, correct, has_report=has_report)
 
 
 def read_runs(out: Path, planned: Sequence[PlannedRun], failed: Mapping[str, str]) -> list[RunData]:
@@ -244,7 +247,7 @@ def _run_entry(r: RunData) -> RunEntry:
     return RunEntry(
         key=r.run.key, point=r.run.point, seed=r.run.seed,
         status="ok" if r.ok else "failed", error=r.error,
-        report=f"{r.run.key}/report.html" if r.ok and r.metrics is not None else None,
+        report=f"{r.run.key}/{RUN_FILES.html.as_posix()}" if r.ok and r.has_report else None,
         models=models,
         mcnemar_p_value=significance.mcnemar.p_value if significance else None,
         significant=significance.significant if significance else None,
