@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,17 +120,56 @@ def test_data_failure_exits_1_naming_the_file(fake_mnist: Path, capsys) -> None:
     assert "t10k-images-idx3-ubyte has 10 bytes" in err and err.count("\n") == 1
 
 
-def test_run_subprocess_prints_run_dir_last(tmp_path: Path) -> None:
+def test_run_subprocess_prints_run_dir_last_and_a_line_per_epoch(tmp_path: Path) -> None:
     root = tmp_path / "data"
     out = tmp_path / "reports" / "quick"
     result = subprocess.run(
         [sys.executable, str(FAKE_CLI), "run", "--out", str(out),
-         *_sets([*quick_overrides(root), "train.epochs=1", "report.pdf=false"])],
+         *_sets([*quick_overrides(root), "train.epochs=2", "report.render=false"])],
         env=fake_cli_env(root), capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(out)
     assert (out / "manifest.json").is_file()
+    # Off a terminal, without --verbose: every stage, and every epoch of each model.
+    lines = result.stderr.splitlines()
+    number, duration = r"\d\.\d{4}", r"\d+(\.\d s| min \d\d s)"
+    for model in ("baseline", "regularized"):
+        epochs = [line for line in lines if line.startswith(f"{model}: epoch ")]
+        assert len(epochs) == 2, result.stderr
+        assert re.fullmatch(
+            rf"{model}: epoch 1: train loss {number} acc {number} · val loss {number} "
+            rf"acc {number} · lr \S+ · {duration} elapsed, ETA {duration}", epochs[0]
+        ), epochs[0]  # fmt: skip
+        assert re.fullmatch(rf"{model}: epoch 2: .* · {duration} elapsed, done", epochs[1])
+    assert lines.index("data: done in " + lines[0].split(" in ")[1]) == 0
+    assert any(line.startswith("train: done in ") for line in lines)
+
+
+def test_epoch_lines_estimate_the_time_left_and_quiet_prints_none() -> None:
+    import io
+
+    from reportgen.cli.display import Display
+    from reportgen.core.events import Event
+
+    readings = iter([100.0, 112.5, 125.0, 140.0, 200.0])
+    stream = io.StringIO()
+    display = Display(quiet=False, verbose=False, stream=stream, clock=lambda: next(readings))
+    display.event(Event("step", stage="train", model="cnn", done=0, total=50))  # starts at 100
+    for epoch, message in ((1, "epoch 1: a"), (2, "epoch 2: b")):
+        display.event(Event("epoch", stage="train", model="cnn", done=epoch, total=3,
+                            message=message))  # fmt: skip
+    display.event(Event("epoch", stage="train", model="cnn", done=3, total=3, message="c"))
+    assert stream.getvalue().splitlines() == [
+        "cnn: epoch 1: a · 12.5 s elapsed, ETA 25.0 s",
+        "cnn: epoch 2: b · 25.0 s elapsed, ETA 12.5 s",
+        "cnn: c · 40.0 s elapsed, done",
+    ]
+    quiet = io.StringIO()
+    silent = Display(quiet=True, verbose=False, stream=quiet)
+    silent.event(Event("epoch", stage="train", model="cnn", done=1, total=3, message="x"))
+    silent.event(Event("stage_done", stage="train", seconds=1.0))
+    assert quiet.getvalue() == ""
 
 
 @pytest.mark.parametrize(

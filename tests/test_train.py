@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -128,7 +129,29 @@ def test_batchnorm_trains_when_the_last_batch_would_hold_one_image(fake_mnist: P
         on_step=lambda done, total: steps.append((done, total)),
     )  # fmt: skip
     assert result.divergence is None and len(result.history) == 1
-    assert steps == [(2, 2)]  # 65 images: batches of 32 and 33, and one-cycle's steps agree
+    # 65 images: batches of 32 and 33, and one-cycle's steps agree
+    assert steps == [(0, 2), (1, 2), (2, 2)]
+
+
+@pytest.mark.parametrize(
+    ("tick", "expected"), [(0.0, [0, 1, 12]), (0.3, [0, 1, 3, 5, 7, 9, 11, 12])]
+)
+def test_progress_comes_from_the_first_step_then_every_half_second(
+    fake_mnist: Path, monkeypatch: pytest.MonkeyPatch, tick: float, expected: list[int]
+) -> None:
+    from reportgen.train import loop
+
+    clock = iter(range(10_000))  # each reading of the clock is ``tick`` seconds after the last
+    monkeypatch.setattr(loop, "time", SimpleNamespace(monotonic=lambda: next(clock) * tick))
+    config = load_config(None, ["train.epochs=1", "models.baseline.hidden=[8]"])
+    dataset = load_mnist(fake_mnist, seed=0, val_size=100, limit_train=96)
+    model = build("mlp", [8], dropout=0, batchnorm=False, **MNIST)
+    steps: list[tuple[int, int]] = []
+    train_model(
+        model, dataset.train, dataset.val, train_cfg=config.train, spec=config.models.baseline,
+        batch_size=8, shuffle=generator(0), on_step=lambda done, total: steps.append((done, total)),
+    )  # fmt: skip
+    assert steps == [(done, 12) for done in expected]
 
 
 def test_divergence_stops_training(fake_mnist: Path) -> None:

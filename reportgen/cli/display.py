@@ -1,9 +1,16 @@
-"""The progress display: rich bars on a terminal, one plain line per stage elsewhere."""
+"""The progress display: rich bars on a terminal, plain lines elsewhere.
+
+Off a terminal (a CI log, a pipe) it prints one line per stage and one per
+epoch of each model, with the time that model's training has taken and an
+estimate of what is left; ``--quiet`` prints none of them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from reportgen.core.events import Event
@@ -12,13 +19,33 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
 
-class Display:
-    """Shows pipeline events: rich progress bars on a terminal, one line per stage otherwise."""
+def duration(seconds: float) -> str:
+    """Return ``seconds`` as a display shows it: ``8.4 s``, ``2 min 05 s``, ``1 h 02 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = round(seconds) // 60
+    if minutes < 60:
+        return f"{minutes} min {round(seconds) % 60:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
-    def __init__(self, *, quiet: bool, verbose: bool, stream: TextIO = sys.stderr) -> None:
-        self.quiet, self.verbose, self.stream = quiet, verbose, stream
+
+class Display:
+    """Shows pipeline events: rich progress bars on a terminal, plain lines otherwise."""
+
+    def __init__(
+        self,
+        *,
+        quiet: bool,
+        verbose: bool,
+        stream: TextIO = sys.stderr,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.quiet, self.verbose, self.stream, self.clock = quiet, verbose, stream, clock
         self._progress = None
         self._tasks: dict[str, TaskID] = {}
+        # Per model: when its first progress arrived, and the epochs it has finished since.
+        self._started: dict[str, float] = {}
+        self._epochs: dict[str, int] = {}
         if not quiet and stream.isatty():
             from rich.console import Console
             from rich.progress import (
@@ -39,12 +66,14 @@ class Display:
         """Show one pipeline event."""
         if self.quiet:
             return
+        if event.kind in ("step", "epoch") and event.model not in self._started:
+            self._started[event.model] = self.clock()
         if self._progress is not None:
             self._rich(event)
         elif event.kind == "stage_done":
             self.info(f"{event.stage}: done in {event.seconds:.1f} s")
-        elif event.kind == "epoch" and self.verbose:
-            self.info(f"{event.model}: {event.message}")
+        elif event.kind == "epoch":
+            self.info(self._epoch_line(event))
         elif event.kind == "runs":
             self.info(f"sweep: {event.message}")
         elif event.kind == "info":
@@ -59,8 +88,9 @@ class Display:
                     f"{event.model} epochs", total=event.total
                 )
             self._progress.update(self._tasks[key], completed=event.done)
+            line = self._epoch_line(event)
             if self.verbose:
-                self._progress.console.print(f"{event.model}: {event.message}")
+                self._progress.console.print(line)
         elif event.kind == "step":
             key = f"steps:{event.model}"
             if key not in self._tasks:
@@ -79,6 +109,20 @@ class Display:
                                   description=description)  # fmt: skip
         elif event.kind == "info":
             self._progress.console.print(event.message)
+
+    def _epoch_line(self, event: Event) -> str:
+        """Return ``model: epoch …: losses and accuracies · elapsed, ETA`` for an epoch event.
+
+        The estimate assumes the remaining epochs take as long as those finished
+        since this display first heard of the model (a resumed run's earlier
+        epochs are not counted).
+        """
+        self._epochs[event.model] = self._epochs.get(event.model, 0) + 1
+        elapsed = self.clock() - self._started[event.model]
+        left = max(event.total - event.done, 0)
+        eta = elapsed / self._epochs[event.model] * left
+        timing = f"{duration(elapsed)} elapsed, " + (f"ETA {duration(eta)}" if left else "done")
+        return f"{event.model}: {event.message} · {timing}"
 
     def info(self, message: str) -> None:
         if not self.quiet:

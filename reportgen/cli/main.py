@@ -75,9 +75,10 @@ def _add_global_options(parser: argparse.ArgumentParser, *, default: object) -> 
                         help="show tracebacks of failures")  # fmt: skip
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("--quiet", "-q", action="store_true", default=default,
-                           help="print only the result")  # fmt: skip
+                           help="print only the result and errors")  # fmt: skip
     verbosity.add_argument("--verbose", "-v", action="store_true", default=default,
-                           help="print every epoch")  # fmt: skip
+                           help="on a terminal, also print every epoch's line above the bars "
+                           "(elsewhere every epoch is printed anyway)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

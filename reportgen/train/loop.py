@@ -11,6 +11,7 @@ every DIVERGENCE_CHECK_STEPS steps), not once per step.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,6 +28,10 @@ from reportgen.train.optim import make_optimizer, make_scheduler
 # A NaN/inf loss is looked for every DIVERGENCE_CHECK_STEPS steps and at the end
 # of each epoch: often enough to stop promptly, rarely enough not to stall the device.
 DIVERGENCE_CHECK_STEPS = 50
+# Progress is reported at an epoch's start, after its first step, then at most this many
+# seconds apart (and after its last step): a bar that moves at once and keeps moving,
+# without a message per step of a fast network. Reading the clock changes no result.
+STEP_REPORT_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -131,9 +136,11 @@ def train_model(
     ``shuffle`` orders the batches; dropout draws from torch's global RNG,
     which the caller seeds.  ``on_epoch`` receives a :class:`TrainState` after
     every epoch so the caller can checkpoint; ``resume`` continues from one.
-    ``on_step(done, total)`` reports progress every DIVERGENCE_CHECK_STEPS
-    steps.  A non-finite loss stops training and restores the weights of the
-    last finite epoch, so the model can still be evaluated and reported.
+    ``on_step(done, total)`` reports progress at the start of each epoch
+    (``done = 0``), after its first and last steps, and every
+    STEP_REPORT_SECONDS in between.  A non-finite loss stops training and
+    restores the weights of the last finite epoch, so the model can still be
+    evaluated and reported.
     """
     n = len(train)
     # Each step's mean loss is weighted by its batch size (the last batch may be shorter).
@@ -232,6 +239,9 @@ def _train_epoch(
     losses: list[torch.Tensor] = []
     logits: list[torch.Tensor] = []
     pairs = zip(order.split(batches), labels.split(batches), strict=True)
+    if on_step is not None:
+        on_step(0, steps)
+    reported = time.monotonic()
     for step, (index, y) in enumerate(pairs, start=1):  # [B], [B]
         # Gather the batch's bytes into the same buffer, then normalise them: the split
         # stays one byte per pixel.
@@ -250,11 +260,14 @@ def _train_epoch(
         # Kept as tensors: reading a value here would wait for the device every step.
         losses.append(loss.detach())
         logits.append(batch_logits.detach())
-        if step % DIVERGENCE_CHECK_STEPS == 0 or step == steps:
-            if on_step is not None:
-                on_step(step, steps)
-            if not torch.isfinite(torch.stack(losses[-DIVERGENCE_CHECK_STEPS:])).all():
-                return _EpochSteps(torch.stack(losses), torch.cat(logits), diverged_at=step)
+        if on_step is not None and (
+            step in (1, steps) or time.monotonic() - reported >= STEP_REPORT_SECONDS
+        ):
+            on_step(step, steps)
+            reported = time.monotonic()
+        checked = step % DIVERGENCE_CHECK_STEPS == 0 or step == steps
+        if checked and not torch.isfinite(torch.stack(losses[-DIVERGENCE_CHECK_STEPS:])).all():
+            return _EpochSteps(torch.stack(losses), torch.cat(logits), diverged_at=step)
     return _EpochSteps(torch.stack(losses), torch.cat(logits), diverged_at=None)
 
 
