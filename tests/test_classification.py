@@ -123,3 +123,31 @@ def test_probabilities_from_the_logits_are_those_of_the_model() -> None:
     assert np.array_equal(
         predict.proba_from_logits(logits), predict.predict_proba(model, x, batch_size=40)
     )
+
+
+@pytest.mark.parametrize("k", [2, 5, 10])
+def test_top_k_accuracy_matches_torchmetrics(k: int) -> None:
+    from torchmetrics.classification import MulticlassAccuracy
+
+    rng = np.random.default_rng(k)
+    y_true = rng.integers(0, 30, 400)
+    logits = rng.normal(size=(400, 30)) + 2 * np.eye(30)[y_true]
+    proba = softmax(logits).astype(np.float32)
+    ours = classification.top_k_correct(proba, y_true, k=k).mean()
+    metric = MulticlassAccuracy(num_classes=30, top_k=k, average="micro")
+    theirs = metric(torch.from_numpy(proba), torch.from_numpy(y_true)).item()
+    assert ours == pytest.approx(theirs, abs=1e-6)
+    assert 0.3 < ours < 1  # neither trivially right nor trivially wrong
+
+
+def test_top_k_ties_rank_the_lower_class_first_as_predictions_do() -> None:
+    proba = np.array([[0.4, 0.2, 0.2, 0.2], [0.1, 0.3, 0.3, 0.3], [0.25, 0.25, 0.25, 0.25]])
+    y_true = np.array([3, 1, 2])
+    assert classification.top_k_correct(proba, y_true, k=2).tolist() == [False, True, False]
+    assert classification.top_k_correct(proba, y_true, k=3).tolist() == [False, True, True]
+    assert classification.top_k_correct(proba, y_true, k=4).tolist() == [True, True, True]
+    # k = 1 is the predictions' correctness, ties included.
+    assert (
+        classification.top_k_correct(proba, y_true, k=1).tolist()
+        == (proba.argmax(axis=1) == y_true).tolist()
+    )

@@ -472,3 +472,27 @@ def test_the_command_line_refuses_before_any_work(tmp_path: Path) -> None:
         "reportgen: error: defaults: run.title: contains the control character U+0000; remove it\n"
     )
     assert list(tmp_path.iterdir()) == []  # no output, no partial directory, no data
+
+
+@pytest.mark.parametrize(
+    ("top_k", "classes", "expected"),
+    [(None, 10, None), (None, 19, None), (None, 20, 5), (None, 300, 5), (0, 300, None),
+     (3, 10, 3), (10, 300, 10)],
+)  # fmt: skip
+def test_top_k_is_5_from_20_classes_unless_set(
+    top_k: int | None, classes: int, expected: int | None
+) -> None:
+    from reportgen.data import sources
+
+    overrides = [] if top_k is None else [f"report.top_k={top_k}"]
+    assert sources.top_k(load_config(None, overrides), classes) == expected
+
+
+def test_top_k_must_be_below_the_classes_and_not_one() -> None:
+    from reportgen.data import sources
+
+    with pytest.raises(ConfigError, match=r"report\.top_k \(10\) must be below the number of "
+                       r"classes \(10\), or 0 for none"):  # fmt: skip
+        sources.top_k(load_config(None, ["report.top_k=10"]), 10)
+    with pytest.raises(ConfigError, match=r"report\.top_k: .*top-1 accuracy is the test accuracy"):
+        load_config(None, ["report.top_k=1"])

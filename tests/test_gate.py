@@ -28,10 +28,26 @@ def _metrics() -> Metrics:
     return synthetic.edited(edit)
 
 
+def _with_top_k(data: dict[str, Any]) -> None:
+    for model in data["models"].values():
+        model["top_k_accuracy"] = {"k": 5, "value": 0.9981, "low": 0.9972, "high": 0.9989}
+
+
 @pytest.mark.parametrize("metric", list(GATE_METRICS))
 def test_every_gate_metric_reads_a_fraction(metric: str) -> None:
-    value = METRIC_VALUES[metric](_metrics().models["baseline"])
+    value = METRIC_VALUES[metric](synthetic.edited(_with_top_k, _metrics()).models["baseline"])
     assert value is not None and 0 <= value <= 1
+
+
+def test_top_k_accuracy_is_a_gate_metric_only_where_it_was_measured() -> None:
+    measured = synthetic.edited(_with_top_k, _metrics())
+    assert METRIC_VALUES["top_k_accuracy"](measured.models["baseline"]) == 0.9981
+    threshold = {"baseline.top_k_accuracy": 0.99}
+    passed, missed = check_thresholds(measured, threshold), check_thresholds(_metrics(), threshold)
+    assert [t.passed for t in passed] == [True]
+    assert [(t.passed, t.value) for t in missed] == [(False, None)]  # 10 classes: none measured
+    # Not measured, it is not written at all: metrics.json of such a run keeps its bytes.
+    assert "top_k_accuracy" not in _metrics().dump()["models"]["baseline"]
 
 
 def test_gate_metric_values() -> None:

@@ -260,6 +260,21 @@ def test_attributions_switched_off_are_said_to_be(copy_run: Path) -> None:
     assert "attributions" not in re.findall(r'id="fig-[^"]+"', html).__str__()
 
 
+def test_top_k_accuracy_is_shown_for_every_model_where_measured(copy_run: Path, html: str) -> None:
+    def with_top_k(data: dict[str, Any]) -> None:
+        for value, model in zip((0.9981, 0.9876), data["models"].values(), strict=True):
+            model["top_k_accuracy"] = {"k": 5, "value": value, "low": value - 0.001,
+                                       "high": value + 0.001}  # fmt: skip
+
+    assert "Top-" not in html  # 10 classes, report.top_k unset: none
+    synthetic.write_metrics(copy_run, synthetic.edited(with_top_k))
+    shown = render.render_html(run_page.build_context(copy_run, environ={}))
+    assert shown.count("<dt>Top-5 accuracy</dt><dd>99.81%") == 1
+    assert shown.count("<dt>Top-5 accuracy</dt><dd>98.76%") == 1
+    assert '<th scope="col" class="num">Top-5 accuracy (95% CI)</th>' in shown
+    assert "99.81% (99.71% – 99.91%)" in shown
+
+
 def test_html_matches_golden_file(html: str) -> None:
     # Figure bytes depend on the matplotlib version; the golden file guards the markup.
     normalized = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:image/png;base64,…", html)

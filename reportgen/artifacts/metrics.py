@@ -186,6 +186,16 @@ class AccuracyInterval(_Contract):
     high: Fraction = Field(description="upper bound of test accuracy")
 
 
+class TopKAccuracy(_Contract):
+    k: Count = Field(description="how many of the most probable classes may hold the label")
+    value: Fraction = Field(
+        description="share of test images whose label is among the model's k most probable "
+        "classes (ties in probability go to the lower class index, as the prediction's do)"
+    )
+    low: Fraction = Field(description="lower bound, from the resamples of `accuracy_ci`")
+    high: Fraction = Field(description="upper bound, from the resamples of `accuracy_ci`")
+
+
 class CurveDiagnosis(_Contract):
     labels: list[DiagnosisLabel] = Field(
         description="what the curves show (none: no clear pattern)"
@@ -361,6 +371,12 @@ class ModelMetrics(_Contract):
     accuracy_ci: AccuracyInterval = Field(
         description="percentile bootstrap interval of test accuracy over the test images "
         '(seed derived from `seed` and "bootstrap": every model sees the same resamples)'
+    )
+    top_k_accuracy: TopKAccuracy | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="top-k accuracy with its interval at `accuracy_ci.level`; absent unless "
+        "`report.top_k` is set or the data have at least 20 classes (then k = 5)",
     )
     diagnosis: CurveDiagnosis = Field(description="reading of the training curves")
     sample_index: Count = Field(description="test image whose activations are drawn")

@@ -32,7 +32,7 @@ from reportgen.core.text import hidden_character
 # reportgen.evaluate.gate reads them from a run's metrics.
 GATE_METRICS = (
     "test_accuracy", "val_accuracy", "train_accuracy", "macro_f1", "weighted_f1",
-    "macro_precision", "macro_recall",
+    "macro_precision", "macro_recall", "top_k_accuracy",
 )  # fmt: skip
 
 
@@ -301,6 +301,9 @@ class ReportSection(_Section):
     layer: str | dict[str, str] | None = None
     auto_pairs: Int = Field(default=3, ge=0, le=20)
     bootstrap_resamples: Int = Field(default=1_000, ge=100, le=100_000)
+    # Top-k accuracy of every model: unset, k = 5 with at least 20 classes (none below);
+    # 0 shows none; k must be below the number of classes.
+    top_k: Int | None = Field(default=None, ge=0, le=1_000)
     templates: str | None = None
     # False: the run writes its metrics, predictions, models and tables, but no figures and
     # no report.html/report.pdf (a sweep's runs, by default when the sweep is large).
@@ -310,6 +313,13 @@ class ReportSection(_Section):
     pdf: bool = True
     attributions: bool = True
     attribution_steps: Int = Field(default=50, ge=4, le=1_000)
+
+    @field_validator("top_k")
+    @classmethod
+    def _not_one(cls, value: int | None) -> int | None:
+        if value == 1:
+            raise ValueError("top-1 accuracy is the test accuracy; give 0 (none) or 2 or more")
+        return value
 
     @field_validator("confused_pairs")
     @classmethod

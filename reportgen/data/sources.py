@@ -355,6 +355,29 @@ def confused_pairs(config: Config, classes: tuple[str, ...]) -> tuple[tuple[int,
     )  # fmt: skip
 
 
+AUTO_TOP_K = 5  # the k of top-k accuracy when report.top_k is unset …
+AUTO_TOP_K_CLASSES = 20  # … and the data have at least this many classes
+
+
+def top_k(config: Config, num_classes: int) -> int | None:
+    """Return the k of the report's top-k accuracy for data of ``num_classes``, None for none.
+
+    Unset, ``report.top_k`` is 5 with at least 20 classes (where top-1 says too
+    little) and none below; 0 is none.  A k that is not below the number of
+    classes is refused: every image would count as right.
+    """
+    k = config.report.top_k
+    if k is None:
+        return AUTO_TOP_K if num_classes >= AUTO_TOP_K_CLASSES else None
+    if k == 0:
+        return None
+    if k >= num_classes:
+        raise ConfigError(
+            f"report.top_k ({k}) must be below the number of classes ({num_classes}), or 0 for none"
+        )
+    return k
+
+
 def class_index(ref: int | str, classes: tuple[str, ...], key: str) -> int:
     """Return the index of a class given by index or by name; else one line naming ``key``."""
     if isinstance(ref, int):
@@ -379,3 +402,4 @@ def check_report(config: Config, dataset: Dataset) -> None:
             f"test images ({len(dataset.test)})"
         )
     confused_pairs(config, dataset.info.classes)
+    top_k(config, dataset.info.num_classes)

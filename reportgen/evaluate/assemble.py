@@ -39,6 +39,7 @@ from reportgen.artifacts.metrics import (
     ReliabilityBin,
     RunInfo,
     Significance,
+    TopKAccuracy,
 )
 from reportgen.config.schema import Config, ReportSection
 from reportgen.core.seeding import derive_seed
@@ -65,10 +66,12 @@ def model_metrics(
     y_val: np.ndarray,
     num_classes: int,
     pairs: Sequence[tuple[int, int]],
+    top_k: int | None = None,
 ) -> ModelMetrics:
     """Return every number the report shows about one model, and what its figures show.
 
-    ``pairs`` are the configured confused pairs, as class indices.  What the
+    ``pairs`` are the configured confused pairs, as class indices; ``top_k``
+    the k of the top-k accuracy (None: none).  What the
     weights and activations figures show (the modules they are drawn from, and
     the sentences shown instead of a figure that cannot apply) is the
     outcome's ``views``.
@@ -81,6 +84,13 @@ def model_metrics(
     interval = statistics.accuracy_interval(
         y_pred == y_test, resamples=report.bootstrap_resamples, seed=derive_seed(seed, "bootstrap")
     )
+    top_k_accuracy = None
+    if top_k is not None:
+        top = statistics.accuracy_interval(
+            classification.top_k_correct(outcome.proba, y_test, k=top_k),
+            resamples=report.bootstrap_resamples, seed=derive_seed(seed, "bootstrap"),
+        )  # fmt: skip
+        top_k_accuracy = TopKAccuracy(k=top_k, value=top.estimate, low=top.low, high=top.high)
     misclassified = classification.misclassified_indices(
         y_test, y_pred, limit=report.n_misclassified
     )
@@ -125,6 +135,7 @@ def model_metrics(
         accuracy_ci=AccuracyInterval(
             level=interval.level, resamples=interval.resamples, low=interval.low, high=interval.high
         ),
+        top_k_accuracy=top_k_accuracy,
         diagnosis=CurveDiagnosis.model_validate(asdict(curves)),
         sample_index=report.sample_index,
         misclassified=misclassified,
@@ -345,9 +356,10 @@ def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dat
     pairs = sources.confused_pairs(config, dataset.info.classes)
     y_test = dataset.test.y.cpu().numpy()
     y_val = dataset.val.y.cpu().numpy()
+    top_k = sources.top_k(config, dataset.info.num_classes)
     models = {
         o.name: model_metrics(o, y_test, report=config.report, seed=config.seed, y_val=y_val,
-                              num_classes=dataset.info.num_classes, pairs=pairs)
+                              num_classes=dataset.info.num_classes, pairs=pairs, top_k=top_k)
         for o in outcomes
     }  # fmt: skip
     paired = None

@@ -29,6 +29,21 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
 
 
+def top_k_correct(proba: np.ndarray, y_true: np.ndarray, *, k: int) -> np.ndarray:
+    """Return, per image, whether its label is among the ``k`` most probable classes.
+
+    Classes are ranked by probability, ties going to the lower index (as
+    ``argmax`` does), so ``k = 1`` gives exactly the predictions' correctness.
+    ``proba`` is ``[N, classes]``; the result is ``[N]`` bool.
+    """
+    y = np.asarray(y_true)
+    rows = np.arange(len(y))
+    true = proba[rows, y][:, np.newaxis]  # [N, 1]
+    lower = np.arange(proba.shape[1])[np.newaxis, :] < y[:, np.newaxis]  # [N, classes]
+    ahead = (proba > true) | ((proba == true) & lower)  # classes ranked before the label
+    return np.count_nonzero(ahead, axis=1) < k
+
+
 def classification_report(
     y_true: np.ndarray, y_pred: np.ndarray, *, num_classes: int, resamples: int, seed: int
 ) -> ClassificationReport:

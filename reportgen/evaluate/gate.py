@@ -28,6 +28,7 @@ METRIC_VALUES: dict[str, Callable[[ModelMetrics], float | None]] = {
     "weighted_f1": lambda m: m.classification_report.weighted_avg.f1,
     "macro_precision": lambda m: m.classification_report.macro_avg.precision,
     "macro_recall": lambda m: m.classification_report.macro_avg.recall,
+    "top_k_accuracy": lambda m: m.top_k_accuracy.value if m.top_k_accuracy else None,
 }
 assert tuple(METRIC_VALUES) == GATE_METRICS, "a gate metric without a reader, or the reverse"
 

@@ -229,11 +229,18 @@ class RunPage(Page):
     class_recall_rows: list[ClassRecallDifference]
     ranking_sentences: dict[str, str]
     ci_level: float
+    top_k: int | None  # the k of the models' top-k accuracy; None: not measured
     training: dict[str, Any]
     shared_figures: list[Figure]
     models: list[ModelView]
     timings_note: str
     reproducibility: Reproducibility
+
+
+def _top_k(metrics: Metrics) -> int | None:
+    """Return the k of the run's top-k accuracy, None when no model has one."""
+    found = [m.top_k_accuracy.k for m in metrics.models.values() if m.top_k_accuracy is not None]
+    return found[0] if found else None
 
 
 def build_context(
@@ -303,6 +310,7 @@ def build_context(
             for name, m in metrics.models.items()
         },
         ci_level=models[0].metrics.accuracy_ci.level,
+        top_k=_top_k(metrics),
         training={
             "optimizer": config.train.optimizer,
             "lr": config.train.lr,
