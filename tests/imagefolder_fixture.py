@@ -129,3 +129,25 @@ def make_image_folder(
                 size = int(sizes[int(rng.integers(0, len(sizes)))])
                 draw_shape(shape, size, rng).save(folder / f"{index:0{width}d}.png", format="PNG")
     return root
+
+
+def make_many_class_folder(
+    root: Path, *, classes: int, per_class_train: int = 4, per_class_test: int = 2, size: int = 8
+) -> Path:
+    """Write ``root/{train,test}/c<NNN>/NNN.png``: ``classes`` classes of small grey images.
+
+    Each class has its own mean grey level plus noise, so that a model learns
+    something; the shapes above are too few for many classes.
+    """
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", per_class_train), ("test", per_class_test)):
+        for label in range(classes):
+            folder = root / split / f"c{label:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            level = 255 * label / max(classes - 1, 1)
+            for index in range(per_class):
+                pixels = np.clip(level + rng.normal(0, 20, (size, size)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8), mode="L").save(
+                    folder / f"{index:03d}.png", format="PNG"
+                )
+    return root

@@ -689,3 +689,63 @@ def test_renders_a_real_pipeline_run(quick_run: Path, tmp_path: Path) -> None:
     metrics = parse_metrics((run / "metrics.json").read_bytes())
     for name, model in metrics.models.items():
         assert f"Model: {name}" in text and pct(model.test_accuracy) in text
+
+
+# --------------------------------------------------------------------------- many classes
+
+
+@pytest.fixture(scope="module")
+def hundred_classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run on 100 generated classes, with its PDF: per-class tables longer than a page."""
+    from reportgen.config.loading import load_config
+    from reportgen.run import pipeline
+    from tests.imagefolder_fixture import make_many_class_folder
+
+    folder = tmp_path_factory.mktemp("hundred")
+    make_many_class_folder(folder / "images", classes=100)
+    config = load_config(None, [
+        'data.dataset="imagefolder"', f"data.path={str(folder / 'images')!r}",
+        "data.channels=1", "data.val_size=100", "train.epochs=1", "runtime.threads=1",
+        "report.attributions=false", "report.bootstrap_resamples=100", 'run.date="2024-05-06"',
+        "models.baseline.hidden=[16]", "models.regularized.hidden=[16]",
+    ])  # fmt: skip
+    return pipeline.run(config, out=folder / "run").path
+
+
+def _body_lines(text: str, title: str) -> list[str]:
+    """Return a PDF page's lines without its running header and footer."""
+    footer = re.compile(r"Run \S+ Page \d+ of \d+")
+    return [
+        line for line in text.splitlines()
+        if line.strip() and not footer.fullmatch(line) and not line.startswith(title)
+    ]  # fmt: skip
+
+
+def test_a_100_class_pdf_has_no_page_holding_only_a_heading(hundred_classes: Path) -> None:
+    html = (hundred_classes / "report.html").read_text()
+    headings = {
+        re.sub(r"<[^>]+>", "", heading).strip()
+        for heading in re.findall(r"<h[23][^>]*>(.*?)</h[23]>", html, re.DOTALL)
+    }
+    title = re.search(r"<h1[^>]*>(.*?)</h1>", html, re.DOTALL).group(1).strip()  # type: ignore[union-attr]
+    reader = PdfReader(hundred_classes / "report.pdf")
+    assert len(reader.pages) > 20  # long tables did break across pages
+    bare = []
+    for number, page in enumerate(reader.pages, start=1):
+        body = _body_lines(page.extract_text(), title)
+        if not body or all(line.strip() in headings for line in body):
+            bare.append((number, body))
+    assert bare == []
+    # A table continued on the next page repeats its header row.
+    repeated = [p.extract_text().count("Class Precision Recall F1 Support") for p in reader.pages]
+    assert sum(repeated) > 2  # two models, each table over more than one page
+
+
+def test_100_classes_get_top_5_accuracy(hundred_classes: Path) -> None:
+    metrics = parse_metrics((hundred_classes / "metrics.json").read_bytes())
+    for model in metrics.models.values():
+        top = model.top_k_accuracy
+        assert top is not None and top.k == 5
+        assert model.test_accuracy <= top.value and top.low <= top.value <= top.high
+    html = (hundred_classes / "report.html").read_text()
+    assert html.count("<dt>Top-5 accuracy</dt>") == 2
