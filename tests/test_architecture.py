@@ -24,7 +24,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"cli"}),
     frozenset({"sweep"}),
     frozenset({"run"}),
-    frozenset({"report", "figures"}),
+    frozenset({"report", "figures", "export"}),
     frozenset({"evaluate"}),
     frozenset({"train"}),
     frozenset({"data"}),

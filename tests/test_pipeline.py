@@ -29,7 +29,9 @@ from .conftest import (
 
 BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.csv",
                   "config.toml", "models/baseline.pt", "models/regularized.pt", "report.html",
-                  "report.pdf", "summary.md", "summary.json"]  # fmt: skip
+                  "report.pdf", "summary.md", "summary.json", "model_card.md", "scalars.json",
+                  "curves/baseline.csv", "curves/regularized.csv", "confusion/baseline.csv",
+                  "confusion/regularized.csv"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,14 @@ class RunPaths:
         return self.root / "summary.json"
 
     @property
+    def scalars(self) -> Path:
+        return self.root / "scalars.json"
+
+    @property
+    def model_card(self) -> Path:
+        return self.root / "model_card.md"
+
+    @property
     def log(self) -> Path:
         return self.root / LOG
 
@@ -85,6 +93,12 @@ class RunPaths:
 
     def figure(self, name: str) -> Path:
         return self.figures / f"{name}.png"
+
+    def curves(self, model: str) -> Path:
+        return self.root / "curves" / f"{model}.csv"
+
+    def confusion(self, model: str) -> Path:
+        return self.root / "confusion" / f"{model}.csv"
 
 
 RUN_FILES = RunPaths(Path())  # every artifact's path relative to the run: the names manifests use

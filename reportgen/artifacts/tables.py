@@ -28,6 +28,10 @@ HISTORY_COLUMNS = (
 # The first columns of predictions.csv; "file" follows "index" for an image folder, and one
 # probability column per class, p0, p1, …, ends each row.
 PREDICTION_COLUMNS = ("model", "index", "label", "label_name", "prediction", "prediction_name")
+# curves/<model>.csv: one model's rows of history.csv, without the model column.
+CURVE_COLUMNS = HISTORY_COLUMNS[1:]
+# confusion/<model>.csv: one row per cell of the confusion matrix, classes by name.
+CONFUSION_COLUMNS = ("actual", "predicted", "count")
 PROBABILITY_FORMAT = "%.6f"  # six decimals: the probabilities as a reader needs them
 
 
@@ -41,6 +45,25 @@ def history_frame(histories: Mapping[str, Sequence[Mapping[str, float]]]) -> pd.
     """Return ``history.csv``'s table: every model's epochs (model → epoch records), in order."""
     rows = [{"model": name, **record} for name, records in histories.items() for record in records]
     return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+
+
+def curves_frame(history: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Return ``curves/<model>.csv``'s table: ``model``'s rows of ``history.csv``, epoch first."""
+    rows = history[history["model"] == model]
+    return rows.loc[:, list(CURVE_COLUMNS)].reset_index(drop=True)
+
+
+def confusion_frame(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> pd.DataFrame:
+    """Return ``confusion/<model>.csv``'s table: every cell (actual, predicted, count), row-major.
+
+    Aggregated, so a plotting tool reads k² rows instead of one per test image.
+    """
+    rows = [
+        (classes[actual], classes[predicted], int(count))
+        for actual, row in enumerate(matrix)
+        for predicted, count in enumerate(row)
+    ]
+    return pd.DataFrame(rows, columns=list(CONFUSION_COLUMNS))
 
 
 def predictions_frame(

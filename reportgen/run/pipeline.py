@@ -38,6 +38,8 @@ from reportgen.data.sources import check_config
 from reportgen.data.tensors import Dataset
 from reportgen.evaluate import assemble, gate
 from reportgen.evaluate.outcome import ModelOutcome, history_table
+from reportgen.export.dvc import write_dvc_files
+from reportgen.export.model_card import model_card
 from reportgen.figures.jobs import run_figure_jobs
 from reportgen.figures.pool import draw_all
 from reportgen.run import render
@@ -231,6 +233,7 @@ def _run_in(
     thresholds = gate.check_thresholds(metrics, config.gate.fail_under)
     gate.summary(metrics, thresholds).write(paths.summary_json)
     fileio.write_atomic(paths.summary_md, gate.summary_markdown(metrics, thresholds))
+    fileio.write_atomic(paths.model_card, model_card(config, metrics))
 
     manifest = RunManifest(
         run_name=config.run.name,
@@ -259,9 +262,11 @@ def _run_in(
 def write_tables(
     paths: layout.RunPaths, metrics: Metrics, outcomes: list[ModelOutcome], dataset: Dataset
 ) -> None:
-    """Write ``metrics.json``, ``history.csv``, ``predictions.csv`` and ``comparison.csv``."""
+    """Write ``metrics.json`` and the tables: history, predictions, comparison, DVC's files."""
     metrics.write(paths.metrics)
-    fileio.write_atomic(paths.history, csv_bytes(history_table(outcomes)))
+    history = history_table(outcomes)
+    fileio.write_atomic(paths.history, csv_bytes(history))
+    write_dvc_files(paths, metrics, history)
     predictions = predictions_frame(
         {o.name: o.proba for o in outcomes},
         labels=dataset.test.y.cpu().numpy(),
