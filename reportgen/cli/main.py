@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     email.add_argument("--templates", type=Path, help="the templates report.html was rendered with")
 
     _add_sweep_parser(commands, common)
+    _add_export_parser(commands, common)
 
     data = commands.add_parser(
         "data", parents=[common], help="obtain and verify the data (MNIST, Fashion-MNIST)"
@@ -200,6 +201,26 @@ def _add_sweep_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     sweep.add_argument(
         "--fail-under", action="append", default=[], metavar="MODEL.METRIC=VALUE",
         help="CI gate (repeatable): exit 3 if the mean over seeds of any point is below VALUE",
+    )  # fmt: skip
+
+
+def _add_export_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    export = commands.add_parser(
+        "export", parents=[common], help="send a finished run or sweep to another tool"
+    )
+    targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
+    mlflow = targets.add_parser(
+        "mlflow", parents=[common],
+        help="log a run (or a sweep, as nested runs) to an MLflow tracking server",
+    )  # fmt: skip
+    mlflow.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    mlflow.add_argument(
+        "--tracking-uri", metavar="URI",
+        help="the tracking server, e.g. http://127.0.0.1:5000 (default: MLFLOW_TRACKING_URI)",
+    )  # fmt: skip
+    mlflow.add_argument(
+        "--experiment", default="reportgen", metavar="NAME",
+        help="MLflow experiment, created if needed (default: reportgen)",
     )  # fmt: skip
 
 
@@ -366,6 +387,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
         return _email(args, display)
     if args.command == "sweep":
         return _sweep(args, ["reportgen", *argv], display)
+    if args.command == "export":
+        return _export(args, display)
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -430,6 +453,19 @@ def _data(args: argparse.Namespace, display: Display) -> int:
         where = acquired.location if name == "folder" else acquired.location / name
         display.out(f"{digest}  {where}")
     display.out(f"{source.title} verified in {acquired.location} (source: {acquired.source})")
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace, display: Display) -> int:
+    """Log a run or sweep to MLflow; print its MLflow run id (and each child's)."""
+    from reportgen.export.to_mlflow import export_mlflow
+
+    exported = export_mlflow(args.run_dir, tracking_uri=args.tracking_uri,
+                             experiment=args.experiment)  # fmt: skip
+    for run in [exported, *exported.children]:
+        done = "logged" if run.created else "already logged"
+        display.info(f"{done}: MLflow run {run.run_id} ({run.name})")
+    display.out(exported.run_id)
     return EXIT_OK
 
 

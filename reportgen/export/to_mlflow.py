@@ -14,6 +14,8 @@ only here.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -110,14 +112,17 @@ def export_mlflow(
     found = read_any_manifest(root)
     if not isinstance(found, RunManifest | SweepManifest):
         raise RunDirError(f"{root}: only a run or a sweep can be exported, not a comparison")
+    # Every file is checked before the server is asked anything.
+    if isinstance(found, SweepManifest):
+        manifest: RunManifest | SweepManifest = read_intact(root, SweepManifest, action="export")
+    else:
+        manifest = read_intact(root, RunManifest, action="export")
     try:
         client = client_class(tracking_uri=uri)
         experiment_id = _experiment(client, experiment)
-        if isinstance(found, SweepManifest):
-            sweep = read_intact(root, SweepManifest, action="export")
-            return _export_sweep(client, experiment_id, root, sweep)
-        run = read_intact(root, RunManifest, action="export")
-        return _export_run(client, experiment_id, root, run)
+        if isinstance(manifest, SweepManifest):
+            return _export_sweep(client, experiment_id, root, manifest)
+        return _export_run(client, experiment_id, root, manifest)
     except mlflow_error as e:
         raise OutputError(f"MLflow at {uri}: {one_line(e)}") from e
     except OSError as e:  # the server is not there: requests' errors are OSErrors
@@ -197,8 +202,14 @@ def _export_run(
     for folder in ("figures", "curves", "confusion"):
         if (root / folder).is_dir():
             client.log_artifacts(run_id, str(root / folder), folder)
-    client.set_terminated(run_id, "FINISHED")
+    _finish(client, run_id)
     return Exported(run_id, run.info.run_name, created=True)
+
+
+def _finish(client: Any, run_id: str) -> None:
+    """Mark a run finished, keeping MLflow's "View run at" lines off reportgen's stdout."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        client.set_terminated(run_id, "FINISHED")
 
 
 def _history(history: Any) -> Iterator[tuple[str, float, int]]:
@@ -247,5 +258,5 @@ def _export_sweep(client: Any, experiment_id: str, root: Path, manifest: SweepMa
         for rel in [*own, MANIFEST]:
             folder = Path(rel).parent.as_posix()
             client.log_artifact(parent_id, str(root / rel), None if folder == "." else folder)
-        client.set_terminated(parent_id, "FINISHED")
+        _finish(client, parent_id)
     return Exported(parent_id, name, created, children)
