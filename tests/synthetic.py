@@ -172,6 +172,7 @@ def model_metrics(
     y_val, val_pred = _predictions(ACCURACY[name], seed + 10, size=500)
     calibrated = calibration.calibrate(test_logits, y_true, _logits(val_pred, seed + 20), y_val)
     misclassified = classification.misclassified_indices(y_true, y_pred, limit=10)
+    finite = divergence is None or divergence.finite_logits  # else nothing from probabilities
     galleries = classification.pair_galleries(
         matrix,
         y_true,
@@ -188,7 +189,7 @@ def model_metrics(
         val_accuracy=test_accuracy - 0.005,
         test_accuracy=test_accuracy,
         train_test_gap=train_accuracy - test_accuracy,
-        test_loss=calibrated.nll,
+        test_loss=calibrated.nll if finite else None,
         classification_report=classification.classification_report(
             y_true, y_pred, num_classes=10, resamples=200, seed=seed
         ),
@@ -209,9 +210,9 @@ def model_metrics(
         misclassified=misclassified,
         pair_galleries=galleries,
         figures={kind.kind: figure_name(kind.kind, name) for kind in kinds("model")},
-        calibration=assemble.calibration_metrics(name, calibrated),
-        one_vs_rest=assemble.one_vs_rest(softmax(test_logits), y_true),
-        attributions=_attributions(name, galleries, misclassified),
+        calibration=assemble.calibration_metrics(name, calibrated) if finite else None,
+        one_vs_rest=assemble.one_vs_rest(softmax(test_logits), y_true) if finite else None,
+        attributions=_attributions(name, galleries, misclassified) if finite else None,
     )
 
 

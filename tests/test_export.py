@@ -15,16 +15,18 @@ import pandas as pd
 import pytest
 
 from reportgen.artifacts.manifest import read_manifest
-from reportgen.artifacts.metrics import read_metrics
+from reportgen.artifacts.metrics import Divergence, read_metrics
 from reportgen.artifacts.runconfig import read_config
 from reportgen.cli.main import main
+from reportgen.config.loading import load_config
 from reportgen.config.sweepspec import load_sweep
-from reportgen.export.model_card import PLACEHOLDER
+from reportgen.export.model_card import PLACEHOLDER, model_card
 from reportgen.export.scalars import MODEL_SCALARS, scalars
 from reportgen.export.to_mlflow import FINGERPRINT_TAG, RUN_ARTIFACTS, flatten
 from reportgen.sweep.driver import run_sweep
 from reportgen.sweep.executors import LocalExecutor
 
+from . import synthetic
 from .conftest import QuickMnist
 from .sweep_support import accept_files, plain_specs, quick_settings, write_sweep
 
@@ -39,10 +41,52 @@ def test_scalars_json_holds_every_scalar_under_its_flat_name(quick_run: Path) ->
         assert written[f"{name}.test_accuracy"] == model.test_accuracy
         assert written[f"{name}.macro_f1"] == model.classification_report.macro_avg.f1
         assert written[f"{name}.ece_scaled"] == model.calibration.ece_scaled
-        assert set(MODEL_SCALARS) <= {
-            key.split(".", 1)[1] for key in written if key.startswith(name)
+        top_k = {"top_k", "top_k_accuracy", "top_k_accuracy_ci_low", "top_k_accuracy_ci_high"}
+        assert model.top_k_accuracy is None  # 10 classes, report.top_k unset: left out
+        assert set(MODEL_SCALARS) - top_k == {
+            key.split(".", 1)[1] for key in written if key.startswith(f"{name}.")
         }
     assert written["significance.p_value"] == metrics.significance.mcnemar.p_value
+
+
+def test_top_k_accuracy_is_a_scalar_when_measured() -> None:
+    from reportgen.artifacts.metrics import TopKAccuracy
+
+    metrics = synthetic.metrics()
+    model = metrics.models["baseline"]
+    measured = model.model_copy(
+        update={"top_k_accuracy": TopKAccuracy(k=3, value=0.975, low=0.96, high=0.985)}
+    )
+    metrics = metrics.model_copy(update={"models": {**metrics.models, "baseline": measured}})
+    values = scalars(metrics)
+    assert (values["baseline.top_k"], values["baseline.top_k_accuracy"]) == (3, 0.975)
+    low, high = values["baseline.top_k_accuracy_ci_low"], values["baseline.top_k_accuracy_ci_high"]
+    assert (low, high) == (0.96, 0.985)
+    assert "regularized.top_k" not in values
+
+
+@pytest.mark.parametrize(
+    ("divergence", "sentence"),
+    [
+        (
+            Divergence(epoch=2, step=310, last_finite_loss=2.302585),
+            "- baseline: training diverged in epoch 2.",
+        ),
+        (
+            Divergence(epoch=1, step=4, last_finite_loss=None, finite_logits=False),
+            "- baseline: training diverged in epoch 1; its logits are not finite.",
+        ),
+        (
+            Divergence(epoch=None, step=None, last_finite_loss=None, finite_logits=False),
+            "- baseline: its logits in eval mode are not finite, although its training loss was.",
+        ),
+    ],
+)
+def test_the_model_card_says_how_a_model_diverged(divergence: Divergence, sentence: str) -> None:
+    metrics = synthetic.metrics(divergence=divergence)
+    card = model_card(load_config(None, []), metrics)
+    assert sentence in card.splitlines()
+    assert "None" not in card
 
 
 def test_curves_and_confusion_tables_are_the_runs_numbers(quick_run: Path) -> None:

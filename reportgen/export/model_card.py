@@ -186,12 +186,22 @@ def _weak_spots(metrics: Metrics, model: ModelMetrics) -> str:
     return "; ".join(spots) if spots else "no class has errors"
 
 
+def _divergence(model: ModelMetrics) -> str:
+    """Return why a diverged model's numbers are not meaningful, in one sentence."""
+    divergence = model.divergence
+    assert divergence is not None
+    if divergence.epoch is None:  # the training loss stayed finite, the eval-mode logits did not
+        return "its logits in eval mode are not finite, although its training loss was."
+    logits = "" if divergence.finite_logits else "; its logits are not finite"
+    return f"training diverged in epoch {divergence.epoch}{logits}."
+
+
 def _analyses(metrics: Metrics) -> Iterator[str]:
     yield "## Quantitative analyses: weak spots"
     yield ""
     for name, model in metrics.models.items():
         if model.divergence is not None:
-            yield f"- {name}: training diverged in epoch {model.divergence.epoch}."
+            yield f"- {name}: {_divergence(model)}"
             continue
         yield f"- {name}: weakest classes: {_weak_spots(metrics, model)}."
         if model.diagnosis is not None:
