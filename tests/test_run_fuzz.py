@@ -403,7 +403,7 @@ IN_TRAINING = {
     "exit in training": (
         "hostile:exits_in_training",
         (),
-        "user code called sys.exit(0) during `reportgen run`, which did not finish",
+        "user code called sys.exit(0) during the run, which did not finish",
     ),
     # With two threads the baseline trains in a worker process: its exit is an error too.
     "exit in a worker": (
@@ -425,8 +425,14 @@ def test_a_factory_that_exits_or_has_nothing_to_train_is_one_line_exit_2(
     factory, extra, message = {**BEFORE_TRAINING, **IN_TRAINING}[case]
     project = _project(tmp_path)
     result = _run(quick_mnist, project, factory, *extra)
+    kept = ""
+    if (project / ".out.partial").exists():  # a checkpoint to resume from: kept, and named
+        kept = (
+            f"; the unfinished run is kept in {project / '.out.partial'} (rerun with --resume "
+            "to continue from its last epoch, or delete it)"
+        )
     assert (result.returncode, result.stderr, result.stdout) == (
-        2, f"reportgen: error: {message}\n", "",
+        2, f"reportgen: error: {message}{kept}\n", "",
     )  # fmt: skip
     assert not (project / "out").exists()  # nothing published
     if case in BEFORE_TRAINING:  # no checkpoint: nothing was trained

@@ -27,7 +27,7 @@ from reportgen.cli.display import Display, make_display
 from reportgen.config.loading import load_config
 from reportgen.config.schema import Config
 from reportgen.config.toml import to_toml
-from reportgen.core.errors import ConfigError, ReportgenError
+from reportgen.core.errors import ConfigError, ReportgenError, exit_call
 from reportgen.core.text import count, first_few
 from reportgen.core.version import VERSION
 
@@ -298,8 +298,7 @@ def _main(argv: Sequence[str] | None) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     except SystemExit as e:  # no command of reportgen's exits: user code did (a network's)
-        shown = "" if e.code is None else repr(e.code)
-        _error(f"user code called sys.exit({shown}) during `reportgen {args.command}`, which "
+        _error(f"user code called {exit_call(e)} during `reportgen {args.command}`, which "
                "did not finish", args.debug)  # fmt: skip
         return EXIT_USAGE
     except Exception as e:

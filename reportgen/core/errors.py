@@ -48,3 +48,8 @@ class TemplateError(RenderError):
     """A template cannot be rendered: syntax, an undefined name, an unsafe access, recursion."""
 
     exit_status = 2
+
+
+def exit_call(error: SystemExit) -> str:
+    """Return how user code ended the process, as a person would have written it."""
+    return "sys.exit()" if error.code is None else f"sys.exit({error.code!r})"

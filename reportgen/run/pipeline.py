@@ -31,7 +31,13 @@ from reportgen.config.schema import Config
 from reportgen.config.toml import to_toml
 from reportgen.core import fileio
 from reportgen.core.environment import describe
-from reportgen.core.errors import OutputError, ReportgenError, RunDirError
+from reportgen.core.errors import (
+    ConfigError,
+    OutputError,
+    ReportgenError,
+    RunDirError,
+    exit_call,
+)
 from reportgen.core.events import Event, Progress, RunLog, silent
 from reportgen.core.seeding import seed_everything
 from reportgen.data.sources import check_config
@@ -145,6 +151,10 @@ def run(
                 # A full disk or a vanished directory: say where, and what is kept.
                 raise OutputError(f"cannot write {e.filename or final}: {e.strerror or e}; "
                                   + _kept_text(staging, kept)) from e  # fmt: skip
+            if isinstance(e, SystemExit):  # user code (a network's) tried to end the process
+                kept_note = f"; {_kept_text(staging, kept)}" if kept else ""
+                raise ConfigError(f"user code called {exit_call(e)} during the run, which did "
+                                  f"not finish{kept_note}") from e  # fmt: skip
             if kept and isinstance(e, ReportgenError):
                 raise type(e)(f"{e}; {_kept_text(staging, kept)}") from e
             raise

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from reportgen.config.schema import ModelSection
-from reportgen.core.errors import ConfigError
+from reportgen.core.errors import ConfigError, exit_call
 from reportgen.core.text import one_line
 from reportgen.train.networks import Shape, build
 
@@ -64,7 +64,7 @@ def load_factory(key: str, factory: str, *, code_dir: Path | None) -> Callable[.
             ) from e
         except SystemExit as e:
             raise ConfigError(
-                f"{key}: importing {module_name!r} called {_exit_call(e)}; nothing was trained"
+                f"{key}: importing {module_name!r} called {exit_call(e)}; nothing was trained"
             ) from e
     made = getattr(module, attribute, None)
     if made is None:
@@ -141,7 +141,7 @@ def call_factory(
         raise ConfigError(f"{key}: the factory raised {one_line(e, typed=True)}") from e
     except SystemExit as e:  # sys.exit, or `factory = "sys:exit"`: an error, never a success
         raise ConfigError(
-            f"{key}: the factory {_qualified_name(made)} called {_exit_call(e)} instead of "
+            f"{key}: the factory {_qualified_name(made)} called {exit_call(e)} instead of "
             "returning a network; nothing was trained"
         ) from e
     if not isinstance(network, nn.Module):
@@ -187,7 +187,7 @@ def check_output(name: str, network: nn.Module, batch: torch.Tensor, num_classes
         ) from e
     except SystemExit as e:
         raise ConfigError(
-            f"{key}: the network called {_exit_call(e)} on a batch of shape "
+            f"{key}: the network called {exit_call(e)} on a batch of shape "
             f"{list(batch.shape)}; nothing was trained"
         ) from e
     expected = [batch.shape[0], num_classes]
@@ -205,11 +205,6 @@ def check_output(name: str, network: nn.Module, batch: torch.Tensor, num_classes
         raise ConfigError(
             f"{key}: the network ({type(network).__name__}) has no {what}: nothing to train"
         )
-
-
-def _exit_call(error: SystemExit) -> str:
-    """Return how user code ended the process, as a person would have written it."""
-    return "sys.exit()" if error.code is None else f"sys.exit({error.code!r})"
 
 
 def _qualified_name(made: Callable[..., Any]) -> str:
