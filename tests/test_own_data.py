@@ -332,6 +332,53 @@ def test_an_image_too_large_to_decode_in_the_budget_is_refused_from_its_header(
     assert not decoded.exists() and not (tmp_path / "out").exists()
 
 
+def test_a_small_memory_budget_evaluates_in_small_batches_with_the_same_results(
+    project: Path, tmp_path: Path
+) -> None:
+    # At 64 px the small convnet's activations are about 0.5 MiB an image: a 16 MiB budget
+    # evaluates 13 at a time, a 64 GiB one the whole split at once.
+    common = ("--set", "data.image_size=64", "--set", "train.epochs=1", "--set",
+              "report.render=false", "--set", "report.attributions=false")  # fmt: skip
+    small, large = tmp_path / "small", tmp_path / "large"
+    assert run_in(project, small, *common, "--set", "data.memory_mb=16") == 0
+    assert run_in(project, large, *common, "--set", "data.memory_mb=65536") == 0
+    small_log = (small / "run.log").read_text()
+    assert "[data] regularized: evaluates 13 images at a time, fewer than train.eval_batch_size " \
+        "(10,000), to stay within the memory budget (data.memory_mb)\n" in small_log  # fmt: skip
+    assert "evaluates" not in (large / "run.log").read_text()
+    small_models = json.loads((small / "metrics.json").read_text())["models"]
+    large_models = json.loads((large / "metrics.json").read_text())["models"]
+    for name in ("baseline", "regularized"):
+        for key in ("test_accuracy", "train_accuracy", "val_accuracy", "confusion_matrix"):
+            assert small_models[name][key] == large_models[name][key], (name, key)
+        assert small_models[name]["test_loss"] == pytest.approx(large_models[name]["test_loss"])
+    small_predictions = pd.read_csv(small / "predictions.csv")
+    large_predictions = pd.read_csv(large / "predictions.csv")
+    assert small_predictions["prediction"].tolist() == large_predictions["prediction"].tolist()
+    probabilities = [f"p{k}" for k in range(len(CLASSES))]
+    assert np.allclose(small_predictions[probabilities], large_predictions[probabilities],
+                       rtol=0, atol=2e-6)  # fmt: skip
+
+
+def test_a_network_whose_one_image_does_not_fit_the_budget_is_refused_before_training(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    # 220 RGB images of 150×150 are 14.2 MiB of a 16 MiB budget; one image in the
+    # small convnet needs 2.7 MiB of activations, over half of what is left.
+    status = run_in(project, tmp_path / "out", "--set", "data.image_size=150",
+                    "--set", "data.memory_mb=16")  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert status == 1 and err.count("\n") == 0, err
+    assert err == (
+        "reportgen: error: models.regularized: one image's activations need 2.7 MiB to "
+        "evaluate, over the 0.9 MiB an evaluation batch may take (half of what the 14.2 MiB "
+        "of data leave of the memory budget of 16.0 MiB, data.memory_mb); raise "
+        "data.memory_mb or set a smaller data.image_size"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_paths_in_a_config_are_relative_to_its_folder_and_set_to_the_working_directory(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

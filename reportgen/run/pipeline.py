@@ -38,7 +38,7 @@ from reportgen.core.errors import (
     RunDirError,
     exit_call,
 )
-from reportgen.core.events import Event, Progress, RunLog, silent
+from reportgen.core.events import Event, Progress, RunLog, info, silent
 from reportgen.core.seeding import seed_everything
 from reportgen.data.sources import check_config
 from reportgen.data.tensors import Dataset
@@ -50,6 +50,7 @@ from reportgen.figures.jobs import run_figure_jobs
 from reportgen.figures.pool import draw_all
 from reportgen.run import render
 from reportgen.run.stages import (
+    eval_batch_lines,
     resolve_device,
     stage_attributions,
     stage_check_models,
@@ -214,16 +215,19 @@ def _run_in(
     with _timed(timings, "data", progress):
         acquired, dataset = stage_data(config, progress, root=data_root)
         dataset = to_device(dataset, device)
-        stage_check_models(config, dataset, code_dir=code_dir, device=device)
+        eval_batches = stage_check_models(config, dataset, code_dir=code_dir, device=device)
+        for line in eval_batch_lines(config, eval_batches):
+            progress(info("data", line))
 
     with _timed(timings, "train", progress):
         models = stage_train(config, dataset, device=device, work=paths.work, progress=progress,
-                             code_dir=code_dir)  # fmt: skip
+                             code_dir=code_dir, eval_batches=eval_batches)  # fmt: skip
     outcomes = []
     for (name, spec), trained in zip(config.model_items(), models, strict=True):
         timings[f"train:{name}"] = round(trained.seconds, 3)
         with _timed(timings, f"evaluate:{name}", progress):
-            outcome = stage_evaluate(config, name, spec, trained.model, trained.result, dataset)
+            outcome = stage_evaluate(config, name, spec, trained.model, trained.result, dataset,
+                                     eval_batch=eval_batches[name])  # fmt: skip
             save_state(paths.weights(name), outcome.state_dict)
         if config.report.attributions:
             with _timed(timings, f"attributions:{name}", progress):

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from reportgen.config.schema import Config, ModelSection
-from reportgen.core.errors import ConfigError
+from reportgen.core.errors import ConfigError, DataError
 from reportgen.core.events import Event, Progress, info
 from reportgen.core.text import count, first_few, truncate
 from reportgen.data import sources
 from reportgen.data.tensors import Dataset, Split
-from reportgen.evaluate import attribution, classification, layers, predict
+from reportgen.evaluate import attribution, budget, classification, layers, predict
 from reportgen.evaluate.outcome import ModelOutcome
 from reportgen.figures import style
 from reportgen.train.factory import build_network, check_output, check_trains_on_one
@@ -78,19 +78,22 @@ def to_device(dataset: Dataset, device: torch.device) -> Dataset:
 
 def stage_check_models(
     config: Config, dataset: Dataset, *, code_dir: Path | None, device: torch.device
-) -> None:
-    """Build each network once and run one batch through it before any training.
+) -> dict[str, int]:
+    """Build each network once, run one batch through it before any training, and return
+    the images each network's evaluation batches hold (:func:`eval_batches`).
 
     A factory that cannot be imported, raises, returns no module or a network
     whose output is not ``[batch, classes]``, one that cannot train on the
-    batch of one image the data leave (BatchNorm), or a ``report.layer`` that
-    names no module of it, stops the run here, with one line.  The networks
-    built are thrown away and the global RNG is left as it was, so the
-    training that follows is exactly what it would have been.
+    batch of one image the data leave (BatchNorm), a ``report.layer`` that
+    names no module of it, or a memory budget that cannot evaluate one image,
+    stops the run here, with one line.  The networks built are thrown away
+    and the global RNG is left as it was, so the training that follows is
+    exactly what it would have been.
     """
     info = dataset.info
     batch = dataset.train.inputs(slice(0, min(config.data.batch_size, len(dataset.train))))
     batch_of_one = min(batch_sizes(len(dataset.train), config.data.batch_size)) == 1
+    per_image: dict[str, int] = {}
     for name, spec in config.model_items():
         with torch.random.fork_rng(devices=[]):
             network = build_network(name, spec, input_shape=info.image_shape,
@@ -102,6 +105,58 @@ def stage_check_models(
             if layer is not None:  # a module the network does not have fails now, not later
                 key = f"report.layer ({name})"
                 layers.layer_output(network, batch[:1], layer=layer, key=key)
+            per_image[name] = budget.activation_bytes_per_image(network, batch[:2])
+    return eval_batches(config, dataset, per_image)
+
+
+def eval_batches(config: Config, dataset: Dataset, per_image: dict[str, int]) -> dict[str, int]:
+    """Return the images per evaluation batch of each network, given its activation bytes per
+    image: ``train.eval_batch_size``, or fewer where the memory budget needs it.
+
+    The budget is ``data.memory_mb``: the data's tensors stay in memory for
+    the whole run, and a batch's activations may take half of what they leave
+    (the networks, training and figures need the rest).  A network that cannot
+    evaluate even one image in that share stops the run, naming the key.
+    """
+    total = config.data.memory_mb * 2**20
+    data_bytes = sum(split.x.numel() * split.x.element_size()
+                     for split in (dataset.train, dataset.val, dataset.test))  # fmt: skip
+    share = max(0, total - data_bytes) // 2
+    for name, size in per_image.items():
+        if size > share:
+            fix = (
+                "raise data.memory_mb or set a smaller data.image_size"
+                if dataset.info.kind == "imagefolder"
+                else f"use a smaller network for {name}"
+            )
+            raise DataError(
+                f"models.{name}: one image's activations need {_mib(size)} to evaluate, over "
+                f"the {_mib(share)} an evaluation batch may take (half of what the "
+                f"{_mib(data_bytes)} of data leave of the memory budget of {_mib(total)}, "
+                f"data.memory_mb); {fix}"
+            )
+    configured = config.train.eval_batch_size
+    return {
+        name: budget.eval_batch_size(
+            configured=configured, per_image_bytes=size, budget_bytes=share
+        )
+        for name, size in per_image.items()
+    }
+
+
+def eval_batch_lines(config: Config, eval_batches: dict[str, int]) -> list[str]:
+    """Return one line for each network whose evaluation batches the memory budget shrinks."""
+    configured = config.train.eval_batch_size
+    return [
+        f"{name}: evaluates {count(size, 'image')} at a time, fewer than train.eval_batch_size "
+        f"({configured:,}), to stay within the memory budget (data.memory_mb)"
+        for name, size in eval_batches.items()
+        if size < configured
+    ]
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.1f} MiB"
 
 
 def stage_train(
@@ -112,9 +167,12 @@ def stage_train(
     work: Path,
     progress: Progress,
     code_dir: Path | None = None,
+    eval_batches: dict[str, int] | None = None,
 ) -> list[Trained]:
     """Train every model from a fresh seed state, checkpointing each after every epoch.
 
+    ``eval_batches`` holds the images per validation batch of each model
+    (:func:`stage_check_models`; ``train.eval_batch_size`` where absent).
     On the CPU, with at least as many ``runtime.threads`` as models, the
     models train side by side, each in a process of its own with
     ``threads // models`` threads; otherwise one after another, here, with
@@ -134,6 +192,7 @@ def stage_train(
             input_shape=dataset.info.image_shape,
             num_classes=dataset.info.num_classes,
             code_dir=code_dir,
+            eval_batch_size=(eval_batches or {}).get(name),
         )
         for name, spec in config.model_items()
     ]
@@ -174,14 +233,18 @@ def stage_evaluate(
     model: torch.nn.Module,
     result: TrainResult,
     dataset: Dataset,
+    *,
+    eval_batch: int | None = None,
 ) -> ModelOutcome:
     """Predict the test and validation sets, measure the final train accuracy (eval mode) and
     take what the weights and activations figures show.
 
+    The splits go through the network ``eval_batch`` images at a time
+    (:func:`stage_check_models`; default ``train.eval_batch_size``).
     Logits that are not all finite on any split mark the model as diverged
     (``finite_logits``): those images get equal probabilities and no attributions.
     """
-    batch = config.train.eval_batch_size
+    batch = eval_batch or config.train.eval_batch_size
     test_logits = predict.predict_logits(model, dataset.test, batch_size=batch)
     val_logits = predict.predict_logits(model, dataset.val, batch_size=batch)
     train_logits = predict.predict_logits(model, dataset.train, batch_size=batch)

@@ -126,6 +126,7 @@ def train_model(
     spec: ModelSection,
     batch_size: int,
     shuffle: torch.Generator,
+    eval_batch_size: int | None = None,
     resume: TrainState | None = None,
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
@@ -140,12 +141,14 @@ def train_model(
     (``done = 0``), after its first and last steps, and every
     STEP_REPORT_SECONDS in between.  A non-finite loss stops training and
     restores the weights of the last finite epoch, so the model can still be
-    evaluated and reported.
+    evaluated and reported.  The validation set goes through the network
+    ``eval_batch_size`` images at a time (default ``train_cfg.eval_batch_size``).
     """
     n = len(train)
     # Each step's mean loss is weighted by its batch size (the last batch may be shorter).
     batches = batch_sizes(n, batch_size)
     steps_per_epoch = len(batches)
+    val_batch = eval_batch_size or train_cfg.eval_batch_size
     optimizer = make_optimizer(model.parameters(), train_cfg, weight_decay=spec.weight_decay)
     scheduler = make_scheduler(
         optimizer, spec, epochs=train_cfg.epochs, steps_per_epoch=steps_per_epoch
@@ -176,7 +179,7 @@ def train_model(
             model.load_state_dict(last_finite)
             return TrainResult(history, _divergence(epoch, steps.diverged_at, history))
 
-        val_loss, val_accuracy = evaluate_loss(model, val, batch_size=train_cfg.eval_batch_size)
+        val_loss, val_accuracy = evaluate_loss(model, val, batch_size=val_batch)
         record = EpochRecord(
             epoch=epoch,
             train_loss=float((steps.losses.double().cpu() * sizes).sum()) / n,

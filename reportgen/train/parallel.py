@@ -63,6 +63,7 @@ class ModelJob:
     input_shape: tuple[int, int, int]  # [channels, height, width]
     num_classes: int
     code_dir: Path | None = None  # where a python model's factory module may be imported from
+    eval_batch_size: int | None = None  # images per validation batch; None: train_cfg's
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def train_one(job: ModelJob, *, on_epoch: OnEpoch, on_step: OnStep) -> Trained:
 
     result = train_model(
         model, job.train, job.val, train_cfg=job.train_cfg, spec=spec,
-        batch_size=job.batch_size, shuffle=generator(derive_seed(job.seed, "shuffle")),
+        batch_size=job.batch_size, eval_batch_size=job.eval_batch_size,
+        shuffle=generator(derive_seed(job.seed, "shuffle")),
         resume=load_checkpoint(job.checkpoint), on_epoch=checkpoint,
         on_step=lambda done, total: on_step(job.name, done, total),
     )  # fmt: skip
