@@ -195,7 +195,7 @@ def model_metrics(
         ),
         confusion_matrix=matrix.tolist(),
         class_errors=errors,
-        worst_classes=classification.worst_classes(errors),
+        worst_classes=classification.worst_classes(errors, names=MNIST_CLASSES),
         confused_pairs=classification.most_confused_pairs(matrix, count=3),
         divergence=divergence,
         accuracy_ci=AccuracyInterval(

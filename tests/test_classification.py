@@ -12,6 +12,8 @@ from reportgen.evaluate import calibration, classification, per_class, predict
 from reportgen.evaluate.probabilities import softmax
 from reportgen.train.networks import MLP
 
+NAMES = [str(k) for k in range(10)]
+
 
 @pytest.fixture
 def labels() -> tuple[np.ndarray, np.ndarray]:
@@ -83,10 +85,21 @@ def test_confused_pairs_and_worst_classes() -> None:
         ConfusedPair(true=3, pred=8, count=3),
     ]
     errors = classification.class_errors(matrix)
-    assert classification.worst_classes(errors) == [4, 3]
+    assert classification.worst_classes(errors, names=NAMES) == [4, 3]
     assert classification.pair_indices(y_true, y_pred, true=4, pred=9, limit=4) == [0, 1, 2, 3]
     wrong = classification.misclassified_indices(y_true, y_pred, limit=8)
     assert wrong == [0, 1, 2, 3, 4, 5, 10, 11]
+
+
+def test_worst_classes_tied_on_rate_go_to_the_larger_class_then_by_name() -> None:
+    # Classes 0, 1, 2 and 3 are all wrong half the time; 2 and 3 have 4 test images, 0 and 1
+    # only 2; between equal sizes the name decides ("a" before "b"), not the index.
+    y_true = np.array([0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4])
+    y_pred = np.array([0, 4, 1, 4, 2, 2, 4, 4, 3, 3, 4, 4, 4])
+    errors = classification.class_errors(classification.confusion(y_true, y_pred, num_classes=5))
+    names = ["z", "y", "b", "a", "x"]
+    assert classification.worst_classes(errors, names=names) == [3, 2, 1]
+    assert classification.worst_classes(errors, names=names, count=4) == [3, 2, 1, 0]
 
 
 def test_pair_galleries_configured_first_then_new_automatic_pairs() -> None:

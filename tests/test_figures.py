@@ -258,7 +258,7 @@ def test_class_error_bars_are_one_minus_sklearn_recall(
     fig = classes.class_errors_figure(
         [row.error_rate for row in errors],
         model="m",
-        worst=classification.worst_classes(errors),
+        worst=classification.worst_classes(errors, names=DIGITS),
         classes=DIGITS,
     )
     heights = [bar.get_height() for bar in visible_axes(fig)[0].patches]

@@ -132,3 +132,27 @@ def test_a_class_without_test_images_counts_as_no_difference() -> None:
         y_true, first, first, names=("a", "b"), class_names=NAMES, resamples=50, seed=1
     )
     assert result.rows[3].support == 0 and result.rows[3].p_value == 1.0
+
+
+def test_a_verdict_on_many_classes_names_five_and_counts_the_rest() -> None:
+    # 40 classes of 50 images: the first model always right, the second always wrong on
+    # classes 0-11 (12 significant drops of equal size); the larger classes 10 and 11
+    # (60 images) come first, then the others by name.
+    classes = 40
+    sizes = [60 if label in (10, 11) else 50 for label in range(classes)]
+    y_true = np.repeat(np.arange(classes), sizes)
+    second = np.where(y_true < 12, (y_true + 1) % classes, y_true)
+    names = [f"c{label:02d}" for label in range(classes)]
+    result = per_class.recall_differences(
+        y_true, y_true.copy(), second, names=("a", "b"), class_names=names, resamples=100, seed=1
+    )
+    assert sum(row.significant for row in result.rows) == 12
+    verdict = result.verdict
+    assert verdict.startswith(
+        "Compared with the a model, the b model’s recall is significantly lower on 12 classes, "
+        "most clearly class c10 (−100.00 pp"
+    )
+    named = [name for name in names if f"class {name} (" in verdict]
+    assert named == ["c00", "c01", "c02", "c10", "c11"]
+    assert verdict.index("class c11 (") < verdict.index("class c00 (")
+    assert " and 7 more, after Holm’s correction for 40 classes (α = 0.05)." in verdict

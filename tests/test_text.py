@@ -45,3 +45,18 @@ def test_numbers(function: Callable[[Any], str], value: Any, expected: str) -> N
 )
 def test_count(number: int, text: str) -> None:
     assert text_mod.count(number, "image") == text
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (0, ""),
+        (1, "c0"),
+        (2, "c0 and c1"),
+        (5, "c0, c1, c2, c3 and c4"),
+        (6, "c0, c1, c2, c3, c4 and 1 more"),
+        (1300, "c0, c1, c2, c3, c4 and 1,295 more"),
+    ],
+)
+def test_join_some_names_five_and_counts_the_rest(size: int, expected: str) -> None:
+    assert text_mod.join_some([f"c{k}" for k in range(size)]) == expected

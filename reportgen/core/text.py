@@ -89,6 +89,17 @@ def join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def join_some(items: Sequence[str], limit: int = 5) -> str:
+    """Return at most ``limit`` items as a sentence lists them, counting the rest.
+
+    ``"a, b and c"`` when they fit; ``"a, b, c, d, e and 295 more"`` when
+    there are more, so a sentence about many classes stays one line long.
+    """
+    if len(items) <= limit:
+        return join(items)
+    return ", ".join(items[:limit]) + f" and {len(items) - limit:,} more"
+
+
 def truncate(text: str, width: int, *, middle: bool = False) -> str:
     """Return ``text`` cut to ``width`` characters with "…" at the end (or in the middle).
 

@@ -64,19 +64,21 @@ def model_metrics(
     report: ReportSection,
     seed: int,
     y_val: np.ndarray,
-    num_classes: int,
+    class_names: Sequence[str],
     pairs: Sequence[tuple[int, int]],
     top_k: int | None = None,
 ) -> ModelMetrics:
     """Return every number the report shows about one model, and what its figures show.
 
-    ``pairs`` are the configured confused pairs, as class indices; ``top_k``
+    ``class_names`` are the classes in index order; ``pairs`` the configured
+    confused pairs, as class indices; ``top_k``
     the k of the top-k accuracy (None: none).  What the
     weights and activations figures show (the modules they are drawn from, and
     the sentences shown instead of a figure that cannot apply) is the
     outcome's ``views``.
     """
     y_pred = outcome.predictions
+    num_classes = len(class_names)
     matrix = classification.confusion(y_test, y_pred, num_classes=num_classes)
     errors = classification.class_errors(matrix)
     final = outcome.history[-1] if outcome.history else None
@@ -129,7 +131,7 @@ def model_metrics(
         ),
         confusion_matrix=matrix.tolist(),
         class_errors=errors,
-        worst_classes=classification.worst_classes(errors),
+        worst_classes=classification.worst_classes(errors, names=class_names),
         confused_pairs=classification.most_confused_pairs(matrix, count=report.auto_pairs),
         divergence=divergence_metrics(outcome),
         accuracy_ci=AccuracyInterval(
@@ -359,7 +361,7 @@ def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dat
     top_k = sources.top_k(config, dataset.info.num_classes)
     models = {
         o.name: model_metrics(o, y_test, report=config.report, seed=config.seed, y_val=y_val,
-                              num_classes=dataset.info.num_classes, pairs=pairs, top_k=top_k)
+                              class_names=dataset.info.classes, pairs=pairs, top_k=top_k)
         for o in outcomes
     }  # fmt: skip
     paired = None

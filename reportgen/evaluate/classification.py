@@ -112,9 +112,15 @@ def class_errors(matrix: np.ndarray) -> list[ClassError]:
     return rows
 
 
-def worst_classes(errors: Sequence[ClassError], *, count: int = 3) -> list[int]:
-    """Return the labels with the highest error rate (ties broken by label)."""
-    ranked = sorted(errors, key=lambda row: (-row.error_rate, row.label))
+def worst_classes(
+    errors: Sequence[ClassError], *, names: Sequence[str], count: int = 3
+) -> list[int]:
+    """Return the labels with the highest error rate, ties to the larger class, then by name.
+
+    ``names[label]`` is each class's name: with many classes, several often share
+    the worst rate, and the one with more test images is the surer claim.
+    """
+    ranked = sorted(errors, key=lambda row: (-row.error_rate, -row.support, names[row.label]))
     return [row.label for row in ranked[:count] if row.errors > 0]
 
 

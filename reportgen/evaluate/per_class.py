@@ -22,6 +22,8 @@ from numpy.typing import ArrayLike
 from reportgen.core import text
 from reportgen.evaluate import arrays, statistics
 
+LISTED = 5  # classes a verdict names; it counts the others
+
 
 @dataclass(frozen=True)
 class Bounds:
@@ -295,6 +297,15 @@ def _difference(row: RecallDifference, class_names: Sequence[str], level: float)
     )
 
 
+def _listed(rows: Sequence[RecallDifference], class_names: Sequence[str], level: float) -> str:
+    """Return the classes of ``rows`` for a sentence: the first few with numbers, then a count.
+
+    With many classes, a verdict naming every one of them would run to pages.
+    """
+    listed = text.join_some([_difference(r, class_names, level) for r in rows], LISTED)
+    return listed if len(rows) <= LISTED else f"{len(rows):,} classes, most clearly {listed}"
+
+
 def recall_verdict(
     names: tuple[str, str],
     rows: Sequence[RecallDifference],
@@ -306,7 +317,7 @@ def recall_verdict(
     """Return one or two plain sentences: on which classes the second model's recall differs."""
     first, second = names
     correction = f"after Holm’s correction for {len(rows)} classes (α = {alpha:g})"
-    ranked = sorted(rows, key=lambda r: (-abs(r.estimate), r.label))
+    ranked = sorted(rows, key=lambda r: (-abs(r.estimate), -r.support, class_names[r.label]))
     better = [r for r in ranked if r.significant and r.estimate > 0]
     worse = [r for r in ranked if r.significant and r.estimate < 0]
     if not better and not worse:
@@ -317,10 +328,10 @@ def recall_verdict(
         )
     claims = []
     if better:
-        listed = text.join([_difference(r, class_names, level) for r in better])
+        listed = _listed(better, class_names, level)
         claims.append(f"the {second} model’s recall is significantly higher on {listed}")
     if worse:
-        listed = text.join([_difference(r, class_names, level) for r in worse])
+        listed = _listed(worse, class_names, level)
         subject = "it" if better else f"the {second} model’s recall"
         claims.append(f"{subject} is significantly lower on {listed}")
     return f"Compared with the {first} model, {'; '.join(claims)}, {correction}."
