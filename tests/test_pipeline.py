@@ -28,10 +28,10 @@ from .conftest import (
 )
 
 BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.csv",
-                  "config.toml", "models/baseline.pt", "models/regularized.pt", "report.html",
-                  "report.pdf", "summary.md", "summary.json", "model_card.md", "scalars.json",
-                  "curves/baseline.csv", "curves/regularized.csv", "confusion/baseline.csv",
-                  "confusion/regularized.csv"]  # fmt: skip
+                  "per_class.csv", "config.toml", "models/baseline.pt", "models/regularized.pt",
+                  "report.html", "report.pdf", "summary.md", "summary.json", "model_card.md",
+                  "scalars.json", "curves/baseline.csv", "curves/regularized.csv",
+                  "confusion/baseline.csv", "confusion/regularized.csv"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,9 @@ def test_run_writes_every_artifact(two_runs: tuple[Path, Path]) -> None:
         f"p{k}" for k in range(10)
     )
     assert len(predictions) == 1 + 2 * N_TEST
+    per_class = pd.read_csv(run / "per_class.csv")
+    assert list(per_class["model"]) == ["baseline"] * 10 + ["regularized"] * 10
+    assert list(per_class["label"]) == list(range(10)) * 2
     assert not list(run.parent.glob(".*"))  # nothing partial left behind
     # The run is dated in its resolved config, so re-rendering later keeps the bytes.
     assert re.search(r'^date = "\d{4}-\d{2}-\d{2}"$', (run / "config.toml").read_text(), re.M)

@@ -45,6 +45,10 @@ class RunPaths:
         return self.root / "comparison.csv"
 
     @property
+    def per_class(self) -> Path:
+        return self.root / "per_class.csv"
+
+    @property
     def figures(self) -> Path:
         return self.root / "figures"
 

@@ -1,7 +1,8 @@
 """A run's CSV files: their columns, and the one way each is written and read back.
 
 ``history.csv`` holds one row per model and epoch, ``predictions.csv`` one
-row per model and test image, ``comparison.csv`` one row per model.  Every
+row per model and test image, ``comparison.csv`` one row per model,
+``per_class.csv`` one row per model and class (:class:`ClassRow`).  Every
 CSV reportgen writes (these, and a comparison's and a sweep's tables) goes
 through :func:`csv_bytes`: no index column, ``\\n`` line ends, UTF-8, so
 equal tables are equal bytes.
@@ -12,13 +13,15 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reportgen.artifacts.layout import RUN_FILES
-from reportgen.artifacts.manifest import Manifest, read_artifact
-from reportgen.artifacts.metrics import ComparisonRow
+from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
+from reportgen.artifacts.metrics import ComparisonRow, Metrics
 from reportgen.core.errors import RunDirError
 from reportgen.core.text import first_few
 
@@ -33,6 +36,54 @@ CURVE_COLUMNS = HISTORY_COLUMNS[1:]
 # confusion/<model>.csv: one row per cell of the confusion matrix, classes by name.
 CONFUSION_COLUMNS = ("actual", "predicted", "count")
 PROBABILITY_FORMAT = "%.6f"  # six decimals: the probabilities as a reader needs them
+
+
+class ClassRow(BaseModel):
+    """One row of ``per_class.csv``: one model's numbers for one class, from ``metrics.json``.
+
+    The report shows the worst classes of each per-class table; this file
+    holds every class.  A value that was not measured (the logits were not
+    finite, a class without test images has no AUC) is an empty cell.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="model name")
+    label: int = Field(ge=0, description="the class, by index")
+    label_name: str = Field(description="the class, by name")
+    support: int = Field(ge=0, description="test images of the class")
+    precision: float = Field(description="of the predictions of this class, the share right")
+    precision_low: float = Field(description="bootstrap interval of precision: lower bound")
+    precision_high: float = Field(description="… upper bound")
+    recall: float = Field(description="of the test images of this class, the share found")
+    recall_low: float = Field(description="bootstrap interval of recall: lower bound")
+    recall_high: float = Field(description="… upper bound")
+    f1: float = Field(description="harmonic mean of precision and recall")
+    f1_low: float = Field(description="bootstrap interval of F1: lower bound")
+    f1_high: float = Field(description="… upper bound")
+    errors: int = Field(ge=0, description="test images of the class misclassified")
+    error_rate: float = Field(description="errors / support = 1 − recall")
+    top_wrong_prediction: int | None = Field(
+        description="the most frequent wrong prediction, by index (empty without errors)"
+    )
+    top_wrong_prediction_name: str | None = Field(description="… by name")
+    top_wrong_count: int = Field(ge=0, description="how often it was predicted")
+    auc: float | None = Field(description="one-vs-rest ROC AUC")
+    average_precision: float | None = Field(description="one-vs-rest average precision")
+    recall_difference: float | None = Field(
+        description="this model's recall minus the first model's, on the second model's rows "
+        "of a run that compares two (empty otherwise)"
+    )
+    recall_difference_low: float | None = Field(description="its paired bootstrap interval: low")
+    recall_difference_high: float | None = Field(description="… high")
+    recall_p_value: float | None = Field(description="exact McNemar test on the class's images")
+    recall_p_adjusted: float | None = Field(description="Holm-adjusted over every class")
+    recall_significant: bool | None = Field(description="recall_p_adjusted < alpha")
+
+
+PER_CLASS_COLUMNS = tuple(ClassRow.model_fields)
+# Columns of whole numbers that may be empty: written as integers, not as 3.0.
+_OPTIONAL_INTEGERS = ("top_wrong_prediction",)
 
 
 def csv_bytes(frame: pd.DataFrame, *, float_format: str | None = None) -> bytes:
@@ -101,10 +152,68 @@ def comparison_frame(rows: Sequence[ComparisonRow]) -> pd.DataFrame:
     return pd.DataFrame([row.model_dump() for row in rows])
 
 
-def _read_csv(root: Path, rel: str, manifest: Manifest, columns: Sequence[str]) -> pd.DataFrame:
+def class_rows(metrics: Metrics) -> list[ClassRow]:
+    """Return ``per_class.csv``'s rows: every model's classes, models in order, class 0 first."""
+    names = metrics.dataset.classes
+    differences = {}
+    if metrics.significance is not None:  # on the second model's rows: its change from the first
+        compared = metrics.significance.models[1]
+        differences = {
+            (compared, row.label): row for row in metrics.significance.class_recall.classes
+        }
+    rows = []
+    for model, measured in metrics.models.items():
+        ranked = measured.one_vs_rest.classes if measured.one_vs_rest is not None else []
+        areas = {row.label: row for row in ranked}
+        for scores, errors in zip(
+            measured.classification_report.classes, measured.class_errors, strict=True
+        ):
+            label = scores.label
+            area = areas.get(label)
+            difference = differences.get((model, label))
+            wrong = errors.top_wrong_prediction
+            rows.append(
+                ClassRow(
+                    model=model, label=label, label_name=names[label], support=scores.support,
+                    precision=scores.precision, precision_low=scores.precision_ci.low,
+                    precision_high=scores.precision_ci.high,
+                    recall=scores.recall, recall_low=scores.recall_ci.low,
+                    recall_high=scores.recall_ci.high,
+                    f1=scores.f1, f1_low=scores.f1_ci.low, f1_high=scores.f1_ci.high,
+                    errors=errors.errors, error_rate=errors.error_rate,
+                    top_wrong_prediction=wrong,
+                    top_wrong_prediction_name=None if wrong is None else names[wrong],
+                    top_wrong_count=errors.top_wrong_count,
+                    auc=area.auc if area else None,
+                    average_precision=area.average_precision if area else None,
+                    recall_difference=difference.estimate if difference else None,
+                    recall_difference_low=difference.low if difference else None,
+                    recall_difference_high=difference.high if difference else None,
+                    recall_p_value=difference.p_value if difference else None,
+                    recall_p_adjusted=difference.p_adjusted if difference else None,
+                    recall_significant=difference.significant if difference else None,
+                )
+            )  # fmt: skip
+    return rows
+
+
+def per_class_frame(metrics: Metrics) -> pd.DataFrame:
+    """Return ``per_class.csv``'s table: :func:`class_rows`, one column per field."""
+    frame = pd.DataFrame([row.model_dump() for row in class_rows(metrics)],
+                         columns=list(PER_CLASS_COLUMNS))  # fmt: skip
+    return frame.astype({column: "Int64" for column in _OPTIONAL_INTEGERS})
+
+
+def _read_csv(
+    root: Path,
+    rel: str,
+    manifest: Manifest,
+    columns: Sequence[str],
+    **options: Any,
+) -> pd.DataFrame:
     data = read_artifact(root, rel, manifest)
     try:
-        frame = pd.read_csv(io.BytesIO(data))
+        frame = pd.read_csv(io.BytesIO(data), **options)
     except (ValueError, pd.errors.ParserError) as e:
         raise RunDirError(f"{root / rel}: unreadable CSV: {e}") from e
     missing = [column for column in columns if column not in frame.columns]
@@ -121,3 +230,29 @@ def read_history(root: Path, manifest: Manifest) -> pd.DataFrame:
 def read_predictions(root: Path, manifest: Manifest) -> pd.DataFrame:
     """Return a run's checked ``predictions.csv``: listed, unchanged, with its leading columns."""
     return _read_csv(root, RUN_FILES.predictions.as_posix(), manifest, PREDICTION_COLUMNS)
+
+
+def read_per_class(root: Path, manifest: Manifest) -> list[ClassRow]:
+    """Return a run's checked ``per_class.csv``: listed, unchanged, every row a :class:`ClassRow`.
+
+    Floats are read back exactly as written (``csv_bytes`` writes each one so
+    that it round-trips, and pandas reads it so), so a row equals the
+    ``metrics.json`` value it came from.
+    """
+    rel = RUN_FILES.per_class.as_posix()
+    # Class names are text whatever they look like ("7", "NA"); only an optional cell is empty.
+    optional = [name for name, field in ClassRow.model_fields.items()
+                if type(None) in get_args(field.annotation)]  # fmt: skip
+    frame = _read_csv(
+        root, rel, manifest, PER_CLASS_COLUMNS,
+        dtype={"model": str, "label_name": str, "top_wrong_prediction_name": str},
+        keep_default_na=False, na_values={name: [""] for name in optional},
+    )  # fmt: skip
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    rows = []
+    for line, record in enumerate(records, start=2):  # line 1 is the header
+        try:
+            rows.append(ClassRow.model_validate(record))
+        except ValidationError as e:
+            raise RunDirError(f"{root / rel}: line {line}: {validation_problem(e)}") from e
+    return rows

@@ -51,8 +51,8 @@ BATCH = 100  # MLflow takes at most 100 parameters or tags, 1,000 metrics, per l
 # The files of a run logged as artifacts (figures/ follows as a folder); absent ones are skipped.
 RUN_ARTIFACTS = tuple(path.as_posix() for path in (
     RUN_FILES.html, RUN_FILES.pdf, RUN_FILES.metrics, RUN_FILES.predictions, RUN_FILES.history,
-    RUN_FILES.comparison, RUN_FILES.config, RUN_FILES.summary_json, RUN_FILES.summary_md,
-    RUN_FILES.model_card, RUN_FILES.scalars, RUN_FILES.manifest,
+    RUN_FILES.comparison, RUN_FILES.per_class, RUN_FILES.config, RUN_FILES.summary_json,
+    RUN_FILES.summary_md, RUN_FILES.model_card, RUN_FILES.scalars, RUN_FILES.manifest,
 ))  # fmt: skip
 INSTALL_HINT = "pip install 'reportgen[mlflow]'"
 

@@ -23,6 +23,7 @@ from reportgen.artifacts.tables import (
     PROBABILITY_FORMAT,
     comparison_frame,
     csv_bytes,
+    per_class_frame,
     predictions_frame,
 )
 from reportgen.config.dates import with_date
@@ -276,7 +277,7 @@ def _run_in(
 def write_tables(
     paths: layout.RunPaths, metrics: Metrics, outcomes: list[ModelOutcome], dataset: Dataset
 ) -> None:
-    """Write ``metrics.json`` and the tables: history, predictions, comparison, DVC's files."""
+    """Write ``metrics.json`` and the tables: history, predictions, comparison, per class, DVC's."""
     metrics.write(paths.metrics)
     history = history_table(outcomes)
     fileio.write_atomic(paths.history, csv_bytes(history))
@@ -290,3 +291,4 @@ def write_tables(
     )
     fileio.write_atomic(paths.predictions, csv_bytes(predictions, float_format=PROBABILITY_FORMAT))
     fileio.write_atomic(paths.comparison, csv_bytes(comparison_frame(metrics.comparison)))
+    fileio.write_atomic(paths.per_class, csv_bytes(per_class_frame(metrics)))
