@@ -90,6 +90,11 @@ def test_parse_override_values_as_toml(override: str, value: object) -> None:
             r"report\.attribution_steps: Input should be greater than or equal to 4",
         ),
         (["report.attributions=maybe"], r"report\.attributions: Input should be a valid boolean"),
+        (
+            ["report.table_rows=0"],
+            r"report\.table_rows: Input should be greater than or equal to 1 \(got 0\)",
+        ),
+        (["report.table_rows=many"], r"report\.table_rows: Input should be a valid integer"),
         (["data.batch_size=0"], r"data\.batch_size"),
         (
             ["models.regularized.dropout=1"],

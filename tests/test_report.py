@@ -25,6 +25,7 @@ from pypdf import PdfReader
 from weasyprint.pdf import fonts as weasyprint_fonts
 
 from reportgen import __version__
+from reportgen.artifacts import tables
 from reportgen.artifacts.manifest import RunManifest, read_manifest
 from reportgen.artifacts.metrics import Divergence, parse_metrics
 from reportgen.core.errors import RenderError, TemplateError
@@ -721,7 +722,26 @@ def _body_lines(text: str, title: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_a_100_class_pdf_has_no_page_holding_only_a_heading(hundred_classes: Path) -> None:
+@pytest.fixture(scope="module")
+def hundred_classes_every_row(
+    hundred_classes: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The 100-class run rendered again with every class in every table (report.table_rows)."""
+    copy = Path(shutil.copytree(hundred_classes, tmp_path_factory.mktemp("every") / "run"))
+    config = (copy / "config.toml").read_text()
+    assert "\ntable_rows = 20\n" in config
+    (copy / "config.toml").write_text(config.replace("\ntable_rows = 20\n", "\ntable_rows = 100\n"))
+    synthetic.rehash(copy)
+    run_render.render_run(copy)
+    return copy
+
+
+@pytest.mark.parametrize("every_row", [False, True], ids=["worst-20", "every-row"])
+def test_a_100_class_pdf_has_no_page_holding_only_a_heading(
+    every_row: bool, request: pytest.FixtureRequest
+) -> None:
+    fixture = "hundred_classes_every_row" if every_row else "hundred_classes"
+    hundred_classes: Path = request.getfixturevalue(fixture)
     html = (hundred_classes / "report.html").read_text()
     headings = {
         re.sub(r"<[^>]+>", "", heading).strip()
@@ -729,16 +749,62 @@ def test_a_100_class_pdf_has_no_page_holding_only_a_heading(hundred_classes: Pat
     }
     title = re.search(r"<h1[^>]*>(.*?)</h1>", html, re.DOTALL).group(1).strip()  # type: ignore[union-attr]
     reader = PdfReader(hundred_classes / "report.pdf")
-    assert len(reader.pages) > 20  # long tables did break across pages
     bare = []
     for number, page in enumerate(reader.pages, start=1):
         body = _body_lines(page.extract_text(), title)
         if not body or all(line.strip() in headings for line in body):
             bare.append((number, body))
     assert bare == []
-    # A table continued on the next page repeats its header row.
-    repeated = [p.extract_text().count("Class Precision Recall F1 Support") for p in reader.pages]
-    assert sum(repeated) > 2  # two models, each table over more than one page
+    if every_row:  # long tables did break across pages, and repeat their header row there
+        assert len(reader.pages) > 20
+        repeated = [
+            p.extract_text().count("Class Precision Recall F1 Support") for p in reader.pages
+        ]
+        assert sum(repeated) > 2  # two models, each table over more than one page
+
+
+def test_a_100_class_report_shows_the_worst_20_of_each_per_class_table(
+    hundred_classes: Path,
+) -> None:
+    html = (hundred_classes / "report.html").read_text()
+    # Four tables per model and the recall differences, each cut with the same line.
+    assert (
+        html.count('<p class="note">20 of 100 classes shown; every class in per_class.csv</p>') == 9
+    )
+    metrics = parse_metrics((hundred_classes / "metrics.json").read_bytes())
+    page = run_page.build_context(hundred_classes, environ={})
+    names = metrics.dataset.classes
+    for view in page.models:
+        model = metrics.models[view.name]
+        errors = sorted(
+            model.class_errors, key=lambda r: (-r.error_rate, -r.support, names[r.label])
+        )
+        assert list(view.error_rows.rows) == errors[:20]
+        f1 = sorted(model.classification_report.classes,
+                    key=lambda r: (r.f1, -r.support, names[r.label]))  # fmt: skip
+        assert list(view.class_rows.rows) == list(view.interval_rows.rows) == f1[:20]
+        assert len(view.ranking_rows.rows) == 20 and view.ranking_rows.total == 100
+        # The rows in the HTML are those 20, worst first.
+        section = html[html.index(f'id="{view.anchor}-errors"') :]
+        table = section[: section.index("</table>")]
+        shown = re.findall(r'<th scope="row">(c\d{3})', table)
+        assert shown == [names[row.label] for row in errors[:20]]
+        assert "highest error rate first" in table
+    assert page.class_recall_rows is not None and len(page.class_recall_rows.rows) == 20
+    # A summary sentence names at most five classes of a kind.
+    assert all(len(re.findall(r"“c\d{3}”", line)) <= 10 for line in page.summary)
+
+
+def test_a_100_class_run_holds_every_class_in_per_class_csv(hundred_classes: Path) -> None:
+    metrics = parse_metrics((hundred_classes / "metrics.json").read_bytes())
+    rows = tables.read_per_class(hundred_classes, read_manifest(hundred_classes, RunManifest))
+    assert [(row.model, row.label) for row in rows] == [
+        (model, label) for model in metrics.models for label in range(100)
+    ]
+    assert rows == tables.class_rows(metrics)  # the run's values, exactly
+    first = rows[0]
+    report = metrics.models[first.model].classification_report.classes[0]
+    assert (first.label_name, first.f1, first.support) == ("c000", report.f1, report.support)
 
 
 def test_100_classes_get_top_5_accuracy(hundred_classes: Path) -> None:

@@ -301,6 +301,9 @@ class ReportSection(_Section):
     layer: str | dict[str, str] | None = None
     auto_pairs: Int = Field(default=3, ge=0, le=20)
     bootstrap_resamples: Int = Field(default=1_000, ge=100, le=100_000)
+    # Rows of each per-class table in the report: with more classes, the worst this many
+    # (each table by its own measure); every class is in per_class.csv.
+    table_rows: Int = Field(default=20, ge=1, le=100_000)
     # Top-k accuracy of every model: unset, k = 5 with at least 20 classes (none below);
     # 0 shows none; k must be below the number of classes.
     top_k: Int | None = Field(default=None, ge=0, le=1_000)

@@ -20,6 +20,7 @@ from reportgen.artifacts import layout
 from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds
 from reportgen.artifacts.manifest import RunManifest, read_artifact, read_manifest
 from reportgen.artifacts.metrics import (
+    ClassError,
     ClassRanking,
     ClassRecallDifference,
     ClassScores,
@@ -34,6 +35,8 @@ from reportgen.config.schema import Config
 from reportgen.core.errors import RenderError, RunDirError
 from reportgen.core.text import count
 from reportgen.data.sources import source_for
+from reportgen.report import class_tables
+from reportgen.report.class_tables import ClassTable, TableOptions
 from reportgen.report.page import PNG_SIGNATURE, Figure, Page, embed_png, report_date
 from reportgen.report.sentences import (
     describe_model,
@@ -41,11 +44,8 @@ from reportgen.report.sentences import (
     evidence_sentence,
     not_measured_sentence,
     ranking_sentence,
-    recall_rows,
     summary_paragraphs,
     summary_warnings,
-    worst_ranked,
-    worst_scored,
 )
 
 REPRODUCE_COMMAND = "reportgen run --config config.toml"
@@ -80,9 +80,13 @@ class ModelView:
     figures: Mapping[str, Figure]  # by kind: every per-model kind of the figure catalogue
     pair_figures: tuple[Figure, ...]  # one per confused-pair gallery, in metrics order
     warning: str | None  # set when training diverged
-    # The deeper evaluation: classes worst first, and the attribution figures (none when off).
-    interval_rows: tuple[ClassScores, ...] = ()  # lowest F1 first
-    ranking_rows: tuple[ClassRanking, ...] = ()  # lowest AUC first
+    # The per-class tables (see report.class_tables): the classification report and the
+    # errors in class order when they fit, else worst first; the others always worst first.
+    class_rows: ClassTable[ClassScores]
+    interval_rows: ClassTable[ClassScores]  # lowest F1 first
+    error_rows: ClassTable[ClassError]  # highest error rate first when cut
+    ranking_rows: ClassTable[ClassRanking]  # lowest AUC first
+    # The attribution figures (none when off).
     attribution_figures: tuple[Figure, ...] = ()
     # Why calibration and ranking are left out (the logits are not finite), else None.
     not_measured: str | None = None
@@ -132,6 +136,12 @@ def _anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def _full_table(manifest: RunManifest) -> str:
+    """Return the file a cut table points to: per_class.csv, metrics.json in older runs."""
+    per_class = layout.RUN_FILES.per_class.as_posix()
+    return per_class if per_class in manifest.artifacts else layout.RUN_FILES.metrics.as_posix()
+
+
 def _model_view(
     root: Path, name: str, metrics: Metrics, manifest: RunManifest, config: Config
 ) -> ModelView:
@@ -155,6 +165,8 @@ def _model_view(
                 **slots, n=counts.get(kind.kind, 0), layer=layer
             )
         figures[kind.kind] = read_figure(root, figure, metrics, manifest, alt=alt, caption=caption)
+    names = metrics.dataset.classes
+    table = TableOptions(limit=config.report.table_rows, full_table=_full_table(manifest))
     pair_figures = []
     for gallery in model.pair_galleries:
         why = "configured pair" if gallery.source == "config" else "found automatically"
@@ -175,8 +187,10 @@ def _model_view(
         figures=figures,
         pair_figures=tuple(pair_figures),
         warning=divergence_sentence(name, model.divergence) if model.divergence else None,
-        interval_rows=tuple(worst_scored(model)),
-        ranking_rows=tuple(worst_ranked(model)),
+        class_rows=class_tables.scores_table(model, names, keep_order=True, **table),
+        interval_rows=class_tables.scores_table(model, names, keep_order=False, **table),
+        error_rows=class_tables.errors_table(model, names, **table),
+        ranking_rows=class_tables.ranking_table(model, names, **table),
         attribution_figures=_attribution_figures(root, name, metrics, manifest),
         not_measured=None if model.finite_logits else not_measured_sentence(name),
     )
@@ -226,7 +240,7 @@ class RunPage(Page):
     warnings: list[str]
     summary: list[str]
     significance: Significance | None
-    class_recall_rows: list[ClassRecallDifference]
+    class_recall_rows: ClassTable[ClassRecallDifference] | None  # None: one model only
     ranking_sentences: dict[str, str]
     ci_level: float
     top_k: int | None  # the k of the models' top-k accuracy; None: not measured
@@ -292,6 +306,12 @@ def build_context(
         shared.append(read_figure(root, name, metrics, manifest, alt=alt, caption=caption))
     environment = manifest.environment
     source = source_for(metrics.dataset.kind)
+    class_recall = None
+    if metrics.significance is not None:
+        class_recall = class_tables.recall_table(
+            metrics.significance, metrics.dataset.classes, limit=config.report.table_rows,
+            full_table=_full_table(manifest),
+        )  # fmt: skip
     return RunPage(
         title=config.run.title or default_title(metrics.dataset),
         author=config.run.author,
@@ -304,7 +324,7 @@ def build_context(
         warnings=summary_warnings(metrics),
         summary=summary_paragraphs(metrics),
         significance=metrics.significance,
-        class_recall_rows=recall_rows(metrics.significance) if metrics.significance else [],
+        class_recall_rows=class_recall,
         ranking_sentences={
             name: ranking_sentence(name, m, metrics.dataset.classes)
             for name, m in metrics.models.items()

@@ -14,9 +14,6 @@ from typing import get_args
 
 from reportgen.artifacts.metrics import (
     AttributionGallery,
-    ClassRanking,
-    ClassRecallDifference,
-    ClassScores,
     DatasetInfo,
     Divergence,
     EvidenceRegion,
@@ -25,8 +22,9 @@ from reportgen.artifacts.metrics import (
     Significance,
 )
 from reportgen.config.schema import ModelSection
-from reportgen.core.text import count, join, level, num, pct
+from reportgen.core.text import count, join, join_some, level, num, pct
 from reportgen.data.sources import source_for
+from reportgen.report.class_tables import ranking_table
 
 
 def accuracy_sentence(models: Mapping[str, ModelMetrics], test_size: int) -> str:
@@ -132,8 +130,40 @@ def deeper_paragraphs(metrics: Metrics) -> list[str]:
     """Return the summary's sentences on calibration and per-class differences."""
     paragraphs = [m.calibration.verdict for m in metrics.models.values() if m.calibration]
     if metrics.significance is not None:
-        paragraphs.append(metrics.significance.class_recall.verdict)
+        paragraphs.append(class_recall_sentence(metrics.significance, metrics.dataset))
     return paragraphs
+
+
+def class_recall_sentence(significance: Significance, dataset: DatasetInfo) -> str:
+    """Return the summary's word on per-class recall: on which classes it differs, by name.
+
+    The model comparison gives each class's difference with its interval and
+    p-value (the verdict of ``metrics.json``); the summary names the classes
+    once, at most a few of each kind, clearest first.
+    """
+    first, second = significance.models
+    recall = significance.class_recall
+    correction = f"Holm’s correction for {len(recall.classes):,} classes, α = {recall.alpha:g}"
+    ranked = sorted(
+        (row for row in recall.classes if row.significant),
+        key=lambda row: (-abs(row.estimate), -row.support, dataset.classes[row.label]),
+    )
+    higher = [class_phrase(dataset, row.label) for row in ranked if row.estimate > 0]
+    lower = [class_phrase(dataset, row.label) for row in ranked if row.estimate < 0]
+    if not higher and not lower:
+        return (
+            f"Per class, no recall difference between the {first} and {second} models is "
+            f"significant ({correction})."
+        )
+    claims = []
+    if higher:
+        claims.append(f"higher on {join_some(higher)}")
+    if lower:
+        claims.append(f"lower on {join_some(lower)}")
+    return (
+        f"Per class, the {second} model’s recall is significantly {' and '.join(claims)} than "
+        f"the {first} model’s ({correction})."
+    )
 
 
 def ranking_sentence(name: str, model: ModelMetrics, classes: Sequence[str]) -> str:
@@ -147,34 +177,11 @@ def ranking_sentence(name: str, model: ModelMetrics, classes: Sequence[str]) -> 
         f"precision of {num(ranked.macro_average_precision)} "
         f"(micro {num(ranked.micro_average_precision)})"
     )
-    worst = worst_ranked(model)
+    worst = ranking_table(model, classes, limit=1, full_table="").rows
     if worst and worst[0].auc is not None:
         sentence += f"; its probabilities rank class {classes[worst[0].label]} worst"
         sentence += f" (AUC {num(worst[0].auc)})"
     return sentence + "."
-
-
-def worst_ranked(model: ModelMetrics) -> list[ClassRanking]:
-    """Return the one-vs-rest rows, lowest AUC first (undefined last, then by class)."""
-    if model.one_vs_rest is None:
-        return []
-    return sorted(
-        model.one_vs_rest.classes,
-        key=lambda row: (row.auc is None, row.auc or 0.0, row.label),
-    )
-
-
-def worst_scored(model: ModelMetrics) -> list[ClassScores]:
-    """Return the classification report's rows, lowest F1 first (then by class)."""
-    return sorted(model.classification_report.classes, key=lambda row: (row.f1, row.label))
-
-
-def recall_rows(significance: Significance) -> list[ClassRecallDifference]:
-    """Return the per-class recall differences, clearest first: adjusted p, then size."""
-    return sorted(
-        significance.class_recall.classes,
-        key=lambda row: (row.p_adjusted, -abs(row.estimate), row.label),
-    )
 
 
 def evidence_sentence(gallery: AttributionGallery, classes: Sequence[str]) -> str:
