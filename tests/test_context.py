@@ -253,3 +253,32 @@ def test_attributions_switched_off(copy_run: Path) -> None:
     synthetic.write_metrics(copy_run, synthetic.edited(off))
     page = run_page.build_context(copy_run, environ={})
     assert all(view.attribution_figures == () for view in page.models)
+
+
+def test_a_cut_table_points_to_per_class_csv_or_in_an_older_run_to_metrics_json(
+    copy_run: Path,
+) -> None:
+    from reportgen.artifacts import tables
+    from reportgen.core import fileio
+
+    with open(copy_run / "config.toml", "a", encoding="utf-8") as config:
+        config.write("\n[report]\ntable_rows = 3\n")
+    synthetic.rehash(copy_run)
+    older = run_page.build_context(copy_run, environ={})
+    baseline = older.models[0]
+    shown = (baseline.class_rows, baseline.interval_rows, baseline.error_rows,
+             baseline.ranking_rows)  # fmt: skip
+    assert [len(table.rows) for table in shown] == [3] * 4
+    assert baseline.error_rows.note == "3 of 10 classes shown; every class in metrics.json"
+    document = synthetic.metrics()
+    fileio.write_atomic(copy_run / "per_class.csv",
+                        tables.csv_bytes(tables.per_class_frame(document)))  # fmt: skip
+    synthetic.rehash(copy_run)
+    page = run_page.build_context(copy_run, environ={})
+    assert page.class_recall_rows is not None
+    assert page.class_recall_rows.note == "3 of 10 classes shown; every class in per_class.csv"
+    # Cut, the errors are ranked: highest rate first (the synthetic classes are all of 100).
+    rates = [row.error_rate for row in page.models[0].error_rows.rows]
+    expected = sorted((row.error_rate for row in document.models["baseline"].class_errors),
+                      reverse=True)[:3]  # fmt: skip
+    assert rates == expected
