@@ -209,7 +209,11 @@ def model_metrics(
         sample_index=0,
         misclassified=misclassified,
         pair_galleries=galleries,
-        figures={kind.kind: figure_name(kind.kind, name) for kind in kinds("model")},
+        figures={
+            kind.kind: figure_name(kind.kind, name)
+            for kind in kinds("model")
+            if kind.applies(len(MNIST_CLASSES))
+        },
         calibration=assemble.calibration_metrics(name, calibrated) if finite else None,
         one_vs_rest=assemble.one_vs_rest(softmax(test_logits), y_true) if finite else None,
         attributions=_attributions(name, galleries, misclassified) if finite else None,

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from sklearn.metrics import recall_score
 
@@ -25,7 +26,7 @@ from reportgen.core.errors import ConfigError
 from reportgen.data.idx import MNIST_CLASSES
 from reportgen.data.sources import SOURCES
 from reportgen.data.tensors import Dataset, Split
-from reportgen.evaluate import assemble, classification, layers
+from reportgen.evaluate import assemble, classification, confusion, layers
 from reportgen.evaluate import outcome as outcome_mod
 from reportgen.figures import checks, classes, galleries, pool, style, training
 from reportgen.figures import jobs as jobs_mod
@@ -37,6 +38,7 @@ from reportgen.train.loop import EpochRecord
 from reportgen.train.networks import CNN, MLP, build
 
 from .conftest import make_digits
+from .test_confusion import planted as planted_confusion
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MNIST_NET: dict[str, Any] = {"input_shape": (1, 28, 28), "num_classes": 10}
@@ -129,6 +131,8 @@ def all_figures(digits: tuple[np.ndarray, np.ndarray]) -> dict[str, Figure]:
                                               classes=DIGITS),
         "class_errors": classes.class_errors_figure(rng.random(10) / 10, model="m", worst=[2],
                                                     classes=DIGITS),
+        "confused_classes": classes.confused_classes_figure(rng.integers(0, 30, (10, 10)),
+                                                            model="m", classes=DIGITS),
         "compare_curves": training.compare_curves_figure(history),
         "lr": training.lr_figure(history),
         "compare_history": training.compare_history_figure(runs_history()),
@@ -148,6 +152,7 @@ EXPECTED = {
     "curves": (2, "training curves"),
     "confusion": (2, "confusion matrix"),
     "class_errors": (1, "per-class error rate (worst: 2)"),
+    "confused_classes": (1, "the 10 most confused classes of 10"),
     "compare_curves": (2, "Regularization impact"),
     "lr": (1, "Learning rate per epoch"),
     "compare_history": (2, "Validation curves of every run"),
@@ -467,7 +472,9 @@ def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: P
     assert all((tmp_path / rel).is_file() for rel in listed.values())
     for o in outcomes:
         model = metrics.models[o.name]
-        assert list(model.figures) == [kind.kind for kind in catalogue.kinds("model")]
+        assert list(model.figures) == [  # 10 classes: no confused classes sub-matrix
+            kind.kind for kind in catalogue.kinds("model") if kind.kind != "confused_classes"
+        ]
         assert model.accuracy_ci.low <= model.test_accuracy <= model.accuracy_ci.high
         assert model.misclassified == sorted(model.misclassified)
         assert all(y[i] != o.predictions[i] for i in model.misclassified)
@@ -507,7 +514,7 @@ def test_compare_history_draws_every_run_and_model() -> None:
 def test_every_caption_fills_from_the_slots_pages_give(kind: str) -> None:
     slots = {"model": "m", "n": 3, "index": 0, "true": "Shirt", "pred": "T-shirt/top",
              "images": "2 test images", "why": "configured pair", "shown": 2, "steps": 50,
-             "evidence": "The evidence lies in the centre.",
+             "evidence": "The evidence lies in the centre.", "order": " Classes reordered.",
              # the sweep's figures: what the sweep page fills in
              "metric": "Test accuracy", "level": "95%", "point": "lr=0.01", "seeds": 3,
              "key": "train.lr"}  # fmt: skip
@@ -565,11 +572,13 @@ def class_figures(k: int, kind: str) -> dict[str, Figure]:
                                               classes=names),
         "class_errors": classes.class_errors_figure(rng.random(k) / 4, model="m", classes=names,
                                                     worst=[1, 0]),
+        "confused_classes": classes.confused_classes_figure(rng.integers(1, 9, (k, k)),
+                                                            model="m", classes=names),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["grey", "rgb"])
-@pytest.mark.parametrize("k", [2, 10, 25])
+@pytest.mark.parametrize("k", [2, 10, 25, 40])
 def test_every_figure_draws_any_classes_and_images_to_the_same_bytes_twice(
     k: int, kind: str
 ) -> None:
@@ -654,11 +663,65 @@ def test_confusion_ticks_are_the_class_names_and_adapt_to_many_classes() -> None
         assert cut and all("…" in name and len(name) == 20 for name in cut)
         assert {label.get_rotation() for label in ax.get_xticklabels()} == {90.0}
         assert len(ax.texts) == 0  # no cell values at 25 classes
-    hundred = classes.confusion_figure(np.eye(100, dtype=int) * 5, model="m",
-                                       classes=[f"c{i}" for i in range(100)])  # fmt: skip
-    ax = visible_axes(hundred)[0]
-    assert tick_texts(ax.get_xticklabels())[:2] == ["0", "5"]
-    assert ax.get_xlabel() == "predicted label (index)"
+
+
+def test_many_classes_are_reordered_unannotated_on_a_log_scale() -> None:
+    matrix = planted_confusion()
+    names = class_names(40)
+    fig = classes.confusion_figure(matrix, model="m", classes=names)
+    order = confusion.confusion_order(matrix)
+    (ax,) = visible_axes(fig)
+    (image,) = ax.get_images()
+    np.testing.assert_array_equal(image.get_array().filled(0), matrix[np.ix_(order, order)])
+    assert np.array_equal(image.get_array().mask, matrix[np.ix_(order, order)] == 0)
+    assert isinstance(image.norm, LogNorm) and image.norm.vmin == 1
+    assert len(ax.texts) == 0  # no cell values
+    shown = tick_texts(ax.get_yticklabels())
+    assert (
+        shown
+        == tick_texts(ax.get_xticklabels())
+        == [style.short_names(names, classes.STACKED_NAME_CHARS)[i] for i in order]
+    )  # every name fits at 40 classes
+    assert ax.get_xlabel() == "predicted class" and "40 classes" in suptitle(fig)
+    drawn = style.render_png(fig)
+    assert drawn == style.render_png(classes.confusion_figure(matrix, model="m", classes=names))
+    plain = classes.reordered_confusion_figure(matrix, model="m", classes=names, order=range(40))
+    assert style.render_png(plain) != drawn
+    same = classes.reordered_confusion_figure(matrix, model="m", classes=names, order=order)
+    assert style.render_png(same) == drawn
+
+
+def test_hundreds_of_classes_name_as_many_ticks_as_fit() -> None:
+    k = 300
+    matrix = np.eye(k, dtype=int) * 5
+    matrix[7, 250] = 3
+    names = [f"c{i}" for i in range(k)]
+    fig = classes.confusion_figure(matrix, model="m", classes=names)
+    (ax,) = visible_axes(fig)
+    shown = tick_texts(ax.get_yticklabels())
+    order = confusion.confusion_order(matrix)
+    assert order[:2] == [7, 250]  # the one confused pair first, then the others by index
+    step = len(order) // len(shown) + (len(order) % len(shown) > 0)
+    assert 1 < step < 10 and shown == [names[order[i]] for i in range(0, k, step)]
+    assert ax.get_ylabel() == f"true class (every {step}th named)"
+    sizes = {label.get_fontsize() for label in ax.get_xticklabels()}
+    assert sizes == {classes.MIN_TICK_PT}
+
+
+def test_the_most_confused_classes_are_named_with_their_counts() -> None:
+    matrix = planted_confusion()
+    names = class_names(40)
+    fig = classes.confused_classes_figure(matrix, model="m", classes=names)
+    shown = confusion.most_confused_classes(matrix)
+    (ax,) = visible_axes(fig)
+    assert tick_texts(ax.get_yticklabels()) == style.short_names(
+        [names[i] for i in shown], classes.STACKED_NAME_CHARS
+    )
+    sub = matrix[np.ix_(shown, shown)]
+    assert sorted(int(t.get_text()) for t in ax.texts) == sorted(sub[sub > 0].tolist())
+    assert suptitle(fig) == f"m: the {len(shown)} most confused classes of 40 (test set)"
+    with pytest.raises(ValueError, match="no class is confused with another"):
+        classes.confused_classes_figure(np.eye(30, dtype=int), model="m", classes=class_names(30))
 
 
 def test_confusion_shrinks_cell_values_between_12_and_20_classes() -> None:

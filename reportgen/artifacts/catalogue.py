@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+# Above this many classes the confusion matrix is drawn in an order that puts confused
+# classes together, without cell values, and a model gets its "confused_classes" figure.
+MANY_CLASSES = 25
+
 # "attribution": one per model and "pair_attribution" one per confused pair, when
 # report.attributions is on.
 Scope = Literal["run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution"]
@@ -22,8 +26,9 @@ class FigureKind:
     """One kind of figure: its scope, which function draws it, and how a page describes it.
 
     ``alt`` and ``caption`` are :meth:`str.format` templates; the page showing
-    the figure fills the slots its kind uses: ``{model}``, ``{n}`` (units or
-    images shown), ``{index}`` (the test image), ``{true}`` and ``{pred}``
+    the figure fills the slots its kind uses: ``{model}``, ``{n}`` (units,
+    images or classes shown), ``{order}`` (how the classes are ordered, from a
+    space, or empty), ``{index}`` (the test image), ``{true}`` and ``{pred}``
     (class names), ``{images}`` (the pair's test images, counted), ``{why}``,
     ``{shown}``, and for a network of the user's (``python`` variants)
     ``{layer}`` (the module drawn, as ``named_modules()`` names it).
@@ -36,12 +41,19 @@ class FigureKind:
     caption: str
     cnn: FigureKind | None = None  # the variant for a CNN, whose first layer is convolutional
     python: FigureKind | None = None  # the variant for a network of the user's (model.factory)
+    # Drawn only for data of more classes than this (0: always); a run with fewer lists no
+    # figure of this kind, as one without confused pairs lists no pair gallery.
+    more_classes_than: int = 0
 
     def for_network(self, network: str) -> FigureKind:
         """Return the variant of this kind for a network of ``network`` kind ("mlp", "cnn", …)."""
         if network == "python" and self.python is not None:
             return self.python
         return self.cnn if network == "cnn" and self.cnn is not None else self
+
+    def applies(self, num_classes: int) -> bool:
+        """Return whether a run on data of ``num_classes`` classes draws this kind of figure."""
+        return num_classes > self.more_classes_than
 
     def describe(self, **slots: Any) -> tuple[str, str]:
         """Return the alt text and caption with ``slots`` filled in."""
@@ -115,7 +127,16 @@ FIGURES: dict[str, FigureKind] = {
             "confusion", "model", "confusion",
             "Confusion matrix heatmaps of the {model} model on the test set",
             "Confusion matrix of the {model} model on the test set: rows are true classes, "
-            "columns predictions.",
+            "columns predictions.{order}",
+        ),
+        FigureKind(
+            "confused_classes", "model", "confused_classes",
+            "Confusion matrix of the {n} classes of the {model} model's most confused pairs, "
+            "with class names and counts",
+            "The {n} classes of the {model} model's most confused pairs, from the matrix above "
+            "in the same order: rows are true classes, columns predictions, each cell the test "
+            "images it counts (log colour scale; empty cells are none).",
+            more_classes_than=MANY_CLASSES,
         ),
         FigureKind(
             "class_errors", "model", "class_errors",

@@ -362,7 +362,8 @@ class ModelMetrics(_Contract):
         description="up to three classes with errors, highest error rate first"
     )
     confused_pairs: list[ConfusedPair] = Field(
-        description="the `report.auto_pairs` largest off-diagonal cells, largest first"
+        description="the `report.auto_pairs` largest off-diagonal cells, largest first (at "
+        "least 10 with more than 25 classes; ties: lowest true, then predicted class)"
     )
     divergence: Divergence | None = Field(
         description="null, or how the model diverged: where training stopped on a non-finite "
@@ -400,7 +401,8 @@ class ModelMetrics(_Contract):
     )
     figures: dict[str, str] = Field(
         description="figure kind → figure name, for weights, activations, misclassified, "
-        "curves, confusion, class_errors, reliability, roc and pr"
+        "curves, confusion, class_errors, reliability, roc and pr, and confused_classes "
+        "with more than 25 classes"
     )
     calibration: Calibration | None = Field(
         description="how far the test probabilities can be trusted, before and after "

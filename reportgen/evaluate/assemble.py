@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from reportgen.artifacts.catalogue import figure_name, kinds
+from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds
 from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.metrics import (
     SCHEMA,
@@ -49,6 +49,7 @@ from reportgen.evaluate import (
     attribution,
     calibration,
     classification,
+    confusion,
     diagnosis,
     per_class,
     statistics,
@@ -132,7 +133,9 @@ def model_metrics(
         confusion_matrix=matrix.tolist(),
         class_errors=errors,
         worst_classes=classification.worst_classes(errors, names=class_names),
-        confused_pairs=classification.most_confused_pairs(matrix, count=report.auto_pairs),
+        confused_pairs=classification.most_confused_pairs(
+            matrix, count=confusion.listed_pairs(num_classes, report.auto_pairs)
+        ),
         divergence=divergence_metrics(outcome),
         accuracy_ci=AccuracyInterval(
             level=interval.level, resamples=interval.resamples, low=interval.low, high=interval.high
@@ -143,8 +146,16 @@ def model_metrics(
         misclassified=misclassified,
         pair_galleries=galleries,
         figure_layers=dict(shown.layers),
-        figure_notes={**shown.notes, **({} if finite else non_finite_notes(outcome.name))},
-        figures={kind.kind: figure_name(kind.kind, outcome.name) for kind in kinds("model")},
+        figure_notes={
+            **shown.notes,
+            **({} if finite else non_finite_notes(outcome.name)),
+            **confusion_notes(outcome.name, matrix),
+        },
+        figures={
+            kind.kind: figure_name(kind.kind, outcome.name)
+            for kind in kinds("model")
+            if kind.applies(num_classes)
+        },
         calibration=calibration_metrics(outcome.name, calibrated) if calibrated else None,
         one_vs_rest=one_vs_rest(outcome.proba, y_test) if finite else None,
         attributions=attribution_metrics(outcome, y_test, misclassified, galleries),
@@ -174,6 +185,14 @@ def non_finite_notes(name: str) -> dict[str, str]:
         kind: f"The {what} of the {name} model cannot be drawn: its logits are not finite."
         for kind, what in PROBABILITY_FIGURES.items()
     }
+
+
+def confusion_notes(name: str, matrix: np.ndarray) -> dict[str, str]:
+    """Return the sentence shown instead of the confused classes figure when nothing is confused."""
+    drawn = FIGURES["confused_classes"].applies(len(matrix))
+    if not drawn or confusion.most_confused_classes(matrix):
+        return {}
+    return {"confused_classes": f"The {name} model confuses no two classes on the test set."}
 
 
 def _fraction(value: float) -> float | None:

@@ -14,7 +14,11 @@ from matplotlib.figure import Figure
 
 from reportgen.artifacts.catalogue import FigureKind
 from reportgen.figures.attribution import attribution_figure
-from reportgen.figures.classes import class_errors_figure, confusion_figure
+from reportgen.figures.classes import (
+    class_errors_figure,
+    confused_classes_figure,
+    confusion_figure,
+)
 from reportgen.figures.evaluation import pr_figure, reliability_figure, roc_figure
 from reportgen.figures.galleries import misclassified_figure, pair_figure
 from reportgen.figures.network import (
@@ -42,6 +46,7 @@ BUILDERS: dict[str, Callable[..., Figure]] = {
     "misclassified": misclassified_figure,
     "curves": curves_figure,
     "confusion": confusion_figure,
+    "confused_classes": confused_classes_figure,
     "class_errors": class_errors_figure,
     "reliability": reliability_figure,
     "roc": roc_figure,

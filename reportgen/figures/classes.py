@@ -1,4 +1,4 @@
-"""Per-class figures: confusion matrix heatmaps and the per-class error chart, any class count."""
+"""Per-class figures: the confusion matrix, its most confused classes, the per-class error chart."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import seaborn as sns
-from matplotlib.colors import LogNorm
+from matplotlib import colormaps as mpl_colormaps
+from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 from numpy.typing import ArrayLike
 
+from reportgen.artifacts.catalogue import MANY_CLASSES
+from reportgen.evaluate.confusion import confusion_order, most_confused_classes
 from reportgen.figures.checks import check_array, check_class_count
 from reportgen.figures.style import (
     CHAR_WIDTH_EM,
@@ -47,9 +50,6 @@ NAME_CHARS = 12  # a class name on a side-by-side heatmap's axis
 STACKED_NAME_CHARS = 20  # on a full-width heatmap's axis or a horizontal bar chart's
 
 
-MAX_INDEX_TICKS = 20
-
-
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
@@ -63,7 +63,7 @@ def _text_in(chars: int, font_size: float) -> float:
 class _ClassAxes:
     """How a heatmap's class axes are labelled: tick labels, font sizes, rotation, figure height."""
 
-    ticks: list[str] | int  # the names, or a step: every n-th class index
+    ticks: list[str]  # the names
     size: tuple[float, float]  # tick font size (pt) of the x and y axes
     rotation: float  # of the x tick labels
     height: float  # the figure's (in)
@@ -72,9 +72,6 @@ class _ClassAxes:
 def _confusion_axes(classes: Sequence[str], *, stacked: bool) -> _ClassAxes:
     """Return the class axes of the confusion heatmaps for ``classes``: legible at any count."""
     k = len(classes)
-    if k > NAMED_CLASSES:
-        step = math.ceil(k / MAX_INDEX_TICKS)
-        return _ClassAxes(step, (7.0, 7.0), 0.0, 0.35 + 2 * (5.0 + 0.8))
     names = short_names(classes, STACKED_NAME_CHARS if stacked else NAME_CHARS)
     longest = max(len(name) for name in names)
     if stacked:  # one heatmap per row, full width; cells need not be square
@@ -117,17 +114,19 @@ def confusion_figure(matrix: ArrayLike, *, model: str, classes: Sequence[str]) -
         blank.  Up to 12 classes the panels sit side by side with every
         value written in; above, they are stacked at full width and the
         figure grows with the classes, values shrink (up to 20 classes) or
-        are left out, column names stand vertical from 20 classes, names
-        longer than the axis allows end in "…", and above 60 classes the
-        ticks show every n-th class index instead.
+        are left out, column names stand vertical from 20 classes, and names
+        longer than the axis allows end in "…".  Above
+        :data:`~reportgen.artifacts.catalogue.MANY_CLASSES` classes, one
+        heatmap of the counts in :func:`~reportgen.evaluate.confusion.confusion_order`
+        instead (:func:`reordered_confusion_figure`).
     """
-    counts = check_array(matrix, "matrix", ndim=2)
-    if counts.shape[0] != counts.shape[1]:
-        raise ValueError(f"matrix must be square (true × predicted); got shape {counts.shape}")
-    if (counts < 0).any():
-        raise ValueError("matrix must hold non-negative counts")
+    counts = _square_counts(matrix)
     k = len(counts)
     check_class_count(classes, k, "a confusion matrix")
+    if k > MANY_CLASSES:
+        return reordered_confusion_figure(
+            counts, model=model, classes=classes, order=confusion_order(counts)
+        )
     stacked = k > SIDE_BY_SIDE_CLASSES
     axes_style = _confusion_axes(classes, stacked=stacked)
     support = counts.sum(axis=1, keepdims=True)
@@ -150,12 +149,11 @@ def confusion_figure(matrix: ArrayLike, *, model: str, classes: Sequence[str]) -
         annot_kws=annotation, square=not stacked, cbar_kws={"label": "% of true class", **colorbar},
         **ticks,
     )  # fmt: skip
-    suffix = " (index)" if isinstance(axes_style.ticks, int) else ""
     for ax, title in ((ax_counts, "Counts"), (ax_norm, "Row-normalized (%)")):
         ax.collections[0].colorbar.ax.minorticks_off()  # log minor ticks: clutter and time
         ax.set_title(title)
-        ax.set_xlabel("predicted label" + suffix)
-        ax.set_ylabel("true label" + suffix)
+        ax.set_xlabel("predicted label")
+        ax.set_ylabel("true label")
         ax.tick_params(length=0)
         ax.tick_params(axis="x", rotation=axes_style.rotation, labelsize=axes_style.size[0])
         ax.tick_params(axis="y", rotation=0, labelsize=axes_style.size[1])
@@ -163,6 +161,164 @@ def confusion_figure(matrix: ArrayLike, *, model: str, classes: Sequence[str]) -
         for spine in ax.spines.values():
             spine.set_visible(False)
     fig.suptitle(f"{model}: confusion matrix on the test set")
+    return fig
+
+
+def _square_counts(matrix: ArrayLike) -> np.ndarray:
+    counts = check_array(matrix, "matrix", ndim=2)
+    if counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"matrix must be square (true × predicted); got shape {counts.shape}")
+    if (counts < 0).any():
+        raise ValueError("matrix must hold non-negative counts")
+    return counts
+
+
+# Counts on a log scale from 1: the map starts at a visible blue, so that a single image
+# stands out from an empty (white) cell even where a cell is a pixel or two wide.
+COUNT_CMAP = ListedColormap(mpl_colormaps[HEATMAP_CMAP](np.linspace(0.25, 1.0, 256)))
+MIN_TICK_PT = 4.5  # the smallest class name on a reordered matrix's axes
+MAX_SIDE_IN = 5.0  # of a reordered matrix: square, beside its names and colour bar
+
+
+@dataclass(frozen=True)
+class _ThinnedTicks:
+    """Which positions of a class axis are named, and how large: as many as fit, evenly."""
+
+    positions: list[int]
+    size: float  # font size (pt)
+    step: int  # every n-th position is named
+
+
+def _thinned_ticks(k: int, side_in: float) -> _ThinnedTicks:
+    cell_pt = side_in * 72 / k
+    size = _clamp(0.8 * cell_pt, MIN_TICK_PT, 7.0)
+    step = max(1, math.ceil(1.15 * size / cell_pt))  # a name's line and a little air
+    return _ThinnedTicks(list(range(0, k, step)), size, step)
+
+
+def _count_norm(counts: np.ndarray) -> LogNorm:
+    return LogNorm(vmin=1, vmax=max(2, int(counts.max())))
+
+
+@styled
+def reordered_confusion_figure(
+    matrix: ArrayLike, *, model: str, classes: Sequence[str], order: Sequence[int]
+) -> Figure:
+    """Draw a confusion matrix of many classes, rows and columns in ``order``, without values.
+
+    Parameters
+    ----------
+    matrix : array-like of int, shape (k, k)
+        Counts; rows are true classes, columns predictions, in index order.
+    model : str
+        Model name for the title.
+    classes : sequence of str, length k
+        Class names in index order.
+    order : sequence of int
+        Every class index once: the order of the rows and columns drawn
+        (:func:`~reportgen.evaluate.confusion.confusion_order` puts confused
+        classes side by side).
+
+    Returns
+    -------
+    Figure
+        One square heatmap of the counts on a log colour scale, empty cells
+        white and no cell values; as many class names (cut to 20 characters)
+        as fit the axes, evenly spaced, the axis labels saying which.
+    """
+    counts = _square_counts(matrix)
+    k = len(counts)
+    check_class_count(classes, k, "a confusion matrix")
+    position = np.asarray(order, dtype=np.int64)
+    if sorted(position.tolist()) != list(range(k)):
+        raise ValueError(f"order must hold every class index 0–{k - 1} once")
+    names = short_names(classes, STACKED_NAME_CHARS)
+    ordered = counts[np.ix_(position, position)]
+    longest = max(len(name) for name in names)
+    guess = _thinned_ticks(k, MAX_SIDE_IN)
+    side = min(MAX_SIDE_IN, WIDTH_IN - _text_in(longest, guess.size) - 0.3 - 1.0)
+    ticks = _thinned_ticks(k, side)
+    labels = [names[position[i]] for i in ticks.positions]
+    title = wrapped_title(
+        f"{model}: confusion matrix on the test set", f"({k} classes, confused ones side by side)"
+    )
+    height = side + _text_in(longest, ticks.size) + 0.75 + TITLE_LINE_IN * title.count("\n")
+    fig = new_figure(height)
+    ax = fig.subplots()
+    image = ax.imshow(np.ma.masked_equal(ordered, 0), cmap=COUNT_CMAP, norm=_count_norm(ordered),
+                      interpolation="nearest", aspect="equal")  # fmt: skip
+    colorbar = fig.colorbar(image, ax=ax, shrink=0.8, fraction=0.05, pad=0.03)
+    colorbar.set_label("images (log scale)")
+    colorbar.ax.minorticks_off()
+    ax.set_xticks(ticks.positions, labels, rotation=90, fontsize=ticks.size)
+    ax.set_yticks(ticks.positions, labels, fontsize=ticks.size)
+    which = "" if ticks.step == 1 else f" (every {_ordinal(ticks.step)} named)"
+    ax.set_xlabel("predicted class" + which)
+    ax.set_ylabel("true class" + which)
+    ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.suptitle(title)
+    return fig
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+@styled
+def confused_classes_figure(matrix: ArrayLike, *, model: str, classes: Sequence[str]) -> Figure:
+    """Draw the sub-matrix of the most confused classes, named, every count written in.
+
+    Parameters
+    ----------
+    matrix : array-like of int, shape (k, k)
+        Counts; rows are true classes, columns predictions.
+    model : str
+        Model name for the title.
+    classes : sequence of str, length k
+        Class names in index order.
+
+    Returns
+    -------
+    Figure
+        One square heatmap of the classes of the largest confusions
+        (:func:`~reportgen.evaluate.confusion.most_confused_classes`, up to
+        15), in the order of the full reordered matrix: names cut to 20
+        characters, every non-empty cell's count written in, a log colour
+        scale.  A matrix with no confusion has nothing to show (ValueError).
+    """
+    counts = _square_counts(matrix)
+    check_class_count(classes, len(counts), "a confusion matrix")
+    shown = most_confused_classes(counts)
+    if not shown:
+        raise ValueError("matrix has no off-diagonal count: no class is confused with another")
+    sub = counts[np.ix_(shown, shown)]
+    names = short_names([classes[label] for label in shown], STACKED_NAME_CHARS)
+    longest = _text_in(max(len(name) for name in names), 7.5)
+    side = min(4.0, WIDTH_IN - longest - 0.3 - 1.0)
+    title = wrapped_title(
+        f"{model}: the {len(shown)} most confused classes", f"of {len(counts)} (test set)"
+    )
+    fig = new_figure(side + longest + 0.75 + TITLE_LINE_IN * title.count("\n"))
+    ax = fig.subplots()
+    sns.heatmap(
+        sub, ax=ax, cmap=COUNT_CMAP, norm=_count_norm(sub), mask=sub == 0,
+        annot=_nonzero_labels(sub, "d"), fmt="", annot_kws={"fontsize": 6.0}, square=True,
+        xticklabels=names, yticklabels=names, cbar=False,
+    )  # fmt: skip
+    colorbar = fig.colorbar(ax.collections[0], ax=ax, shrink=0.8, fraction=0.05, pad=0.03)
+    colorbar.set_label("images (log scale)")
+    colorbar.ax.minorticks_off()
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.tick_params(length=0)
+    ax.tick_params(axis="x", rotation=90, labelsize=7.5)
+    ax.tick_params(axis="y", rotation=0, labelsize=7.5)
+    ax.grid(False)
+    fig.suptitle(title)
     return fig
 
 

@@ -62,6 +62,7 @@ def model_figures(
             (history_table([outcome]),), {"model": name, "color": style.model_color(position)}
         ),
         "confusion": ((model.confusion_matrix,), {"model": name, "classes": classes}),
+        "confused_classes": ((model.confusion_matrix,), {"model": name, "classes": classes}),
         "class_errors": (
             ([row.error_rate for row in model.class_errors],),
             {"model": name, "worst": model.worst_classes, "classes": classes},
@@ -69,6 +70,8 @@ def model_figures(
     }  # fmt: skip
     inputs.update(evaluation_inputs(outcome, model, y_test, dataset.info.classes))
     for kind in catalogue.kinds("model"):
+        if kind.kind not in model.figures:  # a kind this run does not draw (too few classes)
+            continue
         if kind.kind in model.figure_notes:  # the figure cannot apply: its sentence instead
             title = f"{name}: {kind.kind} figure not drawn"
             yield FigureJob(model.figures[kind.kind], "notice",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.artifacts import layout
-from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds
+from reportgen.artifacts.catalogue import FIGURES, MANY_CLASSES, figure_name, kinds
 from reportgen.artifacts.manifest import RunManifest, read_artifact, read_manifest
 from reportgen.artifacts.metrics import (
     ClassError,
@@ -35,6 +35,7 @@ from reportgen.config.schema import Config
 from reportgen.core.errors import RenderError, RunDirError
 from reportgen.core.text import count
 from reportgen.data.sources import source_for
+from reportgen.evaluate.confusion import most_confused_classes
 from reportgen.report import class_tables
 from reportgen.report.class_tables import ClassTable, TableOptions
 from reportgen.report.page import PNG_SIGNATURE, Figure, Page, embed_png, report_date
@@ -70,6 +71,33 @@ TIMINGS_NOTE = (
 
 
 @dataclass(frozen=True)
+class ConfusedPairRow:
+    """One row of the most confused pairs table: the pair by name, its count and two rates."""
+
+    true: str
+    pred: str
+    count: int
+    of_true: float  # share of the true class's test images predicted as `pred`
+    of_errors: float  # share of the model's misclassified test images
+
+
+def confused_pair_rows(model: ModelMetrics, classes: list[str]) -> tuple[ConfusedPairRow, ...]:
+    """Return the rows of the most confused pairs table: with many classes only, else none.
+
+    With few classes the confusion matrix writes every count in its cells.
+    """
+    if len(classes) <= MANY_CLASSES:
+        return ()
+    support = {row.label: row.support for row in model.class_errors}
+    errors = sum(row.errors for row in model.class_errors)
+    return tuple(
+        ConfusedPairRow(true=classes[pair.true], pred=classes[pair.pred], count=pair.count,
+                        of_true=pair.count / support[pair.true], of_errors=pair.count / errors)
+        for pair in model.confused_pairs
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ModelView:
     """Everything the report shows about one model."""
 
@@ -77,7 +105,7 @@ class ModelView:
     anchor: str
     description: str
     metrics: ModelMetrics
-    figures: Mapping[str, Figure]  # by kind: every per-model kind of the figure catalogue
+    figures: Mapping[str, Figure]  # by kind: every per-model kind of the catalogue that applies
     pair_figures: tuple[Figure, ...]  # one per confused-pair gallery, in metrics order
     warning: str | None  # set when training diverged
     # The per-class tables (see report.class_tables): the classification report and the
@@ -88,6 +116,7 @@ class ModelView:
     ranking_rows: ClassTable[ClassRanking]  # lowest AUC first
     # The attribution figures (none when off).
     attribution_figures: tuple[Figure, ...] = ()
+    confused_pair_rows: tuple[ConfusedPairRow, ...] = ()  # with many classes: largest first
     # Why calibration and ranking are left out (the logits are not finite), else None.
     not_measured: str | None = None
 
@@ -148,11 +177,25 @@ def _model_view(
     model = metrics.models[name]
     spec = dict(config.model_items()).get(name)
     network = spec.kind if spec is not None else "mlp"
-    slots = {"model": name, "index": model.sample_index}
-    counts = {"misclassified": len(model.misclassified), "weights": config.report.n_weights}
+    classes = metrics.dataset.classes
+    reordered = len(classes) > MANY_CLASSES
+    order = (
+        " Classes are ordered so that those confused with each other sit together; the "
+        "table below lists the largest confusions."
+        if reordered
+        else ""
+    )
+    slots = {"model": name, "index": model.sample_index, "order": order}
+    counts = {
+        "misclassified": len(model.misclassified),
+        "weights": config.report.n_weights,
+        "confused_classes": len(most_confused_classes(model.confusion_matrix)) if reordered else 0,
+    }
     figures = {}
     for kind in kinds("model"):
         figure = model.figures.get(kind.kind)
+        if figure is None and not kind.applies(len(classes)):
+            continue
         if figure is None:
             where = layout.RunPaths(root).metrics
             raise RunDirError(f"{where}: models.{name}.figures: no {kind.kind!r} figure")
@@ -170,7 +213,6 @@ def _model_view(
     pair_figures = []
     for gallery in model.pair_galleries:
         why = "configured pair" if gallery.source == "config" else "found automatically"
-        classes = metrics.dataset.classes
         alt, caption = FIGURES["pair"].describe(
             **slots, true=classes[gallery.true], pred=classes[gallery.pred], why=why,
             shown=len(gallery.indices),
@@ -192,6 +234,7 @@ def _model_view(
         error_rows=class_tables.errors_table(model, names, **table),
         ranking_rows=class_tables.ranking_table(model, names, **table),
         attribution_figures=_attribution_figures(root, name, metrics, manifest),
+        confused_pair_rows=confused_pair_rows(model, classes),
         not_measured=None if model.finite_logits else not_measured_sentence(name),
     )
 

@@ -57,6 +57,9 @@ def class_phrase(dataset: DatasetInfo, label: int) -> str:
     return source_for(dataset.kind).class_phrase(dataset.classes[label])
 
 
+PAIRS_NAMED = 5  # confused pairs a sentence names; it counts the rest
+
+
 def errors_sentence(name: str, model: ModelMetrics, dataset: DatasetInfo) -> str:
     """Return the worst classes and most confused pairs of one model as a sentence."""
     classes = dataset.classes
@@ -67,8 +70,10 @@ def errors_sentence(name: str, model: ModelMetrics, dataset: DatasetInfo) -> str
     ]
     pairs = [
         f"{classes[p.true]} → {classes[p.pred]} ({count(p.count, 'image')})"
-        for p in model.confused_pairs
+        for p in model.confused_pairs[:PAIRS_NAMED]
     ]
+    if len(model.confused_pairs) > PAIRS_NAMED:  # many classes: the report's table lists them
+        pairs.append(f"{len(model.confused_pairs) - PAIRS_NAMED} more")
     if not worst:
         return f"The {name} model misclassifies none of the test images."
     sentence = f"The {name} model errs most on {join(worst)}"
