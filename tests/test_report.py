@@ -815,3 +815,30 @@ def test_100_classes_get_top_5_accuracy(hundred_classes: Path) -> None:
         assert model.test_accuracy <= top.value and top.low <= top.value <= top.high
     html = (hundred_classes / "report.html").read_text()
     assert html.count("<dt>Top-5 accuracy</dt>") == 2
+
+
+def test_100_classes_get_the_most_confused_classes_and_a_table_of_pairs(
+    hundred_classes: Path,
+) -> None:
+    from reportgen.evaluate.confusion import CONFUSED_PAIRS_LISTED, most_confused_classes
+
+    metrics = parse_metrics((hundred_classes / "metrics.json").read_bytes())
+    html = (hundred_classes / "report.html").read_text()
+    classes, support = metrics.dataset.classes, metrics.dataset.test_support
+    assert "Classes are ordered so that those confused with each other sit together" in html
+    for name, model in metrics.models.items():
+        figure = model.figures["confused_classes"]
+        assert (hundred_classes / metrics.figures[figure]).read_bytes().startswith(b"\x89PNG")
+        shown = len(most_confused_classes(model.confusion_matrix))
+        assert f"The {shown} classes in the most confused pairs of the {name} model" in html
+        assert len(model.confused_pairs) == CONFUSED_PAIRS_LISTED  # 3 below 26 classes
+        errors = sum(row.errors for row in model.class_errors)
+        assert f"The 10 most confused pairs of the {name} model on the test set" in html
+        for pair in model.confused_pairs:
+            row = (
+                f'<tr><th scope="row">{classes[pair.true]}</th><td>{classes[pair.pred]}</td>'
+                f'<td class="num">{pair.count}</td>'
+                f'<td class="num">{pct(pair.count / support[pair.true])}</td>'
+                f'<td class="num">{pct(pair.count / errors)}</td></tr>'
+            )
+            assert row in html

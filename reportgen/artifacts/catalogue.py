@@ -131,10 +131,10 @@ FIGURES: dict[str, FigureKind] = {
         ),
         FigureKind(
             "confused_classes", "model", "confused_classes",
-            "Confusion matrix of the {n} classes of the {model} model's most confused pairs, "
-            "with class names and counts",
-            "The {n} classes of the {model} model's most confused pairs, from the matrix above "
-            "in the same order: rows are true classes, columns predictions, each cell the test "
+            "Confusion matrix of the {n} classes in the most confused pairs of the {model} "
+            "model, with class names and counts",
+            "The {n} classes in the most confused pairs of the {model} model, in the order of "
+            "the matrix above: rows are true classes, columns predictions, each cell the test "
             "images it counts (log colour scale; empty cells are none).",
             more_classes_than=MANY_CLASSES,
         ),
