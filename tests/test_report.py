@@ -832,6 +832,9 @@ def test_100_classes_get_the_most_confused_classes_and_a_table_of_pairs(
         shown = len(most_confused_classes(model.confusion_matrix))
         assert f"The {shown} classes in the most confused pairs of the {name} model" in html
         assert len(model.confused_pairs) == CONFUSED_PAIRS_LISTED  # 3 below 26 classes
+        sentence = sentences.errors_sentence(name, model, metrics.dataset)
+        named = sentence.split("(true → predicted) are ")[1]
+        assert named.count(" → ") == sentences.PAIRS_NAMED and named.endswith(" and 5 more.")
         errors = sum(row.errors for row in model.class_errors)
         assert f"The 10 most confused pairs of the {name} model on the test set" in html
         for pair in model.confused_pairs:
