@@ -68,17 +68,16 @@ def errors_sentence(name: str, model: ModelMetrics, dataset: DatasetInfo) -> str
         f"{class_phrase(dataset, label)} ({pct(rates[label], 1)} wrong)"
         for label in model.worst_classes
     ]
+    # With many classes the report's table lists every pair; the sentence names a few.
     pairs = [
         f"{classes[p.true]} → {classes[p.pred]} ({count(p.count, 'image')})"
-        for p in model.confused_pairs[:PAIRS_NAMED]
+        for p in model.confused_pairs
     ]
-    if len(model.confused_pairs) > PAIRS_NAMED:  # many classes: the report's table lists them
-        pairs.append(f"{len(model.confused_pairs) - PAIRS_NAMED} more")
     if not worst:
         return f"The {name} model misclassifies none of the test images."
     sentence = f"The {name} model errs most on {join(worst)}"
     if pairs:
-        sentence += f"; its most confused pairs (true → predicted) are {join(pairs)}"
+        sentence += f"; its most confused pairs (true → predicted) are {join_some(pairs, PAIRS_NAMED)}"
     return sentence + "."
 
 
