@@ -13,9 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -218,49 +219,80 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real MLflow tracking server on 127.0.0.1 for the whole session; its URI.
+SERVERS = "REPORTGEN_TEST_SERVERS"  # a folder of <name>.pid files, one per server started
 
-    It runs in a process group of its own (the server starts workers), which
-    is ended as a whole afterwards.  Skipped where MLflow is not installed.
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controller (or a run without xdist): make the folder the servers' ids go to.
+
+    The workers inherit it through the environment, so a server one worker
+    starts is used by every worker and stopped once, when the whole run ends.
     """
+    if not hasattr(config, "workerinput"):
+        os.environ.setdefault(SERVERS, tempfile.mkdtemp(prefix="reportgen-test-servers-"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After every worker has ended: stop each server's process group, by its id."""
+    if hasattr(config, "workerinput") or SERVERS not in os.environ:
+        return
+    folder = Path(os.environ.pop(SERVERS))
+    for pid_file in sorted(folder.glob("*.pid")):
+        _stop_group(int(pid_file.read_text()))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_group(pid: int) -> None:
+    """End the process group ``pid`` leads: SIGTERM, then SIGKILL after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it where this process started it
+            os.killpg(pid, 0)  # ProcessLookupError once the group is gone
+            time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _start_mlflow(folder: Path) -> None:
+    """Start an MLflow tracking server with a SQLite store in ``folder``; write its URI."""
     mlflow_cli = Path(sys.executable).parent / "mlflow"
-    if not mlflow_cli.is_file():
-        pytest.skip("the mlflow server is not installed (pip install -e '.[dev]')")
-    folder = tmp_path_factory.mktemp("mlflow")
     port = _free_port()
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 - open while the server runs
-    server = subprocess.Popen(
-        [str(mlflow_cli), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--default-artifact-root", str(folder / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        # Tracking only: no job runner (seven more processes the tests never use).
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )  # fmt: skip
+    with open(folder / "server.log", "wb") as log:
+        server = subprocess.Popen(
+            [str(mlflow_cli), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+             "--default-artifact-root", str(folder / "artifacts"), "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # Tracking only: no job runner (seven more processes the tests never use).
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )  # fmt: skip
+    (Path(os.environ[SERVERS]) / f"mlflow-{server.pid}.pid").write_text(str(server.pid))
     uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"the MLflow server did not start: {(folder / 'server.log').read_text()}"
-                )
-            time.sleep(0.5)
-        yield uri
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 180
+    while True:
         try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+            with urllib.request.urlopen(f"{uri}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the MLflow server did not start: {(folder / 'server.log').read_text()}")
+        time.sleep(0.5)
+    (folder / "server.json").write_text(json.dumps({"uri": uri}))
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real MLflow tracking server on 127.0.0.1, one for the whole test run; its URI.
+
+    The first worker that asks starts it (``built_once``); it runs in a process
+    group of its own (the server starts workers), ended as a whole when the run
+    ends (``pytest_unconfigure``).  Skipped where MLflow is not installed.
+    """
+    if not (Path(sys.executable).parent / "mlflow").is_file():
+        pytest.skip("the mlflow server is not installed (pip install -e '.[dev]')")
+    folder = built_once(tmp_path_factory, "mlflow", _start_mlflow)
+    return str(json.loads((folder / "server.json").read_text())["uri"])
