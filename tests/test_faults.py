@@ -244,7 +244,8 @@ def test_two_runs_into_one_out_one_is_refused_before_any_work(
     out = tmp_path / "run"
 
     def start(seed: int) -> subprocess.Popen[str]:
-        args = _args(root, out, "--set", f"seed={seed}")
+        args = _args(root, out, "--set", f"seed={seed}", "--set", "report.render=false",
+                     epochs=1)  # fmt: skip
         return subprocess.Popen(args, env=environ, text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)  # fmt: skip
 
