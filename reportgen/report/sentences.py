@@ -77,7 +77,8 @@ def errors_sentence(name: str, model: ModelMetrics, dataset: DatasetInfo) -> str
         return f"The {name} model misclassifies none of the test images."
     sentence = f"The {name} model errs most on {join(worst)}"
     if pairs:
-        sentence += f"; its most confused pairs (true → predicted) are {join_some(pairs, PAIRS_NAMED)}"
+        named = join_some(pairs, PAIRS_NAMED)
+        sentence += f"; its most confused pairs (true → predicted) are {named}"
     return sentence + "."
 
 
