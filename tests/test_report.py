@@ -736,6 +736,7 @@ def hundred_classes_every_row(
     return copy
 
 
+@pytest.mark.slow  # a 100-class run with its PDF: minutes
 @pytest.mark.parametrize("every_row", [False, True], ids=["worst-20", "every-row"])
 def test_a_100_class_pdf_has_no_page_holding_only_a_heading(
     every_row: bool, request: pytest.FixtureRequest
@@ -763,6 +764,7 @@ def test_a_100_class_pdf_has_no_page_holding_only_a_heading(
         assert sum(repeated) > 2  # two models, each table over more than one page
 
 
+@pytest.mark.slow  # a 100-class run with its PDF: minutes
 def test_a_100_class_report_shows_the_worst_20_of_each_per_class_table(
     hundred_classes: Path,
 ) -> None:
@@ -795,6 +797,7 @@ def test_a_100_class_report_shows_the_worst_20_of_each_per_class_table(
     assert all(len(re.findall(r"“c\d{3}”", line)) <= 10 for line in page.summary)
 
 
+@pytest.mark.slow  # a 100-class run with its PDF: minutes
 def test_a_100_class_run_holds_every_class_in_per_class_csv(hundred_classes: Path) -> None:
     metrics = parse_metrics((hundred_classes / "metrics.json").read_bytes())
     rows = tables.read_per_class(hundred_classes, read_manifest(hundred_classes, RunManifest))
@@ -807,6 +810,7 @@ def test_a_100_class_run_holds_every_class_in_per_class_csv(hundred_classes: Pat
     assert (first.label_name, first.f1, first.support) == ("c000", report.f1, report.support)
 
 
+@pytest.mark.slow  # a 100-class run with its PDF: minutes
 def test_100_classes_get_top_5_accuracy(hundred_classes: Path) -> None:
     metrics = parse_metrics((hundred_classes / "metrics.json").read_bytes())
     for model in metrics.models.values():
@@ -817,6 +821,7 @@ def test_100_classes_get_top_5_accuracy(hundred_classes: Path) -> None:
     assert html.count("<dt>Top-5 accuracy</dt>") == 2
 
 
+@pytest.mark.slow  # a 100-class run with its PDF: minutes
 def test_100_classes_get_the_most_confused_classes_and_a_table_of_pairs(
     hundred_classes: Path,
 ) -> None:
