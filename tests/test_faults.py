@@ -23,13 +23,15 @@ FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _args(root: Path, out: Path, *extra: str, epochs: int = 3, pdf: bool = False) -> list[str]:
+def _args(
+    root: Path, out: Path, *extra: str, epochs: int = 3, pdf: bool = False, batch: int = 8
+) -> list[str]:
     # Small batches make epochs long enough to be killed in. The PDF is left out
     # where the test is not about killing a run while it renders.
     sets = [
         *quick_overrides(root),
         f"train.epochs={epochs}",
-        "data.batch_size=8",
+        f"data.batch_size={batch}",
         f"report.pdf={str(pdf).lower()}",
     ]
     return [
@@ -245,7 +247,7 @@ def test_two_runs_into_one_out_one_is_refused_before_any_work(
 
     def start(seed: int) -> subprocess.Popen[str]:
         args = _args(root, out, "--set", f"seed={seed}", "--set", "report.render=false",
-                     epochs=1)  # fmt: skip
+                     epochs=1, batch=32)  # fmt: skip
         return subprocess.Popen(args, env=environ, text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)  # fmt: skip
 
@@ -299,7 +301,8 @@ def test_a_failure_after_training_names_the_kept_run_and_resume_finishes(
     (templates / "partials").mkdir(parents=True)
     footer = templates / "partials" / "footer.html.j2"
     footer.write_text("<footer>{{ no_such_name.field }}</footer>\n")
-    args = _args(root, out, "--set", f"report.templates={json.dumps(str(templates))}", epochs=1)
+    args = _args(root, out, "--set", f"report.templates={json.dumps(str(templates))}", epochs=1,
+                 batch=32)  # fmt: skip
     failed = _run(args, environ)
     partial = publish.partial_path(out)
     assert failed.returncode == 2, failed.stderr
