@@ -37,13 +37,15 @@ from reportgen.artifacts.metrics import (
     CurveDiagnosis,
     DataFingerprint,
     DatasetInfo,
-    DifferenceInterval,
     Divergence,
-    McNemarTest,
     Metrics,
     ModelMetrics,
     PairGallery,
     RunInfo,
+)
+from reportgen.artifacts.significance import (
+    DifferenceInterval,
+    McNemarTest,
     Significance,
 )
 from reportgen.core import fileio

@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from reportgen.artifacts.contract import Contract, Count, Fraction, Label
 from reportgen.artifacts.layout import RUN_FILES, check_relpath
 from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
+from reportgen.artifacts.significance import ComparisonRow, Significance
 from reportgen.config.schema import DatasetName
 from reportgen.core.errors import RunDirError
 from reportgen.core.fileio import write_json
@@ -31,29 +33,20 @@ DATASET_NAME = "MNIST (torchvision.datasets.MNIST, official IDX files)"
 
 SCHEMA: Literal[2] = 2  # metrics.json's schema version: a document of another is refused
 
-Fraction = Annotated[float, Field(ge=0, le=1)]
-Count = Annotated[int, Field(ge=0)]
-Label = Annotated[int, Field(ge=0)]
 DiagnosisLabel = Literal["overfitting", "underfitting", "good fit", "learning rate too high"]
 PairSource = Literal["config", "auto"]
 FingerprintMethod = Literal["idx-sha256", "folder-sha256"]
 
 
-class _Contract(BaseModel):
-    """A part of ``metrics.json``: strict types, no unknown keys, immutable once built."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
 # --------------------------------------------------------------------------- the run
 
 
-class RunInfo(_Contract):
+class RunInfo(Contract):
     name: str = Field(description="`run.name` of the configuration")
     seed: Count = Field(description="`seed` of the configuration")
 
 
-class DataFingerprint(_Contract):
+class DataFingerprint(Contract):
     method: FingerprintMethod = Field(
         description='"idx-sha256": the SHA-256 of each uncompressed IDX file (MNIST, '
         'Fashion-MNIST); "folder-sha256": one SHA-256 over the sorted relative paths and '
@@ -64,7 +57,7 @@ class DataFingerprint(_Contract):
     )
 
 
-class DatasetInfo(_Contract):
+class DatasetInfo(Contract):
     name: str = Field(description=f'what the data is, e.g. "{DATASET_NAME}"')
     kind: DatasetName = Field(description="`data.dataset` of the configuration")
     classes: list[str] = Field(
@@ -97,12 +90,12 @@ class DatasetInfo(_Contract):
 # --------------------------------------------------------------------------- one model
 
 
-class Bounds(_Contract):
+class Bounds(Contract):
     low: Fraction = Field(description="lower bound")
     high: Fraction = Field(description="upper bound")
 
 
-class ClassScores(_Contract):
+class ClassScores(Contract):
     label: Label = Field(description="the class")
     precision: Fraction = Field(description="of the predictions of this class, the share right")
     recall: Fraction = Field(description="of the test images of this class, the share found")
@@ -116,14 +109,14 @@ class ClassScores(_Contract):
     f1_ci: Bounds = Field(description="interval of F1, from the same resamples")
 
 
-class AverageScores(_Contract):
+class AverageScores(Contract):
     precision: Fraction = Field(description="average precision")
     recall: Fraction = Field(description="average recall")
     f1: Fraction = Field(description="average F1")
     support: Count = Field(description="test images")
 
 
-class ClassificationReport(_Contract):
+class ClassificationReport(Contract):
     classes: list[ClassScores] = Field(description="one row per class, class 0 first")
     accuracy: Fraction = Field(description="share of test images classified correctly")
     macro_avg: AverageScores = Field(description="unweighted mean over the classes")
@@ -133,7 +126,7 @@ class ClassificationReport(_Contract):
     )
 
 
-class ClassError(_Contract):
+class ClassError(Contract):
     label: Label = Field(description="the true class")
     support: Count = Field(description="test images of this class")
     errors: Count = Field(description="of them, misclassified")
@@ -144,13 +137,13 @@ class ClassError(_Contract):
     top_wrong_count: Count = Field(description="how often it was predicted")
 
 
-class ConfusedPair(_Contract):
+class ConfusedPair(Contract):
     true: Label = Field(description="the true class")
     pred: Label = Field(description="the class predicted instead")
     count: Count = Field(description="test images of `true` predicted as `pred`")
 
 
-class Divergence(_Contract):
+class Divergence(Contract):
     epoch: Count | None = Field(
         description="epoch in which the training loss stopped being finite, null when it stayed "
         "finite (the logits did not)"
@@ -179,14 +172,14 @@ class Divergence(_Contract):
         return self
 
 
-class AccuracyInterval(_Contract):
+class AccuracyInterval(Contract):
     level: Fraction = Field(description="coverage, 0.95")
     resamples: Count = Field(description="bootstrap resamples (`report.bootstrap_resamples`)")
     low: Fraction = Field(description="lower bound of test accuracy")
     high: Fraction = Field(description="upper bound of test accuracy")
 
 
-class TopKAccuracy(_Contract):
+class TopKAccuracy(Contract):
     k: Count = Field(description="how many of the most probable classes may hold the label")
     value: Fraction = Field(
         description="share of test images whose label is among the model's k most probable "
@@ -196,7 +189,7 @@ class TopKAccuracy(_Contract):
     high: Fraction = Field(description="upper bound, from the resamples of `accuracy_ci`")
 
 
-class CurveDiagnosis(_Contract):
+class CurveDiagnosis(Contract):
     labels: list[DiagnosisLabel] = Field(
         description="what the curves show (none: no clear pattern)"
     )
@@ -204,7 +197,7 @@ class CurveDiagnosis(_Contract):
     evidence: list[str] = Field(description="one sentence per finding, naming the epochs")
 
 
-class PairGallery(_Contract):
+class PairGallery(Contract):
     true: Label = Field(description="the true class")
     pred: Label = Field(description="the class predicted instead")
     count: Count = Field(description="every test image of `true` predicted as `pred`")
@@ -217,7 +210,7 @@ class PairGallery(_Contract):
     figure: str = Field(description="name of the gallery's figure")
 
 
-class ReliabilityBin(_Contract):
+class ReliabilityBin(Contract):
     low: Fraction | None = Field(
         description="equal-width: the bin's lower edge (exclusive); equal-mass: its lowest "
         "confidence, null when empty"
@@ -233,7 +226,7 @@ class ReliabilityBin(_Contract):
     )
 
 
-class Calibration(_Contract):
+class Calibration(Contract):
     bins: Count = Field(description="confidence bins of the calibration errors, 15")
     ece: Fraction = Field(
         description="expected calibration error on the test set: Σ (bin count / images) · "
@@ -271,7 +264,7 @@ class Calibration(_Contract):
     )
 
 
-class ClassRanking(_Contract):
+class ClassRanking(Contract):
     label: Label = Field(description="the class, against all others")
     positives: Count = Field(description="test images of this class")
     auc: Fraction | None = Field(
@@ -282,7 +275,7 @@ class ClassRanking(_Contract):
     )
 
 
-class OneVsRest(_Contract):
+class OneVsRest(Contract):
     classes: list[ClassRanking] = Field(description="one row per class, class 0 first")
     macro_auc: Fraction | None = Field(description="mean AUC over the classes that have one")
     micro_auc: Fraction = Field(description="AUC of every (image, class) pair pooled")
@@ -300,7 +293,7 @@ EvidenceRegion = Literal[
 ]  # fmt: skip
 
 
-class AttributedImage(_Contract):
+class AttributedImage(Contract):
     index: Count = Field(description="test position")
     true: Label = Field(description="the true class")
     pred: Label = Field(description="the class predicted")
@@ -311,7 +304,7 @@ class AttributedImage(_Contract):
     region_share: Fraction = Field(description="the share of that evidence in `region`")
 
 
-class AttributionGallery(_Contract):
+class AttributionGallery(Contract):
     source: Literal["misclassified", "pair"] = Field(
         description='"misclassified": the misclassified grid; "pair": a confused-pair gallery'
     )
@@ -321,7 +314,7 @@ class AttributionGallery(_Contract):
     images: list[AttributedImage] = Field(description="the images of the grid or gallery")
 
 
-class Attributions(_Contract):
+class Attributions(Contract):
     method: Literal["integrated-gradients"] = Field(
         description="Captum's IntegratedGradients on the logits"
     )
@@ -334,7 +327,7 @@ class Attributions(_Contract):
     )
 
 
-class ModelMetrics(_Contract):
+class ModelMetrics(Contract):
     parameters: Count = Field(description="trainable parameters")
     epochs: Count = Field(description="epochs completed")
     train_accuracy: Fraction = Field(description="final model in eval mode, on the training split")
@@ -446,77 +439,7 @@ class ModelMetrics(_Contract):
         return self
 
 
-# --------------------------------------------------------------------------- across models
-
-
-class ComparisonRow(_Contract):
-    model: str = Field(description="model name")
-    train_accuracy: Fraction = Field(description="as under `models.*`")
-    val_accuracy: Fraction | None = Field(description="as under `models.*`")
-    test_accuracy: Fraction = Field(description="as under `models.*`")
-    train_test_gap: float = Field(ge=-1, le=1, description="as under `models.*`")
-    parameters: Count = Field(description="as under `models.*`")
-    epochs: Count = Field(description="as under `models.*`")
-
-
-class McNemarTest(_Contract):
-    b: Count = Field(description="test images only the first model classifies correctly")
-    c: Count = Field(description="test images only the second model classifies correctly")
-    p_value: Fraction = Field(description="exact two-sided binomial test of b against c")
-
-
-class DifferenceInterval(_Contract):
-    estimate: float = Field(ge=-1, le=1, description="second − first test accuracy")
-    low: float = Field(ge=-1, le=1, description="lower bound (paired bootstrap)")
-    high: float = Field(ge=-1, le=1, description="upper bound (paired bootstrap)")
-    level: Fraction = Field(description="coverage, 0.95")
-    resamples: Count = Field(description="bootstrap resamples, the same as the accuracies'")
-
-
-class ClassRecallDifference(_Contract):
-    label: Label = Field(description="the class")
-    support: Count = Field(description="its test images")
-    first_recall: Fraction = Field(description="the first model's recall of the class")
-    second_recall: Fraction = Field(description="the second model's recall of the class")
-    estimate: float = Field(ge=-1, le=1, description="second − first recall")
-    low: float = Field(ge=-1, le=1, description="lower bound (paired bootstrap, same resamples)")
-    high: float = Field(ge=-1, le=1, description="upper bound (paired bootstrap, same resamples)")
-    b: Count = Field(description="images of the class only the first model classifies correctly")
-    c: Count = Field(description="images of the class only the second model classifies correctly")
-    p_value: Fraction = Field(description="exact McNemar test on the class's images")
-    p_adjusted: Fraction = Field(description="Holm-adjusted over all classes")
-    significant: bool = Field(description="p_adjusted < alpha")
-
-
-class ClassRecallComparison(_Contract):
-    correction: Literal["holm"] = Field(
-        description="how the p-values are adjusted for testing every class: Holm's step-down"
-    )
-    level: Fraction = Field(description="coverage of the intervals, 0.95")
-    resamples: Count = Field(description="bootstrap resamples, the same as the accuracies'")
-    alpha: Fraction = Field(description="family-wise significance level, 0.05")
-    classes: list[ClassRecallDifference] = Field(description="one row per class, class 0 first")
-    verdict: str = Field(
-        description="plain sentences: on which classes the second model's recall is "
-        "significantly higher or lower, or that no class difference is clear"
-    )
-
-
-class Significance(_Contract):
-    models: tuple[str, str] = Field(description='[first, second], e.g. ["baseline", "regularized"]')
-    mcnemar: McNemarTest = Field(description="McNemar's exact test on the paired predictions")
-    difference: DifferenceInterval = Field(description="interval of the accuracy difference")
-    alpha: Fraction = Field(description="significance level, 0.05")
-    significant: bool = Field(description="p_value < alpha")
-    verdict: str = Field(
-        description="one plain sentence: which model is more accurate, and whether significantly"
-    )
-    class_recall: ClassRecallComparison = Field(
-        description="per-class recall differences, second − first, with Holm-adjusted p-values"
-    )
-
-
-class Metrics(_Contract):
+class Metrics(Contract):
     """The whole ``metrics.json`` document."""
 
     schema_version: Literal[2] = Field(

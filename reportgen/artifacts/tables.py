@@ -21,7 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
-from reportgen.artifacts.metrics import ComparisonRow, Metrics
+from reportgen.artifacts.metrics import (
+    Metrics,
+)
+from reportgen.artifacts.significance import (
+    ComparisonRow,
+)
 from reportgen.core.errors import RunDirError
 from reportgen.core.text import first_few
 

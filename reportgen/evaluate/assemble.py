@@ -23,23 +23,25 @@ from reportgen.artifacts.metrics import (
     Attributions,
     Calibration,
     ClassRanking,
-    ClassRecallComparison,
-    ClassRecallDifference,
-    ComparisonRow,
     CurveDiagnosis,
     DataFingerprint,
     DatasetInfo,
-    DifferenceInterval,
     Divergence,
-    McNemarTest,
     Metrics,
     ModelMetrics,
     OneVsRest,
     PairGallery,
     ReliabilityBin,
     RunInfo,
-    Significance,
     TopKAccuracy,
+)
+from reportgen.artifacts.significance import (
+    ClassRecallComparison,
+    ClassRecallDifference,
+    ComparisonRow,
+    DifferenceInterval,
+    McNemarTest,
+    Significance,
 )
 from reportgen.config.schema import Config, ReportSection
 from reportgen.core.seeding import derive_seed

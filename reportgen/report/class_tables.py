@@ -19,9 +19,11 @@ from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.metrics import (
     ClassError,
     ClassRanking,
-    ClassRecallDifference,
     ClassScores,
     ModelMetrics,
+)
+from reportgen.artifacts.significance import (
+    ClassRecallDifference,
     Significance,
 )
 

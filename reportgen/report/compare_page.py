@@ -19,7 +19,12 @@ import pandas as pd
 
 from reportgen.artifacts import catalogue
 from reportgen.artifacts.layout import ComparePaths
-from reportgen.artifacts.metrics import Metrics, Significance
+from reportgen.artifacts.metrics import (
+    Metrics,
+)
+from reportgen.artifacts.significance import (
+    Significance,
+)
 from reportgen.config.schema import Config
 from reportgen.config.toml import flatten, setting_text
 from reportgen.core import text

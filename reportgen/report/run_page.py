@@ -22,15 +22,17 @@ from reportgen.artifacts.manifest import RunManifest, read_artifact, read_manife
 from reportgen.artifacts.metrics import (
     ClassError,
     ClassRanking,
-    ClassRecallDifference,
     ClassScores,
     DatasetInfo,
     Metrics,
     ModelMetrics,
-    Significance,
     read_metrics,
 )
 from reportgen.artifacts.runconfig import read_config
+from reportgen.artifacts.significance import (
+    ClassRecallDifference,
+    Significance,
+)
 from reportgen.config.schema import Config
 from reportgen.core.errors import RenderError, RunDirError
 from reportgen.core.text import count

@@ -19,6 +19,8 @@ from reportgen.artifacts.metrics import (
     EvidenceRegion,
     Metrics,
     ModelMetrics,
+)
+from reportgen.artifacts.significance import (
     Significance,
 )
 from reportgen.config.schema import ModelSection
