@@ -60,3 +60,12 @@ def test_count(number: int, text: str) -> None:
 )
 def test_join_some_names_five_and_counts_the_rest(size: int, expected: str) -> None:
     assert text_mod.join_some([f"c{k}" for k in range(size)]) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("4", "class 4"), ("cat", "class cat"), ("class_002", "class_002"), ("Class 7", "Class 7"),
+     ("classic", "class classic"), ("class", "class")],
+)  # fmt: skip
+def test_class_phrase_does_not_say_class_twice(name: str, expected: str) -> None:
+    assert text_mod.class_phrase(name) == expected

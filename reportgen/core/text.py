@@ -77,6 +77,16 @@ def count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
+def class_phrase(name: str) -> str:
+    """Return ``"class 4"`` for a class named ``4``, but ``"class_002"`` for one named so.
+
+    Folders named ``class_002`` would otherwise read "class class_002".
+    """
+    if name[:5].lower() == "class" and (len(name) == 5 or not name[5].isalpha()):
+        return name
+    return f"class {name}"
+
+
 def first_few(items: Sequence[str], limit: int = 5) -> str:
     """Return the first ``limit`` items joined by commas, "…" when there are more (for messages)."""
     return ", ".join(items[:limit]) + (", …" if len(items) > limit else "")

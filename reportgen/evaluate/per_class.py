@@ -292,7 +292,7 @@ def recall_differences(
 def _difference(row: RecallDifference, class_names: Sequence[str], level: float) -> str:
     pp = text.pp
     return (
-        f"class {class_names[row.label]} ({pp(row.estimate)}, {text.level(level)} CI "
+        f"{text.class_phrase(class_names[row.label])} ({pp(row.estimate)}, {text.level(level)} CI "
         f"{pp(row.low)} to {pp(row.high)}, adjusted {text.p_equals(row.p_adjusted)})"
     )
 
