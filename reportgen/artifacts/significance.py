@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from reportgen.artifacts.contract import Contract, Count, Fraction, Label
+from reportgen.artifacts.noninferiority import NonInferiority
 
 
 class ComparisonRow(Contract):
@@ -73,4 +74,10 @@ class Significance(Contract):
     )
     class_recall: ClassRecallComparison = Field(
         description="per-class recall differences, second − first, with Holm-adjusted p-values"
+    )
+    non_inferiority: NonInferiority | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="the gate's verdict: is the second model not worse than the first by more "
+        "than `gate.fail_if_worse` pp; absent unless that key is set",
     )

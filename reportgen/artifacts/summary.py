@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reportgen.artifacts.manifest import validation_problem
+from reportgen.artifacts.noninferiority import NonInferiority
 from reportgen.core.errors import RunDirError
 from reportgen.core.fileio import write_json
 
@@ -58,7 +59,9 @@ class Summary(_Contract):
     models: dict[str, ModelSummary]
     significance: PairedSummary | None
     thresholds: list[ThresholdResult]
-    passed: bool  # every threshold held
+    # The non-inferiority gate (gate.fail_if_worse); absent when that key is not set.
+    non_inferiority: NonInferiority | None = Field(default=None, exclude_if=lambda v: v is None)
+    passed: bool  # every threshold held, and the candidate is not worse
 
     def write(self, path: Path) -> None:
         """Write ``summary.json`` atomically, keys sorted."""

@@ -3,8 +3,9 @@
 Exit statuses: 0 success; 1 failure (data, rendering, I/O); 2 usage or
 configuration error, a bad template, an output path that may not be
 replaced, or a run directory that is not a run or is tampered with; 3 a
-``--fail-under`` threshold was missed; 4 a model's training diverged; 130
-interrupted (Ctrl-C / SIGTERM).
+``--fail-under`` threshold was missed, or ``--fail-if-worse`` found the
+candidate worse; 4 a model's training diverged; 130 interrupted (Ctrl-C /
+SIGTERM).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
 
 from reportgen.cli.display import Display, make_display
+from reportgen.config import shortcuts
 from reportgen.config.loading import load_config
 from reportgen.config.schema import Config
 from reportgen.config.toml import to_toml
@@ -102,11 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--templates", type=Path, help="directory of templates overriding the packaged ones"
     )
-    run.add_argument(
-        "--fail-under", action="append", default=[], metavar="MODEL.METRIC=VALUE",
-        help="CI gate (repeatable): exit 3 after rendering if e.g. regularized.test_accuracy "
-        "is below VALUE",
-    )  # fmt: skip
+    _add_gate_options(run)
+
+    _add_evaluate_parser(commands, common)
 
     render = commands.add_parser(
         "render", parents=[common], help="re-render report.html/.pdf of an existing run"
@@ -178,6 +178,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_gate_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``run``'s and ``evaluate``'s CI gates: --fail-under and --fail-if-worse."""
+    parser.add_argument(
+        "--fail-under", action="append", default=[], metavar="MODEL.METRIC=VALUE",
+        help="CI gate (repeatable): exit 3 after rendering if e.g. regularized.test_accuracy "
+        "is below VALUE",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fail-if-worse", nargs="?", const="0", default=None, metavar="MARGIN",
+        help="CI gate: exit 3 after rendering if the second model is worse than the first by "
+        "more than MARGIN percentage points with 95%% confidence (bare flag: 0); sets "
+        "gate.fail_if_worse",
+    )  # fmt: skip
+
+
+def _add_evaluate_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    evaluate = commands.add_parser(
+        "evaluate", parents=[common],
+        help="report on models trained elsewhere, from checkpoints or predictions files "
+        "(trains nothing)",
+    )  # fmt: skip
+    _add_config_options(evaluate)
+    evaluate.add_argument("--out", "-o", type=Path,
+                          help="run directory (default: reports/<run.name>)")  # fmt: skip
+    evaluate.add_argument(
+        "--predictions", action="append", default=[], metavar="NAME=FILE",
+        help="a model's test predictions (repeatable); sets models.NAME.predictions",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--checkpoint", action="append", default=[], metavar="NAME=FILE",
+        help="a model's weights (repeatable; its kind comes from the config or --set); sets "
+        "models.NAME.checkpoint",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--reference", metavar="NAME",
+        help="the model the other is compared against (default: the first); sets reference",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--templates", type=Path, help="directory of templates overriding the packaged ones"
+    )
+    _add_gate_options(evaluate)
+
+
 def _add_sweep_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     sweep = commands.add_parser(
         "sweep", parents=[common], help="run a grid of settings over several seeds, one report"
@@ -236,9 +279,18 @@ def _load(args: argparse.Namespace) -> Config:
         overrides.append(f"report.templates={json.dumps(str(args.templates))}")
     from reportgen.data.sources import check_config  # no torch: `config` stays quick
 
+    settings = []
+    evaluate = args.command == "evaluate"
+    if evaluate:
+        settings += shortcuts.evaluate_settings(
+            predictions=args.predictions, checkpoints=args.checkpoint, reference=args.reference
+        )
+    if getattr(args, "fail_if_worse", None) is not None:
+        settings.append(shortcuts.fail_if_worse(args.fail_if_worse))
     config = load_config(
-        _config_path(args.config), overrides, fail_under=getattr(args, "fail_under", ())
-    )
+        _config_path(args.config), overrides, fail_under=getattr(args, "fail_under", ()),
+        settings=settings, evaluate=evaluate,
+    )  # fmt: skip
     return check_config(config)
 
 
@@ -337,40 +389,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
     if args.command == "config":
         display.out(to_toml(_load(args)).rstrip("\n"))
         return EXIT_OK
-    if args.command == "run":
-        from reportgen.artifacts import publish
-        from reportgen.run import pipeline
-
-        config = _load(args)
-        path = _config_path(args.config)
-        code_dir = path.parent if path is not None else Path.cwd()
-        final = args.out if args.out is not None else Path("reports") / config.run.name
-        try:
-            result = pipeline.run(config, out=final, resume=args.resume,
-                                  argv=["reportgen", *argv], progress=display.event,
-                                  code_dir=code_dir)  # fmt: skip
-        except (KeyboardInterrupt, _Interrupted) as e:
-            partial = publish.partial_path(Path(os.path.abspath(final)))
-            if pipeline.worth_resuming(partial):
-                raise _Interrupted(
-                    f"the unfinished run is kept in {partial} (rerun with --resume to continue "
-                    "from its last epoch)"
-                ) from e
-            raise
-        display.close()
-        status = EXIT_OK
-        for t in result.failed_thresholds:
-            shown = "not measured" if t.value is None else f"{t.value:.4f}"
-            display.err(f"reportgen: threshold failed: {t.key} = {shown} < {t.minimum}")
-            status = EXIT_THRESHOLD
-        for name in result.diverged:
-            advice = "lower train.lr"
-            if not result.metrics.models[name].finite_logits:
-                advice = f"its logits are not finite: check its network, or {advice}"
-            display.err(f"reportgen: model {name!r} diverged (see the report); {advice}")
-            status = EXIT_DIVERGED
-        display.out(str(result.path))
-        return status
+    if args.command in ("run", "evaluate"):
+        return _run(args, argv, display)
     if args.command == "render":
         return _render(args, display)
     if args.command == "verify":
@@ -389,6 +409,53 @@ def _dispatch(args: argparse.Namespace, argv: list[str], display: Display) -> in
     if args.command == "export":
         return _export(args, display)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _run(args: argparse.Namespace, argv: list[str], display: Display) -> int:
+    """Make a run (``run``; ``evaluate``, whose models all name their weights or predictions).
+
+    Print its directory; exit 3 if a gate failed, 4 if a model diverged.
+    """
+    from reportgen.artifacts import publish
+    from reportgen.evaluate.noninferiority import failure_line
+    from reportgen.run import pipeline
+
+    config = _load(args)
+    path = _config_path(args.config)
+    code_dir = path.parent if path is not None else Path.cwd()
+    final = args.out if args.out is not None else Path("reports") / config.run.name
+    resume = getattr(args, "resume", False)
+    try:
+        result = pipeline.run(config, out=final, resume=resume,
+                              argv=["reportgen", *argv], progress=display.event,
+                              code_dir=code_dir)  # fmt: skip
+    except (KeyboardInterrupt, _Interrupted) as e:
+        partial = publish.partial_path(Path(os.path.abspath(final)))
+        if pipeline.worth_resuming(partial):
+            raise _Interrupted(
+                f"the unfinished run is kept in {partial} (rerun with --resume to continue "
+                "from its last epoch)"
+            ) from e
+        raise
+    display.close()
+    status = EXIT_OK
+    for t in result.failed_thresholds:
+        shown = "not measured" if t.value is None else f"{t.value:.4f}"
+        display.err(f"reportgen: threshold failed: {t.key} = {shown} < {t.minimum}")
+        status = EXIT_THRESHOLD
+    significance = result.metrics.significance
+    gated = significance.non_inferiority if significance is not None else None
+    if gated is not None and not gated.passed:
+        display.err(f"reportgen: {failure_line(gated)}")
+        status = EXIT_THRESHOLD
+    for name in result.diverged:
+        advice = "lower train.lr"
+        if not result.metrics.models[name].finite_logits:
+            advice = f"its logits are not finite: check its network, or {advice}"
+        display.err(f"reportgen: model {name!r} diverged (see the report); {advice}")
+        status = EXIT_DIVERGED
+    display.out(str(result.path))
+    return status
 
 
 def _sweep(args: argparse.Namespace, argv: list[str], display: Display) -> int:

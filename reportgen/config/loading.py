@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from reportgen.config.schema import Config
+from reportgen.config.shortcuts import Setting, apply_settings, evaluated_models
 from reportgen.core.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kilobytes
@@ -190,10 +191,15 @@ def load_config(
     overrides: Iterable[str] = (),
     *,
     fail_under: Iterable[str] = (),
+    settings: Iterable[Setting] = (),
+    evaluate: bool = False,
 ) -> Config:
     """Read a TOML file (or the defaults when ``path`` is None) and apply overrides.
 
     ``fail_under`` items are ``MODEL.METRIC=VALUE`` thresholds added to ``gate.fail_under``.
+    ``settings`` are keys set by other options (:mod:`reportgen.config.shortcuts`),
+    after ``overrides``; ``evaluate`` keeps only the models that name a checkpoint
+    or a predictions file (``reportgen evaluate``).
     Relative paths in the file are relative to its folder (:func:`anchor_paths`);
     in ``overrides``, to the working directory.
     """
@@ -207,6 +213,10 @@ def load_config(
     overrides = list(overrides)
     data = apply_overrides(data, overrides)
     origins = {tuple(parse_override(item)[0]): f"--set {_shown(item)}" for item in overrides}
+    data, set_by = apply_settings(data, settings)
+    origins.update(set_by)
+    if evaluate:
+        data = evaluated_models(data)
     for item in fail_under:
         key, sep, raw = item.partition("=")
         try:

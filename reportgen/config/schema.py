@@ -340,10 +340,37 @@ def _layer_for(report: ReportSection, model: str) -> str | None:
     return layer.get(model) if isinstance(layer, dict) else layer
 
 
+MARGIN_RULE = (
+    "must be a margin in percentage points, a number from 0 to 100, e.g. 0.5 (0: any "
+    "significant loss of accuracy fails)"
+)
+
+
+def _margin_pp(value: Any) -> float | None:
+    # One message for every wrong value (a string, true, -1, nan): the key's rule.
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(MARGIN_RULE)
+    try:
+        margin = float(value)
+    except ValueError as e:
+        raise ValueError(MARGIN_RULE) from e
+    if not 0 <= margin <= 100:  # also refuses nan
+        raise ValueError(MARGIN_RULE)
+    return margin
+
+
 class GateSection(_Section):
-    """CI gate: ``"MODEL.METRIC" = minimum`` thresholds; a miss makes the run exit 3."""
+    """CI gate: ``"MODEL.METRIC" = minimum`` thresholds, and a loss of accuracy beyond a margin.
+
+    A miss makes the run exit 3 once its report is written.
+    """
 
     fail_under: dict[str, Annotated[Float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    # Fail when the second model (the candidate) is worse than the first (the reference)
+    # by more than this many percentage points, with confidence; None: no such gate.
+    fail_if_worse: Annotated[float | None, PlainValidator(_margin_pp)] = None
 
     @field_validator("fail_under")
     @classmethod
@@ -412,6 +439,14 @@ class Config(_Section):
                 raise ValueError(
                     f"report.layer.{unknown[0]}: no such model (models: {', '.join(models)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _two_models_for_fail_if_worse(self) -> Config:
+        if self.gate.fail_if_worse is not None and len(self.model_items()) < 2:
+            raise ValueError(
+                "gate.fail_if_worse compares a candidate with a reference: it needs two models"
+            )
         return self
 
     def layer(self, model: str) -> str | None:

@@ -53,6 +53,7 @@ from reportgen.evaluate import (
     classification,
     confusion,
     diagnosis,
+    noninferiority,
     per_class,
     statistics,
 )
@@ -294,8 +295,14 @@ def significance(
     resamples: int,
     seed: int,
     class_names: Sequence[str],
+    margin_pp: float | None = None,
 ) -> Significance:
-    """Return the paired comparison of two models (McNemar, bootstrap interval, verdict)."""
+    """Return the paired comparison of two models (McNemar, bootstrap interval, verdict).
+
+    With ``margin_pp`` (``gate.fail_if_worse``), also whether the second model is not
+    worse than the first by more than that many percentage points, from the same
+    interval and test.
+    """
     result = statistics.compare(
         first.predictions == y_test, second.predictions == y_test, names=(first.name, second.name),
         resamples=resamples, seed=derive_seed(seed, "bootstrap"),
@@ -312,7 +319,11 @@ def significance(
         significant=result.significant,
         verdict=result.verdict,
         class_recall=class_recall(by_class),
-    )
+        non_inferiority=None if margin_pp is None else noninferiority.judge(
+            result.difference, result.mcnemar, names=result.models, margin_pp=margin_pp,
+            alpha=result.alpha,
+        ),
+    )  # fmt: skip
 
 
 def class_recall(comparison: per_class.RecallComparison) -> ClassRecallComparison:
@@ -390,7 +401,7 @@ def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dat
         paired = significance(
             outcomes[0], outcomes[1], y_test,
             resamples=config.report.bootstrap_resamples, seed=config.seed,
-            class_names=dataset.info.classes,
+            class_names=dataset.info.classes, margin_pp=config.gate.fail_if_worse,
         )  # fmt: skip
     return Metrics(
         schema=SCHEMA,

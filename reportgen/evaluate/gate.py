@@ -45,8 +45,9 @@ def check_thresholds(metrics: Metrics, minimums: Mapping[str, float]) -> list[Th
 
 
 def summary(metrics: Metrics, thresholds: list[ThresholdResult]) -> Summary:
-    """Return ``summary.json``: each model's accuracy and interval, the paired test, the gate."""
+    """Return ``summary.json``: each model's accuracy and interval, the paired test, the gates."""
     significance = metrics.significance
+    gated = significance.non_inferiority if significance is not None else None
     paired = None
     if significance is not None:
         paired = PairedSummary(p_value=significance.mcnemar.p_value,
@@ -66,7 +67,8 @@ def summary(metrics: Metrics, thresholds: list[ThresholdResult]) -> Summary:
         },
         significance=paired,
         thresholds=list(thresholds),
-        passed=all(t.passed for t in thresholds),
+        non_inferiority=gated,
+        passed=all(t.passed for t in thresholds) and (gated is None or gated.passed),
     )
 
 
@@ -85,6 +87,8 @@ def summary_markdown(metrics: Metrics, thresholds: list[ThresholdResult]) -> str
         lines.append(f"| {name} | {pct(m.test_accuracy)} | {ci} | {diagnosis} |")
     if metrics.significance is not None:
         lines += ["", metrics.significance.verdict]
+        if (gated := metrics.significance.non_inferiority) is not None:
+            lines += ["", f"{'✅' if gated.passed else '❌'} {gated.sentence}"]
     if thresholds:
         lines += ["", "| threshold | minimum | value | result |", "| --- | ---: | ---: | --- |"]
         for t in thresholds:

@@ -127,6 +127,8 @@ def summary_paragraphs(metrics: Metrics) -> list[str]:
     paragraphs = [accuracy_sentence(models, metrics.dataset.test_size)]
     if metrics.significance is not None:
         paragraphs.append(significance_sentence(metrics.significance))
+        if metrics.significance.non_inferiority is not None:
+            paragraphs.append(metrics.significance.non_inferiority.sentence)
     paragraphs += [diagnosis_sentence(name, m) for name, m in models.items()]
     paragraphs += [errors_sentence(name, m, metrics.dataset) for name, m in models.items()]
     paragraphs += deeper_paragraphs(metrics)
