@@ -31,7 +31,8 @@ BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.
                   "per_class.csv", "config.toml", "models/baseline.pt", "models/regularized.pt",
                   "report.html", "report.pdf", "summary.md", "summary.json", "model_card.md",
                   "scalars.json", "curves/baseline.csv", "curves/regularized.csv",
-                  "confusion/baseline.csv", "confusion/regularized.csv"]  # fmt: skip
+                  "confusion/baseline.csv", "confusion/regularized.csv",
+                  "label_issues.csv"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
