@@ -51,6 +51,7 @@ from reportgen.artifacts.significance import (
 from reportgen.core import fileio
 from reportgen.data.idx import MNIST_CLASSES, MNIST_FILES
 from reportgen.evaluate import assemble, calibration, classification, per_class
+from reportgen.evaluate.label_summary import LabelFindings, find_label_issues
 from reportgen.evaluate.probabilities import softmax
 
 MODELS = ("baseline", "regularized")
@@ -222,12 +223,21 @@ def model_metrics(
     )
 
 
+def label_findings() -> LabelFindings:
+    """Return the suspected label errors of the synthetic models' made-up probabilities."""
+    y_true = _predictions(ACCURACY[MODELS[0]], 0)[0]
+    probabilities = {name: softmax(_logits(_predictions(ACCURACY[name], seed)[1], seed))
+                     for seed, name in enumerate(MODELS)}  # fmt: skip
+    return find_label_issues(probabilities, y_true, classes=MNIST_CLASSES)
+
+
 def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Metrics:
     """Return the synthetic run's whole ``metrics.json`` (``divergence`` is the baseline's)."""
     models = {
         name: model_metrics(name, seed, divergence=divergence if seed == 0 else None, level=level)
         for seed, name in enumerate(MODELS)
     }
+    suspected = label_findings().metrics
     return Metrics(
         schema=SCHEMA,
         run=RunInfo(name="synthetic", seed=7),
@@ -267,7 +277,8 @@ def metrics(*, divergence: Divergence | None = None, level: float = 0.95) -> Met
                 )
             ),
         ),
-        figures=assemble.figure_paths(models),
+        figures=assemble.figure_paths(models, suspected),
+        label_issues=suspected,
     )
 
 

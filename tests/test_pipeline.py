@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from reportgen.artifacts import manifest as manifest_mod
+from reportgen.artifacts.label_table import read_label_issues
 from reportgen.artifacts.metrics import read_metrics
 from reportgen.config.loading import load_config
 from reportgen.data import idx
@@ -31,7 +32,8 @@ BYTE_IDENTICAL = ["metrics.json", "history.csv", "predictions.csv", "comparison.
                   "per_class.csv", "config.toml", "models/baseline.pt", "models/regularized.pt",
                   "report.html", "report.pdf", "summary.md", "summary.json", "model_card.md",
                   "scalars.json", "curves/baseline.csv", "curves/regularized.csv",
-                  "confusion/baseline.csv", "confusion/regularized.csv"]  # fmt: skip
+                  "confusion/baseline.csv", "confusion/regularized.csv",
+                  "label_issues.csv"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +143,7 @@ def cnn_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -
         quick_mnist, out, "models.baseline.kind=cnn", "models.baseline.hidden=[32]",
         "models.regularized.kind=cnn", "models.regularized.hidden=[32]",
         "models.regularized.dropout=0.3", "models.regularized.batchnorm=true", "report.pdf=true",
+        "report.label_issues=false",
     )  # fmt: skip
 
 
@@ -169,6 +172,26 @@ def test_a_cnn_run_trains_evaluates_and_reports(cnn_run: Path) -> None:
     assert (cnn_run / "report.pdf").read_bytes().startswith(b"%PDF-")
     manifest = manifest_mod.read_manifest(cnn_run)
     assert manifest_mod.check_artifacts(cnn_run, manifest.artifacts) == []
+    # report.label_issues = false: no table, null in metrics.json, and the report says so.
+    assert metrics["label_issues"] is None and not (cnn_run / "label_issues.csv").exists()
+    assert "label_issues" not in manifest.timings_s
+    assert "Label checks are switched off for this run (report.label_issues = false)." in html
+
+
+def test_a_run_checks_its_test_labels(quick_run: Path) -> None:
+    manifest = manifest_mod.read_manifest(quick_run)
+    found = read_metrics(quick_run, manifest).label_issues
+    assert found is not None and "label_issues" in manifest.timings_s
+    assert list(found.models) == ["baseline", "regularized"]
+    assert all(len(check.thresholds) == 10 for check in found.models.values())
+    # The generated digits are labelled right and learnt: nothing is suspected.
+    assert (found.count, found.first, found.figure) == (0, [], None)
+    assert read_label_issues(quick_run, manifest, list(found.models)) == []
+    html = (quick_run / "report.html").read_text()
+    assert (
+        "No test label is suspected: no model&#39;s confident class differs from a label." in html
+    )
+    assert '<li><a href="#label_issues">Suspected label errors</a></li>' in html
 
 
 def test_a_run_reports_the_deeper_evaluation(quick_run: Path) -> None:

@@ -43,6 +43,7 @@ SECTION_HEADINGS = [
     "Executive summary",
     "Model comparison",
     "Training curves and diagnosis",
+    "Suspected label errors",
     "Model: baseline",
     "Model: regularized",
     "Classification report",

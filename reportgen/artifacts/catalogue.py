@@ -17,8 +17,11 @@ from typing import Any, Literal
 MANY_CLASSES = 25
 
 # "attribution": one per model and "pair_attribution" one per confused pair, when
-# report.attributions is on.
-Scope = Literal["run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution"]
+# report.attributions is on; "section": one per run, drawn only when a section of the
+# report that can be switched off found something to show (metrics.figures lists it then).
+Scope = Literal[
+    "run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution", "section"
+]
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,15 @@ FIGURES: dict[str, FigureKind] = {
             "Test images of class {true} that the {model} model predicted as {pred}",
             "True {true}, predicted {pred}: {images} of the {model} model ({why}); {shown} "
             "shown.",
+        ),
+        FigureKind(
+            "label_issues", "section", "label_issues",
+            "Gallery of the {n} test images whose labels the models doubt most, each with its "
+            "given label, the suggested class and every model's probability of both",
+            "Suspected label errors, strongest evidence first: the first {n} of {images}. "
+            "Each image is titled with its test position, its given label and the class the "
+            "models suggest, then each model's probability of the label and of the "
+            "suggestion.",
         ),
         FigureKind(
             "compare_history", "compare", "compare_history",

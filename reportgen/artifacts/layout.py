@@ -49,6 +49,10 @@ class RunPaths:
         return self.root / "per_class.csv"
 
     @property
+    def label_issues(self) -> Path:
+        return self.root / "label_issues.csv"
+
+    @property
     def figures(self) -> Path:
         return self.root / "figures"
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from reportgen.artifacts.contract import Contract, Count, Fraction, Label
+from reportgen.artifacts.label_issues import LabelIssues
 from reportgen.artifacts.layout import RUN_FILES, check_relpath
 from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
 from reportgen.artifacts.significance import ComparisonRow, Significance
@@ -458,6 +459,12 @@ class Metrics(Contract):
         description="figure name → `figures/<figure name>.png`, for every figure of the run's "
         "report (a run with `report.render = false` draws none of them)"
     )
+    label_issues: LabelIssues | None = Field(
+        default=None,
+        description="suspected label errors of the test split, found by confident learning on "
+        "every model's test probabilities (all of them in label_issues.csv); null when "
+        "`report.label_issues` is off",
+    )
 
     @field_validator("figures")
     @classmethod
@@ -477,6 +484,22 @@ class Metrics(Contract):
             if unknown:
                 raise ValueError(f"significance.models: no model {', '.join(map(repr, unknown))}")
         self._one_row_per_class()
+        return self
+
+    @model_validator(mode="after")
+    def _label_issues_consistent(self) -> Metrics:
+        found = self.label_issues
+        if found is None:
+            return self
+        if found.figure is not None and found.figure not in self.figures:
+            raise ValueError(f"label_issues.figure: {found.figure!r} is not listed under figures")
+        for name, check in found.models.items():
+            if name not in self.models:
+                raise ValueError(f"label_issues.models: no model {name!r}")
+            if len(check.thresholds) != len(self.dataset.classes):
+                raise ValueError(f"label_issues.models.{name}.thresholds: need one per class")
+        if any(index >= self.dataset.test_size for index in found.first):
+            raise ValueError("label_issues.first: a position beyond the test split")
         return self
 
     def _one_row_per_class(self) -> None:

@@ -316,6 +316,8 @@ class ReportSection(_Section):
     pdf: bool = True
     attributions: bool = True
     attribution_steps: Int = Field(default=50, ge=4, le=1_000)
+    # Suspected label errors of the test split (confident learning on the test probabilities).
+    label_issues: bool = True
 
     @field_validator("top_k")
     @classmethod

@@ -14,6 +14,7 @@ from dataclasses import asdict
 import numpy as np
 
 from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds
+from reportgen.artifacts.label_issues import LabelIssues
 from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.metrics import (
     SCHEMA,
@@ -354,9 +355,13 @@ def comparison_rows(models: Mapping[str, ModelMetrics]) -> list[ComparisonRow]:
     ]
 
 
-def figure_paths(models: Mapping[str, ModelMetrics]) -> dict[str, str]:
+def figure_paths(
+    models: Mapping[str, ModelMetrics], label_issues: LabelIssues | None = None
+) -> dict[str, str]:
     """Return ``{figure name: path in the run}`` for every figure of the run."""
     names = [kind.kind for kind in kinds("run")]
+    if label_issues is not None and label_issues.figure is not None:
+        names.append(label_issues.figure)
     for model in models.values():
         names += [*model.figures.values(), *(gallery.figure for gallery in model.pair_galleries)]
         if model.attributions is not None:
@@ -385,8 +390,17 @@ def dataset_info(dataset: Dataset, y_test: np.ndarray) -> DatasetInfo:
     )
 
 
-def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dataset) -> Metrics:
-    """Return the whole ``metrics.json`` document of a run."""
+def build_metrics(
+    config: Config,
+    outcomes: Sequence[ModelOutcome],
+    dataset: Dataset,
+    label_issues: LabelIssues | None = None,
+) -> Metrics:
+    """Return the whole ``metrics.json`` document of a run.
+
+    ``label_issues`` are the suspected label errors (:mod:`reportgen.evaluate.label_summary`),
+    None when ``report.label_issues`` is off.
+    """
     pairs = sources.confused_pairs(config, dataset.info.classes)
     y_test = dataset.test.y.cpu().numpy()
     y_val = dataset.val.y.cpu().numpy()
@@ -410,5 +424,6 @@ def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dat
         models=models,
         comparison=comparison_rows(models),
         significance=paired,
-        figures=figure_paths(models),
+        figures=figure_paths(models, label_issues),
+        label_issues=label_issues,
     )

@@ -21,6 +21,7 @@ from reportgen.figures.classes import (
 )
 from reportgen.figures.evaluation import pr_figure, reliability_figure, roc_figure
 from reportgen.figures.galleries import misclassified_figure, pair_figure
+from reportgen.figures.label_issues import label_issues_figure
 from reportgen.figures.network import (
     activations_figure,
     feature_maps_figure,
@@ -53,6 +54,7 @@ BUILDERS: dict[str, Callable[..., Figure]] = {
     "pr": pr_figure,
     "attribution": attribution_figure,
     "pair": pair_figure,
+    "label_issues": label_issues_figure,
     "compare_history": compare_history_figure,
     "seed_dots": seed_dots_figure,
     "averaged_curves": averaged_curves_figure,

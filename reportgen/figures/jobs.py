@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from reportgen.artifacts import catalogue
+from reportgen.artifacts.label_issues import GALLERY_IMAGES
+from reportgen.artifacts.label_table import LabelIssueRow
 from reportgen.artifacts.metrics import Metrics, ModelMetrics, ReliabilityBin
 from reportgen.config.schema import Config
 from reportgen.data.tensors import Dataset
@@ -151,15 +153,42 @@ def attribution_jobs(
         )  # fmt: skip
 
 
+def label_issues_jobs(
+    metrics: Metrics, rows: Sequence[LabelIssueRow], dataset: Dataset
+) -> Iterator[FigureJob]:
+    """Yield the gallery of the first suspected label errors, when any image is suspected."""
+    found = metrics.label_issues
+    if found is None or found.figure is None:
+        return
+    shown = rows[:GALLERY_IMAGES]
+    models = list(found.models)
+    indices = np.asarray([row.index for row in shown], dtype=np.int64)
+    evidence = [[row.evidence[model] for model in models] for row in shown]
+    yield FigureJob(
+        found.figure, catalogue.FIGURES["label_issues"].builder,
+        (dataset.test_images[indices], indices,
+         np.asarray([row.label for row in shown], dtype=np.int64),
+         np.asarray([row.suggested for row in shown], dtype=np.int64),
+         np.asarray([[e.p_label for e in row] for row in evidence], dtype=np.float64),
+         np.asarray([[e.p_suggested for e in row] for row in evidence], dtype=np.float64)),
+        {"models": models, "classes": list(dataset.info.classes), "total": found.count},
+    )  # fmt: skip
+
+
 def run_figure_jobs(
     config: Config,
     outcomes: Sequence[ModelOutcome],
     dataset: Dataset,
     metrics: Metrics,
+    label_rows: Sequence[LabelIssueRow] = (),
 ) -> list[FigureJob]:
-    """Return a job for every figure that ``metrics.figures`` lists, in a fixed order."""
+    """Return a job for every figure that ``metrics.figures`` lists, in a fixed order.
+
+    ``label_rows`` are ``label_issues.csv``'s rows, which its gallery shows the first of.
+    """
     history = history_table(outcomes)
     jobs = [FigureJob(kind.kind, kind.builder, (history,)) for kind in catalogue.kinds("run")]
+    jobs += label_issues_jobs(metrics, label_rows, dataset)
     for position, outcome in enumerate(outcomes):
         jobs += model_figures(config, position, outcome, metrics.models[outcome.name], dataset)
     drawn = sorted(job.name for job in jobs)

@@ -40,6 +40,7 @@ from reportgen.data.sources import source_for
 from reportgen.evaluate.confusion import most_confused_classes
 from reportgen.report import class_tables
 from reportgen.report.class_tables import ClassTable, TableOptions
+from reportgen.report.label_section import LabelIssuesView, gallery_text, label_issues_view
 from reportgen.report.page import PNG_SIGNATURE, Figure, Page, embed_png, report_date
 from reportgen.report.sentences import (
     describe_model,
@@ -294,6 +295,7 @@ class RunPage(Page):
     models: list[ModelView]
     timings_note: str
     reproducibility: Reproducibility
+    label_issues: LabelIssuesView | None = None  # None: a page made without the section
 
 
 def _top_k(metrics: Metrics) -> int | None:
@@ -349,6 +351,11 @@ def build_context(
         alt, caption = kind.describe()
         name = figure_name(kind.kind)
         shared.append(read_figure(root, name, metrics, manifest, alt=alt, caption=caption))
+    label_figure = None
+    if metrics.label_issues is not None and metrics.label_issues.figure is not None:
+        alt, caption = gallery_text(metrics.label_issues)
+        label_figure = read_figure(root, metrics.label_issues.figure, metrics, manifest,
+                                   alt=alt, caption=caption)  # fmt: skip
     environment = manifest.environment
     source = source_for(metrics.dataset.kind)
     class_recall = None
@@ -385,6 +392,7 @@ def build_context(
         shared_figures=shared,
         models=models,
         timings_note=TIMINGS_NOTE,
+        label_issues=label_issues_view(metrics, label_figure),
         reproducibility=Reproducibility(
             promise=PROMISE,
             command=REPRODUCE_COMMAND,

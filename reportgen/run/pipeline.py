@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from reportgen.artifacts import layout, publish
+from reportgen.artifacts.label_table import LabelIssueRow, label_issues_frame
 from reportgen.artifacts.manifest import EnvironmentFacts, RunManifest, artifact_hashes
 from reportgen.artifacts.metrics import Metrics
 from reportgen.artifacts.summary import ThresholdResult
@@ -44,6 +45,7 @@ from reportgen.core.seeding import seed_everything
 from reportgen.data.sources import check_config
 from reportgen.data.tensors import Dataset
 from reportgen.evaluate import assemble, gate
+from reportgen.evaluate.label_summary import LabelFindings
 from reportgen.evaluate.outcome import ModelOutcome, history_table
 from reportgen.export.dvc import write_dvc_files
 from reportgen.export.model_card import model_card
@@ -57,6 +59,7 @@ from reportgen.run.stages import (
     stage_check_models,
     stage_data,
     stage_evaluate,
+    stage_label_issues,
     stage_train,
     to_device,
 )
@@ -235,13 +238,21 @@ def _run_in(
                 outcome = stage_attributions(config, outcome, dataset)
         outcomes.append(outcome)
 
+    findings = None
+    if config.report.label_issues:
+        with _timed(timings, "label_issues", progress):
+            findings = stage_label_issues(outcomes, dataset)
+            fileio.write_atomic(paths.label_issues, label_issues_csv(findings))
+    label_rows: list[LabelIssueRow] = findings.rows if findings else []
+
     with _timed(timings, "metrics", progress):
-        metrics = assemble.build_metrics(config, outcomes, dataset)
+        metrics = assemble.build_metrics(config, outcomes, dataset,
+                                         findings.metrics if findings else None)  # fmt: skip
         write_tables(paths, metrics, outcomes, dataset)
 
     if config.report.render:
         with _timed(timings, "figures", progress):
-            jobs = run_figure_jobs(config, outcomes, dataset, metrics)
+            jobs = run_figure_jobs(config, outcomes, dataset, metrics, label_rows)
             for job, png in zip(jobs, draw_all(jobs, workers=config.runtime.threads), strict=True):
                 fileio.write_atomic(paths.figure(job.name), png)
 
@@ -272,6 +283,11 @@ def _run_in(
         message = f"the previous run held files reportgen did not write; it was kept at {kept}"
         progress(Event("info", stage="publish", message=message))
     return Run(final, metrics, timings, thresholds)
+
+
+def label_issues_csv(findings: LabelFindings) -> bytes:
+    """Return ``label_issues.csv``'s bytes: the whole ranking."""
+    return csv_bytes(label_issues_frame(findings.rows, list(findings.metrics.models)))
 
 
 def write_tables(

@@ -21,6 +21,7 @@ from reportgen.core.text import count, first_few, truncate
 from reportgen.data import sources
 from reportgen.data.tensors import Dataset, Split
 from reportgen.evaluate import attribution, budget, classification, layers, predict
+from reportgen.evaluate.label_summary import LabelFindings, find_label_issues
 from reportgen.evaluate.outcome import ModelOutcome
 from reportgen.figures import style
 from reportgen.train.factory import build_network, check_output, check_trains_on_one
@@ -290,3 +291,17 @@ def stage_attributions(config: Config, outcome: ModelOutcome, dataset: Dataset) 
         mean=info.mean, std=info.std, steps=config.report.attribution_steps,
     )  # fmt: skip
     return dataclasses.replace(outcome, attributions=maps)
+
+
+def stage_label_issues(outcomes: Sequence[ModelOutcome], dataset: Dataset) -> LabelFindings:
+    """Return the suspected label errors of the test split, from every model with finite logits.
+
+    A model whose logits are not finite gave some images equal probabilities,
+    which say nothing about their labels.
+    """
+    return find_label_issues(
+        {o.name: o.proba for o in outcomes if o.finite_logits},
+        dataset.test.y.cpu().numpy(),
+        classes=dataset.info.classes,
+        files=dataset.info.test_files,
+    )
