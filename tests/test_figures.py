@@ -141,6 +141,7 @@ def all_figures(digits: tuple[np.ndarray, np.ndarray]) -> dict[str, Figure]:
 
 EVALUATION = ("reliability", "roc", "pr", "attribution")
 SWEEP = ("seed_dots", "averaged_curves", "effect")
+SECTIONS = ("label_issues",)  # checked in test_label_issues.py
 EXPECTED = {
     # kind: (visible axes, words in the title)
     "weights": (10, "first-layer weights of neurons 0–9"),
@@ -166,10 +167,10 @@ def test_every_builder_of_the_registry_is_checked_here() -> None:
         for network in ("mlp", "cnn", "python")
     ]
     # The deeper evaluation's figures are checked in test_evaluation_figures.py, the
-    # sweep's in test_sweep.py.
+    # sweep's in test_sweep.py, the sections' in their own test files.
     used = {v.builder for v in variants}
-    assert used - set(EVALUATION) - set(SWEEP) == set(EXPECTED)
-    assert used >= set(EVALUATION) | set(SWEEP)
+    assert used - set(EVALUATION) - set(SWEEP) - set(SECTIONS) == set(EXPECTED)
+    assert used >= set(EVALUATION) | set(SWEEP) | set(SECTIONS)
     assert used <= set(BUILDERS)
 
 
