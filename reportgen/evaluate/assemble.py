@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds
+from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds, run_kinds
 from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.metrics import (
     SCHEMA,
@@ -345,7 +345,7 @@ def comparison_rows(models: Mapping[str, ModelMetrics]) -> list[ComparisonRow]:
 
 def figure_paths(models: Mapping[str, ModelMetrics]) -> dict[str, str]:
     """Return ``{figure name: path in the run}`` for every figure of the run."""
-    names = [kind.kind for kind in kinds("run")]
+    names = [kind.kind for kind in run_kinds(len(models))]
     for model in models.values():
         names += [*model.figures.values(), *(gallery.figure for gallery in model.pair_galleries)]
         if model.attributions is not None:
@@ -386,9 +386,10 @@ def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dat
         for o in outcomes
     }  # fmt: skip
     paired = None
-    if len(outcomes) >= 2:
+    if (compared := config.compared()) is not None:  # the other model against the reference
+        by_name = {o.name: o for o in outcomes}
         paired = significance(
-            outcomes[0], outcomes[1], y_test,
+            by_name[compared[0]], by_name[compared[1]], y_test,
             resamples=config.report.bootstrap_resamples, seed=config.seed,
             class_names=dataset.info.classes,
         )  # fmt: skip

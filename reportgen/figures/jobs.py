@@ -159,7 +159,8 @@ def run_figure_jobs(
 ) -> list[FigureJob]:
     """Return a job for every figure that ``metrics.figures`` lists, in a fixed order."""
     history = history_table(outcomes)
-    jobs = [FigureJob(kind.kind, kind.builder, (history,)) for kind in catalogue.kinds("run")]
+    jobs = [FigureJob(kind.kind, kind.builder, (history,))
+            for kind in catalogue.run_kinds(len(outcomes))]  # fmt: skip
     for position, outcome in enumerate(outcomes):
         jobs += model_figures(config, position, outcome, metrics.models[outcome.name], dataset)
     drawn = sorted(job.name for job in jobs)
