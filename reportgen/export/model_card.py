@@ -222,12 +222,19 @@ FOR_A_PERSON = {
 }
 
 
+# The same, for a run of one model.
+FOR_A_PERSON_ONE = {
+    **FOR_A_PERSON,
+    "Intended use": "What the model is for, for whom, and which uses are out of scope.",
+    "Caveats and recommendations": "What a user of the model should know beyond the numbers.",
+}
+
+
 def _for_a_person(*titles: str, models: int) -> Iterator[str]:
     for title in titles:
-        text = FOR_A_PERSON[title]
         yield f"## {title}"
         yield ""
-        yield f"{PLACEHOLDER} {text if models > 1 else text.replace('the models', 'the model')}"
+        yield f"{PLACEHOLDER} {(FOR_A_PERSON if models > 1 else FOR_A_PERSON_ONE)[title]}"
         yield ""
 
 
