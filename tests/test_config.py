@@ -37,7 +37,7 @@ def test_defaults_follow_spec() -> None:
     config = Config()
     assert (config.data.batch_size, config.train.optimizer, config.train.lr) == (64, "adam", 1e-3)
     assert config.train.epochs == 10
-    base, reg = config.models.baseline, config.models.regularized
+    base, reg = config.models["baseline"], config.models["regularized"]
     assert base.hidden == reg.hidden == (256, 128)
     assert (base.dropout, base.batchnorm, base.weight_decay, base.scheduler) == (
         0,
@@ -80,8 +80,9 @@ def test_parse_override_values_as_toml(override: str, value: object) -> None:
     ("overrides", "match"),
     [
         (
-            ["models.nope.dropout=1"],
-            r"models\.nope: unknown key \(allowed: baseline, regularized\)",
+            ["models.nope.dropout=0.1"],
+            r"models: at most two models \(one paired comparison\), got 3: baseline, "
+            r"regularized, nope$",
         ),
         (["train.lr=-1"], r"train\.lr: Input should be greater than 0"),
         (["train.epochs=0"], r"train\.epochs: Input should be greater than or equal to 1"),
@@ -384,7 +385,7 @@ def test_data_source_checks_accept_what_the_data_can_satisfy(overrides: list[str
 def test_one_regularized_key_keeps_the_other_regularized_defaults() -> None:
     # Setting one key of [models.regularized] must not turn it into a plain model.
     config = load_config(None, ["models.regularized.hidden=[64]"])
-    reg = config.models.regularized
+    reg = config.models["regularized"]
     assert reg.hidden == (64,)
     assert (reg.dropout, reg.batchnorm, reg.weight_decay, reg.scheduler) == (
         0.3,
@@ -394,7 +395,7 @@ def test_one_regularized_key_keeps_the_other_regularized_defaults() -> None:
     )
     # A python regularized model keeps the optimiser and schedule defaults, and no dropout.
     config = load_config(None, ["models.regularized.kind=python", "models.regularized.factory=m:f"])
-    reg = config.models.regularized
+    reg = config.models["regularized"]
     assert (reg.weight_decay, reg.scheduler, reg.dropout, reg.batchnorm) == (
         1e-4,
         "step",
@@ -414,7 +415,7 @@ def test_a_python_model_round_trips_through_the_resolved_config() -> None:
     assert 'factory = "nets.deep:make"' in text and "[models.baseline.args]" in text
     again = validate(tomllib.loads(text))
     assert again == config
-    assert again.models.baseline.args == {"width": 8, "names": ["a", "b"], "inner": {"depth": 2}}
+    assert again.models["baseline"].args == {"width": 8, "names": ["a", "b"], "inner": {"depth": 2}}
 
 
 # --------------------------------------------------------------------------- text in the report

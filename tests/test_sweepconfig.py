@@ -112,7 +112,7 @@ def test_grid_is_the_cartesian_product_named_by_what_each_point_is(tmp_path: Pat
         "regularized.dropout=0.5,train.optimizer=sgd,baseline.dropout=0.0",
     ]
     assert spec.keys == ("models.regularized.dropout", "train.optimizer", "models.baseline.dropout")
-    assert spec.points[3].config.models.regularized.dropout == 0.5
+    assert spec.points[3].config.models["regularized"].dropout == 0.5
     assert spec.points[3].config.train.optimizer == "sgd"
     runs = plan_runs(spec, "2024-05-06")
     assert [r.key for r in runs[:2]] == [
@@ -135,7 +135,7 @@ def test_points_labels_are_sanitised_and_base_is_applied(tmp_path: Path) -> None
     spec = load_sweep(path)
     assert [p.label for p in spec.points] == ["_.._.._etc__", "hidden=_64,32_", "base"]
     assert all(p.config.train.epochs == 4 and p.config.train.lr == 0.01 for p in spec.points)
-    assert spec.points[1].config.models.baseline.hidden == (64, 32)
+    assert spec.points[1].config.models["baseline"].hidden == (64, 32)
     assert run_key("base", 7) == "points/base/seed-7"
 
 

@@ -125,7 +125,7 @@ def test_batchnorm_trains_when_the_last_batch_would_hold_one_image(fake_mnist: P
     steps: list[tuple[int, int]] = []
     result = train_model(
         model, dataset.train, dataset.val, train_cfg=config.train,
-        spec=config.models.regularized, batch_size=32, shuffle=generator(0),
+        spec=config.models["regularized"], batch_size=32, shuffle=generator(0),
         on_step=lambda done, total: steps.append((done, total)),
     )  # fmt: skip
     assert result.divergence is None and len(result.history) == 1
@@ -148,7 +148,7 @@ def test_progress_comes_from_the_first_step_then_every_half_second(
     model = build("mlp", [8], dropout=0, batchnorm=False, **MNIST)
     steps: list[tuple[int, int]] = []
     train_model(
-        model, dataset.train, dataset.val, train_cfg=config.train, spec=config.models.baseline,
+        model, dataset.train, dataset.val, train_cfg=config.train, spec=config.models["baseline"],
         batch_size=8, shuffle=generator(0), on_step=lambda done, total: steps.append((done, total)),
     )  # fmt: skip
     assert steps == [(done, 12) for done in expected]
@@ -164,7 +164,7 @@ def test_divergence_stops_training(fake_mnist: Path) -> None:
         model.head.weight.mul_(1e4)
     result = train_model(
         model, dataset.train, dataset.val,
-        train_cfg=config.train, spec=config.models.baseline, batch_size=8, shuffle=generator(0),
+        train_cfg=config.train, spec=config.models["baseline"], batch_size=8, shuffle=generator(0),
     )  # fmt: skip
     assert result.divergence is not None
     assert result.divergence.epoch == len(result.history) + 1

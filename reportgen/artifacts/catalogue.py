@@ -47,6 +47,9 @@ class FigureKind:
     # Drawn only for data of more classes than this (0: always); a run with fewer lists no
     # figure of this kind, as one without confused pairs lists no pair gallery.
     more_classes_than: int = 0
+    # Drawn only for a run of more models than this: a figure that sets the models side by
+    # side says nothing the model's own figures do not about one model.
+    more_models_than: int = 0
 
     def for_network(self, network: str) -> FigureKind:
         """Return the variant of this kind for a network of ``network`` kind ("mlp", "cnn", …)."""
@@ -71,6 +74,7 @@ FIGURES: dict[str, FigureKind] = {
             "Train and validation loss and accuracy per epoch of every model, on shared axes",
             "Regularization impact: train and validation loss (left) and accuracy (right) per "
             "epoch of every model on shared axes.",
+            more_models_than=1,
         ),
         FigureKind(
             "lr", "run", "lr",
@@ -238,6 +242,11 @@ FIGURES: dict[str, FigureKind] = {
 def kinds(scope: Scope) -> list[FigureKind]:
     """Return the figure kinds of one scope, in the order pages show them."""
     return [figure for figure in FIGURES.values() if figure.scope == scope]
+
+
+def run_kinds(models: int) -> list[FigureKind]:
+    """Return the figure kinds of a run of ``models`` models (one figure each), in page order."""
+    return [figure for figure in kinds("run") if models > figure.more_models_than]
 
 
 def figure_name(kind: str, model: str = "", *, true: int = 0, pred: int = 0) -> str:

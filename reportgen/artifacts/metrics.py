@@ -453,7 +453,8 @@ class Metrics(Contract):
     )
     comparison: list[ComparisonRow] = Field(description="one row per model, in training order")
     significance: Significance | None = Field(
-        description="paired comparison of the first two models (null with one model)"
+        description="paired comparison of the other model against the reference (null with one "
+        "model)"
     )
     figures: dict[str, str] = Field(
         description="figure name → `figures/<figure name>.png`, for every figure of the run's "
@@ -472,6 +473,20 @@ class Metrics(Contract):
         for path in value.values():
             check_relpath(path)
         return value
+
+    @model_validator(mode="after")
+    def _models_in_training_order(self) -> Metrics:
+        """Put ``models`` in the order of the ``comparison`` rows, the training order.
+
+        ``metrics.json`` sorts its keys, so a file read back lists its models
+        alphabetically; the rows, a list, keep the order the config gave.
+        """
+        order = [row.model for row in self.comparison]
+        if sorted(order) == sorted(self.models) and order != list(self.models):
+            in_order = {name: self.models[name] for name in order}
+            self.models.clear()
+            self.models.update(in_order)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Metrics:

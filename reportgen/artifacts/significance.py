@@ -64,7 +64,10 @@ class ClassRecallComparison(Contract):
 
 
 class Significance(Contract):
-    models: tuple[str, str] = Field(description='[first, second], e.g. ["baseline", "regularized"]')
+    models: tuple[str, str] = Field(
+        description="[reference, other]: the config's reference (unset: the first model) and "
+        'the model compared against it, e.g. ["baseline", "regularized"]'
+    )
     mcnemar: McNemarTest = Field(description="McNemar's exact test on the paired predictions")
     difference: DifferenceInterval = Field(description="interval of the accuracy difference")
     alpha: Fraction = Field(description="significance level, 0.05")

@@ -96,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", parents=[common], help="train both models and write a complete run directory"
+        "run",
+        parents=[common],
+        help="train the configured models ([models]; by default baseline and regularized) and "
+        "write a complete run directory",
     )
     _add_config_options(run)
     run.add_argument("--out", "-o", type=Path, help="run directory (default: reports/<run.name>)")
@@ -182,12 +185,12 @@ def _add_gate_options(parser: argparse.ArgumentParser) -> None:
     """Add ``run``'s and ``evaluate``'s CI gates: --fail-under and --fail-if-worse."""
     parser.add_argument(
         "--fail-under", action="append", default=[], metavar="MODEL.METRIC=VALUE",
-        help="CI gate (repeatable): exit 3 after rendering if e.g. regularized.test_accuracy "
-        "is below VALUE",
+        help="CI gate (repeatable): exit 3 after rendering if MODEL's METRIC is below VALUE, "
+        "e.g. regularized.test_accuracy=0.97 (MODEL: a name in [models])",
     )  # fmt: skip
     parser.add_argument(
         "--fail-if-worse", nargs="?", const="0", default=None, metavar="MARGIN",
-        help="CI gate: exit 3 after rendering if the second model is worse than the first by "
+        help="CI gate: exit 3 after rendering if the other model is worse than the reference by "
         "more than MARGIN percentage points with 95%% confidence (bare flag: 0); sets "
         "gate.fail_if_worse",
     )  # fmt: skip
@@ -243,7 +246,8 @@ def _add_sweep_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     sweep.add_argument("--no-pdf", action="store_true", help="write sweep.html but no sweep.pdf")
     sweep.add_argument(
         "--fail-under", action="append", default=[], metavar="MODEL.METRIC=VALUE",
-        help="CI gate (repeatable): exit 3 if the mean over seeds of any point is below VALUE",
+        help="CI gate (repeatable): exit 3 if the mean over seeds of any point is below VALUE "
+        "(MODEL: a name in the base config's [models])",
     )  # fmt: skip
 
 
@@ -460,12 +464,12 @@ def _run(args: argparse.Namespace, argv: list[str], display: Display) -> int:
 
 def _sweep(args: argparse.Namespace, argv: list[str], display: Display) -> int:
     """Run a sweep and print its directory; exit 1 if a run failed, 3 if a threshold missed."""
-    from reportgen.config.schema import ModelsSection
     from reportgen.config.sweepspec import load_sweep
     from reportgen.sweep import driver, executors
 
     spec = load_sweep(args.sweep_file, yes=args.yes)
-    fail_under = driver.parse_fail_under(args.fail_under, list(ModelsSection.model_fields))
+    names = dict.fromkeys(name for point in spec.points for name in point.config.models)
+    fail_under = driver.parse_fail_under(args.fail_under, list(names))
     out = args.out or Path("reports") / f"sweep-{args.sweep_file.stem}"
     threads = max(point.config.runtime.threads for point in spec.points)
     if args.executor == "local":

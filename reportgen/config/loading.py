@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
+import typing
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from pydantic import (
     ValidationError,
 )
 
-from reportgen.config.schema import Config
+from reportgen.config.schema import DEFAULT_MODELS, Config, configured_names, model_name_problem
 from reportgen.config.shortcuts import Setting, apply_settings, evaluated_models
 from reportgen.core.errors import ConfigError
 
@@ -148,8 +149,15 @@ def _shown(item: str, limit: int = 80) -> str:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with each ``KEY=VALUE`` override set."""
+    """Return a copy of ``data`` with each ``KEY=VALUE`` override set.
+
+    Without a ``[models]`` table, a ``models.…`` override sets a key of the
+    default models (``models.regularized.dropout=0.5`` keeps the baseline).
+    """
     result = _deep_copy(data)
+    overrides = list(overrides)
+    if "models" not in result and any(parse_override(item)[0][0] == "models" for item in overrides):
+        result["models"] = {name: {} for name in DEFAULT_MODELS}
     for item in overrides:
         path, value = parse_override(item)
         node = result
@@ -229,10 +237,21 @@ def load_config(
         if not isinstance(gate, dict) or not isinstance(gate.setdefault("fail_under", {}), dict):
             raise ConfigError("gate.fail_under must be a table of MODEL.METRIC = minimum")
         origin = f"--fail-under {_shown(item)}"
-        try:  # each threshold alone, so that its problems name the option that gave it
-            Config.model_validate({"gate": {"fail_under": {key.strip(): minimum}}})
+        model = key.strip().partition(".")[0]
+        # Each threshold alone, so that its problems name the option that gave it; with a
+        # model of its own name, so that only the metric and the value are judged here.
+        probe: dict[str, Any] = {"gate": {"fail_under": {key.strip(): minimum}}}
+        if model_name_problem(model) is None:
+            probe["models"] = {model: {}}
+        try:
+            Config.model_validate(probe)
         except ValidationError as e:
             raise ConfigError(format_validation_error(e, {}, source=origin)) from e
+        names = configured_names(data)
+        if model not in names:
+            raise ConfigError(
+                f"{origin}: gate.fail_under: no model {model!r} (models: {', '.join(names)})"
+            )
         gate["fail_under"][key.strip()] = minimum
     return validate(data, source=source, origins=origins)
 
@@ -252,7 +271,15 @@ def format_validation_error(
 
 
 def _origin(loc: tuple[str, ...], origins: Origins) -> str | None:
-    """Return what set ``loc`` or the nearest table above it, if an option did."""
+    """Return what set ``loc`` or the nearest table above it, if an option did.
+
+    A table key's own problem (``models.NAME``) is the option's that set a key inside it.
+    """
+    if loc[-1:] == ("[key]",):
+        loc = loc[:-1]
+        inside = [origin for path, origin in origins.items() if path[: len(loc)] == loc]
+        if inside:
+            return inside[0]
     for depth in range(len(loc), 0, -1):
         if loc[:depth] in origins:
             return origins[loc[:depth]]
@@ -268,7 +295,7 @@ def _describe(item: Mapping[str, Any], data: Mapping[str, Any]) -> str:
         hint = difflib.get_close_matches(loc[-1], allowed, n=1)
         suggestion = f"; did you mean {'.'.join([*loc[:-1], hint[0]])!r}?" if hint else ""
         return f"{'.'.join(loc)}: unknown key (allowed: {', '.join(allowed)}){suggestion}"
-    key = ".".join(loc)
+    key = ".".join(part for part in loc if part != "[key]")  # a table key's own problem
     message = item["msg"]
     if kind == "value_error":
         message = message.removeprefix("Value error, ")
@@ -278,11 +305,21 @@ def _describe(item: Mapping[str, Any], data: Mapping[str, Any]) -> str:
 
 
 def _section_model(loc: list[str]) -> type[BaseModel] | None:
-    """Return the pydantic model that lives at ``loc`` inside :class:`Config`."""
+    """Return the pydantic model that lives at ``loc`` inside :class:`Config`.
+
+    A table of named tables (``models.NAME``) passes the name on to its tables' model.
+    """
     model: type[BaseModel] = Config
-    for part in loc:
+    parts = iter(loc)
+    for part in parts:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
+        if typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+            if typing.get_origin(annotation) is typing.Annotated:
+                annotation = typing.get_args(annotation)[0]
+            if next(parts, None) is None:
+                return None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

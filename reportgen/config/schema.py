@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -263,30 +265,95 @@ REGULARIZED_DEFAULTS: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _regularized_default() -> ModelSection:
-    return ModelSection(**REGULARIZED_DEFAULTS)
+# The models of a config without a [models] table: what `reportgen run` trains by default.
+DEFAULT_MODELS = ("baseline", "regularized")
+MAX_MODELS = 2  # metrics.json holds one paired comparison
+# A model's name becomes a file name (models/NAME.pt, figures/NAME_curves.png), a dotted key
+# (models.NAME.dropout) and a gate key (NAME.test_accuracy): lowercase, so that two names
+# never name one file on a case-insensitive file system.
+_MODEL_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+MODEL_NAME_RULE = (
+    "a model name is a lowercase letter, then lowercase letters, digits, '_' or '-', "
+    "at most 32 characters"
+)
+# Names that would make a model's files clash with the run's own: "compare" (the run's
+# figure compare_curves is what a model's curves figure would be called) and "significance"
+# (the flat names of the paired comparison in scalars.json).
+RESERVED_MODEL_NAMES = ("compare", "significance")
 
 
-class ModelsSection(_Section):
-    baseline: ModelSection = Field(default_factory=ModelSection)
-    regularized: ModelSection = Field(default_factory=_regularized_default)
+def model_name_problem(name: str) -> str | None:
+    """Return why ``name`` cannot name a model (None when it can)."""
+    if not _MODEL_NAME.fullmatch(name):
+        return MODEL_NAME_RULE
+    if name in RESERVED_MODEL_NAMES:
+        return f"reserved for the run's own files ({', '.join(RESERVED_MODEL_NAMES)})"
+    return None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _regularized_keeps_its_defaults(cls, data: Any) -> Any:
-        """Fill a given ``[models.regularized]`` table's missing keys with its own defaults.
 
-        Without this, setting one key (``--set models.regularized.hidden=[64]``)
-        would silently turn the regularized model into a plain one.
-        """
-        if not isinstance(data, Mapping) or not isinstance(data.get("regularized"), Mapping):
-            return data
-        table = dict(data["regularized"])
-        python = table.get("kind") == "python"
-        for key, value in REGULARIZED_DEFAULTS.items():
-            if not (python and key in BUILT_IN_ONLY):
-                table.setdefault(key, value)
-        return {**data, "regularized": table}
+def configured_names(data: Any) -> list[str]:
+    """Return the model names of a parsed config table: its ``[models]`` keys, or the defaults."""
+    models = data.get("models") if isinstance(data, Mapping) else None
+    if isinstance(models, Mapping):
+        return [str(name) for name in models]
+    return list(DEFAULT_MODELS)
+
+
+def _check_model_name(name: str) -> str:
+    if (problem := model_name_problem(name)) is not None:
+        raise ValueError(problem)
+    return name
+
+
+def _model_table(value: Any) -> Any:
+    if not isinstance(value, Mapping | ModelSection):
+        raise ValueError(
+            'must be a table of the model\'s settings, e.g. [models.NAME] with kind = "mlp"; '
+            "one setting of a model is models.NAME.KEY"
+        )
+    return value
+
+
+def _regularized_keeps_its_defaults(data: Any) -> Any:
+    """Fill a given ``[models.regularized]`` table's missing keys with its own defaults.
+
+    Without this, setting one key (``--set models.regularized.hidden=[64]``)
+    would silently turn the regularized model into a plain one.  Every other
+    name starts from the plain defaults.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("regularized"), Mapping):
+        return data
+    table = dict(data["regularized"])
+    python = table.get("kind") == "python"
+    for key, value in REGULARIZED_DEFAULTS.items():
+        if not (python and key in BUILT_IN_ONLY):
+            table.setdefault(key, value)
+    return {**data, "regularized": table}
+
+
+def _one_or_two(models: dict[str, ModelSection]) -> dict[str, ModelSection]:
+    if not models:
+        raise ValueError("needs one or two models, e.g. [models.candidate]")
+    if len(models) > MAX_MODELS:
+        raise ValueError(
+            f"at most two models (one paired comparison), got {len(models)}: {', '.join(models)}"
+        )
+    return models
+
+
+def default_models() -> dict[str, ModelSection]:
+    """Return the models of a config without a ``[models]`` table: baseline and regularized."""
+    return {"baseline": ModelSection(), "regularized": ModelSection(**REGULARIZED_DEFAULTS)}
+
+
+# [models]: the user's models by name, in the order written (the first is the reference
+# unless `reference` names the other).  Without the table: baseline and regularized.
+ModelName = Annotated[str, AfterValidator(_check_model_name)]
+ModelsSection = Annotated[
+    dict[ModelName, Annotated[ModelSection, BeforeValidator(_model_table)]],
+    BeforeValidator(_regularized_keeps_its_defaults),
+    AfterValidator(_one_or_two),
+]
 
 
 class ReportSection(_Section):
@@ -377,13 +444,13 @@ class GateSection(_Section):
     @field_validator("fail_under")
     @classmethod
     def _known_keys(cls, value: dict[str, float]) -> dict[str, float]:
-        models = sorted(ModelsSection.model_fields)
+        # Which models there are is the whole config's to check (Config._names_of_known_models).
         for key in value:
             model, _, metric = key.partition(".")
-            if model not in models or metric not in GATE_METRICS:
+            if model_name_problem(model) is not None or metric not in GATE_METRICS:
                 raise ValueError(
-                    f"{key!r} is not MODEL.METRIC with MODEL one of {', '.join(models)} "
-                    f"and METRIC one of {', '.join(GATE_METRICS)}"
+                    f"{key!r} is not MODEL.METRIC with MODEL a model's name and METRIC one of "
+                    f"{', '.join(GATE_METRICS)}"
                 )
         return dict(sorted(value.items()))
 
@@ -415,7 +482,11 @@ class Config(_Section):
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
     data: DataSection = Field(default_factory=DataSection)
     train: TrainSection = Field(default_factory=TrainSection)
-    models: ModelsSection = Field(default_factory=ModelsSection)
+    models: ModelsSection = Field(default_factory=default_models)
+    # The model the other is compared against (unset: the first). After `models`, which it
+    # names; the resolved config.toml writes it next to `seed`, and only when it is set, as
+    # every run made before it existed wrote it.
+    reference: str | None = None
     report: ReportSection = Field(default_factory=ReportSection)
     gate: GateSection = Field(default_factory=GateSection)
 
@@ -432,15 +503,26 @@ class Config(_Section):
                 raise ValueError(f"{where} contains {hidden}; remove it")
         return data
 
+    @field_validator("reference")
+    @classmethod
+    def _a_configured_model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        names = list(info.data.get("models") or {})
+        if value is not None and names and value not in names:
+            raise ValueError(f"no model {value!r} (models: {', '.join(names)})")
+        return value
+
     @model_validator(mode="after")
-    def _layers_of_known_models(self) -> Config:
+    def _names_of_known_models(self) -> Config:
+        names = list(self.models)
+        known = f"(models: {', '.join(names)})"
         if isinstance(self.report.layer, dict):
-            models = list(ModelsSection.model_fields)
-            unknown = [name for name in self.report.layer if name not in models]
+            unknown = [name for name in self.report.layer if name not in names]
             if unknown:
-                raise ValueError(
-                    f"report.layer.{unknown[0]}: no such model (models: {', '.join(models)})"
-                )
+                raise ValueError(f"report.layer.{unknown[0]}: no such model {known}")
+        for key in self.gate.fail_under:
+            model = key.partition(".")[0]
+            if model not in names:
+                raise ValueError(f"gate.fail_under.{key}: no model {model!r} {known}")
         return self
 
     @model_validator(mode="after")
@@ -457,4 +539,13 @@ class Config(_Section):
 
     def model_items(self) -> list[tuple[str, ModelSection]]:
         """Return ``(name, section)`` for every model, in training order."""
-        return [(name, getattr(self.models, name)) for name in ModelsSection.model_fields]
+        return list(self.models.items())
+
+    def compared(self) -> tuple[str, str] | None:
+        """Return ``(reference, other)`` of a two-model config: what the other is compared
+        against; None with one model."""
+        names = list(self.models)
+        if len(names) < 2:
+            return None
+        reference = self.reference or names[0]
+        return reference, next(name for name in names if name != reference)

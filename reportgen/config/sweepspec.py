@@ -86,11 +86,13 @@ class SweepSpec:
 # --------------------------------------------------------------------------- config keys
 
 
-def config_keys() -> list[str]:
-    """Return every dotted key a config may set, e.g. ``models.regularized.dropout``."""
-    keys = flatten(Config().model_dump(mode="json")).keys()
+def config_keys(config: Config | None = None) -> list[str]:
+    """Return every dotted key ``config`` (the defaults: None) may set, e.g.
+    ``models.regularized.dropout``: its own models' keys, by their names."""
+    keys = flatten((config or Config()).model_dump(mode="json")).keys()
     # Optional keys whose default is unset (None) are values too.
-    return sorted({*keys, "run.date", "report.templates", RENDER_KEY} - {"gate.fail_under"})
+    optional = {"run.date", "report.templates", "reference", RENDER_KEY}
+    return sorted({*keys, *optional} - {"gate.fail_under"})
 
 
 def _check_key(key: str, where: str, known: Sequence[str]) -> None:
@@ -272,7 +274,7 @@ def load_sweep(
     if (hidden := hidden_character(title)) is not None:
         raise ConfigError(f"{source}: title: contains {hidden}; remove it")
     base, base_path = _base_config(data.get("config"), Path(source).parent, source)
-    known = config_keys()
+    known = config_keys(validate(base, source=source))
     common = flatten(_table(data.get("overrides", {}), f"{source}: overrides"))
     for key in common:
         _check_key(key, f"{source}: overrides", known)

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds
+from reportgen.artifacts.catalogue import FIGURES, figure_name, kinds, run_kinds
 from reportgen.artifacts.label_issues import LabelIssues
 from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.metrics import (
@@ -359,7 +359,7 @@ def figure_paths(
     models: Mapping[str, ModelMetrics], label_issues: LabelIssues | None = None
 ) -> dict[str, str]:
     """Return ``{figure name: path in the run}`` for every figure of the run."""
-    names = [kind.kind for kind in kinds("run")]
+    names = [kind.kind for kind in run_kinds(len(models))]
     if label_issues is not None and label_issues.figure is not None:
         names.append(label_issues.figure)
     for model in models.values():
@@ -411,9 +411,10 @@ def build_metrics(
         for o in outcomes
     }  # fmt: skip
     paired = None
-    if len(outcomes) >= 2:
+    if (compared := config.compared()) is not None:  # the other model against the reference
+        by_name = {o.name: o for o in outcomes}
         paired = significance(
-            outcomes[0], outcomes[1], y_test,
+            by_name[compared[0]], by_name[compared[1]], y_test,
             resamples=config.report.bootstrap_resamples, seed=config.seed,
             class_names=dataset.info.classes, margin_pp=config.gate.fail_if_worse,
         )  # fmt: skip

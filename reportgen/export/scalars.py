@@ -53,7 +53,7 @@ MODEL_SCALARS: dict[str, ModelValue] = {
     "epochs": lambda m: m.epochs,
 }
 
-# The paired comparison of the first two models, under "significance.NAME".
+# The paired comparison (the other model against the reference), under "significance.NAME".
 SIGNIFICANCE_SCALARS = (
     "p_value", "mcnemar_b", "mcnemar_c", "difference", "difference_low", "difference_high",
 )  # fmt: skip

@@ -187,7 +187,8 @@ def run_figure_jobs(
     ``label_rows`` are ``label_issues.csv``'s rows, which its gallery shows the first of.
     """
     history = history_table(outcomes)
-    jobs = [FigureJob(kind.kind, kind.builder, (history,)) for kind in catalogue.kinds("run")]
+    jobs = [FigureJob(kind.kind, kind.builder, (history,))
+            for kind in catalogue.run_kinds(len(outcomes))]  # fmt: skip
     jobs += label_issues_jobs(metrics, label_rows, dataset)
     for position, outcome in enumerate(outcomes):
         jobs += model_figures(config, position, outcome, metrics.models[outcome.name], dataset)

@@ -143,6 +143,8 @@ class ComparePage(Page):
     metric_groups: list[dict[str, Any]]  # per run: its models' rows and its paired test
     ci_level: float
     history_figure: Figure
+    paired: bool  # whether any run has two models and so a paired test
+    matching_note: str  # which models not every run has ("" when all runs have the same)
 
 
 def build_context(
@@ -180,4 +182,25 @@ def build_context(
         metric_groups=groups,
         ci_level=rows[0]["ci_level"],
         history_figure=embed_png("compare_history", figure, figure_png, alt=alt, caption=caption),
+        paired=any(run.metrics.significance is not None for run in runs),
+        matching_note=matching_note(runs),
+    )
+
+
+def matching_note(runs: Sequence[RunInput]) -> str:
+    """Return the sentence on the models that not every run has ("" when every run has all).
+
+    Models are matched across runs by name: a model is set only against the
+    runs that have a model of its name, and its settings read "—" in the others.
+    """
+    names = dict.fromkeys(name for run in runs for name in run.metrics.models)
+    unmatched = [name for name in names if any(name not in run.metrics.models for run in runs)]
+    if not unmatched:
+        return ""
+    one = len(unmatched) == 1
+    return (
+        f"Models are matched across runs by name; {text.join(unmatched)} "
+        f"{'is' if one else 'are'} not in every run, so {'its' if one else 'their'} test "
+        f"accuracy is set against the runs that have {'it' if one else 'them'} only, and "
+        f"{'its' if one else 'their'} settings read {text.MISSING} in the others."
     )

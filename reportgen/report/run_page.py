@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.artifacts import layout
-from reportgen.artifacts.catalogue import FIGURES, MANY_CLASSES, figure_name, kinds
+from reportgen.artifacts.catalogue import FIGURES, MANY_CLASSES, figure_name, kinds, run_kinds
 from reportgen.artifacts.manifest import RunManifest, read_artifact, read_manifest
 from reportgen.artifacts.metrics import (
     ClassError,
@@ -347,7 +347,7 @@ def build_context(
     date = report_date(config, os.environ if environ is None else environ)
     models = [_model_view(root, name, metrics, manifest, config) for name in metrics.models]
     shared = []
-    for kind in kinds("run"):
+    for kind in run_kinds(len(metrics.models)):
         alt, caption = kind.describe()
         name = figure_name(kind.kind)
         shared.append(read_figure(root, name, metrics, manifest, alt=alt, caption=caption))

@@ -171,7 +171,8 @@ def _comparison(
 def model_comparisons(
     spec: SweepSpec, runs: Sequence[RunData], models: Sequence[str], seed: int
 ) -> list[Comparison]:
-    """Return, per point, the paired comparison of the first two models over seeds."""
+    """Return, per point, the paired comparison of the two models over seeds: the other model
+    against the reference (``models`` lists the reference first)."""
     if len(models) < 2:
         return []
     first, second = models[0], models[1]
@@ -228,9 +229,11 @@ def point_comparisons(
 
 
 def _models(runs: Sequence[RunData]) -> list[str]:
+    """Return the runs' models, the reference first: the order every comparison takes."""
     for r in runs:
         if r.metrics is not None:
-            return list(r.metrics.models)
+            paired = r.metrics.significance
+            return list(paired.models) if paired is not None else list(r.metrics.models)
     return []
 
 
