@@ -57,10 +57,13 @@ from reportgen.run.stages import (
     stage_check_models,
     stage_data,
     stage_evaluate,
+    stage_load,
+    stage_predictions,
     stage_train,
     to_device,
 )
 from reportgen.train.checkpoint import save_state
+from reportgen.train.loop import TrainResult
 
 
 @dataclass
@@ -223,12 +226,25 @@ def _run_in(
     with _timed(timings, "train", progress):
         models = stage_train(config, dataset, device=device, work=paths.work, progress=progress,
                              code_dir=code_dir, eval_batches=eval_batches)  # fmt: skip
+    trained = {model.name: model for model in models}
     outcomes = []
-    for (name, spec), trained in zip(config.model_items(), models, strict=True):
-        timings[f"train:{name}"] = round(trained.seconds, 3)
+    for name, spec in config.model_items():
+        if spec.source == "predictions":
+            with _timed(timings, f"evaluate:{name}", progress):
+                outcomes.append(stage_predictions(config, name, spec, dataset))
+            continue  # no network: no models/<name>.pt, no attributions
+        if name in trained:
+            timings[f"train:{name}"] = round(trained[name].seconds, 3)
+            network, result = trained[name].model, trained[name].result
+        else:  # a checkpoint: its weights, no training
+            with _timed(timings, f"load:{name}", progress):
+                network = stage_load(config, name, spec, dataset, code_dir=code_dir,
+                                     device=device)  # fmt: skip
+            result = TrainResult(history=[], divergence=None)
         with _timed(timings, f"evaluate:{name}", progress):
-            outcome = stage_evaluate(config, name, spec, trained.model, trained.result, dataset,
+            outcome = stage_evaluate(config, name, spec, network, result, dataset,
                                      eval_batch=eval_batches[name])  # fmt: skip
+            assert outcome.state_dict is not None  # a network's outcome has its weights
             save_state(paths.weights(name), outcome.state_dict)
         if config.report.attributions:
             with _timed(timings, f"attributions:{name}", progress):
