@@ -39,6 +39,7 @@ ScoreKind = Literal["probabilities", "logits"]
 # |Σ_k p_k − 1| allowed per row: float32 softmax outputs are within 1e-6, and probabilities
 # written with four decimals over tens of classes stay well within this.
 SUM_TOLERANCE = 1e-3
+_NAN_TEXT = ["", "nan", "NaN", "NAN", "NA", "N/A", "null"]
 CHUNK_ROWS = 65_536  # rows parsed at a time: a few MB of text and scores
 _SCORE_COLUMN = {"probabilities": re.compile(r"p(\d+)"), "logits": re.compile(r"logit(\d+)")}
 _NPZ_SCORES: tuple[ScoreKind, ...] = ("probabilities", "logits")
@@ -193,8 +194,10 @@ class _Filling:
 
 def _csv_chunks(path: Path, usecols: list[str], dtypes: dict[str, str],
                 chunk_rows: int) -> Iterator[pd.DataFrame]:  # fmt: skip
+    # A model's name is text whatever it looks like ("NA"); a score may be written NaN.
+    missing = {c: _NAN_TEXT for c in usecols if c != "model"}
     yield from pd.read_csv(path, usecols=usecols, dtype=dtypes, chunksize=chunk_rows,
-                           keep_default_na=False, na_values=[""])  # fmt: skip
+                           keep_default_na=False, na_values=missing)  # fmt: skip
 
 
 def _wanted_model(path: Path, model: str | None, chunk_rows: int) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from reportgen.artifacts import layout, publish
-from reportgen.artifacts.manifest import EnvironmentFacts, RunManifest, artifact_hashes
+from reportgen.artifacts.manifest import EnvironmentFacts, InputFile, RunManifest, artifact_hashes
 from reportgen.artifacts.metrics import Metrics
 from reportgen.artifacts.summary import ThresholdResult
 from reportgen.artifacts.tables import (
@@ -267,6 +267,7 @@ def _run_in(
     fileio.write_atomic(paths.model_card, model_card(config, metrics))
 
     manifest = RunManifest(
+        inputs=input_files(config, outcomes),
         run_name=config.run.name,
         seed=config.seed,
         command=argv or [],
@@ -288,6 +289,21 @@ def _run_in(
         message = f"the previous run held files reportgen did not write; it was kept at {kept}"
         progress(Event("info", stage="publish", message=message))
     return Run(final, metrics, timings, thresholds)
+
+
+def input_files(config: Config, outcomes: list[ModelOutcome]) -> dict[str, InputFile]:
+    """Return the manifest's record of every file a model came from: its setting, path and hash.
+
+    The hash is the one taken when the file was read (``ModelMetrics.source``).
+    """
+    files = {}
+    for (name, spec), outcome in zip(config.model_items(), outcomes, strict=True):
+        given, sha256 = spec.checkpoint or spec.predictions, outcome.source.sha256
+        if given is not None and sha256 is not None:
+            size = Path(given).expanduser().stat().st_size
+            key = f"models.{name}.{outcome.source.kind}"
+            files[key] = InputFile(path=given, sha256=sha256, size=size)
+    return files
 
 
 def write_tables(
