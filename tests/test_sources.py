@@ -91,8 +91,8 @@ _LABELS = np.array([0, 1, 2], dtype=np.int64)
          r"line 3: the probabilities sum to 2, not 1 \(within 0.001\)"),
         (_csv([(0, 0, _ROW), (1, 1, [1.5, -0.5, 0, 0]), (2, 2, _ROW)]),
          r"line 3: a probability outside \[0, 1\]"),
-        ("index,label,p0,p1,p2\n0,0,0.5,0.25,0.25\n", r"has 3 score columns \(p0, p1, p2\); the data "
-         r"have 4 classes: p0 … p3"),
+        ("index,label,p0,p1,p2\n0,0,0.5,0.25,0.25\n",
+         r"has 3 score columns \(p0, p1, p2\); the data have 4 classes: p0 … p3"),
         (_csv([(0, 0, _ROW), (0, 0, _ROW), (2, 2, _ROW)]), r"index 0 is given twice"),
         (_csv([(0, 0, _ROW), (2, 2, _ROW)]), r"1 test image of 3 have no row \(missing index 1\)"),
         (_csv([(0, 0, _ROW), (1, 3, _ROW), (2, 2, _ROW)]),
