@@ -136,7 +136,7 @@ def test_npz_problems_are_one_line(
 def test_missing_predictions_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no such file$"):
         read_predictions(tmp_path / "none.csv", key=KEY, labels=_LABELS, num_classes=K)
-    assert SUM_TOLERANCE == 1e-3  # documented in docs/own-models.md
+    assert SUM_TOLERANCE == 1e-3  # documented in docs/own-data.md
 
 
 # --------------------------------------------------------------------------- checkpoints
