@@ -107,6 +107,14 @@ class Manifest(_Strict):
         write_json(path, self.dump())
 
 
+class InputFile(_Strict):
+    """A file a run read besides its data: a model's checkpoint or predictions file."""
+
+    path: str  # as the run's config.toml gives it
+    sha256: Sha256
+    size: int = Field(ge=0)
+
+
 class RunManifest(Manifest):
     """``manifest.json`` of a run (``reportgen run``)."""
 
@@ -119,6 +127,9 @@ class RunManifest(Manifest):
     data_source: str  # where the data came from: "cache", a download, a package, a folder
     environment: EnvironmentFacts
     timings_s: dict[str, float] = Field(default_factory=dict)  # seconds per stage
+    # Setting (models.NAME.checkpoint or .predictions) -> the file it named, when it was read;
+    # absent when the run read none, so a run of trained models keeps its manifest's shape.
+    inputs: dict[str, InputFile] = Field(default_factory=dict, exclude_if=lambda value: not value)
 
 
 class CompareManifest(Manifest):

@@ -26,6 +26,7 @@ from reportgen.artifacts.label_issues import LabelIssues
 from reportgen.artifacts.layout import RUN_FILES, check_relpath
 from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
 from reportgen.artifacts.significance import ComparisonRow, Significance
+from reportgen.artifacts.source import ModelSource
 from reportgen.config.schema import DatasetName
 from reportgen.core.errors import RunDirError
 from reportgen.core.fileio import write_json
@@ -231,7 +232,8 @@ class Calibration(Contract):
     bins: Count = Field(description="confidence bins of the calibration errors, 15")
     ece: Fraction = Field(
         description="expected calibration error on the test set: Σ (bin count / images) · "
-        "|accuracy − confidence| over equal-width bins of top-class confidence (Guo et al. 2017)"
+        "|accuracy − confidence| over equal-width bins of top-class confidence (Guo et al. 2017), "
+        "from the float32 probabilities `predictions.csv` holds"
     )
     mce: Fraction = Field(description="maximum calibration error: the largest bin gap")
     adaptive_ece: Fraction = Field(
@@ -241,14 +243,15 @@ class Calibration(Contract):
         ge=0, le=2, description="multiclass Brier score: mean of Σ_k (p_k − [y = k])², in [0, 2]"
     )
     mean_confidence: Fraction = Field(description="mean top-class probability on the test set")
-    temperature: float = Field(
+    temperature: float | None = Field(
         gt=0,
         description="T minimising the validation split's NLL of softmax(logits / T): above 1 "
-        "the model is over-confident, below 1 under-confident",
+        "the model is over-confident, below 1 under-confident; null, like every scaled value, "
+        "for a model evaluated from a predictions file (no validation logits)",
     )
-    ece_scaled: Fraction = Field(description="test ECE after dividing the logits by T")
-    adaptive_ece_scaled: Fraction = Field(description="test equal-mass ECE after scaling")
-    nll_scaled: float = Field(
+    ece_scaled: Fraction | None = Field(description="test ECE after dividing the logits by T")
+    adaptive_ece_scaled: Fraction | None = Field(description="test equal-mass ECE after scaling")
+    nll_scaled: float | None = Field(
         ge=0, description="test negative log-likelihood after scaling (before: `test_loss`)"
     )
     reliability: list[ReliabilityBin] = Field(
@@ -257,7 +260,7 @@ class Calibration(Contract):
     equal_mass: list[ReliabilityBin] = Field(
         description="the equal-mass bins of `adaptive_ece`, lowest confidence first"
     )
-    equal_mass_scaled: list[ReliabilityBin] = Field(
+    equal_mass_scaled: list[ReliabilityBin] | None = Field(
         description="the equal-mass bins after temperature scaling"
     )
     verdict: str = Field(
@@ -329,20 +332,36 @@ class Attributions(Contract):
 
 
 class ModelMetrics(Contract):
-    parameters: Count = Field(description="trainable parameters")
+    source: ModelSource = Field(
+        default_factory=ModelSource,
+        description="how the model came: trained by the run, or from a checkpoint or a "
+        "predictions file (its name and SHA-256)",
+    )
+    parameters: Count | None = Field(
+        description="trainable parameters; null for a model evaluated from predictions"
+    )
     epochs: Count = Field(description="epochs completed")
-    train_accuracy: Fraction = Field(description="final model in eval mode, on the training split")
+    train_accuracy: Fraction | None = Field(
+        description="final model in eval mode, on the training split; null for a model "
+        "evaluated from predictions"
+    )
     val_accuracy: Fraction | None = Field(
-        description="validation accuracy after the last epoch (eval mode), null if none completed"
+        description="validation accuracy after the last epoch (eval mode; a checkpoint's, "
+        "of its one evaluation), null if none completed or from predictions"
     )
     test_accuracy: Fraction = Field(description="share of test images classified correctly")
-    train_test_gap: float = Field(
-        ge=-1, le=1, description='train_accuracy − test_accuracy: "overfitting" when large'
+    train_test_gap: float | None = Field(
+        ge=-1,
+        le=1,
+        description='train_accuracy − test_accuracy: "overfitting" when large; null without '
+        "`train_accuracy`",
     )
     test_loss: float | None = Field(
         ge=0,
         description="mean negative log-likelihood (cross-entropy) of the test labels, from the "
-        "logits in float64: the one NLL of the report; null when the logits are not finite "
+        "logits in float64: the one NLL of the report (a predictions file of probabilities: "
+        "−mean log p(label) of its probabilities, each at least 1e-12); null when the logits "
+        "are not finite "
         "(`divergence.finite_logits`)",
     )
     classification_report: ClassificationReport = Field(

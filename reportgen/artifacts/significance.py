@@ -12,11 +12,11 @@ from reportgen.artifacts.noninferiority import NonInferiority
 
 class ComparisonRow(Contract):
     model: str = Field(description="model name")
-    train_accuracy: Fraction = Field(description="as under `models.*`")
+    train_accuracy: Fraction | None = Field(description="as under `models.*`")
     val_accuracy: Fraction | None = Field(description="as under `models.*`")
     test_accuracy: Fraction = Field(description="as under `models.*`")
-    train_test_gap: float = Field(ge=-1, le=1, description="as under `models.*`")
-    parameters: Count = Field(description="as under `models.*`")
+    train_test_gap: float | None = Field(ge=-1, le=1, description="as under `models.*`")
+    parameters: Count | None = Field(description="as under `models.*`")
     epochs: Count = Field(description="as under `models.*`")
 
 

@@ -40,7 +40,9 @@ PREDICTION_COLUMNS = ("model", "index", "label", "label_name", "prediction", "pr
 CURVE_COLUMNS = HISTORY_COLUMNS[1:]
 # confusion/<model>.csv: one row per cell of the confusion matrix, classes by name.
 CONFUSION_COLUMNS = ("actual", "predicted", "count")
-PROBABILITY_FORMAT = "%.6f"  # six decimals: the probabilities as a reader needs them
+# Nine significant digits: every float32 probability reads back as the same float32, so a
+# run's predictions.csv re-reports (models.NAME.predictions) to the same numbers.
+PROBABILITY_FORMAT = "%.9g"
 
 
 class ClassRow(BaseModel):

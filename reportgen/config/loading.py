@@ -28,6 +28,8 @@ MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kilobytes
 # The settings that name a file or folder: relative in a config file, they are
 # relative to that file's folder; in --set, to the working directory.
 PATH_KEYS = (("data", "path"), ("data", "root"), ("report", "templates"))
+# The same, in every model's table (models.NAME.checkpoint, models.NAME.predictions).
+MODEL_PATH_KEYS = ("checkpoint", "predictions")
 
 
 def parse_toml(text: str, *, source: str) -> dict[str, Any]:
@@ -131,8 +133,11 @@ def anchor_paths(data: Mapping[str, Any], folder: str | os.PathLike[str]) -> dic
     values that are not strings are left to validation.
     """
     result = _deep_copy(data)
-    for section, key in PATH_KEYS:
-        table = result.get(section)
+    models = result.get("models")
+    found = [(result.get(section), key) for section, key in PATH_KEYS]
+    if isinstance(models, dict):
+        found += [(table, key) for table in models.values() for key in MODEL_PATH_KEYS]
+    for table, key in found:
         if not isinstance(table, dict):
             continue
         value = table.get(key)

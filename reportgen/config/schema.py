@@ -189,6 +189,12 @@ class ModelSection(_Section):
     plateau_patience: Int = Field(default=2, ge=0)  # plateau
     min_lr: Float = Field(default=0.0, ge=0)  # cosine eta_min, plateau min_lr
     max_lr: Float = Field(default=1e-2, gt=0)  # onecycle
+    # A model that is not trained (reportgen.train.pretrained, reportgen.data.predictions):
+    # its network's weights from a state dict, or no network at all, its test predictions.
+    checkpoint: str | None = None  # a state dict: torch.save's file or .safetensors
+    checkpoint_key: str | None = None  # where the state dict sits in a nested checkpoint
+    checkpoint_prefix: str | None = None  # stripped from every key of the state dict
+    predictions: str | None = None  # predictions.csv, a CSV of index/label/p<k>, or an .npz
 
     @field_validator("hidden")
     @classmethod
@@ -225,6 +231,32 @@ class ModelSection(_Section):
                 "path, a colon, the name of a function or class in it)"
             )
         return value
+
+    @field_validator("checkpoint", "predictions")
+    @classmethod
+    def _nonempty_file(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must name a file")
+        return value
+
+    @property
+    def source(self) -> Literal["trained", "checkpoint", "predictions"]:
+        """Return how the model comes: trained by the run, or from a checkpoint or predictions."""
+        if self.checkpoint is not None:
+            return "checkpoint"
+        return "predictions" if self.predictions is not None else "trained"
+
+    @model_validator(mode="after")
+    def _untrained_keys(self) -> ModelSection:
+        if self.checkpoint is not None and self.predictions is not None:
+            raise ValueError(
+                "checkpoint and predictions exclude each other: a model comes from its "
+                "weights or from its predictions"
+            )
+        given = [k for k in ("checkpoint_key", "checkpoint_prefix") if getattr(self, k) is not None]
+        if given and self.checkpoint is None:
+            raise ValueError(f"{given[0]} applies to a model with a checkpoint only")
+        return self
 
     @model_validator(mode="after")
     def _kind_and_keys(self) -> ModelSection:

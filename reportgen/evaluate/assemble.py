@@ -115,17 +115,20 @@ def model_metrics(
         [asdict(record) for record in outcome.history],
         diverged_epoch=divergence.epoch if divergence else None,
     )
+    if outcome.source.kind != "trained":
+        curves = diagnosis.Diagnosis(labels=[], summary=untrained_sentence(outcome), evidence=[])
     finite = outcome.finite_logits
-    calibrated = (calibration.calibrate(outcome.test_logits, y_test, outcome.val_logits, y_val)
-                  if finite else None)  # fmt: skip
+    calibrated = model_calibration(outcome, y_test, y_val) if finite else None
     shown = outcome.views
+    train_accuracy = outcome.train_accuracy
     return ModelMetrics(
+        source=outcome.source,
         parameters=outcome.parameters,
         epochs=len(outcome.history),
-        train_accuracy=outcome.train_accuracy,
-        val_accuracy=final.val_accuracy if final else None,
+        train_accuracy=train_accuracy,
+        val_accuracy=final.val_accuracy if final else outcome.val_accuracy,
         test_accuracy=test_accuracy,
-        train_test_gap=outcome.train_accuracy - test_accuracy,
+        train_test_gap=None if train_accuracy is None else train_accuracy - test_accuracy,
         test_loss=calibrated.nll if calibrated else None,
         classification_report=classification.classification_report(
             y_test,
@@ -152,6 +155,7 @@ def model_metrics(
         figure_layers=dict(shown.layers),
         figure_notes={
             **shown.notes,
+            **untrained_notes(outcome),
             **({} if finite else non_finite_notes(outcome.name)),
             **confusion_notes(outcome.name, matrix),
         },
@@ -164,6 +168,56 @@ def model_metrics(
         one_vs_rest=one_vs_rest(outcome.proba, y_test) if finite else None,
         attributions=attribution_metrics(outcome, y_test, misclassified, galleries),
     )
+
+
+def model_calibration(
+    outcome: ModelOutcome, y_test: np.ndarray, y_val: np.ndarray
+) -> calibration.Calibration:
+    """Return a model's calibration, from the float32 probabilities ``predictions.csv`` holds.
+
+    With validation logits (a network), a temperature is fitted on them;
+    without (a predictions file), nothing is scaled, and the test loss is the
+    NLL of the logits if the file has them, else of the probabilities
+    (:func:`~reportgen.evaluate.calibration.probability_nll`).
+    """
+    if outcome.test_logits is not None and outcome.val_logits is not None:
+        return calibration.calibrate(outcome.test_logits, y_test, outcome.val_logits, y_val,
+                                     proba=outcome.proba)  # fmt: skip
+    nll = (calibration.probability_nll(outcome.proba, y_test) if outcome.test_logits is None
+           else calibration.negative_log_likelihood(outcome.test_logits, y_test))  # fmt: skip
+    return calibration.calibrate_probabilities(outcome.proba, y_test, nll=nll)
+
+
+# What a model the run did not train lacks, by the figure that shows it.
+NETWORK_FIGURES = {"weights": "weights figure", "activations": "activations figure"}
+
+
+def source_phrase(outcome: ModelOutcome) -> str:
+    """Return an untrained model's origin: "its checkpoint x.pt", "its predictions file …"."""
+    what = "checkpoint" if outcome.source.kind == "checkpoint" else "predictions file"
+    return f"its {what} {outcome.source.file}"
+
+
+def untrained_sentence(outcome: ModelOutcome) -> str:
+    """Return the one sentence shown instead of the training curves of a model not trained here."""
+    return (
+        f"The {outcome.name} model was not trained by this run (it comes from "
+        f"{source_phrase(outcome)}), so it has no training curves."
+    )
+
+
+def untrained_notes(outcome: ModelOutcome) -> dict[str, str]:
+    """Return the sentences shown instead of the figures a model not trained here lacks."""
+    if outcome.source.kind == "trained":
+        return {}
+    notes = {"curves": untrained_sentence(outcome)}
+    if outcome.source.kind == "predictions":
+        notes |= {
+            kind: f"The {what} needs a network; the {outcome.name} model is evaluated from "
+            f"{source_phrase(outcome)}."
+            for kind, what in NETWORK_FIGURES.items()
+        }
+    return notes
 
 
 def divergence_metrics(outcome: ModelOutcome) -> Divergence | None:
@@ -232,7 +286,9 @@ def calibration_metrics(name: str, result: calibration.Calibration) -> Calibrati
         nll_scaled=result.nll_scaled,
         reliability=_bins(result.bins),
         equal_mass=_bins(result.equal_mass),
-        equal_mass_scaled=_bins(result.equal_mass_scaled),
+        equal_mass_scaled=(
+            None if result.equal_mass_scaled is None else _bins(result.equal_mass_scaled)
+        ),
         verdict=calibration.confidence_verdict(name, result),
     )
 

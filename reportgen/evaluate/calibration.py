@@ -16,6 +16,7 @@ numbers, so the same logits always give the same bits.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,7 @@ class Calibration:
 
     bins: Bins  # equal-width, before scaling
     equal_mass: Bins  # equal-mass, before scaling
-    equal_mass_scaled: Bins  # equal-mass, after scaling
+    equal_mass_scaled: Bins | None  # equal-mass, after scaling
     ece: float
     mce: float
     adaptive_ece: float
@@ -79,10 +80,11 @@ class Calibration:
     nll: float
     mean_confidence: float
     accuracy: float
-    temperature: float
-    ece_scaled: float
-    adaptive_ece_scaled: float
-    nll_scaled: float
+    # None, like every scaled value, without validation logits (a predictions file).
+    temperature: float | None
+    ece_scaled: float | None
+    adaptive_ece_scaled: float | None
+    nll_scaled: float | None
 
 
 # --------------------------------------------------------------------------- validation
@@ -186,6 +188,23 @@ def brier_score(proba: ArrayLike, labels: ArrayLike) -> float:
     return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
 
 
+# A probability of 0 for the true label would make the NLL infinite; clip it here (the NLL
+# of one such image is then 27.6) and say so where the test loss is described.
+PROBABILITY_FLOOR = 1e-12
+
+
+def probability_nll(proba: ArrayLike, labels: ArrayLike) -> float:
+    """Return the mean −log p(label) of given probabilities, each at least PROBABILITY_FLOOR.
+
+    The test loss of a model evaluated from a file of probabilities: without
+    logits, this is the cross-entropy of the probabilities as given.
+    """
+    p = arrays.scores(proba, "proba")
+    y = arrays.labels(labels, "labels", classes=p.shape[1], rows=p.shape[0])
+    picked = np.maximum(p[np.arange(len(y)), y], PROBABILITY_FLOOR)
+    return float(-np.mean(np.log(picked))) + 0.0  # + 0.0: never "-0.0"
+
+
 def negative_log_likelihood(logits: ArrayLike, labels: ArrayLike) -> float:
     """Return the mean −log softmax(logits)[label] in float64 (no clipping needed)."""
     log_p = log_softmax(logits)
@@ -236,32 +255,30 @@ def calibrate(
     val_labels: ArrayLike,
     *,
     n_bins: int = DEFAULT_BINS,
+    proba: ArrayLike | None = None,
 ) -> Calibration:
     """Return a model's test calibration, and again after a temperature fitted on validation.
 
     The temperature is fitted on the validation split only, so the test
     numbers after scaling are an honest estimate of what scaling buys.
+    ``proba``, when given, are the probabilities the bins, the Brier score
+    and the mean confidence before scaling are measured from (a run's: the
+    float32 probabilities its ``predictions.csv`` holds, so that the file
+    re-reports to the same numbers); by default the float64 softmax of the
+    logits.  The NLL is always the logits'.
     """
     test = arrays.scores(test_logits, "test_logits")
     temperature = fit_temperature(val_logits, val_labels)
-    proba, scaled = softmax(test), softmax(test / temperature)
-    confidence, correct = top_class(proba, test_labels)
-    bins = equal_width_bins(confidence, correct, n_bins=n_bins)
-    equal_mass = equal_mass_bins(confidence, correct, n_bins=n_bins)
-    scaled_confidence, scaled_correct = top_class(scaled, test_labels)
+    before = calibrate_probabilities(
+        softmax(test) if proba is None else proba, test_labels,
+        nll=negative_log_likelihood(test, test_labels), n_bins=n_bins,
+    )  # fmt: skip
+    scaled_confidence, scaled_correct = top_class(softmax(test / temperature), test_labels)
     bins_scaled = equal_width_bins(scaled_confidence, scaled_correct, n_bins=n_bins)
     equal_mass_scaled = equal_mass_bins(scaled_confidence, scaled_correct, n_bins=n_bins)
-    return Calibration(
-        bins=bins,
-        equal_mass=equal_mass,
+    return dataclasses.replace(
+        before,
         equal_mass_scaled=equal_mass_scaled,
-        ece=bins.expected_error,
-        mce=bins.maximum_error,
-        adaptive_ece=equal_mass.expected_error,
-        brier=brier_score(proba, test_labels),
-        nll=negative_log_likelihood(test, test_labels),
-        mean_confidence=float(confidence.mean()),
-        accuracy=float(correct.mean()),
         temperature=temperature,
         ece_scaled=bins_scaled.expected_error,
         adaptive_ece_scaled=equal_mass_scaled.expected_error,
@@ -269,8 +286,44 @@ def calibrate(
     )
 
 
+def calibrate_probabilities(
+    proba: ArrayLike, test_labels: ArrayLike, *, nll: float, n_bins: int = DEFAULT_BINS
+) -> Calibration:
+    """Return the test calibration of given probabilities, without temperature scaling.
+
+    ``nll`` is the test loss, computed by the caller from what it has (the
+    logits, or :func:`probability_nll`).  Every scaled value is None.
+    """
+    confidence, correct = top_class(proba, test_labels)
+    bins = equal_width_bins(confidence, correct, n_bins=n_bins)
+    equal_mass = equal_mass_bins(confidence, correct, n_bins=n_bins)
+    return Calibration(
+        bins=bins,
+        equal_mass=equal_mass,
+        equal_mass_scaled=None,
+        ece=bins.expected_error,
+        mce=bins.maximum_error,
+        adaptive_ece=equal_mass.expected_error,
+        brier=brier_score(proba, test_labels),
+        nll=nll,
+        mean_confidence=float(confidence.mean()),
+        accuracy=float(correct.mean()),
+        temperature=None,
+        ece_scaled=None,
+        adaptive_ece_scaled=None,
+        nll_scaled=None,
+    )
+
+
 def confidence_verdict(name: str, result: Calibration) -> str:
     """Return one sentence: is the model over- or under-confident, and what scaling changes."""
+    pct = text.pct
+    if result.temperature is None or result.ece_scaled is None or result.nll_scaled is None:
+        return (
+            f"The {name} model's test ECE is {pct(result.ece)} (mean confidence "
+            f"{pct(result.mean_confidence)}, test accuracy {pct(result.accuracy)}); without "
+            "its validation logits, no temperature is fitted."
+        )
     t = f"T = {result.temperature:.2f}"
     if result.temperature > np.exp(CALIBRATED_LOG_T):
         reading = (
@@ -292,7 +345,6 @@ def confidence_verdict(name: str, result: Calibration) -> str:
             f" (a bound of the search, {np.exp(LOG_T_RANGE[0]):g}–{np.exp(LOG_T_RANGE[1]):g}: "
             "the validation split does not pin it down)"
         )
-    pct = text.pct
     return (
         f"The {name} model is {reading} (mean confidence {pct(result.mean_confidence)}, test "
         f"accuracy {pct(result.accuracy)}); scaling moves its test ECE from {pct(result.ece)} to "

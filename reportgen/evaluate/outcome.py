@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
+from reportgen.artifacts.source import ModelSource
 from reportgen.artifacts.tables import history_frame
 from reportgen.config.schema import ModelSection
 from reportgen.evaluate.attribution import AttributionMaps
@@ -18,24 +19,32 @@ from reportgen.train.loop import Divergence, EpochRecord
 
 @dataclass(frozen=True)
 class ModelOutcome:
-    """One trained model, its predictions on the splits, and what its figures show."""
+    """One model, its predictions on the splits, and what its figures show.
+
+    A model trained by the run or loaded from a checkpoint has all of it; a
+    model evaluated from a predictions file has its test probabilities (and
+    logits, when the file holds them) and none of what needs a network: no
+    parameters, train accuracy, weights, validation logits or history.
+    """
 
     name: str
     spec: ModelSection
-    history: list[EpochRecord]
+    history: list[EpochRecord]  # empty for a model the run did not train
     divergence: Divergence | None
-    parameters: int
-    proba: np.ndarray  # [N_test, classes] float32
-    train_accuracy: float
-    state_dict: dict[str, torch.Tensor]
-    model: torch.nn.Module
-    test_logits: np.ndarray  # [N_test, classes] float64
-    val_logits: np.ndarray  # [N_val, classes] float64: temperature scaling is fitted on them
+    parameters: int | None  # None: no network (a predictions file)
+    proba: np.ndarray  # [N_test, classes] float32: what predictions.csv holds
+    train_accuracy: float | None
+    state_dict: dict[str, torch.Tensor] | None
+    model: torch.nn.Module | None
+    test_logits: np.ndarray | None  # [N_test, classes] float64; None: probabilities only
+    val_logits: np.ndarray | None  # [N_val, classes] float64: temperature scaling is fitted on them
     views: LayerViews  # what the weights and activations figures show
     attributions: AttributionMaps | None = None  # the misclassified images shown, when on
     # False when the logits on a split were not all finite: those images got equal
     # probabilities, and nothing is measured from the logits or probabilities themselves.
     finite_logits: bool = True
+    source: ModelSource = field(default_factory=ModelSource)  # trained, or from which file
+    val_accuracy: float | None = None  # an untrained model's, from its one evaluation
 
     @property
     def predictions(self) -> np.ndarray:

@@ -106,7 +106,8 @@ def _details(config: Config, metrics: Metrics) -> Iterator[str]:
     yield "| --- | --- | --- | --- | --- |"
     for name, section in config.model_items():
         model = metrics.models.get(name)
-        parameters = MISSING if model is None else f"{model.parameters:,}"
+        parameters = (MISSING if model is None or model.parameters is None
+                      else f"{model.parameters:,}")  # fmt: skip
         epochs = MISSING if model is None else str(model.epochs)
         yield (f"| {name} | {_architecture(section)} | {parameters} | "
                f"{_regularization(section)} | {epochs} |")  # fmt: skip

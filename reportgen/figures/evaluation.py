@@ -63,28 +63,28 @@ def _counts_panel(ax: Axes, bins: Bins) -> None:
     ax.minorticks_off()
 
 
-def _error_panel(ax: Axes, before: Bins, after: Bins, *, temperature: float) -> None:
+def _error_panel(ax: Axes, before: Bins, after: Bins | None, *, temperature: float | None) -> None:
     """Draw equal-mass bins as error rate against 1 − confidence, both on log axes.
 
     A confident model's bins all sit above 99% confidence, where a linear
     axis stacks them on one point; on log axes of the error rates each bin
     has its place, and the diagonal is still "calibrated" (above it,
     over-confident).  A bin without errors is drawn at the bottom edge as an
-    open triangle.
+    open triangle.  Without ``after`` (no temperature fitted), only ``before``.
     """
+    drawn = [before] if after is None else [before, after]
     sets = []
-    for bins in (before, after):
+    for bins in drawn:
         filled = bins.count > 0
         sets.append((1.0 - bins.confidence[filled], 1.0 - bins.accuracy[filled]))
     # Below half an error in the largest bin nothing can be told apart: both
     # axes start a decade under it, and smaller values are drawn at the edge.
-    largest = max(int(before.count.max()), int(after.count.max()), 1)
+    largest = max(*(int(bins.count.max()) for bins in drawn), 1)
     floor = 10 ** math.floor(math.log10(0.5 / largest))
-    styles = (
-        (f"before scaling (ECE {100 * before.expected_error:.2f}%)", style.MUTED, "o"),
-        (f"after T = {temperature:.2f} (ECE {100 * after.expected_error:.2f}%)",
-         style.HIGHLIGHT, "s"),
-    )  # fmt: skip
+    styles = [(f"before scaling (ECE {100 * before.expected_error:.2f}%)", style.MUTED, "o")]
+    if after is not None:
+        styles.append((f"after T = {temperature or 1.0:.2f} (ECE "
+                       f"{100 * after.expected_error:.2f}%)", style.HIGHLIGHT, "s"))  # fmt: skip
     for (expected, observed), (label, colour, marker) in zip(sets, styles, strict=True):
         shown_x, shown_y = np.maximum(expected, floor), np.maximum(observed, floor)
         errors = observed > 0
@@ -106,7 +106,12 @@ def _error_panel(ax: Axes, before: Bins, after: Bins, *, temperature: float) -> 
 
 
 def reliability_figure(
-    bins: Bins, equal_mass: Bins, equal_mass_scaled: Bins, *, model: str, temperature: float
+    bins: Bins,
+    equal_mass: Bins,
+    equal_mass_scaled: Bins | None,
+    *,
+    model: str,
+    temperature: float | None,
 ) -> Figure:
     """Draw a reliability diagram with its bin counts, and a zoom on equal-mass bins.
 
@@ -115,10 +120,11 @@ def reliability_figure(
     bins : Bins
         Equal-width bins of the test set's top-class confidence.
     equal_mass, equal_mass_scaled : Bins
-        Equal-mass bins before and after temperature scaling.
+        Equal-mass bins before and after temperature scaling (None: no
+        temperature was fitted, a model evaluated from its predictions).
     model : str
         Model name for the title.
-    temperature : float
+    temperature : float or None
         The fitted temperature, for the legend.
 
     Returns

@@ -116,8 +116,9 @@ def evaluation_inputs(
         return {}
     roc, roc_micro = ranking.roc_curves(outcome.proba, y_test)
     pr, pr_micro = ranking.pr_curves(outcome.proba, y_test)
+    scaled = calibrated.equal_mass_scaled
     bins = (_bins(calibrated.reliability), _bins(calibrated.equal_mass),
-            _bins(calibrated.equal_mass_scaled))  # fmt: skip
+            None if scaled is None else _bins(scaled))  # fmt: skip
     return {
         "reliability": (bins, {"model": name, "temperature": calibrated.temperature}),
         "roc": ((roc, roc_micro, [row.auc for row in ranked.classes]),

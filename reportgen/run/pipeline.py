@@ -17,7 +17,7 @@ import torch
 
 from reportgen.artifacts import layout, publish
 from reportgen.artifacts.label_table import LabelIssueRow, label_issues_frame
-from reportgen.artifacts.manifest import EnvironmentFacts, RunManifest, artifact_hashes
+from reportgen.artifacts.manifest import EnvironmentFacts, InputFile, RunManifest, artifact_hashes
 from reportgen.artifacts.metrics import Metrics
 from reportgen.artifacts.summary import ThresholdResult
 from reportgen.artifacts.tables import (
@@ -60,10 +60,13 @@ from reportgen.run.stages import (
     stage_data,
     stage_evaluate,
     stage_label_issues,
+    stage_load,
+    stage_predictions,
     stage_train,
     to_device,
 )
 from reportgen.train.checkpoint import save_state
+from reportgen.train.loop import TrainResult
 
 
 @dataclass
@@ -226,12 +229,25 @@ def _run_in(
     with _timed(timings, "train", progress):
         models = stage_train(config, dataset, device=device, work=paths.work, progress=progress,
                              code_dir=code_dir, eval_batches=eval_batches)  # fmt: skip
+    trained = {model.name: model for model in models}
     outcomes = []
-    for (name, spec), trained in zip(config.model_items(), models, strict=True):
-        timings[f"train:{name}"] = round(trained.seconds, 3)
+    for name, spec in config.model_items():
+        if spec.source == "predictions":
+            with _timed(timings, f"evaluate:{name}", progress):
+                outcomes.append(stage_predictions(config, name, spec, dataset))
+            continue  # no network: no models/<name>.pt, no attributions
+        if name in trained:
+            timings[f"train:{name}"] = round(trained[name].seconds, 3)
+            network, result = trained[name].model, trained[name].result
+        else:  # a checkpoint: its weights, no training
+            with _timed(timings, f"load:{name}", progress):
+                network = stage_load(config, name, spec, dataset, code_dir=code_dir,
+                                     device=device)  # fmt: skip
+            result = TrainResult(history=[], divergence=None)
         with _timed(timings, f"evaluate:{name}", progress):
-            outcome = stage_evaluate(config, name, spec, trained.model, trained.result, dataset,
+            outcome = stage_evaluate(config, name, spec, network, result, dataset,
                                      eval_batch=eval_batches[name])  # fmt: skip
+            assert outcome.state_dict is not None  # a network's outcome has its weights
             save_state(paths.weights(name), outcome.state_dict)
         if config.report.attributions:
             with _timed(timings, f"attributions:{name}", progress):
@@ -262,6 +278,7 @@ def _run_in(
     fileio.write_atomic(paths.model_card, model_card(config, metrics))
 
     manifest = RunManifest(
+        inputs=input_files(config, outcomes),
         run_name=config.run.name,
         seed=config.seed,
         command=argv or [],
@@ -288,6 +305,21 @@ def _run_in(
 def label_issues_csv(findings: LabelFindings) -> bytes:
     """Return ``label_issues.csv``'s bytes: the whole ranking."""
     return csv_bytes(label_issues_frame(findings.rows, list(findings.metrics.models)))
+
+
+def input_files(config: Config, outcomes: list[ModelOutcome]) -> dict[str, InputFile]:
+    """Return the manifest's record of every file a model came from: its setting, path and hash.
+
+    The hash is the one taken when the file was read (``ModelMetrics.source``).
+    """
+    files = {}
+    for (name, spec), outcome in zip(config.model_items(), outcomes, strict=True):
+        given, sha256 = spec.checkpoint or spec.predictions, outcome.source.sha256
+        if given is not None and sha256 is not None:
+            size = Path(given).expanduser().stat().st_size
+            key = f"models.{name}.{outcome.source.kind}"
+            files[key] = InputFile(path=given, sha256=sha256, size=size)
+    return files
 
 
 def write_tables(

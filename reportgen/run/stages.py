@@ -14,16 +14,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reportgen.artifacts.source import ModelSource
 from reportgen.config.schema import Config, ModelSection
+from reportgen.core import fileio
 from reportgen.core.errors import ConfigError, DataError
 from reportgen.core.events import Event, Progress, info
 from reportgen.core.text import count, first_few, truncate
-from reportgen.data import sources
+from reportgen.data import predictions, sources
+from reportgen.data.predictions import ScoreKind
 from reportgen.data.tensors import Dataset, Split
 from reportgen.evaluate import attribution, budget, classification, layers, predict
 from reportgen.evaluate.label_summary import LabelFindings, find_label_issues
 from reportgen.evaluate.outcome import ModelOutcome
 from reportgen.figures import style
+from reportgen.train import pretrained
 from reportgen.train.factory import build_network, check_output, check_trains_on_one
 from reportgen.train.loop import EpochRecord, TrainResult, batch_sizes
 from reportgen.train.networks import parameter_count
@@ -96,11 +100,15 @@ def stage_check_models(
     batch_of_one = min(batch_sizes(len(dataset.train), config.data.batch_size)) == 1
     per_image: dict[str, int] = {}
     for name, spec in config.model_items():
+        if spec.source == "predictions":  # no network: its file is read when it is evaluated
+            continue
         with torch.random.fork_rng(devices=[]):
             network = build_network(name, spec, input_shape=info.image_shape,
                                     num_classes=info.num_classes, code_dir=code_dir)  # fmt: skip
+            if spec.source == "checkpoint":  # a checkpoint that does not fit stops the run now
+                pretrained.load_weights(name, spec, network)
             check_output(name, network.to(device), batch, info.num_classes)
-            if batch_of_one:
+            if batch_of_one and spec.source == "trained":
                 check_trains_on_one(name, network, batch[:1])
             layer = config.layer(name)
             if layer is not None:  # a module the network does not have fails now, not later
@@ -170,7 +178,8 @@ def stage_train(
     code_dir: Path | None = None,
     eval_batches: dict[str, int] | None = None,
 ) -> list[Trained]:
-    """Train every model from a fresh seed state, checkpointing each after every epoch.
+    """Train every model the config trains (not those from a checkpoint or predictions file)
+    from a fresh seed state, checkpointing each after every epoch.
 
     ``eval_batches`` holds the images per validation batch of each model
     (:func:`stage_check_models`; ``train.eval_batch_size`` where absent).
@@ -195,7 +204,7 @@ def stage_train(
             code_dir=code_dir,
             eval_batch_size=(eval_batches or {}).get(name),
         )
-        for name, spec in config.model_items()
+        for name, spec in trained_items(config)
     ]
 
     def on_epoch(name: str, record: EpochRecord) -> None:
@@ -209,15 +218,20 @@ def stage_train(
     return train_all(jobs, side_by_side=side_by_side, on_epoch=on_epoch, on_step=on_step)
 
 
+def trained_items(config: Config) -> list[tuple[str, ModelSection]]:
+    """Return ``(name, section)`` of every model the run trains, in training order."""
+    return [(name, spec) for name, spec in config.model_items() if spec.source == "trained"]
+
+
 def _side_by_side(config: Config, device: torch.device) -> bool:
-    models = len(config.model_items())
+    models = len(trained_items(config))
     return device.type == "cpu" and models > 1 and config.runtime.threads >= models
 
 
 def model_threads(config: Config, device: torch.device) -> int:
     """Return the threads each model trains with: its share of ``runtime.threads``."""
     threads = config.runtime.threads
-    return threads // len(config.model_items()) if _side_by_side(config, device) else threads
+    return threads // len(trained_items(config)) if _side_by_side(config, device) else threads
 
 
 def _epoch_line(record: EpochRecord) -> str:
@@ -246,6 +260,7 @@ def stage_evaluate(
     (``finite_logits``): those images get equal probabilities and no attributions.
     """
     batch = eval_batch or config.train.eval_batch_size
+    untrained = spec.source != "trained"
     test_logits = predict.predict_logits(model, dataset.test, batch_size=batch)
     val_logits = predict.predict_logits(model, dataset.val, batch_size=batch)
     train_logits = predict.predict_logits(model, dataset.train, batch_size=batch)
@@ -255,6 +270,7 @@ def stage_evaluate(
     proba = predict.proba_from_logits(test_logits)  # one pass over the test set, not two
     train_pred = predict.proba_from_logits(train_logits).argmax(axis=1)
     train_accuracy = classification.accuracy(dataset.train.y.cpu().numpy(), train_pred)
+    val_pred = predict.proba_from_logits(val_logits).argmax(axis=1) if untrained else None
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     sample = config.report.sample_index
     views = layers.layer_views(
@@ -264,6 +280,55 @@ def stage_evaluate(
     return ModelOutcome(
         name, spec, result.history, result.divergence, parameter_count(model), proba,
         train_accuracy, state, model, test_logits, val_logits, views, finite_logits=finite,
+        source=file_source(spec) if untrained else ModelSource(),
+        val_accuracy=(None if val_pred is None or not len(val_pred)
+                      else classification.accuracy(dataset.val.y.cpu().numpy(), val_pred)),
+    )  # fmt: skip
+
+
+def file_source(spec: ModelSection, scores: ScoreKind | None = None) -> ModelSource:
+    """Return how an untrained model came: its file's kind, name and SHA-256."""
+    path = Path(spec.checkpoint or spec.predictions or "").expanduser()
+    return ModelSource(kind=spec.source, file=path.name, sha256=fileio.sha256_path(path),
+                       scores=scores)  # fmt: skip
+
+
+def stage_load(
+    config: Config, name: str, spec: ModelSection, dataset: Dataset, *,
+    code_dir: Path | None, device: torch.device,
+) -> torch.nn.Module:  # fmt: skip
+    """Return the network of ``models.<name>`` with its checkpoint's weights, on ``device``."""
+    info = dataset.info
+    network = build_network(name, spec, input_shape=info.image_shape,
+                            num_classes=info.num_classes, code_dir=code_dir)  # fmt: skip
+    return pretrained.load_weights(name, spec, network).to(device)
+
+
+def stage_predictions(
+    config: Config, name: str, spec: ModelSection, dataset: Dataset
+) -> ModelOutcome:
+    """Return the outcome of a model evaluated from its predictions file: no network.
+
+    Probabilities are used as the file gives them (float32); logits become
+    float32 probabilities by the same softmax a network's do, and are kept
+    (float64) for the test loss.  Nothing needs the training or validation
+    split, so those have no accuracy, and no temperature is fitted.
+    """
+    assert spec.predictions is not None  # only a predictions model comes here
+    path = Path(spec.predictions).expanduser()
+    read = predictions.read_predictions(
+        path, key=f"models.{name}.predictions", labels=dataset.test.y.cpu().numpy(),
+        num_classes=dataset.info.num_classes, model=name,
+    )  # fmt: skip
+    test_logits: np.ndarray | None = None
+    proba = read.scores
+    if read.kind == "logits":
+        test_logits = read.scores.astype(np.float64)
+        proba = predict.proba_from_logits(test_logits)
+    views = layers.LayerViews(weights=None, unit="Neuron", activations=None, variant={})
+    return ModelOutcome(
+        name, spec, [], None, None, proba, None, None, None, test_logits, None, views,
+        source=file_source(spec, read.kind),
     )  # fmt: skip
 
 
@@ -275,9 +340,10 @@ def model_inputs(split: Split, indices: np.ndarray) -> torch.Tensor:
 def stage_attributions(config: Config, outcome: ModelOutcome, dataset: Dataset) -> ModelOutcome:
     """Return ``outcome`` with Integrated Gradients maps of every misclassified image shown.
 
-    A model whose logits are not finite has none: its gradients would not be either.
+    A model whose logits are not finite has none: its gradients would not be either;
+    nor has a model without a network (a predictions file).
     """
-    if not outcome.finite_logits:
+    if not outcome.finite_logits or outcome.model is None:
         return outcome
     y_test = dataset.test.y.cpu().numpy()
     info = dataset.info

@@ -11,6 +11,7 @@ from pathlib import Path
 from reportgen.artifacts.manifest import (
     ArtifactEntry,
     EnvironmentFacts,
+    InputFile,
     RunManifest,
     read_intact,
     read_manifest,
@@ -20,6 +21,7 @@ from reportgen.config.loading import validate
 from reportgen.config.schema import Config, default_data_root
 from reportgen.core.errors import ConfigError
 from reportgen.core.events import Progress, silent
+from reportgen.core.fileio import sha256_path
 from reportgen.data.sources import source_for
 
 
@@ -117,6 +119,27 @@ def data_problem(
     )
 
 
+def input_problem(recorded: Mapping[str, InputFile]) -> str | None:
+    """Return why a file a model came from is not the one the run read, or None.
+
+    Each recorded path is read as the run's config gives it (a relative one
+    from the current directory, as the run was made).
+    """
+    for key, entry in sorted(recorded.items()):
+        path = Path(entry.path).expanduser()
+        if not path.is_file():
+            return (
+                f"{key} = {entry.path!r} is missing (the run read it; a relative path is found "
+                "from the directory the run was made from)"
+            )
+        if (current := sha256_path(path)) != entry.sha256:
+            return (
+                f"{key} = {entry.path!r} changed since the run: SHA-256 {current[:12]}…, the run "
+                f"recorded {entry.sha256[:12]}…"
+            )
+    return None
+
+
 def verify_run(
     run_dir: Path,
     *,
@@ -130,7 +153,9 @@ def verify_run(
 
     A run directory may come from anywhere, so it is data, never code: its
     manifest is checked first and a run whose files differ from it is
-    refused before anything is built.  Of the run's config, only settings
+    refused before anything is built, as is a run whose recorded input files
+    (a model's checkpoint or predictions file) are missing or changed
+    (``data_problem``: one line, nothing re-run).  Of the run's config, only settings
     are used: the data come from ``data_root`` (default: the per-user cache,
     never the run's ``data.root``) or, for an image folder, ``data_path``
     (default: the run's ``data.path``), whose fingerprint must match the
@@ -170,7 +195,9 @@ def verify_run(
                                  code_dir=code_dir)  # fmt: skip
     if data_path is None:
         _check_recorded_folder(run_dir, config)
-    problem = data_problem(config, manifest.data_files, data_path=data_path)
+    problem = input_problem(manifest.inputs) or data_problem(
+        config, manifest.data_files, data_path=data_path
+    )
     if problem is not None:
         return Verification(checks=[], environment=[], data_problem=problem)
     if data_path is not None:
