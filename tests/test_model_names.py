@@ -243,10 +243,12 @@ def test_one_model_reads_as_one_in_the_summary_and_model_card() -> None:
         data["models"].pop("regularized")
         data["comparison"] = data["comparison"][:1]
         data["significance"] = None
+        data["label_issues"] = None
         figures = data["figures"].items()
         data["figures"] = {
-            k: v for k, v in figures if k.split("_")[0] not in ("regularized", "compare")
-        }
+            k: v for k, v in figures
+            if k.split("_")[0] not in ("regularized", "compare") and k != "label_issues"
+        }  # fmt: skip
 
     one = synthetic.edited(drop)
     config = load_config(None, ["models={baseline={}}"])

@@ -153,8 +153,9 @@ def test_html_references_nothing_outside_itself(html: str) -> None:
 
 def test_every_image_is_embedded_with_alt_text(html: str) -> None:
     images = [attrs for tag, attrs in _parse(html).tags if tag == "img"]
-    # shared curves + per model: 9 kinds, 2 pairs, and attributions of the grid and each pair
-    assert len(images) == 2 + 2 * (9 + 2 + 1 + 2)
+    # shared curves + per model: 9 kinds, 2 pairs, and attributions of the grid and each pair;
+    # and the suspected label errors' gallery
+    assert len(images) == 2 + 2 * (9 + 2 + 1 + 2) + 1
     for attrs in images:
         assert (attrs["src"] or "").startswith("data:image/png;base64,")
         assert (attrs.get("alt") or "").strip()

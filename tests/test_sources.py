@@ -102,7 +102,8 @@ _LABELS = np.array([0, 1, 2], dtype=np.int64)
         ("index,label,p0,p1,p2,p3,logit0,logit1,logit2,logit3\n", r"has both p<k> and logit<k>"),
         ("index,p0,p1,p2,p3\n", r"lacks the column\(s\) label"),
         ("model,index,label,p0,p1,p2,p3\na,0,0,1,0,0,0\nb,0,0,1,0,0,0\n",
-         r"holds the predictions of 'a', 'b' and none named 'm'"),
+         r"holds the predictions of 'a', 'b' and none named 'm'; choose one with "
+         r"predictions_model$"),
     ],
 )  # fmt: skip
 def test_csv_problems_are_one_line(tmp_path: Path, text: str, message: str) -> None:
@@ -214,7 +215,9 @@ def test_untrained_keys_and_their_paths(tmp_path: Path) -> None:
                               "regularized": {"predictions": "/p"}}  # fmt: skip
     # The regularized defaults still fill in; training-only keys are simply unused.
     config = validate({"models": {"regularized": {"predictions": "p.csv"}}})
-    assert config.models.regularized.dropout == 0.3 and config.models.baseline.source == "trained"
+    assert config.models["regularized"].dropout == 0.3 and list(config.models) == ["regularized"]
+    with pytest.raises(ValueError, match="predictions_model applies to a model with predictions"):
+        ModelSection(predictions_model="baseline")
 
 
 def test_calibration_without_validation_logits() -> None:
@@ -237,20 +240,30 @@ def test_calibration_without_validation_logits() -> None:
 def evaluated(
     quick_run: Path, quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, Path]:
-    """One run that evaluates quick_run's baseline checkpoint and regularized predictions."""
+    """``reportgen evaluate`` of quick_run's baseline checkpoint and regularized predictions.
+
+    Under names of the user's: ``production`` (the reference) and ``candidate``, gated.
+    """
     from reportgen.cli.main import main
 
     inputs = tmp_path_factory.mktemp("inputs")
     shutil.copy(quick_run / "models" / "baseline.pt", inputs / "baseline.pt")
     shutil.copy(quick_run / "predictions.csv", inputs / "predictions.csv")
     out = inputs.parent / "evaluated"
-    sets = [*quick_overrides(quick_mnist.root), "runtime.threads=2", "report.render=false",
-            "report.attributions=false", f"models.baseline.checkpoint={inputs / 'baseline.pt'}",
-            f"models.regularized.predictions={inputs / 'predictions.csv'}"]  # fmt: skip
+    sets = [
+        *quick_overrides(quick_mnist.root),
+        "runtime.threads=2",
+        "report.render=false",
+        "report.attributions=false",
+        "models.candidate.predictions_model=regularized",
+    ]
+    options = ["--checkpoint", f"production={inputs / 'baseline.pt'}",
+               "--predictions", f"candidate={inputs / 'predictions.csv'}",
+               "--reference", "production", "--fail-if-worse", "0.5"]  # fmt: skip
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(idx, "MNIST_FILES", quick_mnist.specs)
         args = [a for s in sets for a in ("--set", s)]
-        assert main(["--quiet", "run", "--out", str(out), *args]) == 0
+        assert main(["--quiet", "evaluate", "--out", str(out), *args, *options]) == 0
     return out, inputs
 
 
@@ -259,14 +272,18 @@ def test_a_runs_files_re_report_exactly(quick_run: Path, evaluated: tuple[Path, 
     before = json.loads((quick_run / "metrics.json").read_text())
     after = json.loads((out / "metrics.json").read_text())
     # The checkpoint gives the run's test metrics exactly (one forward pass, same weights).
-    old, new = before["models"]["baseline"], after["models"]["baseline"]
+    assert sorted(after["models"]) == ["candidate", "production"]
+    old, new = before["models"]["baseline"], after["models"]["production"]
     same = ("test_accuracy", "confusion_matrix", "classification_report", "test_loss",
             "calibration", "one_vs_rest", "accuracy_ci", "train_accuracy",
             "val_accuracy")  # fmt: skip
+    # (The calibration verdict names the model: "The production model is …".)
+    for scores in (old["calibration"], new["calibration"]):
+        scores["verdict"] = scores["verdict"].split(" model ", 1)[1]
     assert {k: new[k] for k in same} == {k: old[k] for k in same}
     assert new["source"]["kind"] == "checkpoint" and new["epochs"] == 0
     # The predictions file gives the same accuracy, confusion matrix, ECE and AUC.
-    old, new = before["models"]["regularized"], after["models"]["regularized"]
+    old, new = before["models"]["regularized"], after["models"]["candidate"]
     for key in ("test_accuracy", "confusion_matrix", "classification_report", "one_vs_rest"):
         assert new[key] == old[key], key
     for key in ("ece", "mce", "adaptive_ece", "brier", "mean_confidence", "reliability"):
@@ -274,14 +291,25 @@ def test_a_runs_files_re_report_exactly(quick_run: Path, evaluated: tuple[Path, 
     assert new["calibration"]["temperature"] is None and new["parameters"] is None
     assert new["train_accuracy"] is None and new["source"]["scores"] == "probabilities"
     # And the two together the same McNemar test and paired interval.
-    for key in ("mcnemar", "difference", "class_recall"):
+    for key in ("mcnemar", "difference"):
         assert after["significance"][key] == before["significance"][key], key
+    old_recall, new_recall = (
+        before["significance"]["class_recall"],
+        after["significance"]["class_recall"],
+    )
+    assert new_recall["classes"] == old_recall["classes"]  # (the verdict names the models)
+    # The gate: equal models are not worse by more than 0.5 pp.
+    gated = after["significance"]["non_inferiority"]
+    assert after["significance"]["models"] == ["production", "candidate"]
+    assert gated["passed"] and gated["margin_pp"] == 0.5
+    summary = (out / "summary.md").read_text()
+    assert "not worse than production by more than 0.5 pp" in summary
     # No weights for a model without a network; the inputs are in the manifest.
-    assert sorted(p.name for p in (out / "models").iterdir()) == ["baseline.pt"]
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["production.pt"]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(manifest["inputs"]) == ["models.baseline.checkpoint",
-                                          "models.regularized.predictions"]  # fmt: skip
-    entry = manifest["inputs"]["models.regularized.predictions"]
+    assert sorted(manifest["inputs"]) == ["models.candidate.predictions",
+                                          "models.production.checkpoint"]  # fmt: skip
+    entry = manifest["inputs"]["models.candidate.predictions"]
     assert entry["sha256"] == new["source"]["sha256"] and entry["path"].endswith("predictions.csv")
     assert "inputs" not in json.loads((quick_run / "manifest.json").read_text())
 
@@ -309,7 +337,7 @@ def test_compare_and_verify_refusal(
         assert main(["--quiet", "verify", str(out)]) == 1
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and err.startswith(
-            "reportgen: not reproduced: models.regularized.predictions = "
+            "reportgen: not reproduced: models.candidate.predictions = "
         )
         assert "changed since the run: SHA-256 " in err
         target.unlink()

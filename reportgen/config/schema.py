@@ -195,6 +195,9 @@ class ModelSection(_Section):
     checkpoint_key: str | None = None  # where the state dict sits in a nested checkpoint
     checkpoint_prefix: str | None = None  # stripped from every key of the state dict
     predictions: str | None = None  # predictions.csv, a CSV of index/label/p<k>, or an .npz
+    # Which model's rows of a CSV with a `model` column (a run's predictions.csv) to read;
+    # unset: those of the model of this name, or the only model's.
+    predictions_model: str | None = None
 
     @field_validator("hidden")
     @classmethod
@@ -256,6 +259,8 @@ class ModelSection(_Section):
         given = [k for k in ("checkpoint_key", "checkpoint_prefix") if getattr(self, k) is not None]
         if given and self.checkpoint is None:
             raise ValueError(f"{given[0]} applies to a model with a checkpoint only")
+        if self.predictions_model is not None and self.predictions is None:
+            raise ValueError("predictions_model applies to a model with predictions only")
         return self
 
     @model_validator(mode="after")

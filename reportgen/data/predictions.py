@@ -211,7 +211,7 @@ def _wanted_model(path: Path, model: str | None, chunk_rows: int) -> str:
         return names[0]
     raise _Problem(
         f"holds the predictions of {first_few([repr(n) for n in names], 5)} and none named "
-        f"{model!r}; name the model as in the file"
+        f"{model!r}; choose one with predictions_model"
     )
 
 

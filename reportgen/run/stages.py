@@ -318,7 +318,7 @@ def stage_predictions(
     path = Path(spec.predictions).expanduser()
     read = predictions.read_predictions(
         path, key=f"models.{name}.predictions", labels=dataset.test.y.cpu().numpy(),
-        num_classes=dataset.info.num_classes, model=name,
+        num_classes=dataset.info.num_classes, model=spec.predictions_model or name,
     )  # fmt: skip
     test_logits: np.ndarray | None = None
     proba = read.scores
