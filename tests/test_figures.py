@@ -166,9 +166,9 @@ def test_every_builder_of_the_registry_is_checked_here() -> None:
         for network in ("mlp", "cnn", "python")
     ]
     # The deeper evaluation's figures are checked in test_evaluation_figures.py, the
-    # sweep's in test_sweep.py.
+    # sweep's in test_sweep.py, the robustness section's in test_robustness.py.
     used = {v.builder for v in variants}
-    assert used - set(EVALUATION) - set(SWEEP) == set(EXPECTED)
+    assert used - set(EVALUATION) - set(SWEEP) - {"robustness", "corruptions"} == set(EXPECTED)
     assert used >= set(EVALUATION) | set(SWEEP)
     assert used <= set(BUILDERS)
 

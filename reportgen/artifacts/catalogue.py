@@ -18,7 +18,10 @@ MANY_CLASSES = 25
 
 # "attribution": one per model and "pair_attribution" one per confused pair, when
 # report.attributions is on.
-Scope = Literal["run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution"]
+# "robustness": the corruption section's, when report.robustness is on.
+Scope = Literal[
+    "run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution", "robustness"
+]
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,20 @@ FIGURES: dict[str, FigureKind] = {
             "Test images of class {true} that the {model} model predicted as {pred}",
             "True {true}, predicted {pred}: {images} of the {model} model ({why}); {shown} "
             "shown.",
+        ),
+        FigureKind(
+            "robustness", "robustness", "robustness",
+            "Accuracy of every model against the severity of each corruption, one small panel "
+            "per corruption",
+            "Accuracy under corruption: one panel per corruption, accuracy against severity "
+            "(0: the clean images) for every model, on {images}; the bands are {level} "
+            "bootstrap intervals.",
+        ),
+        FigureKind(
+            "corruptions", "robustness", "corruptions",
+            "Test image {index} clean and under each corruption at severity {severity}",
+            "Test image {index}, clean and under each corruption at severity {severity} (the "
+            "severity of the paired tests); the noise differs from image to image.",
         ),
         FigureKind(
             "compare_history", "compare", "compare_history",

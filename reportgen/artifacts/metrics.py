@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from reportgen.artifacts.contract import Contract, Count, Fraction, Label
 from reportgen.artifacts.layout import RUN_FILES, check_relpath
 from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
+from reportgen.artifacts.robustness import Robustness
 from reportgen.artifacts.significance import ComparisonRow, Significance
 from reportgen.config.schema import DatasetName
 from reportgen.core.errors import RunDirError
@@ -458,6 +459,11 @@ class Metrics(Contract):
         description="figure name → `figures/<figure name>.png`, for every figure of the run's "
         "report (a run with `report.render = false` draws none of them)"
     )
+    robustness: Robustness | None = Field(
+        default=None,
+        description="accuracy under corruptions of the test images (null when "
+        "`report.robustness.enabled` is false)",
+    )
 
     @field_validator("figures")
     @classmethod
@@ -477,6 +483,10 @@ class Metrics(Contract):
             if unknown:
                 raise ValueError(f"significance.models: no model {', '.join(map(repr, unknown))}")
         self._one_row_per_class()
+        if self.robustness is not None:
+            for figure in self.robustness.figures:
+                if figure not in self.figures:
+                    raise ValueError(f"robustness: figure {figure!r} is not listed under figures")
         return self
 
     def _one_row_per_class(self) -> None:

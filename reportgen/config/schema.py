@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from reportgen.config.robustness import RobustnessSection
 from reportgen.core.text import hidden_character
 
 # Metrics a CI threshold may name (``MODEL.METRIC``): higher is better for each;
@@ -316,6 +317,7 @@ class ReportSection(_Section):
     pdf: bool = True
     attributions: bool = True
     attribution_steps: Int = Field(default=50, ge=4, le=1_000)
+    robustness: RobustnessSection = Field(default_factory=RobustnessSection)
 
     @field_validator("top_k")
     @classmethod

@@ -35,6 +35,7 @@ from reportgen.artifacts.metrics import (
     RunInfo,
     TopKAccuracy,
 )
+from reportgen.artifacts.robustness import Robustness
 from reportgen.artifacts.significance import (
     ClassRecallComparison,
     ClassRecallDifference,
@@ -374,8 +375,14 @@ def dataset_info(dataset: Dataset, y_test: np.ndarray) -> DatasetInfo:
     )
 
 
-def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dataset) -> Metrics:
-    """Return the whole ``metrics.json`` document of a run."""
+def build_metrics(
+    config: Config,
+    outcomes: Sequence[ModelOutcome],
+    dataset: Dataset,
+    *,
+    robustness: Robustness | None = None,
+) -> Metrics:
+    """Return the whole ``metrics.json`` document of a run (``robustness``: its own stage's)."""
     pairs = sources.confused_pairs(config, dataset.info.classes)
     y_test = dataset.test.y.cpu().numpy()
     y_val = dataset.val.y.cpu().numpy()
@@ -399,5 +406,12 @@ def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dat
         models=models,
         comparison=comparison_rows(models),
         significance=paired,
-        figures=figure_paths(models),
+        figures={**figure_paths(models), **robustness_figures(robustness)},
+        robustness=robustness,
     )
+
+
+def robustness_figures(robustness: Robustness | None) -> dict[str, str]:
+    """Return ``{figure name: path in the run}`` of the robustness section's figures."""
+    names = [] if robustness is None else robustness.figures
+    return {name: RUN_FILES.figure(name).as_posix() for name in names}

@@ -50,6 +50,7 @@ from reportgen.export.model_card import model_card
 from reportgen.figures.jobs import run_figure_jobs
 from reportgen.figures.pool import draw_all
 from reportgen.run import render
+from reportgen.run.robustness import stage_robustness
 from reportgen.run.stages import (
     eval_batch_lines,
     resolve_device,
@@ -235,8 +236,13 @@ def _run_in(
                 outcome = stage_attributions(config, outcome, dataset)
         outcomes.append(outcome)
 
+    robustness = None
+    if config.report.robustness.enabled:
+        with _timed(timings, "robustness", progress):
+            robustness = stage_robustness(config, {o.name: o.model for o in outcomes}, dataset,
+                                          eval_batches=eval_batches, device=device)  # fmt: skip
     with _timed(timings, "metrics", progress):
-        metrics = assemble.build_metrics(config, outcomes, dataset)
+        metrics = assemble.build_metrics(config, outcomes, dataset, robustness=robustness)
         write_tables(paths, metrics, outcomes, dataset)
 
     if config.report.render:
