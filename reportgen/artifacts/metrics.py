@@ -459,9 +459,11 @@ class Metrics(Contract):
         description="figure name → `figures/<figure name>.png`, for every figure of the run's "
         "report (a run with `report.render = false` draws none of them)"
     )
+    # Left out of the file when null, so a run without it writes the bytes it always did.
     robustness: Robustness | None = Field(
         default=None,
-        description="accuracy under corruptions of the test images (null when "
+        exclude_if=lambda value: value is None,
+        description="accuracy under corruptions of the test images (absent when "
         "`report.robustness.enabled` is false)",
     )
 
