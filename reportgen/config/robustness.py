@@ -62,7 +62,7 @@ class RobustnessSection(BaseModel):
     @classmethod
     def _a_count(cls, value: Any) -> Any:
         if isinstance(value, bool):
-            raise ValueError("must be a number of test images (0: all), not true or false")
+            raise ValueError("must be a number, not true or false")
         return value
 
     def middle_severity(self) -> int:

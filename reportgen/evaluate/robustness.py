@@ -225,8 +225,8 @@ def verdict(
     else:
         parts = []
         if wins:
-            parts.append(f"is significantly more accurate under {_titles(wins)}")
+            parts.append(f"significantly more accurate under {_titles(wins)}")
         if losses:
             parts.append(f"significantly less accurate under {_titles(losses)}")
-        detail = f"{where} {' and '.join(parts)}."
+        detail = f"{where} is {' and '.join(parts)}."
     return " ".join(part for part in (lead, detail, notes) if part)

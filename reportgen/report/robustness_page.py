@@ -33,7 +33,7 @@ class CorruptionRow:
     title: str
     parameter: str  # the parameter at the middle severity, e.g. "σ = 0.18", "±30°"
     accuracy: list[float]  # per model, at the middle severity
-    corruption_error: list[float | None]  # per model
+    corruption_error: list[float | None]  # per model after the reference (whose CE is 100%)
     test: CorruptionTest | None
 
 
@@ -45,9 +45,10 @@ class RobustnessView:
     verdict: str
     note: str  # how the CE is normalised and the tests made
     models: list[str]
+    relative: list[str]  # the models whose CE the table shows: all but the reference
     severity: int  # the middle severity: the table's and the tests'
     clean: list[float]  # per model, on the same images
-    mce: list[float | None]
+    mce: list[float | None]  # per model after the reference
     rows: list[CorruptionRow]
     compared: bool  # the table has McNemar columns
     figures: list[Figure]
@@ -95,7 +96,7 @@ def robustness_view(
             title=corruption.title,
             parameter=corruption.setting(severity, min(image_shape[1:])),
             accuracy=[row.severities[position].accuracy for row in per_model],
-            corruption_error=[row.corruption_error for row in per_model],
+            corruption_error=[row.corruption_error for row in per_model[1:]],
             test=tests.get(name),
         ))  # fmt: skip
     figures = []
@@ -113,9 +114,10 @@ def robustness_view(
         note=MCE_NOTE.format(reference=found.reference, severity=severity, first=first,
                              second=second) if found.compared else "",
         models=models,
+        relative=models[1:],
         severity=severity,
         clean=[found.models[m].clean_accuracy for m in models],
-        mce=[found.models[m].mce for m in models],
+        mce=[found.models[m].mce for m in models[1:]],
         rows=rows,
         compared=found.compared is not None,
         figures=figures,
