@@ -92,7 +92,8 @@ def quick_overrides(root: Path) -> list[str]:
     """Return ``--set`` options for a fast run on the generated dataset.
 
     One thread trains the models one after another in this process (no worker
-    to start) and no PDF is laid out: a test that needs either sets it again.
+    to start), no PDF is laid out and no corruption measured (the session's
+    ``quick_run`` has them): a test that needs one sets it again.
     """
     return [
         f"data.root={json.dumps(str(root))}",
@@ -104,6 +105,7 @@ def quick_overrides(root: Path) -> list[str]:
         "report.bootstrap_resamples=200",
         "runtime.threads=1",
         "report.pdf=false",
+        "report.robustness.enabled=false",
     ]
 
 
@@ -185,7 +187,7 @@ def quick_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory)
     folder = built_once(
         tmp_path_factory, "quick_run",
         lambda folder: make_quick_run(quick_mnist, folder / "quick", "report.pdf=true",
-                                      "runtime.threads=2"),
+                                      "runtime.threads=2", "report.robustness.enabled=true"),
     )  # fmt: skip
     return folder / "quick"
 

@@ -141,7 +141,7 @@ def all_figures(digits: tuple[np.ndarray, np.ndarray]) -> dict[str, Figure]:
 
 EVALUATION = ("reliability", "roc", "pr", "attribution")
 SWEEP = ("seed_dots", "averaged_curves", "effect")
-SECTIONS = ("label_issues",)  # checked in test_label_issues.py
+SECTIONS = ("label_issues", "robustness", "corruptions")  # checked in their own test files
 EXPECTED = {
     # kind: (visible axes, words in the title)
     "weights": (10, "first-layer weights of neurons 0–9"),
@@ -518,7 +518,7 @@ def test_every_caption_fills_from_the_slots_pages_give(kind: str) -> None:
              "evidence": "The evidence lies in the centre.", "order": " Classes reordered.",
              # the sweep's figures: what the sweep page fills in
              "metric": "Test accuracy", "level": "95%", "point": "lr=0.01", "seeds": 3,
-             "key": "train.lr"}  # fmt: skip
+             "key": "train.lr", "severity": 3}  # fmt: skip
     for network in ("mlp", "cnn", "python"):
         variant = catalogue.FIGURES[kind].for_network(network)
         layer = {"layer": "features.0"} if network == "python" else {}

@@ -41,8 +41,10 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp_path = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(idx, "MNIST_FILES", write_fake_mnist(tmp_path / "data"))
-        # The whole run, PDF included, on two threads: every artifact a default run writes.
-        overrides = [*quick_overrides(tmp_path / "data"), "report.pdf=true", "runtime.threads=2"]
+        # The whole run, PDF and corruptions included, on two threads: every artifact a
+        # default run writes.
+        overrides = [*quick_overrides(tmp_path / "data"), "report.pdf=true", "runtime.threads=2",
+                     "report.robustness.enabled=true"]  # fmt: skip
         config = load_config(None, overrides)
         a = pipeline.run(config, out=tmp_path / "a").path
         b = pipeline.run(config, out=tmp_path / "b").path
@@ -105,6 +107,7 @@ def test_two_runs_are_byte_identical(two_runs: tuple[Path, Path]) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     figures = sorted(p.name for p in (a / "figures").glob("*.png"))
     assert len(figures) >= 2 * 7 + 2
+    assert {"robustness.png", "corruptions.png"} <= set(figures)  # corrupted images too
     for name in figures:
         assert (a / "figures" / name).read_bytes() == (b / "figures" / name).read_bytes(), name
     for name in ("baseline", "regularized"):

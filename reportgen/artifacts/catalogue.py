@@ -18,9 +18,18 @@ MANY_CLASSES = 25
 
 # "attribution": one per model and "pair_attribution" one per confused pair, when
 # report.attributions is on; "section": one per run, drawn only when a section of the
-# report that can be switched off found something to show (metrics.figures lists it then).
+# report that can be switched off found something to show (metrics.figures lists it then);
+# "robustness": the corruption section's, when report.robustness is on.
 Scope = Literal[
-    "run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution", "section"
+    "run",
+    "model",
+    "pair",
+    "compare",
+    "sweep",
+    "attribution",
+    "pair_attribution",
+    "section",
+    "robustness",
 ]
 
 
@@ -208,6 +217,20 @@ FIGURES: dict[str, FigureKind] = {
             "Each image is titled with its test position, its given label and the class the "
             "models suggest, then each model's probability of the label and of the "
             "suggestion.",
+        ),
+        FigureKind(
+            "robustness", "robustness", "robustness",
+            "Accuracy of every model against the severity of each corruption, one small panel "
+            "per corruption",
+            "Accuracy under corruption: one panel per corruption, accuracy against severity "
+            "(0: the clean images) for every model, on {images}; the bands are {level} "
+            "bootstrap intervals.",
+        ),
+        FigureKind(
+            "corruptions", "robustness", "corruptions",
+            "Test image {index} clean and under each corruption at severity {severity}",
+            "Test image {index}, clean and under each corruption at severity {severity} (the "
+            "severity of the paired tests); the noise differs from image to image.",
         ),
         FigureKind(
             "compare_history", "compare", "compare_history",

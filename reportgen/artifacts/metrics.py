@@ -25,6 +25,7 @@ from reportgen.artifacts.contract import Contract, Count, Fraction, Label
 from reportgen.artifacts.label_issues import LabelIssues
 from reportgen.artifacts.layout import RUN_FILES, check_relpath
 from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
+from reportgen.artifacts.robustness import Robustness
 from reportgen.artifacts.significance import ComparisonRow, Significance
 from reportgen.artifacts.source import ModelSource
 from reportgen.config.schema import DatasetName
@@ -485,6 +486,13 @@ class Metrics(Contract):
         "every model's test probabilities (all of them in label_issues.csv); null when "
         "`report.label_issues` is off",
     )
+    # Left out of the file when null, so a run without it writes the bytes it always did.
+    robustness: Robustness | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="accuracy under corruptions of the test images (absent when "
+        "`report.robustness.enabled` is false)",
+    )
 
     @field_validator("figures")
     @classmethod
@@ -518,6 +526,10 @@ class Metrics(Contract):
             if unknown:
                 raise ValueError(f"significance.models: no model {', '.join(map(repr, unknown))}")
         self._one_row_per_class()
+        if self.robustness is not None:
+            for figure in self.robustness.figures:
+                if figure not in self.figures:
+                    raise ValueError(f"robustness: figure {figure!r} is not listed under figures")
         return self
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from reportgen.config.robustness import RobustnessSection
 from reportgen.core.text import hidden_character
 
 # Metrics a CI threshold may name (``MODEL.METRIC``): higher is better for each;
@@ -422,6 +423,7 @@ class ReportSection(_Section):
     attribution_steps: Int = Field(default=50, ge=4, le=1_000)
     # Suspected label errors of the test split (confident learning on the test probabilities).
     label_issues: bool = True
+    robustness: RobustnessSection = Field(default_factory=RobustnessSection)
 
     @field_validator("top_k")
     @classmethod

@@ -88,12 +88,16 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     channel divides by Python floats, as a whole-set normalisation did, so
     the inputs of MNIST are bit for bit what they always were.
     """
-    scaled = images.float() / 255.0
+    return standardize(images.float() / 255.0, mean, std)
+
+
+def standardize(scaled: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Return float images in [0, 1] ``[B, C, H, W]`` as model inputs: ``(x − mean) / std``."""
     if len(mean) == 1:
         return (scaled - mean[0]) / std[0]
     shape = (1, len(mean), 1, 1)
-    m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(shape)
-    s = torch.tensor(std, dtype=torch.float32, device=images.device).view(shape)
+    m = torch.tensor(mean, dtype=torch.float32, device=scaled.device).view(shape)
+    s = torch.tensor(std, dtype=torch.float32, device=scaled.device).view(shape)
     return (scaled - m) / s
 
 

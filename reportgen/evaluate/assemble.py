@@ -36,6 +36,7 @@ from reportgen.artifacts.metrics import (
     RunInfo,
     TopKAccuracy,
 )
+from reportgen.artifacts.robustness import Robustness
 from reportgen.artifacts.significance import (
     ClassRecallComparison,
     ClassRecallDifference,
@@ -451,11 +452,13 @@ def build_metrics(
     outcomes: Sequence[ModelOutcome],
     dataset: Dataset,
     label_issues: LabelIssues | None = None,
+    *,
+    robustness: Robustness | None = None,
 ) -> Metrics:
     """Return the whole ``metrics.json`` document of a run.
 
     ``label_issues`` are the suspected label errors (:mod:`reportgen.evaluate.label_summary`),
-    None when ``report.label_issues`` is off.
+    None when ``report.label_issues`` is off; ``robustness`` is its own stage's.
     """
     pairs = sources.confused_pairs(config, dataset.info.classes)
     y_test = dataset.test.y.cpu().numpy()
@@ -481,6 +484,13 @@ def build_metrics(
         models=models,
         comparison=comparison_rows(models),
         significance=paired,
-        figures=figure_paths(models, label_issues),
+        figures={**figure_paths(models, label_issues), **robustness_figures(robustness)},
         label_issues=label_issues,
+        robustness=robustness,
     )
+
+
+def robustness_figures(robustness: Robustness | None) -> dict[str, str]:
+    """Return ``{figure name: path in the run}`` of the robustness section's figures."""
+    names = [] if robustness is None else robustness.figures
+    return {name: RUN_FILES.figure(name).as_posix() for name in names}

@@ -29,6 +29,7 @@ from reportgen.figures.network import (
     weights_figure,
 )
 from reportgen.figures.panels import notice_figure
+from reportgen.figures.robustness import corruptions_figure, robustness_figure
 from reportgen.figures.sweep import averaged_curves_figure, effect_figure, seed_dots_figure
 from reportgen.figures.training import (
     compare_curves_figure,
@@ -59,6 +60,8 @@ BUILDERS: dict[str, Callable[..., Figure]] = {
     "seed_dots": seed_dots_figure,
     "averaged_curves": averaged_curves_figure,
     "effect": effect_figure,
+    "robustness": robustness_figure,
+    "corruptions": corruptions_figure,
     "notice": notice_figure,  # a sentence instead of a figure that cannot apply
 }
 

@@ -23,6 +23,7 @@ from reportgen.evaluate.calibration import Bins
 from reportgen.evaluate.outcome import ModelOutcome, history_table
 from reportgen.figures import style
 from reportgen.figures.pool import FigureJob
+from reportgen.figures.robustness_jobs import robustness_jobs
 
 
 def model_figures(
@@ -193,6 +194,7 @@ def run_figure_jobs(
     jobs += label_issues_jobs(metrics, label_rows, dataset)
     for position, outcome in enumerate(outcomes):
         jobs += model_figures(config, position, outcome, metrics.models[outcome.name], dataset)
+    jobs += robustness_jobs(metrics.robustness, dataset, seed=config.seed)
     drawn = sorted(job.name for job in jobs)
     if drawn != sorted(metrics.figures):  # a bug, not a user error
         raise RuntimeError(f"figures drawn {drawn} differ from metrics.json's list")

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from reportgen.report import class_tables
 from reportgen.report.class_tables import ClassTable, TableOptions
 from reportgen.report.label_section import LabelIssuesView, gallery_text, label_issues_view
 from reportgen.report.page import PNG_SIGNATURE, Figure, Page, embed_png, report_date
+from reportgen.report.robustness_page import RobustnessView, robustness_view
 from reportgen.report.sentences import (
     describe_model,
     divergence_sentence,
@@ -296,6 +298,7 @@ class RunPage(Page):
     timings_note: str
     reproducibility: Reproducibility
     label_issues: LabelIssuesView | None = None  # None: a page made without the section
+    robustness: RobustnessView | None = None  # None: report.robustness.enabled = false
 
 
 def _top_k(metrics: Metrics) -> int | None:
@@ -408,4 +411,15 @@ def build_context(
             data_files=sorted(manifest.data_files.items()),
             artifacts=_artifact_rows(manifest),
         ),
+        robustness=robustness_view(
+            metrics.robustness,
+            partial(_read_figure, root, metrics, manifest),
+            image_shape=metrics.dataset.image_shape,
+        ),
     )
+
+
+def _read_figure(
+    root: Path, metrics: Metrics, manifest: RunManifest, name: str, alt: str, caption: str
+) -> Figure:
+    return read_figure(root, name, metrics, manifest, alt=alt, caption=caption)

@@ -52,6 +52,7 @@ from reportgen.export.model_card import model_card
 from reportgen.figures.jobs import run_figure_jobs
 from reportgen.figures.pool import draw_all
 from reportgen.run import render
+from reportgen.run.robustness import stage_robustness
 from reportgen.run.stages import (
     eval_batch_lines,
     resolve_device,
@@ -260,10 +261,16 @@ def _run_in(
             findings = stage_label_issues(outcomes, dataset)
             fileio.write_atomic(paths.label_issues, label_issues_csv(findings))
     label_rows: list[LabelIssueRow] = findings.rows if findings else []
+    robustness = None
+    if config.report.robustness.enabled:
+        with _timed(timings, "robustness", progress):
+            robustness = stage_robustness(config, {o.name: o.model for o in outcomes}, dataset,
+                                          eval_batches=eval_batches, device=device)  # fmt: skip
 
     with _timed(timings, "metrics", progress):
         metrics = assemble.build_metrics(config, outcomes, dataset,
-                                         findings.metrics if findings else None)  # fmt: skip
+                                         findings.metrics if findings else None,
+                                         robustness=robustness)  # fmt: skip
         write_tables(paths, metrics, outcomes, dataset)
 
     if config.report.render:
