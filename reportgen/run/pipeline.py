@@ -264,7 +264,12 @@ def _run_in(
     robustness = None
     if config.report.robustness.enabled:
         with _timed(timings, "robustness", progress):
-            robustness = stage_robustness(config, {o.name: o.model for o in outcomes}, dataset,
+            # The reference first: corruption errors are relative to it, and the paired
+            # tests compare the other model against it.
+            networks = {o.name: o.model for o in outcomes}
+            order = config.compared() or tuple(networks)
+            networks = {name: networks[name] for name in order}
+            robustness = stage_robustness(config, networks, dataset,
                                           eval_batches=eval_batches, device=device)  # fmt: skip
 
     with _timed(timings, "metrics", progress):
