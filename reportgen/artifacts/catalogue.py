@@ -17,8 +17,11 @@ from typing import Any, Literal
 MANY_CLASSES = 25
 
 # "attribution": one per model and "pair_attribution" one per confused pair, when
-# report.attributions is on.
-Scope = Literal["run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution"]
+# report.attributions is on; "data": one per run, drawn from the data (not the models) when
+# metrics.json names it.
+Scope = Literal[
+    "run", "model", "pair", "compare", "sweep", "attribution", "pair_attribution", "data"
+]
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,20 @@ FIGURES: dict[str, FigureKind] = {
             "Test images of class {true} that the {model} model predicted as {pred}",
             "True {true}, predicted {pred}: {images} of the {model} model ({why}); {shown} "
             "shown.",
+        ),
+        FigureKind(
+            "duplicates", "data", "duplicates",
+            "Test images beside their exact or near duplicates in the training or validation "
+            "split",
+            "Each test image (framed grey) beside its duplicate (framed in vermillion), titled "
+            "with their positions and the distance d = 1 − cosine of the aligned 16 × 16 grids "
+            "(near duplicates are at most {threshold}); {shown} of {total} shown.",
+        ),
+        FigureKind(
+            "class_balance", "data", "class_balance",
+            "Share of each class in the training, validation and test images",
+            "Each class’s share of the training, validation and test images{order}; the dashed "
+            "line is half the mean share, below which a class is under-represented.",
         ),
         FigureKind(
             "compare_history", "compare", "compare_history",

@@ -316,6 +316,8 @@ class ReportSection(_Section):
     pdf: bool = True
     attributions: bool = True
     attribution_steps: Int = Field(default=50, ge=4, le=1_000)
+    # Test images with an exact or near duplicate in the training or validation split.
+    duplicates: bool = True
 
     @field_validator("top_k")
     @classmethod

@@ -52,7 +52,9 @@ from reportgen.evaluate import (
     calibration,
     classification,
     confusion,
+    data_checks,
     diagnosis,
+    duplicates,
     per_class,
     statistics,
 )
@@ -374,8 +376,18 @@ def dataset_info(dataset: Dataset, y_test: np.ndarray) -> DatasetInfo:
     )
 
 
-def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dataset) -> Metrics:
-    """Return the whole ``metrics.json`` document of a run."""
+def build_metrics(
+    config: Config,
+    outcomes: Sequence[ModelOutcome],
+    dataset: Dataset,
+    *,
+    found: duplicates.Found | None = None,
+) -> Metrics:
+    """Return the whole ``metrics.json`` document of a run.
+
+    ``found``: the test images' duplicates (:func:`data_checks.find`), None
+    when ``report.duplicates`` is off.
+    """
     pairs = sources.confused_pairs(config, dataset.info.classes)
     y_test = dataset.test.y.cpu().numpy()
     y_val = dataset.val.y.cpu().numpy()
@@ -392,6 +404,16 @@ def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dat
             resamples=config.report.bootstrap_resamples, seed=config.seed,
             class_names=dataset.info.classes,
         )  # fmt: skip
+    duplicated = None
+    if found is not None:
+        duplicated = data_checks.duplicates_metrics(
+            found, dataset, outcomes, resamples=config.report.bootstrap_resamples,
+            seed=config.seed,
+        )  # fmt: skip
+    balance = data_checks.class_balance_metrics(dataset)
+    data_figures = [balance.figure]
+    if duplicated is not None and duplicated.figure is not None:
+        data_figures.append(duplicated.figure)
     return Metrics(
         schema=SCHEMA,
         run=RunInfo(name=config.run.name, seed=config.seed),
@@ -399,5 +421,7 @@ def build_metrics(config: Config, outcomes: Sequence[ModelOutcome], dataset: Dat
         models=models,
         comparison=comparison_rows(models),
         significance=paired,
-        figures=figure_paths(models),
+        figures=figure_paths(models) | {n: RUN_FILES.figure(n).as_posix() for n in data_figures},
+        duplicates=duplicated,
+        class_balance=balance,
     )

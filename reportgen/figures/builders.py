@@ -19,6 +19,7 @@ from reportgen.figures.classes import (
     confused_classes_figure,
     confusion_figure,
 )
+from reportgen.figures.data_checks import class_balance_figure, duplicates_figure
 from reportgen.figures.evaluation import pr_figure, reliability_figure, roc_figure
 from reportgen.figures.galleries import misclassified_figure, pair_figure
 from reportgen.figures.network import (
@@ -57,6 +58,8 @@ BUILDERS: dict[str, Callable[..., Figure]] = {
     "seed_dots": seed_dots_figure,
     "averaged_curves": averaged_curves_figure,
     "effect": effect_figure,
+    "duplicates": duplicates_figure,
+    "class_balance": class_balance_figure,
     "notice": notice_figure,  # a sentence instead of a figure that cannot apply
 }
 

@@ -40,6 +40,12 @@ from reportgen.data.sources import source_for
 from reportgen.evaluate.confusion import most_confused_classes
 from reportgen.report import class_tables
 from reportgen.report.class_tables import ClassTable, TableOptions
+from reportgen.report.data_checks import (
+    ClassBalanceView,
+    DuplicatesView,
+    class_balance_view,
+    duplicates_view,
+)
 from reportgen.report.page import PNG_SIGNATURE, Figure, Page, embed_png, report_date
 from reportgen.report.sentences import (
     describe_model,
@@ -294,6 +300,8 @@ class RunPage(Page):
     models: list[ModelView]
     timings_note: str
     reproducibility: Reproducibility
+    duplicates: DuplicatesView | None = None  # None: not looked for (report.duplicates off)
+    class_balance: ClassBalanceView | None = None  # None: a run written before it existed
 
 
 def _top_k(metrics: Metrics) -> int | None:
@@ -349,6 +357,10 @@ def build_context(
         alt, caption = kind.describe()
         name = figure_name(kind.kind)
         shared.append(read_figure(root, name, metrics, manifest, alt=alt, caption=caption))
+
+    def read(name: str, alt: str, caption: str) -> Figure:
+        return read_figure(root, name, metrics, manifest, alt=alt, caption=caption)
+
     environment = manifest.environment
     source = source_for(metrics.dataset.kind)
     class_recall = None
@@ -400,4 +412,6 @@ def build_context(
             data_files=sorted(manifest.data_files.items()),
             artifacts=_artifact_rows(manifest),
         ),
+        duplicates=duplicates_view(metrics, read),
+        class_balance=class_balance_view(metrics, read),
     )

@@ -43,7 +43,7 @@ from reportgen.core.events import Event, Progress, RunLog, info, silent
 from reportgen.core.seeding import seed_everything
 from reportgen.data.sources import check_config
 from reportgen.data.tensors import Dataset
-from reportgen.evaluate import assemble, gate
+from reportgen.evaluate import assemble, data_checks, gate
 from reportgen.evaluate.outcome import ModelOutcome, history_table
 from reportgen.export.dvc import write_dvc_files
 from reportgen.export.model_card import model_card
@@ -235,8 +235,12 @@ def _run_in(
                 outcome = stage_attributions(config, outcome, dataset)
         outcomes.append(outcome)
 
+    found = None
+    if config.report.duplicates:
+        with _timed(timings, "duplicates", progress):
+            found = data_checks.find(dataset)
     with _timed(timings, "metrics", progress):
-        metrics = assemble.build_metrics(config, outcomes, dataset)
+        metrics = assemble.build_metrics(config, outcomes, dataset, found=found)
         write_tables(paths, metrics, outcomes, dataset)
 
     if config.report.render:
