@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from reportgen.artifacts.metrics import parse_metrics
 from reportgen.data.imagefolder import load_image_folder
 from reportgen.evaluate import duplicates
 from reportgen.evaluate.data_checks import accuracy_without
@@ -47,7 +48,9 @@ def test_distance_by_hand() -> None:
 @pytest.mark.parametrize("dy, dx", [(1, 0), (0, -1), (-1, 1), (2, 3)])
 def test_a_shifted_copy_aligns_onto_its_original(dy: int, dx: int) -> None:
     moved = _canvas(slice(6 + dy, 10 + dy), slice(6 + dx, 10 + dx))
-    far = duplicates.distance(duplicates.features(BLOCK).numpy(), duplicates.features(moved).numpy())
+    far = duplicates.distance(
+        duplicates.features(BLOCK).numpy(), duplicates.features(moved).numpy()
+    )
     assert far[0] < 1e-6
 
 
@@ -61,12 +64,12 @@ def _unit_pair(gap: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_the_threshold_decides_and_ties_go_to_the_lowest_position() -> None:
-    assert duplicates.THRESHOLD == 0.002
-    test, near = _unit_pair(0.0019)
-    _, far = _unit_pair(0.0021)
+    assert duplicates.THRESHOLD == 0.001
+    test, near = _unit_pair(0.0009)
+    _, far = _unit_pair(0.0011)
     best, gap = duplicates.near_matches(test, torch.cat([far, near, near]))
     assert best.tolist() == [1]  # the near one, the lower of two equal ones
-    assert gap[0] == pytest.approx(0.0019, abs=1e-6)
+    assert gap[0] == pytest.approx(0.0009, abs=1e-6)
     best, gap = duplicates.near_matches(test, far)
     assert best.tolist() == [-1] and np.isnan(gap[0])
 
@@ -76,9 +79,7 @@ def test_a_constant_image_is_only_ever_an_exact_duplicate() -> None:
     found = duplicates.find_duplicates(
         torch.cat([grey, grey + 1]), {"train": torch.cat([BLOCK, grey]), "val": grey[:0]}
     )
-    assert [(m.test, m.split, m.match, m.kind) for m in found.matches] == [
-        (0, "train", 1, "exact")
-    ]
+    assert [(m.test, m.split, m.match, m.kind) for m in found.matches] == [(0, "train", 1, "exact")]
 
 
 def _plant(root: Path) -> None:
@@ -123,3 +124,20 @@ def test_accuracy_without_the_duplicates() -> None:
     assert kept.low is not None and kept.high is not None and kept.low <= 2 / 3 <= kept.high
     none = accuracy_without(correct, np.zeros(4, dtype=bool), resamples=200, seed=1)
     assert (none.images, none.accuracy, none.low) == (0, None, None)
+
+
+def test_a_run_reports_its_duplicates_and_class_balance(quick_run: Path) -> None:
+    metrics = parse_metrics((quick_run / "metrics.json").read_bytes())
+    found, balance = metrics.duplicates, metrics.class_balance
+    assert found is not None and balance is not None
+    data = metrics.dataset
+    sizes = [sum(balance.train), sum(balance.val), sum(balance.test)]
+    assert sizes == [data.train_size, data.val_size, data.test_size]
+    assert balance.test == data.test_support
+    assert set(found.accuracy_without) == set(metrics.models)
+    html = (quick_run / "report.html").read_text()
+    assert 'id="class-balance"' in html and 'id="duplicates"' in html
+    if found.pairs_total == 0:
+        assert "No test image has an exact or near duplicate" in html
+    else:
+        assert 'id="fig-duplicates"' in html

@@ -65,7 +65,7 @@ class Duplicates(Contract):
     )
     grid: Count = Field(description="side of the compared grid, 16")
     threshold: float = Field(
-        ge=0, le=2, description="a near duplicate is at most this far, 0.002 whatever the data"
+        ge=0, le=2, description="a near duplicate is at most this far, 0.001 whatever the data"
     )
     train: SplitDuplicates = Field(description="test images with a duplicate in the training split")
     val: SplitDuplicates = Field(description="test images with a duplicate in the validation split")
