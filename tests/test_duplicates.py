@@ -135,6 +135,17 @@ def test_a_run_reports_its_duplicates_and_class_balance(quick_run: Path) -> None
     assert sizes == [data.train_size, data.val_size, data.test_size]
     assert balance.test == data.test_support
     assert set(found.accuracy_without) == set(metrics.models)
+    in_training = found.train.exact + found.train.near
+    for name, model in metrics.models.items():
+        without = found.accuracy_without[name]
+        assert without.images == data.test_size - in_training
+        if in_training == 0:  # the test accuracy and its interval, not drawn again
+            interval = model.accuracy_ci
+            assert (without.accuracy, without.low, without.high) == (
+                model.test_accuracy,
+                interval.low,
+                interval.high,
+            )
     html = (quick_run / "report.html").read_text()
     assert 'id="class-balance"' in html and 'id="duplicates"' in html
     if found.pairs_total == 0:

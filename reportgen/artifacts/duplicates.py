@@ -51,7 +51,8 @@ class AccuracyWithout(Contract):
     )
     low: Fraction | None = Field(
         description="lower bound of its percentile-bootstrap interval at `accuracy_ci.level` "
-        '(seed derived from `seed` and "duplicates"), null likewise'
+        '(seed derived from `seed` and "duplicates"; `accuracy_ci` when no test image has a '
+        "duplicate in training), null likewise"
     )
     high: Fraction | None = Field(description="upper bound, null likewise")
 

@@ -407,7 +407,7 @@ def build_metrics(
     duplicated = None
     if found is not None:
         duplicated = data_checks.duplicates_metrics(
-            found, dataset, outcomes, resamples=config.report.bootstrap_resamples,
+            found, dataset, outcomes, models, resamples=config.report.bootstrap_resamples,
             seed=config.seed,
         )  # fmt: skip
     balance = data_checks.class_balance_metrics(dataset)

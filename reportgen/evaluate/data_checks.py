@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from reportgen.artifacts.duplicates import (
     Duplicates,
     SplitDuplicates,
 )
+from reportgen.artifacts.metrics import ModelMetrics
 from reportgen.core.seeding import derive_seed
 from reportgen.data.tensors import Dataset
 from reportgen.evaluate import class_balance, duplicates, statistics
@@ -44,15 +45,27 @@ def accuracy_without(
                            high=interval.high)  # fmt: skip
 
 
+def whole_test_set(model: ModelMetrics, images: int) -> AccuracyWithout:
+    """Return a model's test accuracy and interval, for a test set without duplicates."""
+    interval = model.accuracy_ci
+    return AccuracyWithout(images=images, accuracy=model.test_accuracy, low=interval.low,
+                           high=interval.high)  # fmt: skip
+
+
 def duplicates_metrics(
     found: duplicates.Found,
     dataset: Dataset,
     outcomes: Sequence[ModelOutcome],
+    models: Mapping[str, ModelMetrics],
     *,
     resamples: int,
     seed: int,
 ) -> Duplicates:
-    """Return ``metrics.json``'s ``duplicates``: counts, the first pairs, accuracy without them."""
+    """Return ``metrics.json``'s ``duplicates``: counts, the first pairs, accuracy without them.
+
+    Without a duplicate in training, the accuracy on the rest is each model's
+    test accuracy with its interval (``models``), not drawn again.
+    """
     y_test = dataset.test.y.cpu().numpy()
     keep = ~found.in_training()
     sources = {"train": dataset.train.index, "val": dataset.val.index}
@@ -75,6 +88,7 @@ def duplicates_metrics(
         accuracy_without={
             o.name: accuracy_without(o.predictions == y_test, keep, resamples=resamples,
                                      seed=derive_seed(seed, "duplicates"))
+            if not keep.all() else whole_test_set(models[o.name], len(keep))
             for o in outcomes
         },
     )  # fmt: skip
