@@ -150,8 +150,11 @@ def class_balance_figure(
     else:
         order = np.argsort(-shares["train"], kind="stable")
         ranks = np.arange(1, k + 1)
+        # Training as a line (it sets the order), the others as dots around it.
         for name, share in shares.items():
-            ax.plot(ranks, share[order], color=colors[name], linewidth=1.0,
+            look = ({"linewidth": 1.2, "zorder": 3} if name == "train"
+                    else {"linestyle": "none", "marker": ".", "markersize": 2.5})  # fmt: skip
+            ax.plot(ranks, share[order], color=colors[name], **look,
                     label=f"{SPLIT_NAMES[name]} ({int(counts[name].sum()):,})")  # fmt: skip
         ax.set_xlim(1, k)
         ax.set_xlabel(f"class, by its share of the training images ({k} classes)")
@@ -160,8 +163,10 @@ def class_balance_figure(
     ax.set_ylabel("share of the split")
     ax.yaxis.set_major_formatter(percent)
     ax.set_ylim(0, max(float(max(s.max(initial=0.0) for s in shares.values())) * 1.15, line * 1.5))
-    handles, labels = ax.get_legend_handles_labels()  # the splits first, the dashed line last
-    ax.legend(handles[1:] + handles[:1], labels[1:] + labels[:1], loc="lower right",
+    handles, labels = ax.get_legend_handles_labels()
+    last = [label.startswith("under-represented") for label in labels]  # the dashed line last
+    order = sorted(range(len(labels)), key=lambda i: last[i])
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower right",
               bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize=7)  # fmt: skip
     fig.suptitle(title, x=0.02, ha="left")
     return fig
