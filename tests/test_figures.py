@@ -142,6 +142,7 @@ def all_figures(digits: tuple[np.ndarray, np.ndarray]) -> dict[str, Figure]:
 EVALUATION = ("reliability", "roc", "pr", "attribution")
 SWEEP = ("seed_dots", "averaged_curves", "effect")
 SECTIONS = ("label_issues", "robustness", "corruptions")  # checked in their own test files
+DATA = ("duplicates", "class_balance")  # checked in test_data_figures.py
 EXPECTED = {
     # kind: (visible axes, words in the title)
     "weights": (10, "first-layer weights of neurons 0–9"),
@@ -169,8 +170,8 @@ def test_every_builder_of_the_registry_is_checked_here() -> None:
     # The deeper evaluation's figures are checked in test_evaluation_figures.py, the
     # sweep's in test_sweep.py, the sections' in their own test files.
     used = {v.builder for v in variants}
-    assert used - set(EVALUATION) - set(SWEEP) - set(SECTIONS) == set(EXPECTED)
-    assert used >= set(EVALUATION) | set(SWEEP) | set(SECTIONS)
+    assert used - set(EVALUATION) - set(SWEEP) - set(SECTIONS) - set(DATA) == set(EXPECTED)
+    assert used >= set(EVALUATION) | set(SWEEP) | set(SECTIONS) | set(DATA)
     assert used <= set(BUILDERS)
 
 
@@ -469,7 +470,8 @@ def test_figure_stage_draws_every_listed_figure_from_the_predictions(tmp_path: P
 
     listed = metrics.figures
     assert {p.stem for p in paths.figures.glob("*.png")} == set(listed)
-    assert len(listed) == 2 * (9 + 3) + 2 + (1 + 3)  # the baseline's attribution figures
+    # the baseline's attribution figures, and the class balance (no duplicates looked for)
+    assert len(listed) == 2 * (9 + 3) + 2 + (1 + 3) + 1
     assert all((tmp_path / rel).is_file() for rel in listed.values())
     for o in outcomes:
         model = metrics.models[o.name]
@@ -518,7 +520,9 @@ def test_every_caption_fills_from_the_slots_pages_give(kind: str) -> None:
              "evidence": "The evidence lies in the centre.", "order": " Classes reordered.",
              # the sweep's figures: what the sweep page fills in
              "metric": "Test accuracy", "level": "95%", "point": "lr=0.01", "seeds": 3,
-             "key": "train.lr", "severity": 3}  # fmt: skip
+             "key": "train.lr", "severity": 3,
+             # the duplicates gallery: what the run page fills in
+             "threshold": "0.001", "total": "40"}  # fmt: skip
     for network in ("mlp", "cnn", "python"):
         variant = catalogue.FIGURES[kind].for_network(network)
         layer = {"layer": "features.0"} if network == "python" else {}

@@ -19,7 +19,8 @@ MANY_CLASSES = 25
 # "attribution": one per model and "pair_attribution" one per confused pair, when
 # report.attributions is on; "section": one per run, drawn only when a section of the
 # report that can be switched off found something to show (metrics.figures lists it then);
-# "robustness": the corruption section's, when report.robustness is on.
+# "robustness": the corruption section's, when report.robustness is on; "data": one per
+# run, drawn from the data (not the models) when metrics.json names it.
 Scope = Literal[
     "run",
     "model",
@@ -30,6 +31,7 @@ Scope = Literal[
     "pair_attribution",
     "section",
     "robustness",
+    "data",
 ]
 
 
@@ -231,6 +233,20 @@ FIGURES: dict[str, FigureKind] = {
             "Test image {index} clean and under each corruption at severity {severity}",
             "Test image {index}, clean and under each corruption at severity {severity} (the "
             "severity of the paired tests); the noise differs from image to image.",
+        ),
+        FigureKind(
+            "duplicates", "data", "duplicates",
+            "Test images beside their exact or near duplicates in the training or validation "
+            "split",
+            "Each test image (framed grey) beside its duplicate (framed in vermillion), titled "
+            "with their positions and the distance d = 1 − cosine of the aligned 16 × 16 grids "
+            "(near duplicates are at most {threshold}); {shown} of {total} shown.",
+        ),
+        FigureKind(
+            "class_balance", "data", "class_balance",
+            "Share of each class in the training, validation and test images",
+            "Each class’s share of the training, validation and test images{order}; the dashed "
+            "line is half the mean share, below which a class is under-represented.",
         ),
         FigureKind(
             "compare_history", "compare", "compare_history",

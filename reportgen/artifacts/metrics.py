@@ -21,7 +21,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from reportgen.artifacts.class_balance import ClassBalance
 from reportgen.artifacts.contract import Contract, Count, Fraction, Label
+from reportgen.artifacts.duplicates import Duplicates
 from reportgen.artifacts.label_issues import LabelIssues
 from reportgen.artifacts.layout import RUN_FILES, check_relpath
 from reportgen.artifacts.manifest import Manifest, read_artifact, validation_problem
@@ -493,6 +495,17 @@ class Metrics(Contract):
         description="accuracy under corruptions of the test images (absent when "
         "`report.robustness.enabled` is false)",
     )
+    duplicates: Duplicates | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="test images with an exact or near duplicate in the training or validation "
+        "split, and each model's accuracy without them; absent when `report.duplicates` is off",
+    )
+    class_balance: ClassBalance | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="images per class in each split, and the classes under-represented there",
+    )
 
     @field_validator("figures")
     @classmethod
@@ -526,6 +539,9 @@ class Metrics(Contract):
             if unknown:
                 raise ValueError(f"significance.models: no model {', '.join(map(repr, unknown))}")
         self._one_row_per_class()
+        for where, figure in self._data_figures():
+            if figure not in self.figures:
+                raise ValueError(f"{where}: figure {figure!r} is not listed under figures")
         if self.robustness is not None:
             for figure in self.robustness.figures:
                 if figure not in self.figures:
@@ -547,6 +563,14 @@ class Metrics(Contract):
         if any(index >= self.dataset.test_size for index in found.first):
             raise ValueError("label_issues.first: a position beyond the test split")
         return self
+
+    def _data_figures(self) -> Iterator[tuple[str, str]]:
+        if self.duplicates is not None and self.duplicates.figure is not None:
+            yield "duplicates.figure", self.duplicates.figure
+        if self.class_balance is not None:
+            if len(self.class_balance.train) != len(self.dataset.classes):
+                raise ValueError("class_balance: need one count per class")
+            yield "class_balance.figure", self.class_balance.figure
 
     def _one_row_per_class(self) -> None:
         classes = len(self.dataset.classes)

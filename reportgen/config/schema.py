@@ -424,6 +424,8 @@ class ReportSection(_Section):
     # Suspected label errors of the test split (confident learning on the test probabilities).
     label_issues: bool = True
     robustness: RobustnessSection = Field(default_factory=RobustnessSection)
+    # Test images with an exact or near duplicate in the training or validation split.
+    duplicates: bool = True
 
     @field_validator("top_k")
     @classmethod

@@ -54,7 +54,9 @@ from reportgen.evaluate import (
     calibration,
     classification,
     confusion,
+    data_checks,
     diagnosis,
+    duplicates,
     noninferiority,
     per_class,
     statistics,
@@ -454,11 +456,14 @@ def build_metrics(
     label_issues: LabelIssues | None = None,
     *,
     robustness: Robustness | None = None,
+    found: duplicates.Found | None = None,
 ) -> Metrics:
     """Return the whole ``metrics.json`` document of a run.
 
     ``label_issues`` are the suspected label errors (:mod:`reportgen.evaluate.label_summary`),
-    None when ``report.label_issues`` is off; ``robustness`` is its own stage's.
+    None when ``report.label_issues`` is off; ``robustness`` is its own stage's;
+    ``found``: the test images' duplicates (:func:`data_checks.find`), None
+    when ``report.duplicates`` is off.
     """
     pairs = sources.confused_pairs(config, dataset.info.classes)
     y_test = dataset.test.y.cpu().numpy()
@@ -477,6 +482,16 @@ def build_metrics(
             resamples=config.report.bootstrap_resamples, seed=config.seed,
             class_names=dataset.info.classes, margin_pp=config.gate.fail_if_worse,
         )  # fmt: skip
+    duplicated = None
+    if found is not None:
+        duplicated = data_checks.duplicates_metrics(
+            found, dataset, outcomes, models, resamples=config.report.bootstrap_resamples,
+            seed=config.seed,
+        )  # fmt: skip
+    balance = data_checks.class_balance_metrics(dataset)
+    data_figures = [balance.figure]
+    if duplicated is not None and duplicated.figure is not None:
+        data_figures.append(duplicated.figure)
     return Metrics(
         schema=SCHEMA,
         run=RunInfo(name=config.run.name, seed=config.seed),
@@ -484,9 +499,12 @@ def build_metrics(
         models=models,
         comparison=comparison_rows(models),
         significance=paired,
-        figures={**figure_paths(models, label_issues), **robustness_figures(robustness)},
+        figures={**figure_paths(models, label_issues), **robustness_figures(robustness)}
+        | {n: RUN_FILES.figure(n).as_posix() for n in data_figures},
         label_issues=label_issues,
         robustness=robustness,
+        duplicates=duplicated,
+        class_balance=balance,
     )
 
 

@@ -19,6 +19,7 @@ from reportgen.figures.classes import (
     confused_classes_figure,
     confusion_figure,
 )
+from reportgen.figures.data_checks import class_balance_figure, duplicates_figure
 from reportgen.figures.evaluation import pr_figure, reliability_figure, roc_figure
 from reportgen.figures.galleries import misclassified_figure, pair_figure
 from reportgen.figures.label_issues import label_issues_figure
@@ -62,6 +63,8 @@ BUILDERS: dict[str, Callable[..., Figure]] = {
     "effect": effect_figure,
     "robustness": robustness_figure,
     "corruptions": corruptions_figure,
+    "duplicates": duplicates_figure,
+    "class_balance": class_balance_figure,
     "notice": notice_figure,  # a sentence instead of a figure that cannot apply
 }
 

@@ -22,6 +22,7 @@ from reportgen.evaluate import ranking
 from reportgen.evaluate.calibration import Bins
 from reportgen.evaluate.outcome import ModelOutcome, history_table
 from reportgen.figures import style
+from reportgen.figures.data_jobs import data_figure_jobs
 from reportgen.figures.pool import FigureJob
 from reportgen.figures.robustness_jobs import robustness_jobs
 
@@ -195,6 +196,7 @@ def run_figure_jobs(
     for position, outcome in enumerate(outcomes):
         jobs += model_figures(config, position, outcome, metrics.models[outcome.name], dataset)
     jobs += robustness_jobs(metrics.robustness, dataset, seed=config.seed)
+    jobs += data_figure_jobs(metrics, dataset)
     drawn = sorted(job.name for job in jobs)
     if drawn != sorted(metrics.figures):  # a bug, not a user error
         raise RuntimeError(f"figures drawn {drawn} differ from metrics.json's list")

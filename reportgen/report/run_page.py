@@ -41,6 +41,12 @@ from reportgen.data.sources import source_for
 from reportgen.evaluate.confusion import most_confused_classes
 from reportgen.report import class_tables
 from reportgen.report.class_tables import ClassTable, TableOptions
+from reportgen.report.data_checks import (
+    ClassBalanceView,
+    DuplicatesView,
+    class_balance_view,
+    duplicates_view,
+)
 from reportgen.report.label_section import LabelIssuesView, gallery_text, label_issues_view
 from reportgen.report.page import PNG_SIGNATURE, Figure, Page, embed_png, report_date
 from reportgen.report.robustness_page import RobustnessView, robustness_view
@@ -299,6 +305,8 @@ class RunPage(Page):
     reproducibility: Reproducibility
     label_issues: LabelIssuesView | None = None  # None: a page made without the section
     robustness: RobustnessView | None = None  # None: report.robustness.enabled = false
+    duplicates: DuplicatesView | None = None  # None: not looked for (report.duplicates off)
+    class_balance: ClassBalanceView | None = None  # None: a run written before it existed
 
 
 def _top_k(metrics: Metrics) -> int | None:
@@ -359,6 +367,10 @@ def build_context(
         alt, caption = gallery_text(metrics.label_issues)
         label_figure = read_figure(root, metrics.label_issues.figure, metrics, manifest,
                                    alt=alt, caption=caption)  # fmt: skip
+
+    def read(name: str, alt: str, caption: str) -> Figure:
+        return read_figure(root, name, metrics, manifest, alt=alt, caption=caption)
+
     environment = manifest.environment
     source = source_for(metrics.dataset.kind)
     class_recall = None
@@ -416,6 +428,8 @@ def build_context(
             partial(_read_figure, root, metrics, manifest),
             image_shape=metrics.dataset.image_shape,
         ),
+        duplicates=duplicates_view(metrics, read),
+        class_balance=class_balance_view(metrics, read),
     )
 
 

@@ -44,7 +44,7 @@ from reportgen.core.events import Event, Progress, RunLog, info, silent
 from reportgen.core.seeding import seed_everything
 from reportgen.data.sources import check_config
 from reportgen.data.tensors import Dataset
-from reportgen.evaluate import assemble, gate
+from reportgen.evaluate import assemble, data_checks, gate
 from reportgen.evaluate.label_summary import LabelFindings
 from reportgen.evaluate.outcome import ModelOutcome, history_table
 from reportgen.export.dvc import write_dvc_files
@@ -255,6 +255,10 @@ def _run_in(
                 outcome = stage_attributions(config, outcome, dataset)
         outcomes.append(outcome)
 
+    found = None
+    if config.report.duplicates:
+        with _timed(timings, "duplicates", progress):
+            found = data_checks.find(dataset)
     findings = None
     if config.report.label_issues:
         with _timed(timings, "label_issues", progress):
@@ -275,7 +279,7 @@ def _run_in(
     with _timed(timings, "metrics", progress):
         metrics = assemble.build_metrics(config, outcomes, dataset,
                                          findings.metrics if findings else None,
-                                         robustness=robustness)  # fmt: skip
+                                         robustness=robustness, found=found)  # fmt: skip
         write_tables(paths, metrics, outcomes, dataset)
 
     if config.report.render:
