@@ -30,18 +30,20 @@ from reportgen.artifacts.manifest import (
 from reportgen.artifacts.metrics import (
     DATASET_NAME,
     SCHEMA,
+    DataFingerprint,
+    DatasetInfo,
+    Metrics,
+    RunInfo,
+)
+from reportgen.artifacts.model_metrics import (
     AccuracyInterval,
     AttributedImage,
     AttributionGallery,
     Attributions,
     CurveDiagnosis,
-    DataFingerprint,
-    DatasetInfo,
     Divergence,
-    Metrics,
     ModelMetrics,
     PairGallery,
-    RunInfo,
 )
 from reportgen.artifacts.significance import (
     DifferenceInterval,

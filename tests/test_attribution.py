@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from reportgen.artifacts.metrics import EvidenceRegion
+from reportgen.artifacts.model_metrics import (
+    EvidenceRegion,
+)
 from reportgen.config.loading import load_config
 from reportgen.data.idx import MEAN, STD
 from reportgen.data.tensors import normalize

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from reportgen.artifacts.metrics import ClassError
+from reportgen.artifacts.model_metrics import (
+    ClassError,
+)
 from reportgen.report import class_tables
 
 NAMES = ["delta", "alpha", "charlie", "bravo", "echo"]

@@ -5,7 +5,9 @@ import pytest
 import torch
 from sklearn.metrics import classification_report as sk_report
 
-from reportgen.artifacts.metrics import ConfusedPair
+from reportgen.artifacts.model_metrics import (
+    ConfusedPair,
+)
 from reportgen.data.idx import MEAN, STD
 from reportgen.data.tensors import Split
 from reportgen.evaluate import calibration, classification, per_class, predict

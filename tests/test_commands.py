@@ -43,8 +43,8 @@ def test_verify_fresh_run_then_tampered(
     assert "verified: all" in out and "differs" not in out
     metrics = copy / "metrics.json"
     original = metrics.read_bytes()
-    assert b'"schema": 2' in original  # metrics.json schema 2
-    metrics.write_bytes(original.replace(b'"schema": 2', b'"schema": 3'))
+    assert b'"schema": 3' in original  # metrics.json schema 3
+    metrics.write_bytes(original.replace(b'"schema": 3', b'"schema": 4'))
     assert main(["--quiet", "verify", str(copy), "--data-root", str(root)]) == 2
     captured = capsys.readouterr()
     assert "metrics.json: SHA-256" in captured.err and "refusing to verify" in captured.err

@@ -15,7 +15,12 @@ import pandas as pd
 import pytest
 
 from reportgen.artifacts.manifest import read_manifest
-from reportgen.artifacts.metrics import Divergence, read_metrics
+from reportgen.artifacts.metrics import (
+    read_metrics,
+)
+from reportgen.artifacts.model_metrics import (
+    Divergence,
+)
 from reportgen.artifacts.runconfig import read_config
 from reportgen.cli.main import main
 from reportgen.config.loading import load_config
@@ -50,7 +55,9 @@ def test_scalars_json_holds_every_scalar_under_its_flat_name(quick_run: Path) ->
 
 
 def test_top_k_accuracy_is_a_scalar_when_measured() -> None:
-    from reportgen.artifacts.metrics import TopKAccuracy
+    from reportgen.artifacts.model_metrics import (
+        TopKAccuracy,
+    )
 
     metrics = synthetic.metrics()
     model = metrics.models["baseline"]

@@ -101,7 +101,7 @@ EDITS: dict[str, tuple[Any, str]] = {
     ),
     "another schema": (
         lambda m: m.update(schema=1),
-        "schema 1 is not schema 2, which this version of reportgen reads: run it again",
+        "schema 1 is not schema 3, which this version of reportgen reads: run it again",
     ),
     "not an object": (lambda m: m.clear(), "schema: Field required (and 6 more)"),
     "a figure outside the run": (

@@ -27,7 +27,12 @@ from weasyprint.pdf import fonts as weasyprint_fonts
 from reportgen import __version__
 from reportgen.artifacts import tables
 from reportgen.artifacts.manifest import RunManifest, read_manifest
-from reportgen.artifacts.metrics import Divergence, parse_metrics
+from reportgen.artifacts.metrics import (
+    parse_metrics,
+)
+from reportgen.artifacts.model_metrics import (
+    Divergence,
+)
 from reportgen.core.errors import RenderError, TemplateError
 from reportgen.core.text import pct
 from reportgen.report import fetcher as fetcher_mod

@@ -8,7 +8,12 @@ import pytest
 
 from reportgen.artifacts import tables
 from reportgen.artifacts.manifest import read_any_manifest
-from reportgen.artifacts.metrics import Divergence, Metrics
+from reportgen.artifacts.metrics import (
+    Metrics,
+)
+from reportgen.artifacts.model_metrics import (
+    Divergence,
+)
 from reportgen.core import fileio
 from reportgen.core.errors import RunDirError
 from tests import synthetic

@@ -18,6 +18,12 @@ from reportgen.artifacts.label_issues import LabelIssues
 from reportgen.artifacts.layout import RUN_FILES
 from reportgen.artifacts.metrics import (
     SCHEMA,
+    DataFingerprint,
+    DatasetInfo,
+    Metrics,
+    RunInfo,
+)
+from reportgen.artifacts.model_metrics import (
     AccuracyInterval,
     AttributedImage,
     AttributionGallery,
@@ -25,15 +31,11 @@ from reportgen.artifacts.metrics import (
     Calibration,
     ClassRanking,
     CurveDiagnosis,
-    DataFingerprint,
-    DatasetInfo,
     Divergence,
-    Metrics,
     ModelMetrics,
     OneVsRest,
     PairGallery,
     ReliabilityBin,
-    RunInfo,
     TopKAccuracy,
 )
 from reportgen.artifacts.robustness import Robustness

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from reportgen.artifacts.metrics import (
+from reportgen.artifacts.model_metrics import (
     AverageScores,
     Bounds,
     ClassError,

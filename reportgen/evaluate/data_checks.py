@@ -16,7 +16,9 @@ from reportgen.artifacts.duplicates import (
     Duplicates,
     SplitDuplicates,
 )
-from reportgen.artifacts.metrics import ModelMetrics
+from reportgen.artifacts.model_metrics import (
+    ModelMetrics,
+)
 from reportgen.core.seeding import derive_seed
 from reportgen.data.tensors import Dataset
 from reportgen.evaluate import class_balance, duplicates, statistics

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from reportgen.artifacts.metrics import Metrics, ModelMetrics
+from reportgen.artifacts.metrics import (
+    Metrics,
+)
+from reportgen.artifacts.model_metrics import (
+    ModelMetrics,
+)
 from reportgen.artifacts.summary import ModelSummary, PairedSummary, Summary, ThresholdResult
 from reportgen.config.schema import GATE_METRICS
 from reportgen.core.text import MISSING, level, pct

@@ -15,7 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from reportgen.artifacts.metrics import Metrics, ModelMetrics
+from reportgen.artifacts.metrics import (
+    Metrics,
+)
+from reportgen.artifacts.model_metrics import (
+    ModelMetrics,
+)
 from reportgen.config.schema import Config, ModelSection
 from reportgen.core.text import MISSING, count, level, num, pct
 from reportgen.core.version import VERSION

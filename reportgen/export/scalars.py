@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reportgen.artifacts.metrics import Metrics, ModelMetrics
+from reportgen.artifacts.metrics import (
+    Metrics,
+)
+from reportgen.artifacts.model_metrics import (
+    ModelMetrics,
+)
 
 ModelValue = Callable[[ModelMetrics], float | int | None]
 

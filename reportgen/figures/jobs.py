@@ -15,7 +15,13 @@ import numpy as np
 from reportgen.artifacts import catalogue
 from reportgen.artifacts.label_issues import GALLERY_IMAGES
 from reportgen.artifacts.label_table import LabelIssueRow
-from reportgen.artifacts.metrics import Metrics, ModelMetrics, ReliabilityBin
+from reportgen.artifacts.metrics import (
+    Metrics,
+)
+from reportgen.artifacts.model_metrics import (
+    ModelMetrics,
+    ReliabilityBin,
+)
 from reportgen.config.schema import Config
 from reportgen.data.tensors import Dataset
 from reportgen.evaluate import ranking

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Generic, TypedDict, TypeVar
 
 from reportgen.artifacts.layout import RUN_FILES
-from reportgen.artifacts.metrics import (
+from reportgen.artifacts.model_metrics import (
     ClassError,
     ClassRanking,
     ClassScores,

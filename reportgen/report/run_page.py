@@ -21,13 +21,15 @@ from reportgen.artifacts import layout
 from reportgen.artifacts.catalogue import FIGURES, MANY_CLASSES, figure_name, kinds, run_kinds
 from reportgen.artifacts.manifest import RunManifest, read_artifact, read_manifest
 from reportgen.artifacts.metrics import (
+    DatasetInfo,
+    Metrics,
+    read_metrics,
+)
+from reportgen.artifacts.model_metrics import (
     ClassError,
     ClassRanking,
     ClassScores,
-    DatasetInfo,
-    Metrics,
     ModelMetrics,
-    read_metrics,
 )
 from reportgen.artifacts.runconfig import read_config
 from reportgen.artifacts.significance import (

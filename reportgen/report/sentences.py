@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import get_args
 
 from reportgen.artifacts.metrics import (
-    AttributionGallery,
     DatasetInfo,
+    Metrics,
+)
+from reportgen.artifacts.model_metrics import (
+    AttributionGallery,
     Divergence,
     EvidenceRegion,
-    Metrics,
     ModelMetrics,
 )
 from reportgen.artifacts.significance import (
