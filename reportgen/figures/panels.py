@@ -81,7 +81,9 @@ def message_figure(fig: Figure, message: str, *, title: str) -> Figure:
     """Fill ``fig`` with one centred sentence instead of an empty chart."""
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=9, transform=ax.transAxes)
+    # Wrapped at the figure's width: a long sentence is never cut at its edges.
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=9, transform=ax.transAxes,
+            wrap=True)  # fmt: skip
     fig.suptitle(title)
     return fig
 
