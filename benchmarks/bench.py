@@ -179,7 +179,7 @@ def reportgen_epochs(
         start = time.perf_counter()
 
     train_model(
-        model, split, val, train_cfg=config.train, spec=config.models.baseline,
+        model, split, val, train_cfg=config.train, spec=config.models["baseline"],
         batch_size=BATCH, shuffle=generator(0), on_epoch=on_epoch, on_step=on_step,
     )  # fmt: skip
     return times

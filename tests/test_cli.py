@@ -23,7 +23,7 @@ def _sets(overrides: list[str]) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--set", "models.nope.dropout=1"], "models.nope: unknown key"),
+        (["run", "--set", "models.Nope.dropout=0.1"], "models.Nope: a model name is"),
         (["run", "--set", "train.lr=-1"], "train.lr: Input should be greater than 0"),
         (["run", "--set", "train.epochs"], "expected KEY=VALUE"),
         (["run", "--config", "missing.toml"], "missing.toml: config file not found"),

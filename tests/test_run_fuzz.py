@@ -533,7 +533,9 @@ def _nan_project(folder: Path, factory: str) -> Path:
     folder.mkdir()
     (folder / "hostile.py").write_text(NAN_FACTORIES)
     config = folder / "hostile.toml"
-    config.write_text(f'[models.regularized]\nkind = "python"\nfactory = "hostile:{factory}"\n')
+    config.write_text(
+        f'[models.baseline]\n[models.regularized]\nkind = "python"\nfactory = "hostile:{factory}"\n'
+    )
     return config
 
 

@@ -19,7 +19,7 @@ MNIST = {"input_shape": (1, 28, 28), "num_classes": 10}
 
 def _train(root: Path, config: Config, name: str) -> tuple[dict[str, torch.Tensor], list]:
     dataset = load_mnist(root, seed=config.seed, val_size=100)
-    spec = getattr(config.models, name)
+    spec = config.models[name]
     seed_everything(derive_seed(config.seed, "init"), threads=1)
     model = build(spec.kind, spec.hidden, dropout=spec.dropout, batchnorm=spec.batchnorm, **MNIST)
     shuffle = generator(derive_seed(config.seed, "shuffle"))
