@@ -92,8 +92,9 @@ def quick_overrides(root: Path) -> list[str]:
     """Return ``--set`` options for a fast run on the generated dataset.
 
     One thread trains the models one after another in this process (no worker
-    to start), no PDF is laid out and no corruption measured (the session's
-    ``quick_run`` has them): a test that needs one sets it again.
+    to start), no PDF is laid out, and neither corruptions, duplicates nor
+    label errors are looked for (the session's ``quick_run`` has them all): a
+    test that needs one sets it again.
     """
     return [
         f"data.root={json.dumps(str(root))}",
@@ -106,7 +107,17 @@ def quick_overrides(root: Path) -> list[str]:
         "runtime.threads=1",
         "report.pdf=false",
         "report.robustness.enabled=false",
+        "report.duplicates=false",
+        "report.label_issues=false",
     ]
+
+
+# What quick_overrides leaves out of a run and a default run has: a test of them sets them.
+EVERY_CHECK = (
+    "report.robustness.enabled=true",
+    "report.duplicates=true",
+    "report.label_issues=true",
+)
 
 
 def fake_cli_env(root: Path) -> dict[str, str]:
@@ -187,7 +198,7 @@ def quick_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory)
     folder = built_once(
         tmp_path_factory, "quick_run",
         lambda folder: make_quick_run(quick_mnist, folder / "quick", "report.pdf=true",
-                                      "runtime.threads=2", "report.robustness.enabled=true"),
+                                      "runtime.threads=2", *EVERY_CHECK),
     )  # fmt: skip
     return folder / "quick"
 

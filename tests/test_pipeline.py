@@ -20,6 +20,7 @@ from reportgen.data import idx
 from reportgen.run import pipeline
 
 from .conftest import (
+    EVERY_CHECK,
     N_TEST,
     QuickMnist,
     make_digits,
@@ -44,7 +45,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         # The whole run, PDF and corruptions included, on two threads: every artifact a
         # default run writes.
         overrides = [*quick_overrides(tmp_path / "data"), "report.pdf=true", "runtime.threads=2",
-                     "report.robustness.enabled=true"]  # fmt: skip
+                     *EVERY_CHECK]  # fmt: skip
         config = load_config(None, overrides)
         a = pipeline.run(config, out=tmp_path / "a").path
         b = pipeline.run(config, out=tmp_path / "b").path
