@@ -251,11 +251,22 @@ def test_two_runs_into_one_out_one_is_refused_before_any_work(
         return subprocess.Popen(args, env=environ, text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)  # fmt: skip
 
-    processes = {seed: start(seed) for seed in (0, 1)}
-    ended = {seed: (p.communicate(timeout=600), p.returncode) for seed, p in processes.items()}
-    assert sorted(status for _, status in ended.values()) == [0, 2], ended
-    winner = next(seed for seed, (_, status) in ended.items() if status == 0)
-    (_, refused_err), _ = ended[1 - winner]
+    # The first holds the output's lock (its partial directory appears only locked) and is
+    # paused there, so the second always tries while the first is writing.
+    first = start(0)
+    partial, deadline = publish.partial_path(out), time.monotonic() + 600
+    while not partial.exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = start(1)
+        (_, refused_err), refused = second.communicate(timeout=600), second.returncode
+    finally:
+        first.send_signal(signal.SIGCONT)
+    ended, status = first.communicate(timeout=600), first.returncode
+    assert (status, refused) == (0, 2), (ended, refused_err)
+    winner = 0
     assert refused_err == (
         f"reportgen: error: {out}: another reportgen command is writing it; wait for it to end "
         "or give another --out\n"
