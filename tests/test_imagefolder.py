@@ -622,7 +622,8 @@ def test_class_names_the_fonts_lack_get_one_warning_line(tmp_path: Path) -> None
     warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [
         "warning: the packaged DejaVu fonts have no glyph for characters in 1 class name, "
-        f"drawn as boxes in the figures and the PDF: '{cjk}' ({cjk})"
+        f"drawn as boxes in the figures and the PDF: '{cjk}' ({cjk}); report.font can name "
+        "a font that has them"
     ]
     assert "[data] " + warnings[0] in (out / "run.log").read_text(encoding="utf-8")
     assert long_name in (out / "report.html").read_text(encoding="utf-8")

@@ -108,7 +108,8 @@ class Manifest(_Strict):
 
 
 class InputFile(_Strict):
-    """A file a run read besides its data: a model's checkpoint or predictions file."""
+    """A file a run read besides its data: a model's checkpoint or predictions file, or the
+    supplied font (``report.font``)."""
 
     path: str  # as the run's config.toml gives it
     sha256: Sha256
@@ -127,8 +128,9 @@ class RunManifest(Manifest):
     data_source: str  # where the data came from: "cache", a download, a package, a folder
     environment: EnvironmentFacts
     timings_s: dict[str, float] = Field(default_factory=dict)  # seconds per stage
-    # Setting (models.NAME.checkpoint or .predictions) -> the file it named, when it was read;
-    # absent when the run read none, so a run of trained models keeps its manifest's shape.
+    # Setting (models.NAME.checkpoint or .predictions, report.font) -> the file it named, when
+    # it was read; absent when the run read none, so a run of trained models keeps its
+    # manifest's shape.
     inputs: dict[str, InputFile] = Field(default_factory=dict, exclude_if=lambda value: not value)
 
 

@@ -27,7 +27,9 @@ from reportgen.core.errors import ConfigError
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few kilobytes
 # The settings that name a file or folder: relative in a config file, they are
 # relative to that file's folder; in --set, to the working directory.
-PATH_KEYS = (("data", "path"), ("data", "root"), ("report", "templates"))
+PATH_KEYS = (
+    ("data", "path"), ("data", "root"), ("report", "templates"), ("report", "font")
+)  # fmt: skip
 # The same, in every model's table (models.NAME.checkpoint, models.NAME.predictions).
 MODEL_PATH_KEYS = ("checkpoint", "predictions")
 

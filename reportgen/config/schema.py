@@ -413,6 +413,9 @@ class ReportSection(_Section):
     # 0 shows none; k must be below the number of classes.
     top_k: Int | None = Field(default=None, ge=0, le=1_000)
     templates: str | None = None
+    # A TrueType/OpenType file the figures and the PDF fall back to for characters the DejaVu
+    # fonts lack (a CJK class name); its SHA-256 and size are recorded in manifest.json.
+    font: str | None = Field(default=None, min_length=1)
     # False: the run writes its metrics, predictions, models and tables, but no figures and
     # no report.html/report.pdf (a sweep's runs, by default when the sweep is large).
     # Written into config.toml only when false, so that runs made before this key existed

@@ -91,7 +91,7 @@ def config_keys(config: Config | None = None) -> list[str]:
     ``models.regularized.dropout``: its own models' keys, by their names."""
     keys = flatten((config or Config()).model_dump(mode="json")).keys()
     # Optional keys whose default is unset (None) are values too.
-    optional = {"run.date", "report.templates", "reference", RENDER_KEY}
+    optional = {"run.date", "report.templates", "report.font", "reference", RENDER_KEY}
     return sorted({*keys, *optional} - {"gate.fail_under"})
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any, ParamSpec
 
 import matplotlib as mpl
 from cycler import cycler
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
@@ -93,20 +95,66 @@ CHAR_WIDTH_EM = 0.6
 P = ParamSpec("P")
 
 
+# Font families drawn where DejaVu Sans has no glyph (report.font; see fallback_font).
+_fallback_families: list[str] = []
+
+
 @contextlib.contextmanager
 def drawing_style() -> Iterator[None]:
     """Apply :data:`STYLE` and restore the caller's settings after.
 
-    A character DejaVu Sans lacks is drawn as a box; matplotlib would warn
-    about it for every text that holds it (many lines per figure), so those
-    warnings are silenced here and the run says it once
+    A character DejaVu Sans lacks is drawn in the fallback font
+    (:func:`fallback_font`) where there is one, else as a box; matplotlib
+    would warn about a box for every text that holds it (many lines per
+    figure), so those warnings are silenced here and the run says it once
     (:func:`missing_glyphs`).
     """
-    with mpl.rc_context(STYLE), warnings.catch_warnings():
+    style = STYLE
+    if _fallback_families:
+        # A list of families is matplotlib's per-glyph fallback (the generic
+        # "sans-serif" would resolve to DejaVu Sans alone).
+        style = {**STYLE, "font.family": [*STYLE["font.sans-serif"], *_fallback_families]}
+    with mpl.rc_context(style), warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning
         )
         yield
+
+
+@contextlib.contextmanager
+def fallback_font(path: Path | None) -> Iterator[None]:
+    """Draw the figures built inside with ``path`` for the glyphs DejaVu Sans lacks.
+
+    The font is registered with matplotlib's font manager in this process;
+    the drawing pool's workers are forked inside, so they inherit both.
+    ``None`` changes nothing.
+    """
+    if path is None:
+        yield
+        return
+    before = list(_fallback_families)
+    _fallback_families[:] = [_register(path)]
+    # One face serves every weight: bold text in it is drawn regular, which matplotlib
+    # would otherwise log for every text that holds such a character.
+    log = logging.getLogger("matplotlib.font_manager")
+    log.addFilter(_not_a_weight_substitution)
+    try:
+        yield
+    finally:
+        _fallback_families[:] = before
+        log.removeFilter(_not_a_weight_substitution)
+
+
+def _not_a_weight_substitution(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("findfont: Failed to find font weight")
+
+
+@functools.cache
+def _register(path: Path) -> str:
+    """Add the font at ``path`` to matplotlib's font manager; return its family name."""
+    known = len(font_manager.fontManager.ttflist)
+    font_manager.fontManager.addfont(path)
+    return font_manager.fontManager.ttflist[known].name
 
 
 @functools.cache
@@ -116,14 +164,17 @@ def _font_characters() -> frozenset[int]:
     return frozenset(FT2Font(str(path)).get_charmap())
 
 
-def missing_glyphs(text: str) -> list[str]:
-    """Return the characters of ``text`` that the packaged DejaVu fonts lack, once each.
+def missing_glyphs(text: str, extra: frozenset[int] = frozenset()) -> list[str]:
+    """Return the characters of ``text`` that the DejaVu fonts and ``extra`` lack, once each.
 
-    The figures and the PDF use these fonts only, so such a character shows
-    as a box in both.
+    The figures and the PDF use these fonts only, and ``extra`` is what a
+    supplied font (``report.font``) has, so such a character shows as a box
+    in both.
     """
     have = _font_characters()
-    return list(dict.fromkeys(c for c in text if ord(c) not in have and not c.isspace()))
+    return list(dict.fromkeys(
+        c for c in text if ord(c) not in have and ord(c) not in extra and not c.isspace()
+    ))  # fmt: skip
 
 
 def styled(build: Callable[P, Figure]) -> Callable[P, Figure]:

@@ -26,10 +26,14 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 
 from reportgen.core.errors import RenderError
+from reportgen.core.fontfile import FontFile
 
 # Families of their own: under the fonts' real names, fontconfig may pick a
 # system copy of DejaVu instead, whole and of whatever version it has.
 SANS, MONO = "reportgen Sans", "reportgen Sans Mono"
+# The supplied font (report.font): Pango falls back to it, the only other font the PDF
+# knows, for the characters DejaVu lacks.
+FALLBACK = "reportgen Fallback"
 FONT_FILES = (
     (SANS, "normal", "normal", "DejaVuSans.ttf"),
     (SANS, "bold", "normal", "DejaVuSans-Bold.ttf"),
@@ -86,6 +90,25 @@ def subset_faces(faces: Iterable[FontFace], text: Iterable[str]) -> list[FontFac
     ]
 
 
+def fallback_faces(font: FontFile, text: Iterable[str]) -> list[FontFace]:
+    """Return the supplied font as one face holding the characters of ``text`` DejaVu Sans
+    lacks and it has; none when there are none.
+    """
+    dejavu = _dejavu_characters()
+    codepoints = tuple(sorted({ord(c) for c in text} & font.codepoints - dejavu))
+    if not codepoints:
+        return []
+    face = TTFont(io.BytesIO(font.data), fontNumber=0, recalcTimestamp=False)
+    return [FontFace(FALLBACK, "normal", "normal", font.path, _subset_font(face, codepoints))]
+
+
+@lru_cache(maxsize=1)
+def _dejavu_characters() -> frozenset[int]:
+    """Return the code points DejaVu Sans has a glyph for."""
+    directory = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return frozenset(TTFont(directory / "DejaVuSans.ttf", lazy=True).getBestCmap())
+
+
 @lru_cache(maxsize=32)
 def _subset(path: Path, codepoints: tuple[int, ...]) -> bytes:
     """Return the TrueType bytes of ``path`` holding only the glyphs for ``codepoints``.
@@ -98,13 +121,17 @@ def _subset(path: Path, codepoints: tuple[int, ...]) -> bytes:
     as the font has them, so the bytes depend only on the font file, the
     characters and fontTools.
     """
+    return _subset_font(TTFont(path, recalcTimestamp=False), codepoints)
+
+
+def _subset_font(font: TTFont, codepoints: tuple[int, ...]) -> bytes:
+    """Return ``font`` cut down to the glyphs for ``codepoints``, as bytes (see :func:`_subset`)."""
     options = subset.Options()
     options.layout_features = ["kern", "mark", "mkmk"]
     options.notdef_outline = True
     options.hinting = False
     options.recalc_timestamp = False
     options.drop_tables = [*options.drop_tables, "FFTM"]  # FontForge's build timestamps
-    font = TTFont(path, recalcTimestamp=False)
     subsetter = subset.Subsetter(options)
     subsetter.populate(unicodes=codepoints)
     subsetter.subset(font)
@@ -113,4 +140,4 @@ def _subset(path: Path, codepoints: tuple[int, ...]) -> bytes:
     return buffer.getvalue()
 
 
-__all__ = ["FontFace", "characters", "dejavu_fonts", "subset_faces"]
+__all__ = ["FontFace", "characters", "dejavu_fonts", "fallback_faces", "subset_faces"]

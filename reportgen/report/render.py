@@ -32,9 +32,16 @@ from weasyprint import HTML
 from weasyprint.text.fonts import FontConfiguration
 
 from reportgen.core.errors import RenderError, ReportgenError, TemplateError
+from reportgen.core.fontfile import FontFile
 from reportgen.core.text import level, num, pct, pp, pvalue, sci, yesno
 from reportgen.report.fetcher import RunFetcher
-from reportgen.report.fonts import FontFace, characters, dejavu_fonts, subset_faces
+from reportgen.report.fonts import (
+    FontFace,
+    characters,
+    dejavu_fonts,
+    fallback_faces,
+    subset_faces,
+)
 from reportgen.report.page import Page
 
 PACKAGED_TEMPLATES = "reportgen.templates"
@@ -240,17 +247,21 @@ def render_pdf(
     *,
     templates_dir: Path | str | None = None,
     entry: str | None = None,
+    font: FontFile | None = None,
 ) -> bytes:
     """Return a page as PDF bytes, laid out by WeasyPrint from the same templates.
 
     Resources resolve against ``run_dir``; the fetcher refuses anything but
-    ``data:`` URIs, files inside ``run_dir`` and the DejaVu fonts.
+    ``data:`` URIs, files inside ``run_dir`` and the DejaVu fonts.  ``font``
+    (``report.font``) is embedded, as a ``data:`` URI, for the characters
+    DejaVu lacks.
     """
     root = Path(run_dir)
     faces = dejavu_fonts()
     # Two passes: the text decides the glyphs each font keeps (see reportgen.report.fonts).
     text = render_html(_for_pdf(page, []), templates_dir=templates_dir, entry=entry)
-    fonts = subset_faces(faces, characters(text))
+    shown = characters(text)
+    fonts = subset_faces(faces, shown) + ([] if font is None else fallback_faces(font, shown))
     html = render_html(_for_pdf(page, fonts), templates_dir=templates_dir, entry=entry)
     fetcher = RunFetcher(root, [face.path for face in faces])
     with _source_date_epoch(int(_names(page)["epoch"])):

@@ -38,6 +38,7 @@ from reportgen.artifacts.significance import (
 )
 from reportgen.config.schema import Config
 from reportgen.core.errors import RenderError, RunDirError
+from reportgen.core.fontfile import FONT_KEY
 from reportgen.core.text import count
 from reportgen.data.sources import source_for
 from reportgen.evaluate.confusion import most_confused_classes
@@ -265,6 +266,13 @@ def _artifact_rows(manifest: RunManifest) -> list[dict[str, Any]]:
     ]
 
 
+def _font_row(manifest: RunManifest) -> str | None:
+    """Return ``report.font`` as the report names it: path, size and SHA-256; None without one."""
+    if (font := manifest.inputs.get(FONT_KEY)) is None:
+        return None
+    return f"{font.path} ({count(font.size, 'byte')}, SHA-256 {font.sha256})"
+
+
 @dataclass(frozen=True)
 class Reproducibility:
     """The report's last section: what reproducing the run takes, and what it was made with."""
@@ -282,6 +290,7 @@ class Reproducibility:
     parallel_info: str
     data_files: list[tuple[str, str]]
     artifacts: list[dict[str, Any]]
+    font: str | None = None  # report.font: its path, size and SHA-256
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -424,6 +433,7 @@ def build_context(
             parallel_info=environment.parallel_info.rstrip("\n"),
             data_files=sorted(manifest.data_files.items()),
             artifacts=_artifact_rows(manifest),
+            font=_font_row(manifest),
         ),
         robustness=robustness_view(
             metrics.robustness,

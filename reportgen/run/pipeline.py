@@ -41,6 +41,7 @@ from reportgen.core.errors import (
     exit_call,
 )
 from reportgen.core.events import Event, Progress, RunLog, info, silent
+from reportgen.core.fontfile import FontFile, read_font
 from reportgen.core.seeding import seed_everything
 from reportgen.data.sources import check_config
 from reportgen.data.tensors import Dataset
@@ -51,7 +52,9 @@ from reportgen.export.dvc import write_dvc_files
 from reportgen.export.model_card import model_card
 from reportgen.figures.jobs import run_figure_jobs
 from reportgen.figures.pool import draw_all
+from reportgen.figures.style import fallback_font
 from reportgen.run import render
+from reportgen.run.font import font_input
 from reportgen.run.robustness import stage_robustness
 from reportgen.run.stages import (
     eval_batch_lines,
@@ -138,6 +141,7 @@ def run(
     ``if __name__ == "__main__":``.
     """
     check_config(config)
+    font = None if config.report.font is None else read_font(config.report.font)
     final = Path(out) if out is not None else Path("reports") / config.run.name
     publish.check_target(final, kind=layout.RUN_KIND)
     device = resolve_device(config.runtime.device)
@@ -150,7 +154,7 @@ def run(
                 config, final, staging, resume=resume, argv=argv, log=RunLog(progress),
                 device=device, data_root=config.data.root if data_root is None else data_root,
                 templates=config.report.templates if config_templates else None,
-                code_dir=code_dir,
+                code_dir=code_dir, font=font,
             )  # fmt: skip
         except BaseException as e:
             kept = worth_resuming(staging)
@@ -206,6 +210,7 @@ def _run_in(
     data_root: str,
     templates: str | None,
     code_dir: Path | None,
+    font: FontFile | None,
 ) -> Run:
     """Build the run in ``staging``, then publish it at ``final``."""
     progress = log.event
@@ -221,7 +226,7 @@ def _run_in(
     timings: dict[str, float] = {}
 
     with _timed(timings, "data", progress):
-        acquired, dataset = stage_data(config, progress, root=data_root)
+        acquired, dataset = stage_data(config, progress, root=data_root, font=font)
         dataset = to_device(dataset, device)
         eval_batches = stage_check_models(config, dataset, code_dir=code_dir, device=device)
         for line in eval_batch_lines(config, eval_batches):
@@ -285,7 +290,9 @@ def _run_in(
     if config.report.render:
         with _timed(timings, "figures", progress):
             jobs = run_figure_jobs(config, outcomes, dataset, metrics, label_rows)
-            for job, png in zip(jobs, draw_all(jobs, workers=config.runtime.threads), strict=True):
+            with fallback_font(None if font is None else font.path):
+                pngs = draw_all(jobs, workers=config.runtime.threads)
+            for job, png in zip(jobs, pngs, strict=True):
                 fileio.write_atomic(paths.figure(job.name), png)
 
     thresholds = gate.check_thresholds(metrics, config.gate.fail_under)
@@ -294,7 +301,7 @@ def _run_in(
     fileio.write_atomic(paths.model_card, model_card(config, metrics))
 
     manifest = RunManifest(
-        inputs=input_files(config, outcomes),
+        inputs=input_files(config, outcomes) | font_input(config, font),
         run_name=config.run.name,
         seed=config.seed,
         command=argv or [],
@@ -306,7 +313,7 @@ def _run_in(
     if config.report.render:
         with _timed(timings, "render", progress):
             render.render_run(staging, templates_dir=templates, pdf=config.report.pdf,
-                              manifest=manifest)  # fmt: skip
+                              manifest=manifest, font=font)  # fmt: skip
     fileio.write_atomic(paths.log, log.text())
     manifest.model_copy(update={"timings_s": timings, "artifacts": artifact_hashes(staging)}).write(
         paths.manifest

@@ -19,6 +19,7 @@ from reportgen.config.schema import Config, ModelSection
 from reportgen.core import fileio
 from reportgen.core.errors import ConfigError, DataError
 from reportgen.core.events import Event, Progress, info
+from reportgen.core.fontfile import FontFile
 from reportgen.core.text import count, first_few, truncate
 from reportgen.data import predictions, sources
 from reportgen.data.predictions import ScoreKind
@@ -44,28 +45,32 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def stage_data(
-    config: Config, progress: Progress, *, root: str | None = None
+    config: Config, progress: Progress, *, root: str | None = None, font: FontFile | None = None
 ) -> tuple[sources.Acquired, Dataset]:
     """Obtain and verify the data (from ``root``, default ``data.root``), decode and split it.
 
-    Class names with characters the packaged fonts lack are named in one line.
+    Class names with characters the packaged fonts and ``font`` (``report.font``) lack are
+    named in one line.
     """
     acquired, dataset = sources.load(config, root=root, progress=progress)
-    if (warning := glyph_warning(dataset.info.classes)) is not None:
+    if (warning := glyph_warning(dataset.info.classes, font)) is not None:
         progress(info("data", warning))
     return acquired, dataset
 
 
-def glyph_warning(classes: Sequence[str]) -> str | None:
-    """Return one line naming the classes whose characters the packaged fonts lack, or None."""
-    lacking = [(name, missing) for name in classes if (missing := style.missing_glyphs(name))]
+def glyph_warning(classes: Sequence[str], font: FontFile | None = None) -> str | None:
+    """Return one line naming the classes whose characters the report's fonts lack, or None."""
+    have = font.codepoints if font is not None else frozenset()
+    lacking = [(name, missing) for name in classes if (missing := style.missing_glyphs(name, have))]
     if not lacking:
         return None
     named = [f"{truncate(name, 40)!r} ({''.join(missing)})" for name, missing in lacking]
+    fonts = "the packaged DejaVu fonts" if font is None else "the DejaVu fonts and report.font"
+    remedy = "" if font is not None else "; report.font can name a font that has them"
     return (
-        f"warning: the packaged DejaVu fonts have no glyph for characters in "
+        f"warning: {fonts} have no glyph for characters in "
         f"{count(len(lacking), 'class name')}, drawn as boxes in the figures and the PDF: "
-        f"{first_few(named, 3)}"
+        f"{first_few(named, 3)}{remedy}"
     )
 
 

@@ -23,6 +23,7 @@ from reportgen.core.errors import ConfigError
 from reportgen.core.events import Progress, silent
 from reportgen.core.fileio import sha256_path
 from reportgen.data.sources import source_for
+from reportgen.run.font import font_disagreement
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def verify_run(
     A run directory may come from anywhere, so it is data, never code: its
     manifest is checked first and a run whose files differ from it is
     refused before anything is built, as is a run whose recorded input files
-    (a model's checkpoint or predictions file) are missing or changed
+    (a model's checkpoint or predictions file, ``report.font``) are missing or changed
     (``data_problem``: one line, nothing re-run).  Of the run's config, only settings
     are used: the data come from ``data_root`` (default: the per-user cache,
     never the run's ``data.root``) or, for an image folder, ``data_path``
@@ -195,8 +196,10 @@ def verify_run(
                                  code_dir=code_dir)  # fmt: skip
     if data_path is None:
         _check_recorded_folder(run_dir, config)
-    problem = input_problem(manifest.inputs) or data_problem(
-        config, manifest.data_files, data_path=data_path
+    problem = (
+        font_disagreement(config, manifest)
+        or input_problem(manifest.inputs)
+        or data_problem(config, manifest.data_files, data_path=data_path)
     )
     if problem is not None:
         return Verification(checks=[], environment=[], data_problem=problem)
