@@ -80,3 +80,27 @@ def test_bad_input_is_refused() -> None:
         ranking.rankings([[0.4, 0.6]], [2])
     with pytest.raises(ValueError, match="proba must be"):
         ranking.rankings([0.4, 0.6], [1, 0])
+
+
+@pytest.mark.parametrize("decimals", [None, 1, 0])
+def test_areas_and_curves_are_scikit_learns_to_the_last_bit(decimals: int | None) -> None:
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    proba, labels = scores(500, 3)
+    if decimals is not None:  # many ties; at 0 decimals, classes all of one score
+        proba = np.round(proba, decimals)
+    result = ranking.rankings(proba, labels)
+    truth = label_binarize(labels, classes=range(6))
+    for label, row in enumerate(result.classes):
+        assert row.auc == roc_auc_score(truth[:, label], proba[:, label])
+        assert row.average_precision == average_precision_score(truth[:, label], proba[:, label])
+    assert result.micro_auc == roc_auc_score(truth.ravel(), proba.ravel())
+    assert result.micro_average_precision == average_precision_score(truth.ravel(), proba.ravel())
+    counts = ranking.positives_at_thresholds(truth[:, 4], proba[:, 4])
+    fpr, tpr, _ = roc_curve(truth[:, 4], proba[:, 4])
+    precision, recall, _ = precision_recall_curve(truth[:, 4], proba[:, 4])
+    assert [a.tolist() for a in ranking.roc_points(*counts)] == [fpr.tolist(), tpr.tolist()]
+    assert [a.tolist() for a in ranking.pr_points(*counts)] == [
+        precision.tolist(),
+        recall.tolist(),
+    ]

@@ -2,25 +2,23 @@
 
 Accuracy looks at the top class only; these curves look at the whole
 probability of one class against all others, at every threshold.
-scikit-learn computes them; this module only chooses what to compute,
-handles a class with no test image (its area is undefined, reported as
+The arithmetic is scikit-learn's (``roc_curve``, ``roc_auc_score``,
+``precision_recall_curve``, ``average_precision_score``), operation for
+operation, so the numbers are the same to the last bit; it is done here on
+plain arrays because scikit-learn validates its inputs on every call, which
+with hundreds of classes cost far more than the sorting itself.  This module
+also handles a class with no test image (its area is undefined, reported as
 None), and thins the curves for drawing, so that a figure's cost does not
 grow with the test set.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import (
-    average_precision_score,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
+from scipy.integrate import trapezoid
 
 from reportgen.evaluate import arrays
 
@@ -78,6 +76,69 @@ def _area(value: float | np.floating) -> float:
     return min(1.0, max(0.0, float(value)))
 
 
+def positives_at_thresholds(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the true and false positives above each distinct score, highest score first.
+
+    Position ``i`` counts the images scored at least the ``i``-th highest
+    distinct score (scikit-learn's ``confusion_matrix_at_thresholds``);
+    ``truth`` is 0/1.  Ties in the sort do not matter: only the counts at
+    the end of each run of equal scores are kept.
+    """
+    order = np.argsort(score, kind="stable")[::-1]
+    ranked = score[order]
+    last = np.concatenate([np.nonzero(np.diff(ranked))[0], [len(score) - 1]])
+    true_positives = np.cumsum(truth[order], dtype=np.float64)[last]
+    false_positives = 1 + last.astype(np.float64) - true_positives
+    return true_positives, false_positives
+
+
+def roc_points(
+    true_positives: np.ndarray, false_positives: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the ROC curve (false-positive rate, true-positive rate) from ``(0, 0)``.
+
+    Points on a straight segment are dropped (scikit-learn's ``drop_intermediate``).
+    Both rates need positives and negatives (:func:`_defined`).
+    """
+    tps, fps = true_positives, false_positives
+    if len(fps) > 2:
+        bends = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
+        keep = np.where(np.concatenate([[True], bends, [True]]))[0]
+        fps, tps = fps[keep], tps[keep]
+    tps = np.concatenate([[0.0], tps])
+    fps = np.concatenate([[0.0], fps])
+    return fps / fps[-1], tps / tps[-1]
+
+
+def pr_points(
+    true_positives: np.ndarray, false_positives: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the precision–recall curve (precision, recall), ending at recall 0, precision 1."""
+    predicted = true_positives + false_positives
+    precision = np.where(predicted != 0, np.divide(true_positives, predicted), 0.0)
+    recall = true_positives / true_positives[-1]
+    return (
+        np.concatenate((np.flip(precision), [1.0])),
+        np.concatenate((np.flip(recall), [0.0])),
+    )
+
+
+def roc_area(false_positive_rate: np.ndarray, true_positive_rate: np.ndarray) -> float:
+    """Return the area under a ROC curve by the trapezoidal rule."""
+    return float(trapezoid(true_positive_rate, false_positive_rate))
+
+
+def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
+    """Return the average precision: precision summed over the steps of recall."""
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
+
+
+def _areas(truth: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """Return one binary problem's ROC AUC and average precision, clipped to [0, 1]."""
+    counts = positives_at_thresholds(truth, score)
+    return _area(roc_area(*roc_points(*counts))), _area(average_precision(*pr_points(*counts)))
+
+
 def rankings(proba: ArrayLike, labels: ArrayLike) -> Rankings:
     """Return each class's one-vs-rest ROC AUC and average precision, and their averages.
 
@@ -90,18 +151,19 @@ def rankings(proba: ArrayLike, labels: ArrayLike) -> Rankings:
     rows = []
     for label in range(p.shape[1]):
         positives = int(truth[:, label].sum())
-        defined = _defined(positives, len(y))
-        auc = _area(roc_auc_score(truth[:, label], p[:, label])) if defined else None
-        ap = _area(average_precision_score(truth[:, label], p[:, label])) if defined else None
+        auc, ap = (
+            _areas(truth[:, label], p[:, label]) if _defined(positives, len(y)) else (None, None)
+        )
         rows.append(ClassRanking(label, positives, auc, ap))
     aucs = [r.auc for r in rows if r.auc is not None]
     aps = [r.average_precision for r in rows if r.average_precision is not None]
+    micro_auc, micro_ap = _areas(truth.ravel(), p.ravel())
     return Rankings(
         classes=rows,
         macro_auc=_area(np.mean(aucs)) if aucs else None,
-        micro_auc=_area(roc_auc_score(truth.ravel(), p.ravel())),
+        micro_auc=micro_auc,
         macro_average_precision=_area(np.mean(aps)) if aps else None,
-        micro_average_precision=_area(average_precision_score(truth.ravel(), p.ravel())),
+        micro_average_precision=micro_ap,
     )
 
 
@@ -125,10 +187,8 @@ def roc_curves(proba: ArrayLike, labels: ArrayLike) -> tuple[list[Curve | None],
         if not _defined(int(truth[:, label].sum()), len(y)):
             curves.append(None)
             continue
-        fpr, tpr, _ = roc_curve(truth[:, label], p[:, label])
-        curves.append(thin(fpr, tpr))
-    fpr, tpr, _ = roc_curve(truth.ravel(), p.ravel())
-    return curves, thin(fpr, tpr)
+        curves.append(thin(*roc_points(*positives_at_thresholds(truth[:, label], p[:, label]))))
+    return curves, thin(*roc_points(*positives_at_thresholds(truth.ravel(), p.ravel())))
 
 
 def pr_curves(proba: ArrayLike, labels: ArrayLike) -> tuple[list[Curve | None], Curve]:
@@ -136,13 +196,11 @@ def pr_curves(proba: ArrayLike, labels: ArrayLike) -> tuple[list[Curve | None], 
     p, y = _inputs(proba, labels)
     truth = one_hot(y, p.shape[1])
     curves: list[Curve | None] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "no positive class": handled as None
-        for label in range(p.shape[1]):
-            if not _defined(int(truth[:, label].sum()), len(y)):
-                curves.append(None)
-                continue
-            precision, recall, _ = precision_recall_curve(truth[:, label], p[:, label])
-            curves.append(thin(recall, precision))
-        precision, recall, _ = precision_recall_curve(truth.ravel(), p.ravel())
+    for label in range(p.shape[1]):
+        if not _defined(int(truth[:, label].sum()), len(y)):
+            curves.append(None)
+            continue
+        precision, recall = pr_points(*positives_at_thresholds(truth[:, label], p[:, label]))
+        curves.append(thin(recall, precision))
+    precision, recall = pr_points(*positives_at_thresholds(truth.ravel(), p.ravel()))
     return curves, thin(recall, precision)
