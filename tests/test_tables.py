@@ -105,3 +105,21 @@ def test_a_changed_per_class_csv_is_refused(tmp_path: Path) -> None:
     (run / "per_class.csv").write_bytes(data.replace(b"baseline", b"baseliNe", 1))
     with pytest.raises(RunDirError, match=r"per_class\.csv"):
         tables.read_per_class(run, read_any_manifest(run))
+
+
+def test_formatted_floats_are_the_bytes_pandas_writes() -> None:
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "model": ["a", "b,c", 'd"e'],
+            "index": [0, 1, 2],
+            "p0": np.array([0.1, 1e-7, 1.0], dtype=np.float32),
+            "p1": [np.nan, np.inf, -0.0],
+            "p2": [np.float64(1 / 3), 123456789.0, 2.5e-300],
+        }
+    )
+    expected = frame.to_csv(index=False, float_format="%.9g", lineterminator="\n")
+    assert tables.csv_bytes(frame, float_format="%.9g") == expected.encode("utf-8")
+    assert b"0.100000001" in expected.encode("utf-8")  # float32 written by its own digits
