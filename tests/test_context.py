@@ -285,3 +285,8 @@ def test_a_cut_table_points_to_per_class_csv_or_in_an_older_run_to_metrics_json(
     expected = sorted((row.error_rate for row in document.models["baseline"].class_errors),
                       reverse=True)[:3]  # fmt: skip
     assert rates == expected
+    assert page.models[0].figures["class_errors"].caption == (
+        "Per-class error rate (1 − recall) of the baseline model on the test set: the 3 of 10 "
+        "classes of highest error rate, ranked as the per-class errors table; every class in "
+        "per_class.csv."
+    )

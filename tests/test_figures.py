@@ -518,6 +518,7 @@ def test_every_caption_fills_from_the_slots_pages_give(kind: str) -> None:
     slots = {"model": "m", "n": 3, "index": 0, "true": "Shirt", "pred": "T-shirt/top",
              "images": "2 test images", "why": "configured pair", "shown": 2, "steps": 50,
              "evidence": "The evidence lies in the centre.", "order": " Classes reordered.",
+             "cut": ": the 20 of 300 classes of highest error rate",
              # the sweep's figures: what the sweep page fills in
              "metric": "Test accuracy", "level": "95%", "point": "lr=0.01", "seeds": 3,
              "key": "train.lr", "severity": 3,

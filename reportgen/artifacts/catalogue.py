@@ -42,7 +42,8 @@ class FigureKind:
     ``alt`` and ``caption`` are :meth:`str.format` templates; the page showing
     the figure fills the slots its kind uses: ``{model}``, ``{n}`` (units,
     images or classes shown), ``{order}`` (how the classes are ordered, from a
-    space, or empty), ``{index}`` (the test image), ``{true}`` and ``{pred}``
+    space, or empty), ``{cut}`` (which classes a bounded per-class figure shows, from a
+    colon, or empty), ``{index}`` (the test image), ``{true}`` and ``{pred}``
     (class names), ``{images}`` (the pair's test images, counted), ``{why}``,
     ``{shown}``, and for a network of the user's (``python`` variants)
     ``{layer}`` (the module drawn, as ``named_modules()`` names it).
@@ -159,7 +160,7 @@ FIGURES: dict[str, FigureKind] = {
         FigureKind(
             "class_errors", "model", "class_errors",
             "Bar chart of the per-class test error rate of the {model} model",
-            "Per-class error rate (1 − recall) of the {model} model on the test set.",
+            "Per-class error rate (1 − recall) of the {model} model on the test set{cut}.",
         ),
         FigureKind(
             "reliability", "model", "reliability",

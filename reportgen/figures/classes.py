@@ -329,9 +329,28 @@ WORST_NAME_CHARS = 20  # three such names fit one title line
 BAR_NAME_CHARS = 30  # a name beside a horizontal bar: a quarter of the width at most
 
 
+def highest_error_classes(
+    error_rates: np.ndarray, support: np.ndarray, classes: Sequence[str], limit: int
+) -> np.ndarray:
+    """Return the ``limit`` classes of highest error rate, highest first, as class indices.
+
+    Ranked as the report's per-class errors table ranks them: ties go to the
+    class with more test images, then by name.
+    """
+    rank = lambda label: (-error_rates[label], -support[label], classes[label])  # noqa: E731
+    order = sorted(range(len(error_rates)), key=rank)
+    return np.asarray(order[:limit], dtype=np.int64)
+
+
 @styled
 def class_errors_figure(
-    error_rates: ArrayLike, *, model: str, classes: Sequence[str], worst: Sequence[int] = ()
+    error_rates: ArrayLike,
+    *,
+    model: str,
+    classes: Sequence[str],
+    worst: Sequence[int] = (),
+    support: ArrayLike | None = None,
+    limit: int | None = None,
 ) -> Figure:
     """Draw the per-class error rate (1 − recall) as bars, the worst classes highlighted.
 
@@ -345,24 +364,40 @@ def class_errors_figure(
         Class names in index order, for the class axis.
     worst : sequence of int
         Class indices to highlight (the pipeline passes the three worst).
+    support : array-like of int, shape (k,), optional
+        Test images of each class: the first tie-break of the ranking below
+        (without it, ties go by name).
+    limit : int, optional
+        With more classes than this (the pipeline passes ``report.table_rows``),
+        only the ``limit`` of highest error rate, ranked as the report's
+        per-class errors table (:func:`highest_error_classes`), highest at the
+        top; the class axis says how many of how many are shown.
 
     Returns
     -------
     Figure
-        One bar per class, labelled with its percentage: vertical bars up to
-        12 classes (names slanted when they do not fit), horizontal bars in
-        class order above, the figure growing with the classes.  Names longer
-        than the axis allows end in "…".
+        One bar per class shown, labelled with its percentage: vertical bars up
+        to 12 classes (names slanted when they do not fit), horizontal bars
+        above, the figure growing with the classes shown, never with the
+        classes left out.  Names longer than the axis allows end in "…".
     """
     rates = check_array(error_rates, "error_rates", ndim=1).astype(np.float64)
-    positions = np.arange(len(rates))
     check_class_count(classes, len(rates), "error rates")
     bad = [w for w in worst if not 0 <= w < len(rates)]
     if bad:
         raise ValueError(f"worst classes {bad} are not labels 0–{len(rates) - 1}")
-    highlighted = np.isin(positions, list(worst))
-    colors = np.where(highlighted, HIGHLIGHT, MUTED)
-    values = [f"{r * 100:.1f}" for r in rates]
+    counts = np.zeros(len(rates), np.int64) if support is None else np.asarray(support, np.int64)
+    if counts.shape != rates.shape:
+        raise ValueError(f"support must be [{len(rates)}] (one per class); got {counts.shape}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1; got {limit}")
+    cut = limit is not None and len(rates) > limit
+    shown = (highest_error_classes(rates, counts, classes, limit) if cut and limit is not None
+             else np.arange(len(rates)))  # fmt: skip
+    class_axis = f"true class ({len(shown)} of {len(rates):,} classes)" if cut else "true class"
+    positions = np.arange(len(shown))
+    colors = np.where(np.isin(shown, list(worst)), HIGHLIGHT, MUTED)
+    values = [f"{r * 100:.1f}" for r in rates[shown]]
     top = max(float(rates.max(initial=0.0)) * 1.18, 0.01)
     percent = PercentFormatter(xmax=1.0, decimals=1)
     short = short_names(classes, WORST_NAME_CHARS)
@@ -371,33 +406,33 @@ def class_errors_figure(
         f"{model}: per-class error rate", *([f"(worst: {named})"] if named else [])
     )
     more = TITLE_LINE_IN * title.count("\n")
-    if len(rates) <= VERTICAL_BAR_CLASSES:
-        names = short_names(classes, NAME_CHARS)
+    if len(shown) <= VERTICAL_BAR_CLASSES:
+        names = np.asarray(short_names(classes, NAME_CHARS), dtype=object)[shown].tolist()
         longest = max(len(name) for name in names)
-        slanted = _text_in(longest, 7.5) > 0.9 * WIDTH_IN * 0.8 / len(rates)
+        slanted = _text_in(longest, 7.5) > 0.9 * WIDTH_IN * 0.8 / len(shown)
         fig = new_figure(2.5 + more + (0.7 * _text_in(longest, 7.5) if slanted else 0.0))
         ax = fig.subplots()
-        bars = ax.bar(positions, rates, color=colors, width=0.7)
+        bars = ax.bar(positions, rates[shown], color=colors, width=0.7)
         ax.bar_label(bars, labels=values, fontsize=7, padding=1.5)
         if slanted:
             ax.set_xticks(positions, names, rotation=45, ha="right", rotation_mode="anchor")
         else:
             ax.set_xticks(positions, names)
-        ax.set_xlabel("true class")
+        ax.set_xlabel(class_axis)
         ax.set_ylabel("error rate (1 − recall)")
         ax.yaxis.set_major_formatter(percent)
         ax.set_ylim(0, top)
         ax.grid(axis="x", visible=False)
     else:
-        row_in, size = (0.16, 7.0) if len(rates) <= NAMED_CLASSES else (0.11, 5.0)
-        fig = new_figure(0.9 + more + row_in * len(rates))
+        row_in, size = (0.16, 7.0) if len(shown) <= NAMED_CLASSES else (0.11, 5.0)
+        fig = new_figure(0.9 + more + row_in * len(shown))
         ax = fig.subplots()
-        bars = ax.barh(positions, rates, color=colors, height=0.7)
+        bars = ax.barh(positions, rates[shown], color=colors, height=0.7)
         ax.bar_label(bars, labels=values, fontsize=size - 0.5, padding=1.5)
-        names = short_names(classes, BAR_NAME_CHARS)
+        names = np.asarray(short_names(classes, BAR_NAME_CHARS), dtype=object)[shown].tolist()
         ax.set_yticks(positions, names, fontsize=size)
-        ax.set_ylim(len(rates) - 0.5, -0.5)  # class 0 at the top, as in the tables
-        ax.set_ylabel("true class")
+        ax.set_ylim(len(shown) - 0.5, -0.5)  # the first shown at the top, as in the tables
+        ax.set_ylabel(class_axis)
         ax.set_xlabel("error rate (1 − recall)")
         ax.xaxis.set_major_formatter(percent)
         ax.set_xlim(0, top)

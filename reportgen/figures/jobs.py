@@ -75,7 +75,9 @@ def model_figures(
         "confused_classes": ((model.confusion_matrix,), {"model": name, "classes": classes}),
         "class_errors": (
             ([row.error_rate for row in model.class_errors],),
-            {"model": name, "worst": model.worst_classes, "classes": classes},
+            {"model": name, "worst": model.worst_classes, "classes": classes,
+             "support": [row.support for row in model.class_errors],
+             "limit": config.report.table_rows},
         ),
     }  # fmt: skip
     inputs.update(evaluation_inputs(outcome, model, y_test, dataset.info.classes))

@@ -199,7 +199,14 @@ def _model_view(
         if reordered
         else ""
     )
-    slots = {"model": name, "index": model.sample_index, "order": order}
+    limit, total = config.report.table_rows, len(classes)
+    cut = (
+        f": the {limit:,} of {total:,} classes of highest error rate, ranked as the per-class "
+        f"errors table; every class in {_full_table(manifest)}"
+        if total > limit
+        else ""
+    )
+    slots = {"model": name, "index": model.sample_index, "order": order, "cut": cut}
     counts = {
         "misclassified": len(model.misclassified),
         "weights": config.report.n_weights,
