@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from reportgen.artifacts import tables
@@ -107,19 +109,28 @@ def test_a_changed_per_class_csv_is_refused(tmp_path: Path) -> None:
         tables.read_per_class(run, read_any_manifest(run))
 
 
-def test_formatted_floats_are_the_bytes_pandas_writes() -> None:
-    import numpy as np
-    import pandas as pd
-
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {},  # the fast path: floats end every row
+        {"p1": [np.nan, np.inf, -0.0]},  # a missing value: an empty cell
+        {"model": ["a", "line\nbreak", "c"]},  # a quoted line break among the leading cells
+        {"index": [0.5, 1.0, 2.0]},  # a float before the last columns
+    ],
+)
+def test_formatted_floats_are_the_bytes_pandas_writes(changed: dict) -> None:
     frame = pd.DataFrame(
         {
             "model": ["a", "b,c", 'd"e'],
             "index": [0, 1, 2],
             "p0": np.array([0.1, 1e-7, 1.0], dtype=np.float32),
-            "p1": [np.nan, np.inf, -0.0],
+            "p1": [np.inf, -0.0, 7.0],
             "p2": [np.float64(1 / 3), 123456789.0, 2.5e-300],
         }
+        | changed
     )
     expected = frame.to_csv(index=False, float_format="%.9g", lineterminator="\n")
     assert tables.csv_bytes(frame, float_format="%.9g") == expected.encode("utf-8")
-    assert b"0.100000001" in expected.encode("utf-8")  # float32 written by its own digits
+    assert "0.100000001" in expected  # float32 written by its own digits
+    fast = tables._with_trailing_floats(frame, "%.9g")
+    assert (fast is not None) == (not changed)  # the row-at-a-time path, where it applies

@@ -101,9 +101,41 @@ def csv_bytes(frame: pd.DataFrame, *, float_format: str | None = None) -> bytes:
     empty cell.
     """
     if float_format is not None:
+        text = _with_trailing_floats(frame, float_format)
+        if text is not None:
+            return text.encode("utf-8")
         frame = _floats_formatted(frame, float_format)
     text = frame.to_csv(index=False, lineterminator="\n")
     return text.encode("utf-8")
+
+
+def _with_trailing_floats(frame: pd.DataFrame, float_format: str) -> str | None:
+    """Return the CSV text of a table whose float columns end each row, or None for another.
+
+    Each row's floats are formatted by one ``%`` of a row-long format (the
+    probabilities of predictions.csv); pandas writes the columns before them
+    and the header.  None, for the general path, when the floats are not a
+    trailing block, a float is missing, or a cell of the other columns holds
+    a line break (the lines would not pair up).
+    """
+    floats = [name for name in frame.columns if pd.api.types.is_float_dtype(frame[name].dtype)]
+    leading = len(frame.columns) - len(floats)
+    if not floats or leading < 2 or list(frame.columns[leading:]) != floats or frame.empty:
+        return None
+    values = frame[floats].to_numpy()
+    if np.isnan(values).any():
+        return None
+    head = frame.iloc[:0].to_csv(index=False, lineterminator="\n")
+    lines = frame.iloc[:, :leading].to_csv(index=False, header=False, lineterminator="\n")
+    rows = lines.split("\n")[:-1]
+    if len(rows) != len(frame):
+        return None
+    row_format = ",".join([float_format] * len(floats))
+    body = [
+        f"{row},{row_format % tuple(numbers)}"
+        for row, numbers in zip(rows, values.tolist(), strict=True)
+    ]
+    return head + "\n".join(body) + "\n"
 
 
 def _floats_formatted(frame: pd.DataFrame, float_format: str) -> pd.DataFrame:
