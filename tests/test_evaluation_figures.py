@@ -78,7 +78,13 @@ def test_curves_highlight_the_worst_classes_by_name(kind: str) -> None:
     assert "other classes" in legend and "micro-average" in legend
     assert "(lowest 3 highlighted)" in suptitle(fig)
     grey = [line for line in fig.axes[0].lines if line.get_color() == evaluation.OTHERS]
-    assert len(grey) == 12 - 3 + 1  # the other nine, and their legend entry
+    assert len(grey) == 1  # the legend entry of the others, drawn as one collection:
+    (others,) = fig.axes[0].collections
+    segments = others.get_segments()
+    assert len(segments) == 12 - 3  # the other nine
+    first = lines[min(set(range(12)) - set(worst))]
+    assert first is not None and len(segments[0]) == 2 * len(first.x) - 1  # as steps
+    assert segments[0][1].tolist() == [max(first.x[1], segments[0][0][0]), first.y[0]]
     style.render_png(fig)
 
 

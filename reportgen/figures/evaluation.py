@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -166,6 +167,11 @@ def worst(values: Sequence[float | None], *, count: int) -> list[int]:
     return [label for _, label in sorted(defined)[:count]]
 
 
+def _post_steps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return a curve's ``[2k - 1, 2]`` vertices drawn as steps (``drawstyle="steps-post"``)."""
+    return np.column_stack([np.repeat(x, 2)[1:], np.repeat(y, 2)[:-1]])
+
+
 def _curve_panel(
     ax: Axes,
     curves: Sequence[Curve | None],
@@ -182,9 +188,14 @@ def _curve_panel(
     def points(curve: Curve) -> tuple[np.ndarray, np.ndarray]:
         return np.maximum(curve.x, floor), curve.y
 
-    for label, curve in enumerate(curves):
-        if curve is not None and label not in lowest:
-            ax.plot(*points(curve), color=OTHERS, linewidth=0.8, drawstyle="steps-post")
+    # The other classes, grey, as one collection: hundreds of classes are one artist
+    # to lay out and draw, not one each.
+    others = [_post_steps(*points(curve)) for label, curve in enumerate(curves)
+              if curve is not None and label not in lowest]  # fmt: skip
+    if others:
+        ax.add_collection(LineCollection(others, colors=OTHERS, linewidths=0.8,
+                                         capstyle="projecting", joinstyle="round"),
+                          autolim=False)  # fmt: skip
     for rank, label in enumerate(lowest):
         curve = curves[label]
         assert curve is not None  # a class with an area has a curve
