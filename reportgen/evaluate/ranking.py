@@ -133,9 +133,36 @@ def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
     return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
 
 
-def _areas(truth: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+Counts = tuple[np.ndarray, np.ndarray]  # true and false positives at each distinct score
+
+
+@dataclass(frozen=True)
+class _Counted:
+    """Every class's counts at its thresholds (None where undefined), and the pooled ones."""
+
+    positives: list[int]
+    classes: list[Counts | None]
+    micro: Counts
+
+
+def _counted(proba: ArrayLike, labels: ArrayLike) -> _Counted:
+    """Return the counts every area and curve of ``proba`` is computed from, each sorted once."""
+    p, y = _inputs(proba, labels)
+    truth = one_hot(y, p.shape[1])
+    # One class's scores and truths contiguous: sorting a strided column is slower.
+    scores_by_class, truth_by_class = np.ascontiguousarray(p.T), np.ascontiguousarray(truth.T)
+    positives = truth_by_class.sum(axis=1).tolist()
+    classes = [
+        positives_at_thresholds(truth_by_class[label], scores_by_class[label])
+        if _defined(count, len(y))
+        else None
+        for label, count in enumerate(positives)
+    ]
+    return _Counted(positives, classes, positives_at_thresholds(truth.ravel(), p.ravel()))
+
+
+def _areas(counts: Counts) -> tuple[float, float]:
     """Return one binary problem's ROC AUC and average precision, clipped to [0, 1]."""
-    counts = positives_at_thresholds(truth, score)
     return _area(roc_area(*roc_points(*counts))), _area(average_precision(*pr_points(*counts)))
 
 
@@ -146,18 +173,16 @@ def rankings(proba: ArrayLike, labels: ArrayLike) -> Rankings:
     none is); micro averages pool every (image, class) pair into one
     binary problem.
     """
-    p, y = _inputs(proba, labels)
-    truth = one_hot(y, p.shape[1])
+    counted = _counted(proba, labels)
     rows = []
-    for label in range(p.shape[1]):
-        positives = int(truth[:, label].sum())
-        auc, ap = (
-            _areas(truth[:, label], p[:, label]) if _defined(positives, len(y)) else (None, None)
-        )
+    for label, (positives, counts) in enumerate(
+        zip(counted.positives, counted.classes, strict=True)
+    ):
+        auc, ap = (None, None) if counts is None else _areas(counts)
         rows.append(ClassRanking(label, positives, auc, ap))
     aucs = [r.auc for r in rows if r.auc is not None]
     aps = [r.average_precision for r in rows if r.average_precision is not None]
-    micro_auc, micro_ap = _areas(truth.ravel(), p.ravel())
+    micro_auc, micro_ap = _areas(counted.micro)
     return Rankings(
         classes=rows,
         macro_auc=_area(np.mean(aucs)) if aucs else None,
@@ -175,32 +200,51 @@ def thin(x: np.ndarray, y: np.ndarray, *, points: int = DRAW_POINTS) -> Curve:
     return Curve(np.asarray(x[keep], dtype=np.float64), np.asarray(y[keep], dtype=np.float64))
 
 
+@dataclass(frozen=True)
+class Curves:
+    """Every class's ROC and precision–recall curves to draw (None: undefined), and the micro."""
+
+    roc: list[Curve | None]
+    roc_micro: Curve
+    pr: list[Curve | None]
+    pr_micro: Curve
+
+
+def _roc_curve(counts: Counts) -> Curve:
+    return thin(*roc_points(*counts))
+
+
+def _pr_curve(counts: Counts) -> Curve:
+    precision, recall = pr_points(*counts)
+    return thin(recall, precision)
+
+
+def curves(proba: ArrayLike, labels: ArrayLike) -> Curves:
+    """Return each class's ROC and precision–recall curves and the micro ones, sorting once.
+
+    The ROC is (false-positive rate, true-positive rate), the precision–recall
+    curve (recall, precision); a class whose curves are undefined (no
+    positives or no negatives) gets None.
+    """
+    counted = _counted(proba, labels)
+    return Curves(
+        roc=[None if c is None else _roc_curve(c) for c in counted.classes],
+        roc_micro=_roc_curve(counted.micro),
+        pr=[None if c is None else _pr_curve(c) for c in counted.classes],
+        pr_micro=_pr_curve(counted.micro),
+    )
+
+
 def roc_curves(proba: ArrayLike, labels: ArrayLike) -> tuple[list[Curve | None], Curve]:
     """Return each class's ROC curve (false-positive rate, true-positive rate) and the micro one.
 
     A class whose ROC is undefined (no positives or no negatives) gets None.
     """
-    p, y = _inputs(proba, labels)
-    truth = one_hot(y, p.shape[1])
-    curves: list[Curve | None] = []
-    for label in range(p.shape[1]):
-        if not _defined(int(truth[:, label].sum()), len(y)):
-            curves.append(None)
-            continue
-        curves.append(thin(*roc_points(*positives_at_thresholds(truth[:, label], p[:, label]))))
-    return curves, thin(*roc_points(*positives_at_thresholds(truth.ravel(), p.ravel())))
+    drawn = curves(proba, labels)
+    return drawn.roc, drawn.roc_micro
 
 
 def pr_curves(proba: ArrayLike, labels: ArrayLike) -> tuple[list[Curve | None], Curve]:
     """Return each class's precision–recall curve (recall, precision) and the micro one."""
-    p, y = _inputs(proba, labels)
-    truth = one_hot(y, p.shape[1])
-    curves: list[Curve | None] = []
-    for label in range(p.shape[1]):
-        if not _defined(int(truth[:, label].sum()), len(y)):
-            curves.append(None)
-            continue
-        precision, recall = pr_points(*positives_at_thresholds(truth[:, label], p[:, label]))
-        curves.append(thin(recall, precision))
-    precision, recall = pr_points(*positives_at_thresholds(truth.ravel(), p.ravel()))
-    return curves, thin(recall, precision)
+    drawn = curves(proba, labels)
+    return drawn.pr, drawn.pr_micro

@@ -124,8 +124,8 @@ def evaluation_inputs(
     name, calibrated, ranked = outcome.name, model.calibration, model.one_vs_rest
     if calibrated is None or ranked is None:
         return {}
-    roc, roc_micro = ranking.roc_curves(outcome.proba, y_test)
-    pr, pr_micro = ranking.pr_curves(outcome.proba, y_test)
+    drawn = ranking.curves(outcome.proba, y_test)  # one sort per class for both kinds
+    roc, roc_micro, pr, pr_micro = drawn.roc, drawn.roc_micro, drawn.pr, drawn.pr_micro
     scaled = calibrated.equal_mass_scaled
     bins = (_bins(calibrated.reliability), _bins(calibrated.equal_mass),
             None if scaled is None else _bins(scaled))  # fmt: skip
