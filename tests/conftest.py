@@ -126,6 +126,57 @@ def fake_cli_env(root: Path) -> dict[str, str]:
     return {**os.environ, "REPORTGEN_TEST_FILES": json.dumps(specs)}
 
 
+class CliResult(NamedTuple):
+    """What one ``reportgen`` command line gave: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+def _forget_modules_in(folder: Path) -> None:
+    """Drop every imported module whose file lies in ``folder`` (a test's own factories)."""
+    inside = str(folder.resolve()) + os.sep
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and os.path.realpath(file).startswith(inside):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CliRunner:
+    """Run ``reportgen`` command lines in this process: ``cli(*args, specs=..., cwd=...)``.
+
+    The production entry point, its parsing, errors and exit statuses, without
+    a new interpreter to start (seconds of imports each): for commands that
+    need no process of their own (nothing killed, paused or left running).
+    ``specs`` are the IDX hashes to accept (the generated data's), ``cwd``
+    the directory to run in (a factory is imported from there).
+    """
+    from reportgen.cli.main import main
+
+    def run(*args: str, specs: dict[str, FileSpec] | None = None,
+            cwd: Path | None = None) -> CliResult:  # fmt: skip
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            if specs is not None:
+                monkeypatch.setattr(idx, "MNIST_FILES", specs)
+            if cwd is not None:
+                monkeypatch.chdir(cwd)
+            capsys.readouterr()
+            try:
+                status = main(list(args))
+            finally:
+                captured = capsys.readouterr()
+                if cwd is not None:  # user code imported from there: the next test has its own
+                    _forget_modules_in(cwd)
+        return CliResult(status, captured.out, captured.err)
+
+    return run
+
+
 class QuickMnist(NamedTuple):
     """Generated MNIST written once per session: its data root and the specs that verify it."""
 

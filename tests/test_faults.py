@@ -12,12 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reportgen.artifacts import layout, manifest, publish
+from reportgen.data import idx
 
-from .conftest import fake_cli_env, quick_overrides
+from .conftest import CliRunner, fake_cli_env, quick_overrides, specs_of
 
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +40,11 @@ def _args(
         sys.executable, str(FAKE_CLI), "run", "--out", str(out),
         *[a for s in sets for a in ("--set", s)], *extra,
     ]  # fmt: skip
+
+
+def _cli_args(root: Path, out: Path, *extra: str, **options: object) -> list[str]:
+    """The same command line without the interpreter, for the ``cli`` fixture (in process)."""
+    return _args(root, out, *extra, **options)[2:]  # type: ignore[arg-type]
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -63,22 +70,16 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]
 
 
 @pytest.fixture(scope="module")
-def reference(env: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An uninterrupted run, the yardstick for every resumed one."""
-    root, environ = env
-    out = tmp_path_factory.mktemp("ref") / "run"
-    result = _run(_args(root, out, pdf=True), environ)
-    assert result.returncode == 0, result.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
 def old_run(env: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete run with another seed: what a path holds before a run is killed."""
-    root, environ = env
+    """A complete run with another seed and fewer images: what a path holds before a run."""
+    from reportgen.cli.main import main
+
+    root, _ = env
     out = tmp_path_factory.mktemp("old") / "run"
-    result = _run(_args(root, out, "--set", "seed=1"), environ)
-    assert result.returncode == 0, result.stderr
+    args = _cli_args(root, out, "--set", "seed=1", "--set", "data.limit_train=100", epochs=1)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(idx, "MNIST_FILES", specs_of(root))
+        assert main(["--quiet", *args]) == 0
     return out
 
 
@@ -86,41 +87,45 @@ def _artifacts(run: Path) -> dict[str, manifest.ArtifactEntry]:
     return manifest.read_manifest(run).artifacts
 
 
-@pytest.mark.parametrize(
-    ("where", "pattern"),
-    [
-        ("data preparation", "config.toml"),
-        ("training", "work/baseline.ckpt"),
-        ("rendering", "report.html"),
-    ],
-)
-def test_kill_9_keeps_old_run_and_resume_is_byte_identical(
-    env: tuple[Path, dict[str, str]],
-    reference: Path,
-    old_run: Path,
-    tmp_path: Path,
-    where: str,
-    pattern: str,
+CHAIN: dict[str, Any] = {"pdf": True, "epochs": 2, "batch": 16}
+
+
+def test_kill_9_anywhere_keeps_the_old_run_and_resumes_to_the_same_bytes(
+    env: tuple[Path, dict[str, str]], old_run: Path, tmp_path: Path
 ) -> None:
+    """Killed while preparing data, while training, while rendering: each resume goes on.
+
+    One run is killed three times in a row, each time at the first file of a
+    stage, and resumed after each kill; it ends with the bytes of a run that
+    was never interrupted.  Until then the previous run at the path is intact.
+    """
     root, environ = env
     out = tmp_path / "run"
     shutil.copytree(old_run, out)  # a previous, different run is published at the path
     old_manifest = (out / "manifest.json").read_bytes()
-
-    # With the PDF: it is rendered after report.html, the window the kill lands in.
-    process = subprocess.Popen(_args(root, out, pdf=True), env=environ, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _wait_for((publish.partial_path(out), pattern), process)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
-    assert (out / "manifest.json").read_bytes() == old_manifest, where
-    assert manifest.check_artifacts(out, _artifacts(out)) == []
-    assert publish.partial_path(out).is_dir()
-
-    resumed = _run(_args(root, out, "--resume", pdf=True), environ)
+    # With the PDF: it is rendered after report.html, the window the last kill lands in.
+    for where, pattern in [
+        ("data preparation", "config.toml"),
+        ("training", "work/baseline.ckpt"),
+        ("rendering", "report.html"),
+    ]:
+        resume = ["--resume"] if where != "data preparation" else []
+        process = subprocess.Popen(_args(root, out, *resume, **CHAIN), env=environ, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        _wait_for((publish.partial_path(out), pattern), process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        assert (out / "manifest.json").read_bytes() == old_manifest, where
+        assert manifest.check_artifacts(out, _artifacts(out)) == [], where
+        assert publish.partial_path(out).is_dir(), where
+    resumed = _run(_args(root, out, "--resume", **CHAIN), environ)
     assert resumed.returncode == 0, resumed.stderr
-    assert _artifacts(out) == _artifacts(reference)
     assert not publish.partial_path(out).exists()
+
+    reference = tmp_path / "reference"  # the same run, never interrupted
+    uninterrupted = _run(_args(root, reference, **CHAIN), environ)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    assert _artifacts(out) == _artifacts(reference)
 
 
 def _signal_after_first_checkpoint(
@@ -153,9 +158,9 @@ def test_interrupt_exits_130_with_one_line(
 
 
 def test_resume_refuses_tampered_checkpoint(
-    env: tuple[Path, dict[str, str]], tmp_path: Path
+    env: tuple[Path, dict[str, str]], cli: CliRunner, tmp_path: Path
 ) -> None:
-    root, environ = env
+    root, _ = env
     out = tmp_path / "run"
     work = publish.partial_path(out) / "work"
     work.mkdir(parents=True)
@@ -168,7 +173,7 @@ def test_resume_refuses_tampered_checkpoint(
             return (os.system, (f"touch {tmp_path / 'pwned'}",))
 
     (work / "baseline.ckpt").write_bytes(pickle.dumps(Evil()))
-    result = _run(_args(root, out, "--resume"), environ)
+    result = cli(*_cli_args(root, out, "--resume"), specs=specs_of(root))
     assert result.returncode == 2
     assert "checkpoint" in result.stderr and "tampered" in result.stderr
     assert not (tmp_path / "pwned").exists()
@@ -186,9 +191,9 @@ def killed(env: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFa
 
 @pytest.mark.parametrize("payload", ["pickle", "garbage"])
 def test_refused_checkpoint_is_one_line(
-    env: tuple[Path, dict[str, str]], killed: Path, tmp_path: Path, payload: str
+    env: tuple[Path, dict[str, str]], killed: Path, cli: CliRunner, tmp_path: Path, payload: str
 ) -> None:
-    root, environ = env
+    root, _ = env
     out = tmp_path / "run"
     shutil.copytree(killed, publish.partial_path(out))  # a real run's partial directory
 
@@ -200,8 +205,7 @@ def test_refused_checkpoint_is_one_line(
 
     content = pickle.dumps(Evil()) if payload == "pickle" else b"\x80\x04not a checkpoint"
     (publish.partial_path(out) / "work" / "baseline.ckpt").write_bytes(content)
-    python, cli, *rest = _args(root, out, "--resume", epochs=30)
-    result = _run([python, cli, "--quiet", *rest], environ)
+    result = cli("--quiet", *_cli_args(root, out, "--resume", epochs=30), specs=specs_of(root))
     assert result.returncode == 2, result.stderr
     assert re.fullmatch(
         r"reportgen: error: checkpoint \S+baseline\.ckpt is unreadable or tampered with: .+\n",
@@ -211,36 +215,40 @@ def test_refused_checkpoint_is_one_line(
     assert not (tmp_path / "pwned").exists()
 
 
-def test_resume_without_partial_run(env: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
-    root, environ = env
-    result = _run(_args(root, tmp_path / "run", "--resume"), environ)
+def test_resume_without_partial_run(
+    env: tuple[Path, dict[str, str]], cli: CliRunner, tmp_path: Path
+) -> None:
+    root, _ = env
+    result = cli(*_cli_args(root, tmp_path / "run", "--resume"), specs=specs_of(root))
     assert result.returncode == 2 and "nothing to resume" in result.stderr
 
 
 def test_resume_with_another_config_is_refused(
-    env: tuple[Path, dict[str, str]], tmp_path: Path
+    env: tuple[Path, dict[str, str]], cli: CliRunner, tmp_path: Path
 ) -> None:
-    root, environ = env
+    root, _ = env
     out = tmp_path / "run"
     staging = publish.partial_path(out)
     staging.mkdir()
     (staging / layout.PARTIAL_MARKER).write_text("run\n")
     (staging / "config.toml").write_text("seed = 99\n")
-    result = _run(_args(root, out, "--resume"), environ)
+    result = cli(*_cli_args(root, out, "--resume"), specs=specs_of(root))
     assert result.returncode == 2 and "config differs" in result.stderr
 
 
-def test_unwritable_output_directory(env: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
-    root, environ = env
+def test_unwritable_output_directory(
+    env: tuple[Path, dict[str, str]], cli: CliRunner, tmp_path: Path
+) -> None:
+    root, _ = env
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = _run(_args(root, blocker / "run"), environ)
+    result = cli(*_cli_args(root, blocker / "run"), specs=specs_of(root))
     assert result.returncode == 2 and f"{blocker} is a file, not a directory" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
 def test_two_runs_into_one_out_one_is_refused_before_any_work(
-    env: tuple[Path, dict[str, str]], tmp_path: Path
+    env: tuple[Path, dict[str, str]], cli: CliRunner, tmp_path: Path
 ) -> None:
     root, environ = env
     out = tmp_path / "run"
@@ -274,16 +282,15 @@ def test_two_runs_into_one_out_one_is_refused_before_any_work(
     assert manifest.read_manifest(out).seed == winner
     assert f"seed = {winner}\n" in (out / "config.toml").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no partial left behind
-    verify = [sys.executable, str(FAKE_CLI), "verify", str(out), "--data-root", str(root)]
-    verified = _run(verify, environ)
+    verified = cli("verify", str(out), "--data-root", str(root), specs=specs_of(root))
     assert verified.returncode == 0, verified.stderr
 
 
 @pytest.mark.parametrize("cause", ["data", "factory"])
 def test_a_failure_with_nothing_to_resume_leaves_nothing(
-    env: tuple[Path, dict[str, str]], tmp_path: Path, cause: str
+    env: tuple[Path, dict[str, str]], cli: CliRunner, tmp_path: Path, cause: str
 ) -> None:
-    root, environ = env
+    root, _ = env
     out = tmp_path / "run"
     if cause == "data":
         (tmp_path / "empty").mkdir()
@@ -294,8 +301,7 @@ def test_a_failure_with_nothing_to_resume_leaves_nothing(
                   "batchnorm": False, "hidden": []}  # fmt: skip
         extra = [a for k, v in python.items()
                  for a in ("--set", f"models.regularized.{k}={json.dumps(v)}")]  # fmt: skip
-    result = subprocess.run(_args(root, out, *extra), env=environ, capture_output=True,
-                            text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    result = cli(*_cli_args(root, out, *extra), specs=specs_of(root), cwd=tmp_path)
     assert result.returncode == (1 if cause == "data" else 2), result.stderr
     assert result.stderr.count("reportgen: error: ") == 1 and "Traceback" not in result.stderr
     assert "kept" not in result.stderr
@@ -304,17 +310,17 @@ def test_a_failure_with_nothing_to_resume_leaves_nothing(
 
 
 def test_a_failure_after_training_names_the_kept_run_and_resume_finishes(
-    env: tuple[Path, dict[str, str]], tmp_path: Path
+    env: tuple[Path, dict[str, str]], cli: CliRunner, tmp_path: Path
 ) -> None:
-    root, environ = env
+    root, _ = env
     out = tmp_path / "run"
     templates = tmp_path / "templates"
     (templates / "partials").mkdir(parents=True)
     footer = templates / "partials" / "footer.html.j2"
     footer.write_text("<footer>{{ no_such_name.field }}</footer>\n")
-    args = _args(root, out, "--set", f"report.templates={json.dumps(str(templates))}", epochs=1,
-                 batch=32)  # fmt: skip
-    failed = _run(args, environ)
+    args = _cli_args(root, out, "--set", f"report.templates={json.dumps(str(templates))}",
+                     epochs=1, batch=32)  # fmt: skip
+    failed = cli(*args, specs=specs_of(root))
     partial = publish.partial_path(out)
     assert failed.returncode == 2, failed.stderr
     line = failed.stderr.strip().splitlines()[-1]
@@ -326,7 +332,7 @@ def test_a_failure_after_training_names_the_kept_run_and_resume_finishes(
     assert (partial / "work/baseline.ckpt").is_file() and not out.exists()
 
     footer.write_text("<footer>fixed</footer>\n")
-    resumed = _run([*args, "--resume"], environ)
+    resumed = cli(*args, "--resume", specs=specs_of(root))
     assert resumed.returncode == 0, resumed.stderr
     assert "<footer>fixed</footer>" in (out / "report.html").read_text()
     assert not partial.exists()
@@ -352,28 +358,32 @@ def _remount_read_only(mount: Path) -> None:
 
 
 def test_a_read_only_output_is_refused_before_any_work(
-    env: tuple[Path, dict[str, str]], read_only_mount: Path, reference: Path, tmp_path: Path
+    env: tuple[Path, dict[str, str]],
+    read_only_mount: Path,
+    old_run: Path,
+    cli: CliRunner,
+    tmp_path: Path,
 ) -> None:
-    root, environ = env
-    shutil.copytree(reference, read_only_mount / "run")
+    root, _ = env
+    specs = specs_of(root)
+    shutil.copytree(old_run, read_only_mount / "run")
     (read_only_mount / "empty").mkdir()
     _remount_read_only(read_only_mount)
     for out in (read_only_mount / "new", read_only_mount / "run"):
-        result = _run(_args(root, out), environ)
+        result = cli(*_cli_args(root, out), specs=specs)
         assert result.returncode == 2
         assert result.stderr == (
             f"reportgen: error: {out}: {read_only_mount} is on a read-only file system; give an "
             "output on a writable one\n"
         )
-    rendered = _run([sys.executable, str(FAKE_CLI), "render", str(read_only_mount / "run")],
-                    environ)  # fmt: skip
+    rendered = cli("render", str(read_only_mount / "run"), specs=specs)
     assert rendered.returncode == 2
     assert rendered.stderr == (
         f"reportgen: error: {read_only_mount / 'run'}: is on a read-only file system; render "
         "writes the reports into the run: copy it somewhere writable first\n"
     )
     # A mount point itself (here: the read-only one) cannot take a finished run.
-    mounted = _run(_args(root, read_only_mount), environ)
+    mounted = cli(*_cli_args(root, read_only_mount), specs=specs)
     assert mounted.returncode == 2
     assert f"{read_only_mount}: is a mount point" in mounted.stderr
     assert mounted.stderr.count("\n") == 1

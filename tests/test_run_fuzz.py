@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from reportgen.artifacts import manifest as manifest_mod
 from reportgen.cli.main import main
-from tests.conftest import QuickMnist, fake_cli_env, quick_overrides
+from tests.conftest import CliRunner, QuickMnist, quick_overrides
 from tests.imagefolder_fixture import make_image_folder
 from tests.synthetic import make_run, rehash
 
@@ -213,14 +213,14 @@ def _sets(items: list[str]) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
 
-def test_a_last_batch_of_one_image_trains(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    env = fake_cli_env(root)
+def test_a_last_batch_of_one_image_trains(
+    quick_mnist: QuickMnist, cli: CliRunner, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     # 65 training images in batches of 32: the last image joins the second batch.
-    sets = [*quick_overrides(root), *QUICK, "report.render=false", "data.limit_train=65",
-            "data.limit_test=50"]  # fmt: skip
-    result = _cli(["run", "--out", str(out), *_sets(sets)], env)
+    sets = [*quick_overrides(quick_mnist.root), *QUICK, "report.render=false",
+            "data.limit_train=65", "data.limit_test=50"]  # fmt: skip
+    result = cli("--quiet", "run", "--out", str(out), *_sets(sets), specs=quick_mnist.specs)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert json.loads((out / "metrics.json").read_text())["dataset"]["train_size"] == 65
@@ -231,15 +231,14 @@ def test_a_last_batch_of_one_image_trains(tmp_path: Path) -> None:
     [(("circle", "square", "triangle", "cross"), 0), (("circle", "square"), 2)],
 )
 def test_one_image_per_class_trains_or_is_refused_in_one_line(
-    classes: tuple[str, ...], status: int, tmp_path: Path
+    classes: tuple[str, ...], status: int, cli: CliRunner, tmp_path: Path
 ) -> None:
     folder = make_image_folder(tmp_path / "images", classes=classes, per_class_train=1,
                                per_class_test=1)  # fmt: skip
     out = tmp_path / "run"
     sets = [f"data.path={json.dumps(str(folder))}", 'data.dataset="imagefolder"',
             "data.image_size=16", *QUICK, "report.render=false"]  # fmt: skip
-    env = {**os.environ, "REPORTGEN_TEST_FILES": "{}"}
-    result = _cli(["run", "--out", str(out), *_sets(sets)], env)
+    result = cli("--quiet", "run", "--out", str(out), *_sets(sets))
     assert result.returncode == status, result.stderr
     if status == 0:
         assert result.stderr == "" and (out / "metrics.json").is_file()
@@ -362,6 +361,14 @@ def _run(mnist: QuickMnist, project: Path, factory: str, *extra: str) -> Complet
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
 
+def _run_here(
+    cli: CliRunner, mnist: QuickMnist, project: Path, factory: str, *extra: str
+) -> CompletedProcess[str]:
+    """``_run`` in this process: for code that only raises (``sys.exit`` is SystemExit)."""
+    result = cli(*_run_args(mnist, factory, *extra)[2:], specs=mnist.specs, cwd=project)
+    return CompletedProcess([], result.returncode, result.stdout, result.stderr)
+
+
 # (factory of the regularized model, more --set items, the error), refused before training.
 BEFORE_TRAINING = {
     "sys.exit": (
@@ -422,11 +429,15 @@ IN_TRAINING = {
 
 @pytest.mark.parametrize("case", [*BEFORE_TRAINING, *IN_TRAINING])
 def test_a_factory_that_exits_or_has_nothing_to_train_is_one_line_exit_2(
-    quick_mnist: QuickMnist, tmp_path: Path, case: str
+    quick_mnist: QuickMnist, cli: CliRunner, tmp_path: Path, case: str
 ) -> None:
     factory, extra, message = {**BEFORE_TRAINING, **IN_TRAINING}[case]
     project = _project(tmp_path)
-    result = _run(quick_mnist, project, factory, *extra)
+    # Only the exit in a worker process needs the command's own process (and its workers).
+    if case == "exit in a worker":
+        result = _run(quick_mnist, project, factory, *extra)
+    else:
+        result = _run_here(cli, quick_mnist, project, factory, *extra)
     kept = ""
     if (project / ".out.partial").exists():  # a checkpoint to resume from: kept, and named
         kept = (
@@ -544,23 +555,28 @@ def _nan_project(folder: Path, factory: str) -> Path:
     [("nan_always", 1, False), ("nan_in_eval", None, True), ("overflowing", 1, False)],
 )
 def test_a_model_without_finite_logits_is_reported_as_diverged(
-    factory: str, epoch: int | None, verify: bool, tmp_path: Path
+    factory: str,
+    epoch: int | None,
+    verify: bool,
+    quick_mnist: QuickMnist,
+    cli: CliRunner,
+    tmp_path: Path,
 ) -> None:
     from reportgen.artifacts.manifest import read_manifest
     from reportgen.artifacts.metrics import read_metrics
 
-    root = tmp_path / "data"
-    env = fake_cli_env(root)
+    root = quick_mnist.root
     config = _nan_project(tmp_path / "project", factory)
     out = tmp_path / "run"
     sets = [*quick_overrides(root), *QUICK, "data.limit_train=200", "data.limit_test=100"]
-    result = _cli(["run", "--config", str(config), "--out", str(out), *_sets(sets)], env)
+    result = cli("--quiet", "run", "--config", str(config), "--out", str(out), *_sets(sets),
+                 specs=quick_mnist.specs)  # fmt: skip
     assert result.returncode == 4, result.stderr
     assert result.stderr == (
         "reportgen: model 'regularized' diverged (see the report); its logits are not finite: "
         "check its network, or lower train.lr\n"
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "project", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project", "run"]
     # metrics.json validates: the model marked, what needs finite logits null.
     metrics = read_metrics(out, read_manifest(out))
     model = metrics.models["regularized"]
@@ -579,11 +595,8 @@ def test_a_model_without_finite_logits_is_reported_as_diverged(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["models"]["regularized"]["diverged"] is True
     if verify:  # the run is reproduced byte for byte, NaN and all
-        verified = subprocess.run(
-            [sys.executable, str(FAKE_CLI), "--quiet", "verify", str(out), "--allow-code",
-             "--data-root", str(root)],
-            env=env, cwd=config.parent, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+        verified = cli("--quiet", "verify", str(out), "--allow-code", "--data-root", str(root),
+                       specs=quick_mnist.specs, cwd=config.parent)  # fmt: skip
         assert verified.returncode == 0, verified.stderr
         assert verified.stderr == ""
         assert verified.stdout.splitlines()[-1].startswith("verified: all ")
