@@ -106,10 +106,16 @@ def quick_overrides(root: Path) -> list[str]:
         "report.bootstrap_resamples=200",
         "runtime.threads=1",
         "report.pdf=false",
-        "report.robustness.enabled=false",
-        "report.duplicates=false",
-        "report.label_issues=false",
+        *NO_CHECKS,
     ]
+
+
+# The checks of the test set that cost a run most; a test not about them leaves them out.
+NO_CHECKS = (
+    "report.robustness.enabled=false",
+    "report.duplicates=false",
+    "report.label_issues=false",
+)
 
 
 # What quick_overrides leaves out of a run and a default run has: a test of them sets them.

@@ -20,6 +20,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 from reportgen.artifacts import manifest as manifest_mod
 from reportgen.cli.main import main
 
+from .conftest import NO_CHECKS
 from .imagefolder_fixture import make_image_folder
 from .test_imagefolder import ERRORS as FOLDER_ERRORS
 
@@ -52,6 +53,10 @@ def run_in(project: Path, out: Path, *args: str) -> int:
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(project)
         return main(["--quiet", "run", "--config", "shapes.toml", "--out", str(out), *args])
+
+
+# For a run that is not about the checks of the test set (the shared run has them all).
+UNCHECKED = tuple(arg for item in NO_CHECKS for arg in ("--set", item))
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +261,7 @@ def test_configured_pairs_by_name(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "named"
     overrides = ["--set", 'report.confused_pairs=[["square", "circle"], [3, 1]]',
                  "--set", "train.epochs=1", "--set", "report.pdf=false",
-                 "--set", "runtime.threads=1"]  # fmt: skip
+                 "--set", "runtime.threads=1", *UNCHECKED]  # fmt: skip
     assert run_in(project, out, *overrides) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     configured = [
@@ -338,7 +343,7 @@ def test_a_small_memory_budget_evaluates_in_small_batches_with_the_same_results(
     # At 64 px the small convnet's activations are about 0.5 MiB an image: a 16 MiB budget
     # evaluates 13 at a time, a 64 GiB one the whole split at once.
     common = ("--set", "data.image_size=64", "--set", "train.epochs=1", "--set",
-              "report.render=false", "--set", "report.attributions=false")  # fmt: skip
+              "report.render=false", "--set", "report.attributions=false", *UNCHECKED)  # fmt: skip
     small, large = tmp_path / "small", tmp_path / "large"
     assert run_in(project, small, *common, "--set", "data.memory_mb=16") == 0
     assert run_in(project, large, *common, "--set", "data.memory_mb=65536") == 0
@@ -383,8 +388,8 @@ def test_paths_in_a_config_are_relative_to_its_folder_and_set_to_the_working_dir
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "from-parent"
-    quick = ["--set", "train.epochs=1", "--set", "report.pdf=false",
-             "--set", "report.attributions=false", "--set", "runtime.threads=1"]  # fmt: skip
+    quick = ["--set", "train.epochs=1", "--set", "report.render=false",
+             "--set", "runtime.threads=1", *UNCHECKED]  # fmt: skip
     config = f"{project.name}/shapes.toml"
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(project.parent)  # shapes.toml says path = "shapes"
@@ -417,7 +422,7 @@ def test_a_figure_that_cannot_apply_is_one_sentence(project: Path, tmp_path: Pat
     out = tmp_path / "norm-first"
     overrides = ["--set", "models.regularized.factory=badnets:norm_first",
                  "--set", "models.regularized.args={}", "--set", "train.epochs=1",
-                 "--set", "report.pdf=false", "--set", "runtime.threads=1"]  # fmt: skip
+                 "--set", "report.pdf=false", "--set", "runtime.threads=1", *UNCHECKED]  # fmt: skip
     assert run_in(project, out, *overrides) == 0
     model = json.loads((out / "metrics.json").read_text())["models"]["regularized"]
     note = model["figure_notes"]["weights"]
@@ -436,8 +441,8 @@ def test_a_figure_that_cannot_apply_is_one_sentence(project: Path, tmp_path: Pat
 def test_report_layer_picks_the_module_the_activations_show(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "layer"
     overrides = ["--set", "report.layer={regularized=\"2\", baseline=\"hidden.0.1\"}",
-                 "--set", "train.epochs=1",
-                 "--set", "report.pdf=false", "--set", "runtime.threads=1"]  # fmt: skip
+                 "--set", "train.epochs=1", "--set", "report.render=false",
+                 "--set", "runtime.threads=1", *UNCHECKED]  # fmt: skip
     assert run_in(project, out, *overrides) == 0
     models = json.loads((out / "metrics.json").read_text())["models"]
     # The factory's module 2 is its first max-pooling; the MLP's hidden.0.1 its first ReLU.
