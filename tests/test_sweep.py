@@ -269,38 +269,34 @@ def _log(out: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def test_a_worker_killed_by_pid_costs_only_its_attempt(
+def test_a_killed_worker_costs_its_attempt_and_a_killed_driver_loses_nothing(
     kill_env: tuple[Path, dict[str, str]], uninterrupted: Path, tmp_path: Path
 ) -> None:
+    """One sweep: its first run's worker is killed, then the driver itself; resume finishes.
+
+    A worker killed by its pid costs only that attempt (the next continues
+    from its checkpoint); a driver killed with SIGKILL leaves every finished
+    run intact and no worker behind, and ``--resume`` redoes nothing finished.
+    The result has the bytes of a sweep never interrupted.
+    """
     sweep, environ = kill_env
     out = tmp_path / "sweep"
     process = subprocess.Popen(_sweep(sweep, out), env=environ, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     started = re.compile(r"points/base/seed-0: attempt 1 started on pid (\d+)")
-    partial = publish.partial_path(out / "points/base/seed-0")
-    _wait(lambda: started.search(_log(out)) and list(partial.glob("work/*.ckpt")), process,
+    first = out / "points/base/seed-0"
+    first_partial = publish.partial_path(first)
+    _wait(lambda: started.search(_log(out)) and list(first_partial.glob("work/*.ckpt")), process,
           "the first checkpoint")  # fmt: skip
     pid = int(started.search(_log(out)).group(1))  # type: ignore[union-attr]
     os.kill(pid, signal.SIGKILL)
-    _, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err
-    log = _log(out)
-    assert f"attempt 1 failed (worker process {pid} ended during the run (exit code -9))" in log
-    assert "points/base/seed-0: attempt 2 continuing from its checkpoint" in log
-    assert tree(out) == tree(uninterrupted)
 
-
-def test_driver_killed_with_sigkill_loses_nothing_and_resume_redoes_nothing(
-    kill_env: tuple[Path, dict[str, str]], uninterrupted: Path, tmp_path: Path
-) -> None:
-    sweep, environ = kill_env
-    out = tmp_path / "sweep"
-    process = subprocess.Popen(_sweep(sweep, out), env=environ, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    first = out / "points/base/seed-0"
     partial = publish.partial_path(out / "points/base/seed-1")
     _wait(lambda: first.is_dir() and list(partial.glob("work/*.ckpt")), process,
           "the second run's first checkpoint")  # fmt: skip
+    log = _log(out)
+    assert f"attempt 1 failed (worker process {pid} ended during the run (exit code -9))" in log
+    assert "points/base/seed-0: attempt 2 continuing from its checkpoint" in log
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
     kept = (first / layout.MANIFEST).stat()
@@ -323,7 +319,10 @@ def test_driver_killed_with_sigkill_loses_nothing_and_resume_redoes_nothing(
 def test_points_sweep_compares_points_and_reports_failures(
     quick_mnist: QuickMnist, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = quick_settings(quick_mnist.root, "data.limit_train=120", "train.lr=0.0001")
+    # Each run writes its report: without attributions and the test-set checks, which
+    # are not what this test is about.
+    settings = quick_settings(quick_mnist.root, "data.limit_train=120", "train.lr=0.0001",
+                              "report.attributions=false")  # fmt: skip
     sweep = write_sweep(
         tmp_path / "points.toml", seeds=[0, 1], overrides=settings, run_reports="html",
         extra='[[points]]\nlabel = "a"\n"models.regularized.dropout" = 0.2\n'
