@@ -249,13 +249,16 @@ def make_quick_run(mnist: QuickMnist, out: Path, *overrides: str) -> Path:
     return out
 
 
+# What the session's quick run sets besides quick_overrides: every artifact a default run writes.
+QUICK_RUN = ("report.pdf=true", "runtime.threads=2", *EVERY_CHECK)
+
+
 @pytest.fixture(scope="session")
 def quick_run(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete run on the generated data, made once per session; read-only (copy to change)."""
     folder = built_once(
         tmp_path_factory, "quick_run",
-        lambda folder: make_quick_run(quick_mnist, folder / "quick", "report.pdf=true",
-                                      "runtime.threads=2", *EVERY_CHECK),
+        lambda folder: make_quick_run(quick_mnist, folder / "quick", *QUICK_RUN),
     )  # fmt: skip
     return folder / "quick"
 
