@@ -260,9 +260,11 @@ def test_verify_takes_no_path_from_the_run(
 ) -> None:
     copy = tmp_path / "quick"
     shutil.copytree(quick_run, copy)
-    # The run's own data.root would not do: verify reads the data it is told to.
-    assert main(["--quiet", "verify", str(copy), "--data-root", str(mnist.root)]) == 0
-    assert "verified: all" in capsys.readouterr().out
+    # The data elsewhere than the run's data.root says: verify reads the data it is told to.
+    elsewhere = shutil.copytree(mnist.root, tmp_path / "elsewhere")
+    assert main(["--quiet", "verify", str(copy), "--data-root", str(elsewhere)]) == 0
+    out = capsys.readouterr().out
+    assert "verified: all" in out and "differs" not in out
     empty = tmp_path / "no-data"
     empty.mkdir()
     with_download_off = main(["--quiet", "verify", str(copy), "--data-root", str(empty)])
