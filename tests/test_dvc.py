@@ -72,7 +72,9 @@ def test_readme_dvc_yaml_reproduces_and_shows_metrics_and_plots(tmp_path: Path) 
     (repo / "config.toml").write_text(
         f'[data]\ndataset = "imagefolder"\npath = {json.dumps(str(images))}\nimage_size = 16\n'
         "channels = 1\nval_size = 8\n\n[train]\nepochs = 1\n\n[report]\npdf = false\n"
-        "attributions = false\nbootstrap_resamples = 100\n\n[runtime]\nthreads = 1\n",
+        "attributions = false\nbootstrap_resamples = 100\nrender = false\nduplicates = false\n"
+        "label_issues = false\n\n[report.robustness]\nenabled = false\n\n"
+        "[runtime]\nthreads = 1\n",
         encoding="utf-8",
     )
 

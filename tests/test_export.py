@@ -218,7 +218,7 @@ def small_sweep(quick_mnist: QuickMnist, tmp_path_factory: pytest.TempPathFactor
     folder = tmp_path_factory.mktemp("export_sweep")
     settings = quick_settings(quick_mnist.root, "data.limit_train=120", "data.limit_test=100",
                               "report.attributions=false", 'run.date="2024-05-06"')  # fmt: skip
-    spec = write_sweep(folder / "seeds.toml", seeds=[0, 1], overrides=settings)
+    spec = write_sweep(folder / "seeds.toml", seeds=[0, 1], overrides=settings, run_reports="none")
     setup = functools.partial(accept_files, plain_specs(quick_mnist.specs))
     out = folder / "sweep"
     result = run_sweep(load_sweep(spec), out, LocalExecutor(out.absolute(), workers=1, setup=setup))
