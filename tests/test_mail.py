@@ -15,8 +15,6 @@ import shutil
 import smtplib
 import socket
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -35,6 +33,7 @@ from reportgen.core.errors import ConfigError, RunDirError
 from reportgen.core.text import pct
 from reportgen.report import mail, render
 from reportgen.report.run_page import build_context
+from tests.conftest import CliRunner
 from tests.synthetic import make_run
 
 PDF = b"%PDF-1.4\n% a stand-in for report.pdf\n%%EOF\n"
@@ -284,7 +283,7 @@ def _rehash(root: Path) -> None:
     manifest.model_copy(update={"artifacts": artifacts}).write(root / layout.MANIFEST)
 
 
-def test_an_edited_report_is_not_mailed(run_dir: Path, tmp_path: Path) -> None:
+def test_an_edited_report_is_not_mailed(run_dir: Path, cli: CliRunner, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
     html = (copy / "report.html").read_text(encoding="utf-8")
     edited = html.replace(
@@ -297,9 +296,7 @@ def test_an_edited_report_is_not_mailed(run_dir: Path, tmp_path: Path) -> None:
     _rehash(copy)  # whoever edits the report can rehash the manifest
     eml = tmp_path / "out.eml"
     args = ["email", str(copy), "--to", TO[0], "--eml-out", str(eml)]
-    done = subprocess.run(
-        [sys.executable, "-m", "reportgen", *args], capture_output=True, text=True, timeout=120
-    )
+    done = cli(*args)
     assert done.returncode == 2, done.stderr
     assert done.stderr == (
         f"reportgen: error: {copy / 'report.html'}: not what reportgen renders from the run's "
