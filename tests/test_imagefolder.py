@@ -27,6 +27,7 @@ from reportgen.data.imagefolder import (
     load_image_folder,
     scan_image_folder,
 )
+from tests.conftest import NO_CHECKS
 from tests.imagefolder_fixture import make_image_folder, shapes_for
 
 CLASSES = ("circle", "cross", "square", "triangle")  # sorted
@@ -614,7 +615,8 @@ def test_class_names_the_fonts_lack_get_one_warning_line(tmp_path: Path) -> None
         [sys.executable, "-m", "reportgen", "run", "--out", str(out),
          "--set", "data.dataset=imagefolder", "--set", f"data.path={json.dumps(str(root))}",
          "--set", "data.image_size=16", "--set", "train.epochs=1", "--set", "report.pdf=false",
-         "--set", "report.attributions=false"],
+         "--set", "report.attributions=false",
+         *[arg for item in NO_CHECKS for arg in ("--set", item)]],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
