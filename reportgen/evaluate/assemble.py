@@ -335,13 +335,13 @@ def attribution_metrics(
     shown = [
         AttributionGallery(source="misclassified", true=None, pred=None,
                            figure=figure_name("misclassified_attributions", outcome.name),
-                           images=images(attribution.attributed(misclassified)))
+                           images=images(attribution.attributed(misclassified, maps.images)))
     ]  # fmt: skip
     shown += [
         AttributionGallery(source="pair", true=g.true, pred=g.pred,
                            figure=figure_name("pair_attributions", outcome.name, true=g.true,
                                               pred=g.pred),
-                           images=images(attribution.attributed(g.indices)))
+                           images=images(attribution.attributed(g.indices, maps.images)))
         for g in galleries
     ]  # fmt: skip
     return Attributions(

@@ -10,6 +10,10 @@ each map add up to the logit at the image minus the logit at the baseline
 (completeness).  With a black baseline, black pixels get no attribution:
 the maps show what the ink argues for, never a stroke that is missing.
 
+The cost grows with the pixels, the steps and the images, so images larger
+than 28 × 28 get fewer of the latter two (:func:`plan`): a 128-pixel
+image costs about twenty times what a 28-pixel one does.
+
 Works for any ``nn.Module`` that takes the model input tensor and returns
 logits.  Nothing here knows the data's layout beyond ``image_shape``.
 """
@@ -33,8 +37,63 @@ MAX_IMAGES = 12
 DEFAULT_STEPS = 50  # Captum's default: completeness holds to a few thousandths of a logit
 # Rows (images × steps) per forward pass: bounds the memory whatever the model.
 INTERNAL_BATCH_SIZE = 500
+# The size the defaults are made for (MNIST): up to it, the steps and images are the
+# configured ones; above it, their product shrinks as the pixels grow (see plan).
+REFERENCE_PIXELS = 28 * 28
+MIN_IMAGES = 3  # one row of image–map triples: images are cut to this before the steps
+MIN_STEPS = 8  # below this the maps of a ReLU network lose completeness quickly
 ROWS = ("top", "middle", "bottom")
 COLUMNS = ("left", "centre", "right")
+
+
+@dataclass(frozen=True)
+class AttributionPlan:
+    """How many path steps and images per figure the attributions use at one image size."""
+
+    steps: int
+    images: int  # the first this many images of each grid and gallery
+
+    @property
+    def reduced(self) -> bool:
+        """Return whether fewer images than ``MAX_IMAGES`` are attributed."""
+        return self.images < MAX_IMAGES
+
+
+def plan(steps: int, image_shape: Sequence[int]) -> AttributionPlan:
+    """Return the steps and images per figure for ``steps`` configured and ``[C, H, W]`` images.
+
+    A figure's cost is about images × steps × pixels (H × W).  Up to
+    28 × 28 pixels it is what is configured: ``steps`` and ``MAX_IMAGES``
+    images.  Above, the images × steps of a figure may be at most
+    ``MAX_IMAGES × steps × 784 / (H × W)``, the cost of a 28 × 28 figure:
+    the images go down first, to ``MIN_IMAGES``; then the steps, to
+    ``MIN_STEPS`` (or ``steps``, if fewer); then the images again, to one.
+    Whatever is left of the allowance goes to the steps, never above
+    ``steps``.  Integer arithmetic only, so the plan is the same everywhere.
+    """
+    pixels = int(image_shape[-2]) * int(image_shape[-1])
+    if pixels <= REFERENCE_PIXELS:
+        return AttributionPlan(steps=steps, images=MAX_IMAGES)
+    allowed = MAX_IMAGES * steps * REFERENCE_PIXELS  # image-steps of a figure, times pixels
+    floor_steps = min(steps, MIN_STEPS)
+    images = max(MIN_IMAGES, min(MAX_IMAGES, allowed // (steps * pixels)))
+    if images * floor_steps * pixels > allowed:
+        images = max(1, allowed // (floor_steps * pixels))
+    return AttributionPlan(
+        steps=max(floor_steps, min(steps, allowed // (images * pixels))), images=images
+    )
+
+
+def pass_rows(eval_batch: int | None) -> int:
+    """Return the path points (images × steps) one forward and backward pass may hold.
+
+    ``INTERNAL_BATCH_SIZE``, or half of ``eval_batch``, the images an
+    evaluation batch holds within the memory budget, when that is fewer: a
+    pass keeps its activations for the backward pass and adds their gradients.
+    """
+    if eval_batch is None:
+        return INTERNAL_BATCH_SIZE
+    return max(1, min(INTERNAL_BATCH_SIZE, eval_batch // 2))
 
 
 @dataclass(frozen=True)
@@ -47,6 +106,7 @@ class AttributionMaps:
     true: np.ndarray  # [N] int64
     toward_predicted: np.ndarray  # [N, H, W] float64, summed over channels
     toward_true: np.ndarray  # [N, H, W] float64
+    images: int = MAX_IMAGES  # the first this many images of each grid and gallery
 
     def select(self, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return the maps (toward predicted, toward true) of the given test positions."""
@@ -65,12 +125,14 @@ def shown_indices(
     *,
     num_classes: int,
     pairs: Sequence[tuple[int, int]],
+    limit: int = MAX_IMAGES,
 ) -> np.ndarray:
     """Return the test positions a report shows as misclassified: its grid and its galleries.
 
     The same functions choose them as the ones that build ``metrics.json``,
     so every image of an attribution figure has its maps; ``pairs`` are the
-    configured confused pairs as class indices.
+    configured confused pairs as class indices, ``limit`` the images of each
+    grid or gallery that are attributed (:func:`attributed`).
     """
     grid = classification.misclassified_indices(y_true, y_pred, limit=report.n_misclassified)
     galleries = classification.pair_galleries(
@@ -78,13 +140,13 @@ def shown_indices(
         configured=pairs, auto=report.auto_pairs,
         limit=report.n_pair_examples, figure=lambda true, pred: "",
     )  # fmt: skip
-    chosen = set(attributed(grid)).union(*(attributed(g.indices) for g in galleries))
+    chosen = set(attributed(grid, limit)).union(*(attributed(g.indices, limit) for g in galleries))
     return np.asarray(sorted(chosen), dtype=np.int64)
 
 
-def attributed(indices: Sequence[int]) -> list[int]:
+def attributed(indices: Sequence[int], limit: int = MAX_IMAGES) -> list[int]:
     """Return the images of a grid or gallery that its attribution figure shows: the first few."""
-    return [int(i) for i in indices[:MAX_IMAGES]]
+    return [int(i) for i in indices[:limit]]
 
 
 def black_baseline(
@@ -183,16 +245,21 @@ def attribute(
     mean: Sequence[float],
     std: Sequence[float],
     steps: int = DEFAULT_STEPS,
+    images: int = MAX_IMAGES,
+    internal_batch_size: int = INTERNAL_BATCH_SIZE,
 ) -> AttributionMaps:
     """Return maps toward the predicted and the true class for the images ``inputs``.
 
     ``indices`` are the images' test positions, ``predicted`` and ``true``
     their classes; ``image_shape`` is ``[C, H, W]`` and ``mean``/``std``
-    the normalisation, which define the black baseline.
+    the normalisation, which define the black baseline.  ``images`` is
+    recorded: the images of each grid and gallery the maps were made for
+    (:func:`plan`); ``internal_batch_size`` bounds the rows of one pass.
     """
     baseline = black_baseline(inputs, mean, std)
     maps = [
-        to_maps(integrated_gradients(model, inputs, target, baseline=baseline, steps=steps),
+        to_maps(integrated_gradients(model, inputs, target, baseline=baseline, steps=steps,
+                                     internal_batch_size=internal_batch_size),
                 image_shape)
         for target in (predicted, true)
     ]  # fmt: skip
@@ -202,6 +269,7 @@ def attribute(
         np.asarray(predicted, dtype=np.int64),
         np.asarray(true, dtype=np.int64),
         *maps,
+        images=images,
     )
 
 

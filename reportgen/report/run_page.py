@@ -41,6 +41,7 @@ from reportgen.core.errors import RenderError, RunDirError
 from reportgen.core.fontfile import FONT_KEY
 from reportgen.core.text import count
 from reportgen.data.sources import source_for
+from reportgen.evaluate import attribution
 from reportgen.evaluate.confusion import most_confused_classes
 from reportgen.report import class_tables
 from reportgen.report.class_tables import ClassTable, TableOptions
@@ -54,6 +55,7 @@ from reportgen.report.label_section import LabelIssuesView, gallery_text, label_
 from reportgen.report.page import PNG_SIGNATURE, Figure, Page, embed_png, report_date
 from reportgen.report.robustness_page import RobustnessView, robustness_view
 from reportgen.report.sentences import (
+    attribution_scope_sentence,
     describe_model,
     divergence_sentence,
     evidence_sentence,
@@ -130,6 +132,8 @@ class ModelView:
     ranking_rows: ClassTable[ClassRanking]  # lowest AUC first
     # The attribution figures (none when off).
     attribution_figures: tuple[Figure, ...] = ()
+    # What larger images cut from the attributions (steps, images), else None.
+    attribution_scope: str | None = None
     confused_pair_rows: tuple[ConfusedPairRow, ...] = ()  # with many classes: largest first
     # Why calibration and ranking are left out (the logits are not finite), else None.
     not_measured: str | None = None
@@ -173,6 +177,17 @@ def _attribution_figures(
         figure = read_figure(root, gallery.figure, metrics, manifest, alt=alt, caption=caption)
         result.append(figure)
     return tuple(result)
+
+
+def _attribution_scope(model: ModelMetrics, metrics: Metrics, config: Config) -> str | None:
+    """Return what the image size cut from the model's attributions, if it cut anything."""
+    shape = metrics.dataset.image_shape
+    chosen = attribution.plan(config.report.attribution_steps, shape)
+    if model.attributions is None or model.attributions.steps != chosen.steps:
+        return None  # none, or made by a version that did not cut them
+    return attribution_scope_sentence(
+        chosen, configured_steps=config.report.attribution_steps, image_shape=shape
+    )
 
 
 def _anchor(text: str) -> str:
@@ -255,6 +270,7 @@ def _model_view(
         error_rows=class_tables.errors_table(model, names, **table),
         ranking_rows=class_tables.ranking_table(model, names, **table),
         attribution_figures=_attribution_figures(root, name, metrics, manifest),
+        attribution_scope=_attribution_scope(model, metrics, config),
         confused_pair_rows=confused_pair_rows(model, classes),
         not_measured=None if model.finite_logits else not_measured_sentence(name),
     )

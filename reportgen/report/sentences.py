@@ -28,6 +28,7 @@ from reportgen.artifacts.significance import (
 from reportgen.config.schema import ModelSection
 from reportgen.core.text import count, join, join_some, level, num, pct
 from reportgen.data.sources import source_for
+from reportgen.evaluate.attribution import MAX_IMAGES, REFERENCE_PIXELS, AttributionPlan
 from reportgen.report.class_tables import ranking_table
 
 
@@ -193,6 +194,31 @@ def ranking_sentence(name: str, model: ModelMetrics, classes: Sequence[str]) -> 
         sentence += f"; its probabilities rank class {classes[worst[0].label]} worst"
         sentence += f" (AUC {num(worst[0].auc)})"
     return sentence + "."
+
+
+def attribution_scope_sentence(
+    chosen: AttributionPlan, *, configured_steps: int, image_shape: Sequence[int]
+) -> str | None:
+    """Return what larger images cut from the attributions (steps, images), or None if nothing.
+
+    ``chosen`` is ``attribution.plan`` for ``configured_steps`` and images
+    of ``image_shape`` (``[C, H, W]``).
+    """
+    if chosen.steps == configured_steps and not chosen.reduced:
+        return None
+    height, width = int(image_shape[-2]), int(image_shape[-1])
+    cuts = []
+    if chosen.reduced:
+        cuts.append(f"the first {count(chosen.images, 'image')} of each grid and gallery "
+                    f"rather than {MAX_IMAGES}")  # fmt: skip
+    if chosen.steps != configured_steps:
+        cuts.append(f"{chosen.steps} steps rather than the {configured_steps} of "
+                    "report.attribution_steps")  # fmt: skip
+    side = round(REFERENCE_PIXELS**0.5)
+    return (
+        f"At {height} × {width} pixels the maps are made for {join(cuts)}, so that they cost "
+        f"about what they do for {side} × {side} images."
+    )
 
 
 def evidence_sentence(gallery: AttributionGallery, classes: Sequence[str]) -> str:

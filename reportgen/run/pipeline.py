@@ -257,7 +257,9 @@ def _run_in(
             save_state(paths.weights(name), outcome.state_dict)
         if config.report.attributions:
             with _timed(timings, f"attributions:{name}", progress):
-                outcome = stage_attributions(config, outcome, dataset)
+                outcome = stage_attributions(
+                    config, outcome, dataset, eval_batch=eval_batches.get(name)
+                )
         outcomes.append(outcome)
 
     found = None

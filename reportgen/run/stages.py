@@ -342,9 +342,15 @@ def model_inputs(split: Split, indices: np.ndarray) -> torch.Tensor:
     return split.inputs(torch.as_tensor(indices, dtype=torch.int64, device=split.x.device))
 
 
-def stage_attributions(config: Config, outcome: ModelOutcome, dataset: Dataset) -> ModelOutcome:
+def stage_attributions(
+    config: Config, outcome: ModelOutcome, dataset: Dataset, *, eval_batch: int | None = None
+) -> ModelOutcome:
     """Return ``outcome`` with Integrated Gradients maps of every misclassified image shown.
 
+    Images larger than 28 × 28 get fewer steps and images (``attribution.plan``).
+    Where the memory budget cut ``eval_batch``, the images of an evaluation
+    batch (:func:`stage_check_models`), below ``train.eval_batch_size``, a pass
+    of the path integral is sized from it (``attribution.pass_rows``).
     A model whose logits are not finite has none: its gradients would not be either;
     nor has a model without a network (a predictions file).
     """
@@ -352,14 +358,17 @@ def stage_attributions(config: Config, outcome: ModelOutcome, dataset: Dataset) 
         return outcome
     y_test = dataset.test.y.cpu().numpy()
     info = dataset.info
+    chosen = attribution.plan(config.report.attribution_steps, info.image_shape)
+    bounded = eval_batch is not None and eval_batch < config.train.eval_batch_size
     shown = attribution.shown_indices(
         y_test, outcome.predictions, config.report, num_classes=info.num_classes,
-        pairs=sources.confused_pairs(config, info.classes),
+        pairs=sources.confused_pairs(config, info.classes), limit=chosen.images,
     )  # fmt: skip
     maps = attribution.attribute(
         outcome.model, model_inputs(dataset.test, shown), indices=shown,
         predicted=outcome.predictions[shown], true=y_test[shown], image_shape=info.image_shape,
-        mean=info.mean, std=info.std, steps=config.report.attribution_steps,
+        mean=info.mean, std=info.std, steps=chosen.steps, images=chosen.images,
+        internal_batch_size=attribution.pass_rows(eval_batch if bounded else None),
     )  # fmt: skip
     return dataclasses.replace(outcome, attributions=maps)
 
