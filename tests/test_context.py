@@ -290,3 +290,22 @@ def test_a_cut_table_points_to_per_class_csv_or_in_an_older_run_to_metrics_json(
         "classes of highest error rate, ranked as the per-class errors table; every class in "
         "per_class.csv."
     )
+
+
+def test_attributions_say_what_a_larger_image_cut(page: run_page.RunPage, copy_run: Path) -> None:
+    assert [view.attribution_scope for view in page.models] == [None, None]  # 28 × 28: nothing
+
+    def larger(data: dict[str, Any]) -> None:
+        data["dataset"]["image_shape"] = [1, 128, 128]
+        for model in data["models"].values():
+            model["attributions"]["steps"] = 9  # what attribution.plan gives 128 px for 50
+
+    synthetic.write_metrics(copy_run, synthetic.edited(larger))
+    larger_page = run_page.build_context(copy_run, environ={})
+    scopes = [view.attribution_scope for view in larger_page.models]
+    said = (
+        "At 128 × 128 pixels the maps are made for the first 3 images of each grid and gallery "
+        "rather than 12 and 9 steps rather than the 50 of report.attribution_steps, so that "
+        "they cost about what they do for 28 × 28 images."
+    )
+    assert scopes == [said, said]

@@ -257,18 +257,19 @@ def attribute(
     (:func:`plan`); ``internal_batch_size`` bounds the rows of one pass.
     """
     baseline = black_baseline(inputs, mean, std)
-    maps = [
+    toward_predicted, toward_true = (
         to_maps(integrated_gradients(model, inputs, target, baseline=baseline, steps=steps,
                                      internal_batch_size=internal_batch_size),
                 image_shape)
         for target in (predicted, true)
-    ]  # fmt: skip
+    )  # fmt: skip
     return AttributionMaps(
         steps,
         np.asarray(indices, dtype=np.int64),
         np.asarray(predicted, dtype=np.int64),
         np.asarray(true, dtype=np.int64),
-        *maps,
+        toward_predicted,
+        toward_true,
         images=images,
     )
 
