@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import matplotlib as mpl
 import numpy as np
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
@@ -18,6 +17,7 @@ from reportgen.core.text import truncate
 # this module needs that one's style only when a figure is drawn.
 from reportgen.figures import panels, style
 from reportgen.figures.evaluation import NAME_CHARS
+from reportgen.figures.placed import Box, ImagePanels
 
 NO_INK = (0.82, 0.82, 0.82, 1.0)  # an attribution map's pixels where the image is black
 TRIPLES_PER_ROW = 3  # image, map toward the predicted class, map toward the true class
@@ -27,14 +27,6 @@ TITLE, HEADER, FOOTER = 0.3, 0.28, 0.24  # panel titles, figure title, legend li
 
 
 LEGEND = "maps: toward the class named above · red raises its score · blue lowers it · grey: no ink"
-
-
-def _show_image(ax: Axes, image: np.ndarray) -> None:
-    if image.ndim == 3:
-        ax.imshow(image)  # RGB as it is
-    else:
-        ax.imshow(image, cmap=style.DIGIT_CMAP, vmin=0, vmax=255)
-    panels.image_axes(ax)
 
 
 def map_colours(values: np.ndarray, image: np.ndarray, limit: float) -> np.ndarray:
@@ -50,11 +42,6 @@ def map_colours(values: np.ndarray, image: np.ndarray, limit: float) -> np.ndarr
     blank = image.reshape(*image.shape[:2], -1).max(axis=-1) == 0
     rgba[blank] = NO_INK
     return rgba
-
-
-def _show_map(ax: Axes, values: np.ndarray, image: np.ndarray, limit: float) -> None:
-    ax.imshow(map_colours(values, image, limit))
-    panels.image_axes(ax)
 
 
 def _display_images(images: ArrayLike) -> np.ndarray:
@@ -123,22 +110,24 @@ def attribution_figure(
         place = _Triples(math.ceil(count / TRIPLES_PER_ROW))
         fig = style.new_figure(place.height)
         fig.set_layout_engine("none")  # placed by hand: no layout solver over dozens of panels
+        drawn = ImagePanels(fig)
         for slot in range(count * 3):
             image_at, part = divmod(slot, 3)
-            ax = fig.add_axes(place.rect(image_at, part))
+            box = place.box(image_at, part)
             image = pixels[image_at]
             limit = float(max(np.abs(pred_maps[image_at]).max(), np.abs(true_maps[image_at]).max()))
             limit = limit if limit > 0 else 1.0
             true_name = truncate(true_names[image_at], NAME_CHARS)
             pred_name = truncate(predicted_names[image_at], NAME_CHARS)
-            if part == 0:
-                _show_image(ax, image)
-                ax.set_title(f"test image\n#{positions[image_at]}", fontsize=6)
+            if part == 0:  # grey on the digit scale, RGB as it is
+                drawn.image(box, image, cmap=style.DIGIT_CMAP, limits=(0, 255))
+                drawn.title(box, f"test image\n#{positions[image_at]}", fontsize=6)
             else:  # the map toward the class named above it
                 values = pred_maps[image_at] if part == 1 else true_maps[image_at]
-                _show_map(ax, values, image, limit)
+                drawn.image(box, map_colours(values, image, limit))
                 named = pred_name if part == 1 else true_name
-                ax.set_title(f"{named}\n({'predicted' if part == 1 else 'true'})", fontsize=6)
+                drawn.title(box, f"{named}\n({'predicted' if part == 1 else 'true'})", fontsize=6)
+        drawn.finish()
         shown = f"first {count} of {total}" if total > count else f"{count}"
         fig.suptitle(f"{heading} ({shown} shown)", y=1 - 0.06 / place.height, va="top")
         fig.text(0.5, 0.05 / place.height, LEGEND, ha="center", va="bottom", fontsize=7)
@@ -161,10 +150,9 @@ class _Triples:
     def height(self) -> float:
         return HEADER + self.rows * (self.side + TITLE + PAD) + FOOTER
 
-    def rect(self, image_at: int, part: int) -> tuple[float, float, float, float]:
-        """Return ``(left, bottom, width, height)`` of one panel, as figure fractions."""
+    def box(self, image_at: int, part: int) -> Box:
+        """Return where one panel goes, in inches from the figure's lower-left corner."""
         row, column = divmod(image_at, TRIPLES_PER_ROW)
         left = MARGIN + column * (3 * self.side + 2 * PAD + GAP) + part * (self.side + PAD)
         top = self.height - HEADER - row * (self.side + TITLE + PAD) - TITLE
-        width, height = style.WIDTH_IN, self.height
-        return (left / width, (top - self.side) / height, self.side / width, self.side / height)
+        return Box(left, top - self.side, self.side, self.side)

@@ -25,10 +25,9 @@ class FigureJob:
 
 def draw_png(job: FigureJob) -> bytes:
     """Return ``job``'s figure as PNG bytes (see :func:`render_png`)."""
-    fig = draw(job.builder, *job.args, **job.kwargs)
-    data = render_png(fig)
-    fig.clear()
-    return data
+    # The figure is dropped, not cleared: Figure.clear() resets every Axes
+    # (new ticks, spines, text), which cost a fifth of drawing a grid of images.
+    return render_png(draw(job.builder, *job.args, **job.kwargs))
 
 
 def draw_all(jobs: Sequence[FigureJob], *, workers: int) -> list[bytes]:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 import matplotlib as mpl
+import numpy as np
+import PIL.Image
 from cycler import cycler
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
@@ -207,11 +209,20 @@ def render_png(fig: Figure) -> bytes:
     Render a figure once, as built: constrained layout settles further on a
     second draw, so a re-render of the same object may differ by a pixel.
     """
-    buffer = io.BytesIO()
     with drawing_style():
-        # The Agg canvas's own print_png lays out and draws once; savefig would
-        # add a layout-only draw first, for no visible difference.
-        FigureCanvasAgg(fig).print_png(buffer, metadata={"Software": None})
+        # The Agg canvas lays out and draws once; savefig would add a
+        # layout-only draw first, for no visible difference.
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())  # [H, W, 4] uint8
+    # Every figure has an opaque face, so its alpha channel is 255 throughout:
+    # written as RGB, the same pixels are a quarter less to compress, to store
+    # and to decode for the PDF (which would keep the alpha as a soft mask).
+    pixels = rgba[..., :3] if bool((rgba[..., 3] == 255).all()) else rgba
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(np.ascontiguousarray(pixels)).save(
+        buffer, format="png", dpi=(fig.dpi, fig.dpi)
+    )
     return buffer.getvalue()
 
 
