@@ -9,6 +9,7 @@ from reportgen.artifacts.catalogue import MANY_CLASSES
 from reportgen.evaluate import class_balance
 from reportgen.figures import style
 from reportgen.figures.data_checks import class_balance_figure, duplicates_figure
+from reportgen.figures.placed import image_panels
 from reportgen.report.page import PNG_SIGNATURE
 
 
@@ -44,7 +45,7 @@ def test_duplicates_figure_puts_each_test_image_beside_its_duplicate() -> None:
     images = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)
     fig = duplicates_figure(images, images[::-1], [5, 7, 9], [1, 2, 3], [0.0, 0.0004, 0.0009],
                             splits=["train", "val", "train"], total=40)  # fmt: skip
-    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    titles = [title for title, _ in image_panels(fig)]
     assert titles == ["test #5", "train #1\nsame pixels", "test #7", "val #2\nd = 0.0004",
                       "test #9", "train #3\nd = 0.0009"]  # fmt: skip
     assert "(3 of 40 pairs shown)" in fig._suptitle.get_text()  # type: ignore[union-attr]

@@ -28,7 +28,7 @@ from reportgen.data.sources import SOURCES
 from reportgen.data.tensors import Dataset, Split
 from reportgen.evaluate import assemble, classification, confusion, layers
 from reportgen.evaluate import outcome as outcome_mod
-from reportgen.figures import checks, classes, galleries, pool, style, training
+from reportgen.figures import checks, classes, galleries, placed, pool, style, training
 from reportgen.figures import jobs as jobs_mod
 from reportgen.figures import network as network_mod
 from reportgen.figures import panels as panels_mod
@@ -90,6 +90,12 @@ def suptitle(fig: Figure) -> str:
 
 def visible_axes(fig: Figure) -> list:
     return [ax for ax in fig.get_axes() if ax.get_visible() and ax.get_label() != "<colorbar>"]
+
+
+def panel_titles(fig: Figure) -> list[str]:
+    """Return the title of every panel: each chart's Axes, each image of a grid."""
+    charts = [ax.get_title() for ax in visible_axes(fig) if ax.get_label() != placed.GRID_LABEL]
+    return charts + [title for title, _ in placed.image_panels(fig)]
 
 
 def texts(fig: Figure) -> list[str]:
@@ -179,12 +185,12 @@ def test_each_figure_is_titled_labelled_and_rendered(digits: tuple[np.ndarray, n
     for kind, fig in all_figures(digits).items():
         n_axes, title = EXPECTED[kind]
         assert isinstance(fig, Figure), kind
-        assert len(visible_axes(fig)) == n_axes, kind
+        assert len(panel_titles(fig)) == n_axes, kind
         assert title in suptitle(fig), kind
+        if n_axes > 1:  # a single chart is titled by the figure
+            assert all(panel_titles(fig)), f"{kind}: an untitled panel"
         for ax in visible_axes(fig):
-            if len(visible_axes(fig)) > 1:  # a single chart is titled by the figure
-                assert ax.get_title(), f"{kind}: an untitled panel"
-            if ax.xaxis.get_visible():  # charts, not image panels, need axis labels
+            if ax.axison and ax.xaxis.get_visible():  # charts, not image panels, need labels
                 assert ax.get_xlabel() and ax.get_ylabel(), f"{kind}: {ax.get_title()}"
         assert style.render_png(fig).startswith(PNG_SIGNATURE)
 
@@ -193,9 +199,9 @@ def test_weights_use_a_symmetric_diverging_scale() -> None:
     weights = np.zeros((12, 784))
     weights[3, 5], weights[7, 9] = 0.2, -0.5
     fig = network_mod.weights_figure(weights, model="m", count=12, unit="Neuron", image_shape=GREY)
-    clims = {ax.get_images()[0].get_clim() for ax in visible_axes(fig)}
+    clims = {image.get_clim() for _, image in placed.image_panels(fig)}
     assert clims == {(-0.5, 0.5)}
-    assert [ax.get_title() for ax in visible_axes(fig)][:3] == ["Neuron 0", "Neuron 1", "Neuron 2"]
+    assert panel_titles(fig)[:3] == ["Neuron 0", "Neuron 1", "Neuron 2"]
 
 
 def test_conv_kernels_are_drawn_as_kernels() -> None:
@@ -204,8 +210,8 @@ def test_conv_kernels_are_drawn_as_kernels() -> None:
     _, kernels, unit = found
     assert unit == "Kernel"
     fig = network_mod.weights_figure(kernels, model="cnn", count=4, unit="Kernel", image_shape=GREY)
-    assert [ax.get_title() for ax in visible_axes(fig)] == [f"Kernel {k}" for k in range(4)]
-    assert visible_axes(fig)[0].get_images()[0].get_array().shape == (3, 3)
+    assert panel_titles(fig) == [f"Kernel {k}" for k in range(4)]
+    assert placed.image_panels(fig)[0][1].get_array().shape == (3, 3)
 
 
 def test_misclassified_titles_show_truth_prediction_and_probability(
@@ -214,7 +220,7 @@ def test_misclassified_titles_show_truth_prediction_and_probability(
     images, _ = digits
     fig = galleries.misclassified_figure(images[:2], [4, 3], [9, 5], [0.87, 0.5], model="m",
                                          total=2, classes=DIGITS)  # fmt: skip
-    assert [ax.get_title() for ax in visible_axes(fig)] == [
+    assert panel_titles(fig) == [
         "True: 4\nPred: 9\np=0.87",
         "True: 3\nPred: 5\np=0.50",
     ]
@@ -601,7 +607,7 @@ def test_images_are_drawn_grey_on_the_ink_map_or_in_colour_as_they_are(kind: str
     images = make_images(kind, 3)
     fig = galleries.misclassified_figure(images, [0, 1, 0], [1, 0, 1], [0.5] * 3, model="m",
                                        total=3, classes=["a", "b"])  # fmt: skip
-    drawn = [ax.get_images()[0] for ax in visible_axes(fig)]
+    drawn = [image for _, image in placed.image_panels(fig)]
     assert all(np.array_equal(image.get_array(), pixels) for image, pixels in zip(drawn, images))
     if kind == "grey":
         assert {(image.get_cmap().name, image.get_clim()) for image in drawn} == {
@@ -614,7 +620,7 @@ def test_class_names_title_the_panels_and_long_ones_are_cut_but_kept_apart() -> 
     images = make_images("rgb", 3)
     fig = galleries.misclassified_figure(images, [4, 7, 2], [7, 4, 3], [0.9, 0.8, 0.7], model="m",
                                        total=3, classes=names)  # fmt: skip
-    titles = [ax.get_title() for ax in visible_axes(fig)]
+    titles = panel_titles(fig)
     true_4, pred_7 = (line.split(": ", 1)[1] for line in titles[0].split("\n")[:2])
     assert true_4.endswith("…er-4") and pred_7.endswith("…er-7")  # cut in the middle: 4 ≠ 7
     assert titles[2] == "True: class 2\nPred: class 3\np=0.70"
@@ -624,7 +630,7 @@ def test_class_names_title_the_panels_and_long_ones_are_cut_but_kept_apart() -> 
     fashion = ["T-shirt/top", "Trouser", "A-rather-long-name-for-a-bag"]
     fig = galleries.misclassified_figure(images[:1], [2], [0], [0.5], model="m", total=1,
                                        classes=fashion)  # fmt: skip
-    true_line = visible_axes(fig)[0].get_title().split("\n")[0]
+    true_line = panel_titles(fig)[0].split("\n")[0]
     assert true_line.startswith("True: A-rather-lo") and true_line.endswith("…")
 
 
@@ -771,7 +777,7 @@ def test_rgb_weights_are_colour_images_with_zero_at_mid_grey() -> None:
     fig = network_mod.weights_figure(
         weights, model="m", count=3, unit="Neuron", image_shape=(3, 4, 5)
     )
-    panels = [ax.get_images()[0].get_array() for ax in visible_axes(fig)]
+    panels = [image.get_array() for _, image in placed.image_panels(fig)]
     assert [panel.shape for panel in panels] == [(4, 5, 3)] * 3
     assert panels[0][0, 0].tolist() == [1.0, 0.5, 0.5]
     assert panels[1][1, 1].tolist() == [0.5, 0.25, 0.5]
@@ -785,8 +791,8 @@ def test_rgb_kernels_are_colour_kernels_and_grey_ones_keep_the_colour_bar() -> N
     fig = network_mod.weights_figure(
         kernels, model="m", count=4, unit="Kernel", image_shape=(3, 9, 9)
     )
-    assert [ax.get_title() for ax in visible_axes(fig)] == [f"Kernel {k}" for k in range(4)]
-    assert visible_axes(fig)[0].get_images()[0].get_array().shape == (5, 5, 3)
+    assert panel_titles(fig) == [f"Kernel {k}" for k in range(4)]
+    assert placed.image_panels(fig)[0][1].get_array().shape == (5, 5, 3)
     grey = network_mod.weights_figure(kernels[:, :1], model="m", count=4, unit="Kernel",
                                   image_shape=(1, 9, 9))  # fmt: skip
     assert len([ax for ax in grey.get_axes() if ax.get_label() == "<colorbar>"]) == 1
@@ -819,9 +825,9 @@ def test_a_layer_output_is_drawn_as_bars_or_maps_with_its_name() -> None:
     assert [segment[1][1] for segment in segments] == [-1.0, 2.0, 0.5]
     assert suptitle(bars) == "m: module ‘fc’ for test image #0"
     maps = network_mod.layer_output_figure(image, -np.ones((40, 4, 4)), layer="conv", **common)
-    assert len(visible_axes(maps)) == 1 + network_mod.MAX_MAPS
+    assert len(panel_titles(maps)) == 1 + network_mod.MAX_MAPS
     assert suptitle(maps) == "m: module ‘conv’ for test image #0 (first 32 of 40 maps)"
-    assert visible_axes(maps)[1].get_images()[0].get_clim() == (-1.0, 0.0)  # negatives shown
+    assert placed.image_panels(maps)[0][1].get_clim() == (-1.0, 0.0)  # negatives shown
     with pytest.raises(ValueError, match=r"\[units\] or \[channels, h, w\] to draw; got shape"):
         network_mod.layer_output_figure(image, np.ones((2, 3)), layer="x", **common)
 

@@ -30,6 +30,7 @@ from reportgen.evaluate.label_summary import find_label_issues
 from reportgen.figures import pool
 from reportgen.figures.jobs import label_issues_jobs
 from reportgen.figures.label_issues import label_issues_figure
+from reportgen.figures.placed import image_panels
 from reportgen.report.page import PNG_SIGNATURE
 from tests import synthetic
 from tests.conftest import make_digits
@@ -300,7 +301,7 @@ def test_gallery_titles_each_image_with_label_suggestion_and_every_models_eviden
         [[0.98, 0.7], [0.99, 0.8], [0.6, 0.5]], models=["baseline", "regularized"],
         classes=[LONG.format(k) for k in range(3)], total=40,
     )  # fmt: skip
-    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    titles = [title for title, _ in image_panels(fig)]
     assert titles[0].splitlines()[2:] == ["0.01 → 0.98", "0.20 → 0.70"]
     # Names that differ only at the end are cut in the middle, as in the other galleries.
     assert titles[2].splitlines()[:2] == ["#230 a-very…e-2", "→ a-very…e-0"]

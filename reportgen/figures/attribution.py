@@ -110,7 +110,7 @@ def attribution_figure(
         place = _Triples(math.ceil(count / TRIPLES_PER_ROW))
         fig = style.new_figure(place.height)
         fig.set_layout_engine("none")  # placed by hand: no layout solver over dozens of panels
-        drawn = ImagePanels(fig)
+        drawn = ImagePanels.over(fig)
         for slot in range(count * 3):
             image_at, part = divmod(slot, 3)
             box = place.box(image_at, part)

@@ -12,7 +12,8 @@ from numpy.typing import ArrayLike
 
 from reportgen.artifacts.catalogue import MANY_CLASSES
 from reportgen.figures.checks import check_array, check_class_count, check_images, check_same_length
-from reportgen.figures.panels import grid_height, image_grid, message_figure
+from reportgen.figures.panels import grid_height, image_grid, message_figure, panel_side
+from reportgen.figures.placed import FRAME_COLOR, FRAME_WIDTH
 from reportgen.figures.style import (
     HIGHLIGHT,
     OKABE_ITO,
@@ -84,11 +85,10 @@ def duplicates_figure(
     more = TITLE_LINE_IN * title.count("\n")
     aspect = test.shape[1] / test.shape[2]
     fig = new_figure(grid_height(rows, max(columns, 6), title_lines=2, aspect=aspect) + more)
-    _, axes = image_grid(fig, interleaved, titles, columns=columns)
-    for ax in axes.flat[1::2]:  # the duplicate's frame in the highlight colour
-        for spine in ax.spines.values():
-            spine.set_color(HIGHLIGHT)
-            spine.set_linewidth(1.0)
+    # The duplicate's frame in the highlight colour.
+    frames = [(FRAME_COLOR, FRAME_WIDTH), (HIGHLIGHT, 1.0)] * len(test)
+    image_grid(fig, interleaved, titles, columns=columns, side=panel_side(max(columns, 6)),
+               frames=frames)  # fmt: skip
     fig.suptitle(title)
     return fig
 

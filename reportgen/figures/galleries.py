@@ -14,7 +14,13 @@ from reportgen.figures.checks import (
     check_images,
     check_same_length,
 )
-from reportgen.figures.panels import grid_height, image_grid, message_figure, panel_chars
+from reportgen.figures.panels import (
+    grid_height,
+    image_grid,
+    message_figure,
+    panel_chars,
+    panel_side,
+)
 from reportgen.figures.style import TITLE_LINE_IN, new_figure, short_names, styled, wrapped_title
 
 
@@ -76,7 +82,7 @@ def misclassified_figure(
         f"True: {names[t]}\nPred: {names[p]}\np={c:.2f}"
         for t, p, c in zip(true, pred, prob, strict=True)
     ]
-    image_grid(fig, pixels, titles, columns=columns)
+    image_grid(fig, pixels, titles, columns=columns, side=panel_side(max(columns, 5)))
     fig.suptitle(title)
     return fig
 
@@ -142,6 +148,6 @@ def pair_figure(
     more = TITLE_LINE_IN * title.count("\n")
     fig = new_figure(grid_height(rows, max(columns, 6), title_lines=2, aspect=aspect) + more)
     titles = [f"#{i}\np={c:.2f}" for i, c in zip(positions, prob, strict=True)]
-    image_grid(fig, pixels, titles, columns=columns)
+    image_grid(fig, pixels, titles, columns=columns, side=panel_side(max(columns, 6)))
     fig.suptitle(title)
     return fig

@@ -14,7 +14,13 @@ from reportgen.figures.checks import (
     check_images,
     check_same_length,
 )
-from reportgen.figures.panels import grid_height, image_grid, message_figure, panel_chars
+from reportgen.figures.panels import (
+    grid_height,
+    image_grid,
+    message_figure,
+    panel_chars,
+    panel_side,
+)
 from reportgen.figures.style import (
     TITLE_LINE_IN,
     new_figure,
@@ -107,7 +113,11 @@ def label_issues_figure(
     aspect = pixels.shape[1] / pixels.shape[2]
     more = TITLE_LINE_IN * title.count("\n")
     lines = 2 + len(models)
-    fig = new_figure(grid_height(rows, max(columns, 6), title_lines=lines, aspect=aspect) + more)
-    image_grid(fig, pixels, titles, columns=columns, title_size=FONT_SIZE)
+    fig = new_figure(
+        grid_height(rows, max(columns, 6), title_lines=lines, title_size=FONT_SIZE, aspect=aspect)
+        + more
+    )
+    image_grid(fig, pixels, titles, columns=columns, side=panel_side(max(columns, 6)),
+               title_size=FONT_SIZE)  # fmt: skip
     fig.suptitle(title)
     return fig

@@ -16,7 +16,7 @@ from reportgen.figures.checks import (
     check_images,
     check_same_length,
 )
-from reportgen.figures.panels import draw_image, grid_height, image_axes, image_grid
+from reportgen.figures.panels import draw_image, grid_height, image_axes, image_grid, panel_side
 from reportgen.figures.style import (
     DIGIT_CMAP,
     HIGHLIGHT,
@@ -133,15 +133,19 @@ def weights_figure(
     layer = "first-layer weights of" if unit == "Neuron" else "first convolution's"
     title = f"{model}: {layer} {shown}"
     if images.shape[1] == 1:
-        fig = new_figure(grid_height(rows, max(columns, 5), title_lines=1, reserve=0.85,
-                                   aspect=aspect))  # fmt: skip
+        fig = new_figure(grid_height(rows, max(columns, 5), title_lines=1, title_size=8,
+                                     reserve=0.85, aspect=aspect))  # fmt: skip
         image, axes = image_grid(fig, images[:, 0], titles, columns=columns, cmap=WEIGHT_CMAP,
-                                  limits=(-limit, limit), title_size=8)  # fmt: skip
+                                 side=panel_side(max(columns, 5), reserve=0.85),
+                                 limits=(-limit, limit), title_size=8)  # fmt: skip
         fig.colorbar(image, ax=axes, shrink=0.85, label="weight", aspect=25)
         fig.suptitle(title)
         return fig
-    fig = new_figure(grid_height(rows, max(columns, 5), title_lines=1, aspect=aspect) + 0.2)
-    image_grid(fig, _signed_colours(images, limit), titles, columns=columns, title_size=8)
+    fig = new_figure(
+        grid_height(rows, max(columns, 5), title_lines=1, title_size=8, aspect=aspect) + 0.2
+    )
+    image_grid(fig, _signed_colours(images, limit), titles, columns=columns,
+               side=panel_side(max(columns, 5)), title_size=8)  # fmt: skip
     fig.suptitle(f"{title}\nRGB channels on one scale: mid-grey is 0, full colour ±{limit:.3g}")
     return fig
 
@@ -154,6 +158,8 @@ def _bar_width_pt(count: int) -> float:
 
 SAMPLE_TITLE_CHARS = 22  # characters of 8 pt that fit on a line above the sample image
 MAX_MAPS = 32  # feature maps drawn at most; the title says how many there are
+# Beside the feature maps: the sample image's fifth of the width and the colour bar (in).
+MAPS_RESERVE = WIDTH_IN / 5.2 + 0.85
 
 
 def _sample_title(index: int, label: int, prediction: int, classes: Sequence[str]) -> str:
@@ -317,7 +323,8 @@ def feature_maps_figure(
     top = top if top > low else low + 1.0
     titles = [f"Map {k}" for k in range(len(activations))]
     shown, axes = image_grid(right, activations, titles, columns=columns, cmap=MAP_CMAP,
-                              limits=(low, top), title_size=7)  # fmt: skip
+                             side=panel_side(max(columns, 8), reserve=MAPS_RESERVE),
+                             limits=(low, top), title_size=7)  # fmt: skip
     label_text = "activation (after ReLU)" if layer is None else "output"
     right.colorbar(shown, ax=axes, shrink=0.85, label=label_text)
     where = "first convolution's feature maps" if layer is None else f"module ‘{layer}’"

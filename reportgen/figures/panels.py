@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,6 +10,13 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.image import AxesImage
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from reportgen.figures.placed import (
+    FRAME_COLOR,
+    FRAME_WIDTH,
+    TITLE_PAD_PT,
+    ImagePanels,
+    grid_boxes,
+)
 from reportgen.figures.style import CHAR_WIDTH_EM, DIGIT_CMAP, WIDTH_IN, new_figure, styled
 
 
@@ -25,21 +31,46 @@ def image_axes(ax: Axes) -> None:
         spine.set_color("#999999")
 
 
+PANEL_GAP_IN = 0.1  # between two panels of a grid
+
+
+def panel_side(columns: int, *, reserve: float = 0.0) -> float:
+    """Return the side (in) of a panel when ``columns`` of them fill the width beside ``reserve``.
+
+    ``reserve`` is the width (in) taken beside the grid, e.g. by a colour bar.
+    """
+    return (WIDTH_IN - 0.1 - reserve) / columns - PANEL_GAP_IN
+
+
+def title_band(lines: int, size: float = 7.5) -> float:
+    """Return the height (in) above a row of panels for titles of ``lines`` lines of ``size`` pt.
+
+    The title's distance from its panel, its lines, and a little air above it.
+    """
+    return (TITLE_PAD_PT + lines * 1.25 * size) / 72 + 0.03
+
+
 def grid_height(
-    rows: int, columns: int, *, title_lines: int, reserve: float = 0.0, aspect: float = 1.0
+    rows: int,
+    columns: int,
+    *,
+    title_lines: int,
+    title_size: float = 7.5,
+    reserve: float = 0.0,
+    aspect: float = 1.0,
 ) -> float:
     """Return the figure height (in) that fits ``rows`` of panels without blank bands.
 
     ``reserve`` is the width (in) taken beside the grid, e.g. by a colour bar;
     ``aspect`` is a panel's height over its width (the images' H / W).
     """
-    side = (WIDTH_IN - 0.1 - reserve) / columns - 0.1
-    return 0.33 + rows * (side * aspect + 0.04 + 0.14 * title_lines)
+    side = panel_side(columns, reserve=reserve)
+    return 0.33 + rows * (side * aspect + title_band(title_lines, title_size))
 
 
 def panel_chars(columns: int, *, font_size: float, reserve: float = 0.0) -> int:
     """Return about how many characters of ``font_size`` fit on one line above a grid panel."""
-    side_pt = ((WIDTH_IN - 0.1 - reserve) / columns - 0.1) * 72
+    side_pt = panel_side(columns, reserve=reserve) * 72
     return int(side_pt / (CHAR_WIDTH_EM * font_size))
 
 
@@ -56,25 +87,36 @@ def image_grid(
     titles: Sequence[str],
     *,
     columns: int,
+    side: float,
     cmap: str = DIGIT_CMAP,
     limits: tuple[float, float] = (0, 255),
     title_size: float = 7.5,
-) -> tuple[AxesImage, np.ndarray]:
-    """Draw ``images`` in rows of ``columns`` panels on one colour scale; return one image, axes.
+    frames: Sequence[tuple[str, float]] | None = None,
+) -> tuple[AxesImage, Axes]:
+    """Draw ``images`` in rows of ``columns`` panels on one colour scale; return one, the Axes.
 
-    Grey images ``[n, H, W]`` use ``cmap`` and ``limits``; RGB ``[n, H, W, 3]`` are drawn as is.
+    Grey images ``[n, H, W]`` use ``cmap`` and ``limits``; RGB ``[n, H, W, 3]``
+    are drawn as is.  Every panel is an image on one hidden Axes
+    (:mod:`reportgen.figures.placed`), laid out ``side`` inches wide with its
+    title above it; the figure's layout places and scales that Axes as a
+    whole (a colour bar beside it takes ``ax=`` it).  ``frames`` gives each
+    panel's frame colour and width (pt); thin grey by default.
     """
-    rows = math.ceil(len(images) / columns)
-    axes = fig.subplots(rows, columns, squeeze=False)
+    lines = max(title.count("\n") + 1 for title in titles)
+    boxes, width, height = grid_boxes(
+        len(images), columns, side=side, aspect=images.shape[1] / images.shape[2],
+        band=title_band(lines, title_size), gap=PANEL_GAP_IN,
+    )  # fmt: skip
+    ax = fig.add_subplot()
+    panels = ImagePanels(ax, width, height)
     drawn = []
-    for position, ax in enumerate(axes.flat):
-        if position < len(images):
-            drawn.append(draw_image(ax, images[position], cmap=cmap, limits=limits))
-            ax.set_title(titles[position], fontsize=title_size)
-            image_axes(ax)
-        else:
-            ax.set_visible(False)
-    return drawn[0], axes
+    for position, box in enumerate(boxes):
+        frame = frames[position] if frames is not None else (FRAME_COLOR, FRAME_WIDTH)
+        drawn.append(panels.image(box, images[position], cmap=cmap, limits=limits, frame=frame))
+        panels.title(box, titles[position], fontsize=title_size)
+    panels.finish()
+    ax.set_aspect("equal")  # scaled as a whole: panels keep the images' shape
+    return drawn[0], ax
 
 
 def message_figure(fig: Figure, message: str, *, title: str) -> Figure:

@@ -12,8 +12,8 @@ from matplotlib.ticker import PercentFormatter
 from numpy.typing import ArrayLike
 
 from reportgen.figures.checks import check_images
-from reportgen.figures.panels import draw_image, image_axes
-from reportgen.figures.style import DIGIT_CMAP, WIDTH_IN, line_style, new_figure, plain, styled
+from reportgen.figures.panels import image_grid, panel_side
+from reportgen.figures.style import WIDTH_IN, line_style, new_figure, plain, styled
 
 PANELS_PER_ROW = 5
 IMAGE_COLUMNS = 6  # panels per row of the example: two rows of six for 11 images
@@ -116,13 +116,7 @@ def corruptions_figure(
     height, width = pixels.shape[1:3]
     side = (WIDTH_IN - 0.2) / columns - 0.15
     fig = new_figure(0.45 + rows * (side * height / width + 0.3))
-    axes = fig.subplots(rows, columns, squeeze=False)
-    for position, ax in enumerate(axes.flat):
-        if position >= len(pixels):
-            ax.set_visible(False)
-            continue
-        draw_image(ax, pixels[position], cmap=DIGIT_CMAP, limits=(0, 255))
-        ax.set_title(plain(titles[position]), fontsize=7.5)
-        image_axes(ax)
+    image_grid(fig, pixels, [plain(title) for title in titles], columns=columns,
+               side=panel_side(max(columns, IMAGE_COLUMNS)))  # fmt: skip
     fig.suptitle(f"Test image {index:,} under each corruption at severity {severity}")
     return fig
