@@ -934,7 +934,7 @@ def test_image_layer_weights_finds_the_first_layer_only_where_it_maps_onto_the_i
     weights[...] = 0  # a copy: drawing can never change the model
     assert dict(model.named_modules())[name].weight.abs().sum() > 0
     fig = network_mod.weights_figure(weights, model="m", count=4, unit=unit, image_shape=shape)
-    assert len(visible_axes(fig)) == 4
+    assert len(panel_titles(fig)) == 4
 
 
 def test_layer_output_defaults_to_the_first_layer_and_matches_the_built_in_readouts() -> None:
