@@ -70,10 +70,12 @@ class ImagePanels:
         ``frame`` is the colour and width (pt) of the line around it.
         """
         extent = (box.left, box.left + box.width, box.bottom, box.bottom + box.height)
-        scale = {} if image.ndim == 3 else {"cmap": cmap, "vmin": limits[0], "vmax": limits[1]}
         # aspect="auto": the box already has the image's shape; the limits stay as set.
-        shown = self.ax.imshow(image, extent=extent, aspect="auto", interpolation="nearest",
-                               **scale)  # fmt: skip
+        if image.ndim == 3:  # RGB(A) as it is
+            shown = self.ax.imshow(image, extent=extent, aspect="auto", interpolation="nearest")
+        else:
+            shown = self.ax.imshow(image, extent=extent, aspect="auto", interpolation="nearest",
+                                   cmap=cmap, vmin=limits[0], vmax=limits[1])  # fmt: skip
         self._frames.append(Rectangle((box.left, box.bottom), box.width, box.height))
         self._frame_colors.append(frame[0])
         self._frame_widths.append(frame[1])
