@@ -18,6 +18,7 @@ so that other work on the machine inflates the figures as little as it can.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -68,7 +69,9 @@ def figure_jobs(root: Path, settings: Sequence[str]) -> list[FigureJob]:
     pipeline.draw_all = keep
     try:
         sets = [arg for item in settings for arg in ("--set", item)]
-        if cli_main(["--quiet", "run", "--out", str(root / "run"), *sets]) != 0:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON alone
+            status = cli_main(["--quiet", "run", "--out", str(root / "run"), *sets])
+        if status != 0:
             raise SystemExit("the run failed")
     finally:
         pipeline.draw_all = draw_all
