@@ -445,10 +445,19 @@ def test_control_and_bidi_characters_are_refused_naming_the_key(
     overrides = [override]
     if "args" in override:
         overrides += ["models.baseline.kind=python", "models.baseline.factory=m:f"]
-    with pytest.raises(ConfigError, match=r"^defaults: " + message) as caught:
+    # Named after the option that set it, as every other problem of a --set item is.
+    with pytest.raises(ConfigError, match=r"^--set '.+': " + message) as caught:
         load_config(None, overrides)
+    assert str(caught.value).startswith(f"--set {override!r}: ")
     assert "\n" not in str(caught.value)
     assert not any(char in str(caught.value) for char in "\x00\u202e\u2066\u202d\x07\u200f")
+
+
+def test_a_hidden_character_in_a_config_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('[run]\ntitle = "a\\u202eb"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^.+run\.toml: run\.title: contains the bidirectional"):
+        load_config(path, ["seed=1"])
 
 
 def test_text_a_report_may_show_is_kept() -> None:
@@ -475,7 +484,8 @@ def test_the_command_line_refuses_before_any_work(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert done.stderr == (
-        "reportgen: error: defaults: run.title: contains the control character U+0000; remove it\n"
+        "reportgen: error: --set 'run.title=\"a\\\\u0000b\\\\u202eevil\"': run.title: contains the "
+        "control character U+0000; remove it\n"
     )
     assert list(tmp_path.iterdir()) == []  # no output, no partial directory, no data
 

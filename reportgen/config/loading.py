@@ -20,7 +20,13 @@ from pydantic import (
     ValidationError,
 )
 
-from reportgen.config.schema import DEFAULT_MODELS, Config, configured_names, model_name_problem
+from reportgen.config.schema import (
+    DEFAULT_MODELS,
+    Config,
+    configured_names,
+    hidden_text,
+    model_name_problem,
+)
 from reportgen.config.shortcuts import Setting, apply_settings, evaluated_models
 from reportgen.core.errors import ConfigError
 
@@ -193,6 +199,9 @@ def validate(
     A problem is named after what set its key: the matching entry of
     ``origins`` (a ``--set`` option, a ``--fail-under`` threshold), else ``source``.
     """
+    if (found := hidden_text(data)) is not None:  # named after what set it, as below
+        path, problem = found
+        raise ConfigError(f"{_origin(path, origins or {}) or source}: {problem}")
     try:
         return Config.model_validate(data)
     except ValidationError as e:

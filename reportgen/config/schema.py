@@ -499,23 +499,38 @@ class GateSection(_Section):
         return dict(sorted(value.items()))
 
 
-def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    """Yield ``(where, text)`` for every string in a config value, table keys included.
+def _strings(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str, str]]:
+    """Yield ``(path, where, text)`` for every string in a config value, table keys included.
 
-    ``where`` names the key, as a message starts: ``"run.title:"``, ``"model.args: a key"``.
+    ``path`` is the key's (a table key's own: the key itself), ``where`` names
+    it as a message starts: ``"run.title:"``, ``"model.args: a key"``.
     """
     if isinstance(value, BaseModel):
         value = value.model_dump()
+    where = ".".join(path)
     if isinstance(value, str):
-        yield f"{where}:", value
+        yield path, f"{where}:", value
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if isinstance(key, str):
-                yield f"{where or 'the top level'}: a key", key
-                yield from _strings(item, f"{where}.{key}" if where else key)
+                yield (*path, key), f"{where or 'the top level'}: a key", key
+                yield from _strings(item, (*path, key))
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _strings(item, where)
+            yield from _strings(item, path)
+
+
+def hidden_text(data: Any) -> tuple[tuple[str, ...], str] | None:
+    """Return the key path and the problem of the first string with a hidden character, or None.
+
+    Control and bidirectional formatting characters: every value can reach
+    the report (its title, its config table), where a NUL byte or a
+    right-to-left override would corrupt or disguise the text.
+    """
+    for path, where, text in _strings(data, ()):
+        if (hidden := hidden_character(text)) is not None:
+            return path, f"{where} contains {hidden}; remove it"
+    return None
 
 
 class Config(_Section):
@@ -537,14 +552,9 @@ class Config(_Section):
     @model_validator(mode="before")
     @classmethod
     def _plain_text(cls, data: Any) -> Any:
-        """Refuse control and bidirectional formatting characters in any string.
-
-        Every value can reach the report (its title, its config table), where a
-        NUL byte or a right-to-left override would corrupt or disguise the text.
-        """
-        for where, text in _strings(data, ""):
-            if (hidden := hidden_character(text)) is not None:
-                raise ValueError(f"{where} contains {hidden}; remove it")
+        """Refuse control and bidirectional formatting characters in any string."""
+        if (found := hidden_text(data)) is not None:
+            raise ValueError(found[1])
         return data
 
     @field_validator("reference")
