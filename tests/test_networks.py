@@ -46,6 +46,23 @@ def test_cnn() -> None:
     assert first[1].weight.shape == (16, 1, 3, 3)
 
 
+def test_cnn_runs_channels_last_with_the_weights_and_outputs_of_the_standard_layout() -> None:
+    torch.manual_seed(0)
+    model = CNN([32], **MNIST).eval()
+    torch.manual_seed(0)
+    standard = CNN([32], **MNIST).to(memory_format=torch.contiguous_format).eval()
+    conv = model.features[1][0].weight  # [32, 16, 3, 3]: the layouts differ
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    # Initialised before the layout changes: the same values from the same seed.
+    ours, theirs = model.state_dict(), standard.state_dict()
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
+    images = torch.rand(64, 1, 28, 28)
+    with torch.inference_mode():
+        fast, slow = model(images), standard(images)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)  # other kernels, last bits only
+
+
 def test_build_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError, match="unknown model kind 'rnn'; allowed: mlp, cnn"):
         build("rnn", [8], dropout=0, batchnorm=False, **MNIST)

@@ -163,6 +163,9 @@ def test_a_cnn_run_trains_evaluates_and_reports(cnn_run: Path) -> None:
         state = torch.load(cnn_run / "models" / f"{name}.pt", weights_only=True)
         fresh.load_state_dict(state)
         assert state["features.0.0.weight"].shape == (16, 1, 3, 3)
+        # Saved in the standard layout, though the network runs channels-last.
+        assert all(tensor.is_contiguous() for tensor in state.values())
+        assert fresh.features[1][0].weight.is_contiguous(memory_format=torch.channels_last)
         # The first layer's figures are the CNN's: kernels, and the feature maps of one image.
         maps = cnn_run / metrics["figures"][model["figures"]["activations"]]
         assert maps.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -276,7 +276,10 @@ def stage_evaluate(
     train_pred = predict.proba_from_logits(train_logits).argmax(axis=1)
     train_accuracy = classification.accuracy(dataset.train.y.cpu().numpy(), train_pred)
     val_pred = predict.proba_from_logits(val_logits).argmax(axis=1) if untrained else None
-    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    # Weights in the standard layout whatever the network's own (the built-in CNN is
+    # channels-last), so model.pt loads anywhere, safetensors included.
+    state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+             for k, v in model.state_dict().items()}  # fmt: skip
     sample = config.report.sample_index
     views = layers.layer_views(
         model, spec.kind, dataset.test.inputs(slice(sample, sample + 1)),
