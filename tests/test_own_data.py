@@ -341,7 +341,7 @@ def test_a_small_memory_budget_evaluates_in_small_batches_with_the_same_results(
     project: Path, tmp_path: Path
 ) -> None:
     # At 64 px the small convnet's activations are about 0.5 MiB an image: a 16 MiB budget
-    # evaluates 13 at a time, a 64 GiB one the whole split at once.
+    # evaluates 13 at a time, a 64 GiB one train.eval_batch_size (512) at a time.
     common = ("--set", "data.image_size=64", "--set", "train.epochs=1", "--set",
               "report.render=false", "--set", "report.attributions=false", *UNCHECKED)  # fmt: skip
     small, large = tmp_path / "small", tmp_path / "large"
@@ -349,7 +349,7 @@ def test_a_small_memory_budget_evaluates_in_small_batches_with_the_same_results(
     assert run_in(project, large, *common, "--set", "data.memory_mb=65536") == 0
     small_log = (small / "run.log").read_text()
     assert "[data] regularized: evaluates 13 images at a time, fewer than train.eval_batch_size " \
-        "(10,000), to stay within the memory budget (data.memory_mb)\n" in small_log  # fmt: skip
+        "(512), to stay within the memory budget (data.memory_mb)\n" in small_log  # fmt: skip
     assert "evaluates" not in (large / "run.log").read_text()
     small_models = json.loads((small / "metrics.json").read_text())["models"]
     large_models = json.loads((large / "metrics.json").read_text())["models"]

@@ -165,7 +165,7 @@ class TrainSection(_Section):
     optimizer: OptimizerName = "adam"
     lr: Float = Field(default=1e-3, gt=0, le=10)
     momentum: Float = Field(default=0.9, ge=0, lt=1)  # SGD only
-    eval_batch_size: Int = Field(default=10_000, ge=1)
+    eval_batch_size: Int = Field(default=512, ge=1)
 
 
 _FACTORY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
