@@ -14,7 +14,7 @@ from reportgen.artifacts.manifest import read_manifest
 from reportgen.artifacts.metrics import read_metrics
 from reportgen.artifacts.robustness import Robustness
 from reportgen.config.loading import load_config
-from reportgen.config.robustness import RobustnessSection
+from reportgen.config.robustness import RobustnessSection, auto_images
 from reportgen.core.errors import ConfigError
 from reportgen.evaluate import corrupted, statistics
 from reportgen.evaluate.robustness import Measured, bootstrap_matrix, robustness
@@ -156,7 +156,12 @@ def test_severity_zero_gives_the_clean_predictions_bit_for_bit() -> None:
          r"report\.robustness\.severities: unknown severity 0 \(allowed: 1, 2, 3, 4, 5\)"),
         ("report.robustness.severities=[]", r"report\.robustness\.severities: must be a non-empty"),
         ('report.robustness.corruptions=["rotate", "rotate"]', r"names a corruption twice"),
-        ("report.robustness.images=-1", r"report\.robustness\.images: .*greater than or equal"),
+        ("report.robustness.images=-1",
+         r'report\.robustness\.images: must be "auto" or a whole number of test images, 0 for all '
+         r"\(got -1\)"),
+        ('report.robustness.images="all"', r'robustness\.images: must be "auto" or a whole'),
+        ("report.robustness.images=true", r'robustness\.images: must be "auto" or a whole'),
+        ("report.robustness.images=1.5", r'robustness\.images: must be "auto" or a whole'),
         ("report.robustness.enable=false", r"report\.robustness\.enable: unknown key .*enabled"),
     ],
 )  # fmt: skip
@@ -168,7 +173,22 @@ def test_config_errors_name_the_key_and_the_allowed_values(setting: str, message
 def test_config_defaults_and_order() -> None:
     section = load_config(None, ["report.robustness.severities=[5, 1]"]).report.robustness
     assert section.enabled and section.severities == (1, 5) and section.middle_severity() == 1
-    assert len(section.corruptions) == 10 and section.images == 1000
+    assert len(section.corruptions) == 10 and section.images == "auto"
+    assert section.image_count(28, 28) == 1000
+    fixed = load_config(None, ["report.robustness.images=300"]).report.robustness
+    assert fixed.image_count(128, 128) == 300  # a number is taken as it is, at any size
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "images"),
+    [(8, 8, 1000), (28, 28, 1000), (29, 28, 965), (32, 32, 765), (45, 45, 387), (64, 64, 200),
+     (128, 128, 200), (28, 1000, 200)],
+)  # fmt: skip
+def test_auto_images_cost_what_1000_images_of_28_pixels_cost(
+    height: int, width: int, images: int
+) -> None:
+    # 1000 * 784 // pixels, floored at 200: integer arithmetic, the same everywhere.
+    assert auto_images(height, width) == images
 
 
 # --------------------------------------------------------------------------- the shared run

@@ -13,9 +13,13 @@ CorruptionName = Literal[
 ]  # fmt: skip
 CORRUPTION_NAMES: tuple[CorruptionName, ...] = get_args(CorruptionName)
 SEVERITIES = (1, 2, 3, 4, 5)
-# Test images the corruptions are measured on by default: a seeded subsample, so that the
-# default MNIST run pays about two seconds for the whole section (docs/evaluation.md).
+# Test images the corruptions are measured on by default ("auto"): a seeded subsample of
+# this many up to 28 × 28 pixels, so that the default MNIST run pays about two seconds for
+# the whole section (docs/evaluation.md); fewer for larger images, in proportion to their
+# pixels (a pass costs about that much more), but never fewer than AUTO_MIN_IMAGES.
 DEFAULT_IMAGES = 1_000
+AUTO_REFERENCE_PIXELS = 28 * 28
+AUTO_MIN_IMAGES = 200
 
 
 class RobustnessSection(BaseModel):
@@ -26,8 +30,9 @@ class RobustnessSection(BaseModel):
     enabled: bool = True
     corruptions: tuple[CorruptionName, ...] = CORRUPTION_NAMES
     severities: tuple[int, ...] = SEVERITIES
-    # 0: every test image; otherwise a subsample of this many, drawn by the run's seed.
-    images: int = Field(default=DEFAULT_IMAGES, ge=0)
+    # 0: every test image; otherwise a subsample of this many, drawn by the run's seed;
+    # "auto": a count sized to the images (:func:`auto_images`).
+    images: Literal["auto"] | int = Field(default="auto")
 
     @field_validator("corruptions", mode="before")
     @classmethod
@@ -61,13 +66,35 @@ class RobustnessSection(BaseModel):
     @field_validator("images", mode="before")
     @classmethod
     def _a_count(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be a number, not true or false")
+        if value == "auto" and isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(
+                f'must be "auto" or a whole number of test images, 0 for all (got {value!r})'
+            )
         return value
 
     def middle_severity(self) -> int:
         """Return the severity the paired tests compare at: the middle one configured."""
         return middle_severity(self.severities)
+
+    def image_count(self, height: int, width: int) -> int:
+        """Return the test images to measure (0: all) for images of ``height`` × ``width``."""
+        return auto_images(height, width) if self.images == "auto" else self.images
+
+
+def auto_images(height: int, width: int) -> int:
+    """Return the images ``images = "auto"`` measures for ``height`` × ``width`` images.
+
+    ``DEFAULT_IMAGES`` up to 28 × 28 pixels; above, as many as cost what
+    those would (a network's pass grows about with the pixels), down to
+    ``AUTO_MIN_IMAGES``: 765 at 32 × 32, 200 at 64 × 64 and above.
+    Integer arithmetic, so the count is the same everywhere.
+    """
+    pixels = height * width
+    if pixels <= AUTO_REFERENCE_PIXELS:
+        return DEFAULT_IMAGES
+    return max(AUTO_MIN_IMAGES, DEFAULT_IMAGES * AUTO_REFERENCE_PIXELS // pixels)
 
 
 def middle_severity(severities: Sequence[int]) -> int:

@@ -63,7 +63,8 @@ def lead_sentence(found: Robustness) -> str:
             f"{text.join([str(s) for s in severities])}")  # fmt: skip
     images = (
         f"a subsample of {found.images:,} of the {found.test_images:,} test images, drawn by "
-        "the run's seed (report.robustness.images)"
+        "the run's seed (report.robustness.images: by default 1,000, fewer for images over "
+        "28 × 28 pixels)"
         if found.images < found.test_images
         else f"all {found.test_images:,} test images"
     )

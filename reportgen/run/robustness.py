@@ -41,7 +41,9 @@ def stage_robustness(
     if not settings.enabled:
         return None
     test = dataset.test
-    positions = corrupted.subsample(len(test), settings.images, seed=config.seed)
+    height, width = dataset.info.image_shape[-2:]
+    count = settings.image_count(int(height), int(width))
+    positions = corrupted.subsample(len(test), count, seed=config.seed)
     index = torch.as_tensor(positions, dtype=torch.int64, device=test.x.device)
     images = test.x[index].cpu()
     conditions = corrupted.conditions(settings.corruptions, settings.severities)
