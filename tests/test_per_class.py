@@ -27,6 +27,28 @@ def test_intervals_come_from_the_accuracy_intervals_resamples() -> None:
     )
 
 
+def test_counts_equal_a_count_of_every_resample_in_any_chunking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    y_true, first = predictions(200, 2, 0.7)
+    _, second = predictions(200, 3, 0.5)
+    monkeypatch.setattr(statistics, "BOOTSTRAP_CHUNK_ELEMENTS", 1000)  # 5 resamples a chunk
+    # Five classes: class 4 has no test image and is never predicted.
+    counts = per_class.bootstrap_class_counts(
+        y_true, [first, second], classes=5, resamples=23, seed=6
+    )
+    rows = [r for _, index in statistics.resample_indices(200, resamples=23, seed=6) for r in index]
+    assert len(rows) == 23
+    for r, drawn in enumerate(rows):
+        truth = y_true[drawn]
+        assert counts.support[r].tolist() == np.bincount(truth, minlength=5).tolist()
+        for m, pred in enumerate((first[drawn], second[drawn])):
+            assert counts.predicted[r, m].tolist() == np.bincount(pred, minlength=5).tolist()
+            hits = np.bincount(truth[pred == truth], minlength=5)
+            assert counts.correct[r, m].tolist() == hits.tolist()
+    assert counts.support.dtype == counts.correct.dtype == np.int64
+
+
 def test_intervals_match_scikit_learn_on_every_resample() -> None:
     y_true, y_pred = predictions(200, 1, 0.7)
     resamples, seed = 80, 4

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.sparse import csr_matrix
 
 from reportgen.core import text
 from reportgen.evaluate import arrays, statistics
@@ -106,28 +107,30 @@ def bootstrap_class_counts(
     for m, p in enumerate(preds):
         if p.shape != truth.shape:
             raise ValueError(f"predictions[{m}] has {p.size} entries for {truth.size} labels")
-    models = len(preds)
-    support = np.empty((resamples, classes), dtype=np.int64)
-    predicted = np.empty((resamples, models, classes), dtype=np.int64)
-    correct = np.empty((resamples, models, classes), dtype=np.int64)
-    for start, index in statistics.resample_indices(truth.size, resamples=resamples, seed=seed):
+    n = truth.size
+    positions = np.arange(n)
+
+    def indicator(labels: np.ndarray, keep: np.ndarray | None = None) -> csr_matrix:
+        """Return the sparse [K, n] matrix with a one at (label of i, i) for each kept i."""
+        chosen = positions if keep is None else positions[keep]
+        ones = np.ones(chosen.size, dtype=np.int64)
+        return csr_matrix((ones, (labels[chosen], chosen)), shape=(classes, n))
+
+    # A resample is a count of draws per test image; each class's count in it is the sum of
+    # its images' counts: one sparse product per count kind, exact in integers.
+    sums = [indicator(truth)]
+    for p in preds:
+        sums += [indicator(p), indicator(p, p == truth)]
+    counts = np.empty((len(sums), resamples, classes), dtype=np.int64)
+    for start, index in statistics.resample_indices(n, resamples=resamples, seed=seed):
         rows = len(index)
-        offset = (np.arange(rows) * classes)[:, np.newaxis]  # one bincount for all rows
-        picked = truth[index] + offset  # [rows, n]
-        size = rows * classes
-        support[start : start + rows] = np.bincount(picked.ravel(), minlength=size).reshape(
-            rows, classes
-        )
-        for m, p in enumerate(preds):
-            guessed = p[index] + offset
-            hits = picked[guessed == picked]
-            predicted[start : start + rows, m] = np.bincount(
-                guessed.ravel(), minlength=size
-            ).reshape(rows, classes)
-            correct[start : start + rows, m] = np.bincount(hits, minlength=size).reshape(
-                rows, classes
-            )
-    return ClassCounts(support, predicted, correct)
+        index += (np.arange(rows) * n)[:, np.newaxis]  # one bincount for all rows
+        drawn = np.bincount(index.ravel(), minlength=rows * n).reshape(rows, n)  # [rows, n]
+        for kind, matrix in enumerate(sums):
+            counts[kind, start : start + rows] = (matrix @ drawn.T).T
+    support, predicted, correct = counts[0], counts[1::2], counts[2::2]
+    by_model = (np.ascontiguousarray(c.transpose(1, 0, 2)) for c in (predicted, correct))
+    return ClassCounts(support, *by_model)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
