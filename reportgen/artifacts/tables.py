@@ -175,12 +175,12 @@ def confusion_frame(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> 
 
     Aggregated, so a plotting tool reads k² rows instead of one per test image.
     """
-    rows = [
-        (classes[actual], classes[predicted], int(count))
-        for actual, row in enumerate(matrix)
-        for predicted, count in enumerate(row)
-    ]
-    return pd.DataFrame(rows, columns=list(CONFUSION_COLUMNS))
+    counts = np.asarray(matrix, dtype=np.int64).reshape(len(classes), len(classes))
+    names = np.asarray(classes, dtype=object)
+    actual, predicted, count = CONFUSION_COLUMNS
+    columns = {actual: np.repeat(names, len(names)), predicted: np.tile(names, len(names)),
+               count: counts.ravel()}  # fmt: skip
+    return pd.DataFrame(columns, columns=list(CONFUSION_COLUMNS))
 
 
 def predictions_frame(
