@@ -52,7 +52,7 @@ from reportgen.artifacts.significance import (
 )
 from reportgen.core import fileio
 from reportgen.data.idx import MNIST_CLASSES, MNIST_FILES
-from reportgen.evaluate import assemble, calibration, classification, per_class
+from reportgen.evaluate import assemble, calibration, classification, per_class, ranking
 from reportgen.evaluate.label_summary import LabelFindings, find_label_issues
 from reportgen.evaluate.probabilities import softmax
 
@@ -220,7 +220,9 @@ def model_metrics(
             if kind.applies(len(MNIST_CLASSES))
         },
         calibration=assemble.calibration_metrics(name, calibrated) if finite else None,
-        one_vs_rest=assemble.one_vs_rest(softmax(test_logits), y_true) if finite else None,
+        one_vs_rest=(
+            assemble.one_vs_rest(ranking.rankings(softmax(test_logits), y_true)) if finite else None
+        ),
         attributions=_attributions(name, galleries, misclassified) if finite else None,
     )
 

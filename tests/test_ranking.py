@@ -104,3 +104,18 @@ def test_areas_and_curves_are_scikit_learns_to_the_last_bit(decimals: int | None
         precision.tolist(),
         recall.tolist(),
     ]
+
+
+def test_one_count_gives_the_areas_and_the_curves_of_the_two_separate_calls() -> None:
+    proba, labels = scores(500, 7, classes=5)
+    labels[labels == 4] = 3  # class 4 has no test image: undefined areas and curves
+    both = ranking.ranked(proba, labels)
+    assert both.rankings == ranking.rankings(proba, labels)
+    curves = ranking.curves(proba, labels)
+    assert both.curves.roc[4] is None and both.curves.pr[4] is None
+    for found, expected in [(both.curves.roc_micro, curves.roc_micro),
+                            (both.curves.pr_micro, curves.pr_micro),
+                            *zip(both.curves.roc[:4], curves.roc[:4], strict=True),
+                            *zip(both.curves.pr[:4], curves.pr[:4], strict=True)]:  # fmt: skip
+        assert found is not None and expected is not None
+        assert np.array_equal(found.x, expected.x) and np.array_equal(found.y, expected.y)

@@ -64,7 +64,7 @@ from reportgen.evaluate import (
     statistics,
 )
 from reportgen.evaluate.outcome import ModelOutcome
-from reportgen.evaluate.ranking import rankings
+from reportgen.evaluate.ranking import Rankings
 
 
 def model_metrics(
@@ -170,7 +170,7 @@ def model_metrics(
             if kind.applies(num_classes)
         },
         calibration=calibration_metrics(outcome.name, calibrated) if calibrated else None,
-        one_vs_rest=one_vs_rest(outcome.proba, y_test) if finite else None,
+        one_vs_rest=one_vs_rest(outcome.one_vs_rest(y_test).rankings) if finite else None,
         attributions=attribution_metrics(outcome, y_test, misclassified, galleries),
     )
 
@@ -298,9 +298,8 @@ def calibration_metrics(name: str, result: calibration.Calibration) -> Calibrati
     )
 
 
-def one_vs_rest(proba: np.ndarray, y_test: np.ndarray) -> OneVsRest:
-    """Return the one-vs-rest ROC and precision–recall areas of a model's test probabilities."""
-    result = rankings(proba, y_test)
+def one_vs_rest(result: Rankings) -> OneVsRest:
+    """Return ``metrics.json``'s one-vs-rest ROC and precision–recall areas of a model."""
     return OneVsRest(
         classes=[ClassRanking(**asdict(row)) for row in result.classes],
         macro_auc=result.macro_auc,

@@ -12,6 +12,7 @@ import torch
 from reportgen.artifacts.source import ModelSource
 from reportgen.artifacts.tables import history_frame
 from reportgen.config.schema import ModelSection
+from reportgen.evaluate import ranking
 from reportgen.evaluate.attribution import AttributionMaps
 from reportgen.evaluate.layers import LayerViews
 from reportgen.train.loop import Divergence, EpochRecord
@@ -45,6 +46,12 @@ class ModelOutcome:
     finite_logits: bool = True
     source: ModelSource = field(default_factory=ModelSource)  # trained, or from which file
     val_accuracy: float | None = None  # an untrained model's, from its one evaluation
+    # One-vs-rest areas and curves of ``proba``, ranked once by the run (:meth:`one_vs_rest`).
+    ranked: ranking.Ranked | None = None
+
+    def one_vs_rest(self, y_test: np.ndarray) -> ranking.Ranked:
+        """Return the one-vs-rest areas and curves: as the run ranked them, or ranked now."""
+        return self.ranked if self.ranked is not None else ranking.ranked(self.proba, y_test)
 
     @property
     def predictions(self) -> np.ndarray:

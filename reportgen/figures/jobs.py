@@ -24,7 +24,6 @@ from reportgen.artifacts.model_metrics import (
 )
 from reportgen.config.schema import Config
 from reportgen.data.tensors import Dataset
-from reportgen.evaluate import ranking
 from reportgen.evaluate.calibration import Bins
 from reportgen.evaluate.outcome import ModelOutcome, history_table
 from reportgen.figures import style
@@ -124,7 +123,7 @@ def evaluation_inputs(
     name, calibrated, ranked = outcome.name, model.calibration, model.one_vs_rest
     if calibrated is None or ranked is None:
         return {}
-    drawn = ranking.curves(outcome.proba, y_test)  # one sort per class for both kinds
+    drawn = outcome.one_vs_rest(y_test).curves
     roc, roc_micro, pr, pr_micro = drawn.roc, drawn.roc_micro, drawn.pr, drawn.pr_micro
     scaled = calibrated.equal_mass_scaled
     bins = (_bins(calibrated.reliability), _bins(calibrated.equal_mass),

@@ -66,6 +66,7 @@ from reportgen.run.stages import (
     stage_label_issues,
     stage_load,
     stage_predictions,
+    stage_rank,
     stage_train,
     to_device,
 )
@@ -240,7 +241,7 @@ def _run_in(
     for name, spec in config.model_items():
         if spec.source == "predictions":
             with _timed(timings, f"evaluate:{name}", progress):
-                outcomes.append(stage_predictions(config, name, spec, dataset))
+                outcomes.append(stage_rank(stage_predictions(config, name, spec, dataset), dataset))
             continue  # no network: no models/<name>.pt, no attributions
         if name in trained:
             timings[f"train:{name}"] = round(trained[name].seconds, 3)
@@ -253,6 +254,7 @@ def _run_in(
         with _timed(timings, f"evaluate:{name}", progress):
             outcome = stage_evaluate(config, name, spec, network, result, dataset,
                                      eval_batch=eval_batches[name])  # fmt: skip
+            outcome = stage_rank(outcome, dataset)
             assert outcome.state_dict is not None  # a network's outcome has its weights
             save_state(paths.weights(name), outcome.state_dict)
         if config.report.attributions:

@@ -24,7 +24,7 @@ from reportgen.core.text import count, first_few, truncate
 from reportgen.data import predictions, sources
 from reportgen.data.predictions import ScoreKind
 from reportgen.data.tensors import Dataset, Split
-from reportgen.evaluate import attribution, budget, classification, layers, predict
+from reportgen.evaluate import attribution, budget, classification, layers, predict, ranking
 from reportgen.evaluate.label_summary import LabelFindings, find_label_issues
 from reportgen.evaluate.outcome import ModelOutcome
 from reportgen.figures import style
@@ -374,6 +374,16 @@ def stage_attributions(
         internal_batch_size=attribution.pass_rows(eval_batch if bounded else None),
     )  # fmt: skip
     return dataclasses.replace(outcome, attributions=maps)
+
+
+def stage_rank(outcome: ModelOutcome, dataset: Dataset) -> ModelOutcome:
+    """Return ``outcome`` with its one-vs-rest areas and curves, ranked once for both
+    ``metrics.json`` and the ROC and precision-recall figures; none where its logits
+    are not finite (nothing is measured from them)."""
+    if not outcome.finite_logits:
+        return outcome
+    y_test = dataset.test.y.cpu().numpy()
+    return dataclasses.replace(outcome, ranked=ranking.ranked(outcome.proba, y_test))
 
 
 def stage_label_issues(outcomes: Sequence[ModelOutcome], dataset: Dataset) -> LabelFindings:
