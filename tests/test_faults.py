@@ -91,7 +91,7 @@ CHAIN: dict[str, Any] = {"pdf": True, "epochs": 2, "batch": 16}
 
 
 def test_kill_9_anywhere_keeps_the_old_run_and_resumes_to_the_same_bytes(
-    env: tuple[Path, dict[str, str]], old_run: Path, tmp_path: Path
+    env: tuple[Path, dict[str, str]], old_run: Path, cli: CliRunner, tmp_path: Path
 ) -> None:
     """Killed while preparing data, while training, while rendering: each resume goes on.
 
@@ -118,12 +118,13 @@ def test_kill_9_anywhere_keeps_the_old_run_and_resumes_to_the_same_bytes(
         assert (out / "manifest.json").read_bytes() == old_manifest, where
         assert manifest.check_artifacts(out, _artifacts(out)) == [], where
         assert publish.partial_path(out).is_dir(), where
-    resumed = _run(_args(root, out, "--resume", **CHAIN), environ)
+    # The last resume and the reference are killed by nobody: they run in this process.
+    resumed = cli("--quiet", *_cli_args(root, out, "--resume", **CHAIN), specs=specs_of(root))
     assert resumed.returncode == 0, resumed.stderr
     assert not publish.partial_path(out).exists()
 
     reference = tmp_path / "reference"  # the same run, never interrupted
-    uninterrupted = _run(_args(root, reference, **CHAIN), environ)
+    uninterrupted = cli("--quiet", *_cli_args(root, reference, **CHAIN), specs=specs_of(root))
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     assert _artifacts(out) == _artifacts(reference)
 
