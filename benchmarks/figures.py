@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from conftest import EVERY_CHECK, quick_overrides, specs_of, write_fake_mnist
 from imagefolder_fixture import make_many_class_folder
+from output import emit
 
 import reportgen.run.pipeline as pipeline
 from reportgen.cli.main import main as cli_main
@@ -118,10 +119,7 @@ def main() -> None:
         "per_figure": figures,
         "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from imagefolder_fixture import make_many_class_folder
+from output import emit
 from pypdf import PdfReader
 
 from reportgen.artifacts.manifest import read_manifest
@@ -120,10 +121,7 @@ def main() -> None:
             "render_again_s": rerender,
             "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
